@@ -1,0 +1,17 @@
+"""Gunicorn settings; every value can be overridden with the matching environment variable."""
+
+import multiprocessing
+import os
+
+bind = os.environ.get("BIND", "127.0.0.1:8000")
+workers = int(os.environ.get("WEB_WORKERS", max(2, multiprocessing.cpu_count())))
+threads = int(os.environ.get("WEB_THREADS", "4"))
+worker_class = "gthread"
+# Uploads of big chunks over weak networks can take a while per request.
+timeout = int(os.environ.get("WEB_TIMEOUT", "300"))
+graceful_timeout = 30
+keepalive = 5
+accesslog = os.environ.get("ACCESS_LOG", "-")
+access_log_format = '{"remote":"%(h)s","method":"%(m)s","path":"%(U)s","status":%(s)s,"bytes":"%(B)s","ms":%(M)s}'
+errorlog = "-"
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")

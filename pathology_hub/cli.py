@@ -1,0 +1,183 @@
+"""``flask`` sub-commands for operators: migrations, users, institutions, demo data, worker, storage."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup
+from sqlalchemy import select
+
+from .db import session_scope
+from .domain import accounts
+from .domain.errors import DomainError
+from .models import Institution, User
+
+
+def _settings():
+    return current_app.config["SETTINGS"]
+
+
+def _fail(exc: DomainError) -> None:
+    click.echo(f"error: {exc.message} ({exc.code})", err=True)
+    sys.exit(2)
+
+
+db_cli = AppGroup("db", help="Database migrations.")
+
+
+@db_cli.command("upgrade")
+@click.option("--revision", default="head")
+def db_upgrade(revision: str) -> None:
+    """Apply migrations up to REVISION (default: head)."""
+    from .migrate import upgrade
+    upgrade(_settings().database_url, revision)
+    click.echo("database is at " + revision)
+
+
+@db_cli.command("downgrade")
+@click.argument("revision")
+def db_downgrade(revision: str) -> None:
+    from .migrate import downgrade
+    downgrade(_settings().database_url, revision)
+
+
+users_cli = AppGroup("users", help="Manage user accounts.")
+
+
+@users_cli.command("create")
+@click.option("--username", required=True)
+@click.option("--full-name", required=True)
+@click.option("--role", required=True, type=click.Choice(["technician", "pathologist", "clinician", "admin"]))
+@click.option("--institution", "institution_code", required=True, help="institution code")
+@click.option("--email", default=None)
+@click.option("--subspecialties", default="")
+@click.password_option(help="prompted when omitted; never echoed or logged")
+def users_create(username, full_name, role, institution_code, email, subspecialties, password) -> None:
+    try:
+        with session_scope() as s:
+            inst = s.scalar(select(Institution).where(Institution.code == institution_code))
+            if inst is None:
+                raise DomainError(f"No institution with code {institution_code}.", code="unknown_institution")
+            user = accounts.create_user(s, username=username, full_name=full_name, password=password, role=role,
+                                        institution=inst, email=email, subspecialties=subspecialties)
+            click.echo(f"created user {user.username} ({role} at {inst.code})")
+    except DomainError as exc:
+        _fail(exc)
+
+
+def _user(s, username: str) -> User:
+    user = s.scalar(select(User).where(User.username == username))
+    if user is None:
+        raise DomainError(f"No user {username}.", code="unknown_user")
+    return user
+
+
+@users_cli.command("deactivate")
+@click.argument("username")
+def users_deactivate(username: str) -> None:
+    try:
+        with session_scope() as s:
+            accounts.set_user_active(s, _user(s, username), False)
+        click.echo(f"deactivated {username}; their sessions and tokens are ended")
+    except DomainError as exc:
+        _fail(exc)
+
+
+@users_cli.command("activate")
+@click.argument("username")
+def users_activate(username: str) -> None:
+    try:
+        with session_scope() as s:
+            accounts.set_user_active(s, _user(s, username), True)
+        click.echo(f"activated {username}")
+    except DomainError as exc:
+        _fail(exc)
+
+
+@users_cli.command("token")
+@click.argument("username")
+@click.option("--name", default="cli", help="what the token is for, e.g. the scanner workstation")
+@click.option("--days", default=365, type=int)
+def users_token(username: str, name: str, days: int) -> None:
+    """Create an API token (shown once) for scanner workstations and scripts."""
+    try:
+        with session_scope() as s:
+            token = accounts.create_api_token(s, _user(s, username), name, days=days)
+        click.echo(token)
+    except DomainError as exc:
+        _fail(exc)
+
+
+@users_cli.command("list")
+def users_list() -> None:
+    with session_scope() as s:
+        for u in s.scalars(select(User).order_by(User.username)):
+            click.echo(f"{u.username:16} {u.role.value:12} {u.institution.code:8} {'active' if u.active else 'inactive'}")
+
+
+inst_cli = AppGroup("institutions", help="Manage institutions of the consortium.")
+
+
+@inst_cli.command("create")
+@click.option("--code", required=True)
+@click.option("--name", required=True)
+@click.option("--tier", required=True, type=click.Choice(["community", "district", "university"]))
+@click.option("--refers-to", multiple=True, help="code of a higher-tier institution (repeatable)")
+def inst_create(code: str, name: str, tier: str, refers_to: tuple[str, ...]) -> None:
+    try:
+        with session_scope() as s:
+            accounts.create_institution(s, code=code, name=name, tier=tier, refers_to=list(refers_to))
+        click.echo(f"created institution {code}")
+    except DomainError as exc:
+        _fail(exc)
+
+
+@inst_cli.command("deactivate")
+@click.argument("code")
+def inst_deactivate(code: str) -> None:
+    with session_scope() as s:
+        inst = s.scalar(select(Institution).where(Institution.code == code))
+        if inst is None:
+            _fail(DomainError(f"No institution {code}.", code="unknown_institution"))
+        accounts.set_institution_active(s, inst, False)
+    click.echo(f"deactivated {code}")
+
+
+@inst_cli.command("list")
+def inst_list() -> None:
+    with session_scope() as s:
+        for i in s.scalars(select(Institution).order_by(Institution.code)):
+            click.echo(f"{i.code:8} {i.tier.value:10} {i.name}  -> {', '.join(t.code for t in i.refers_to) or '-'}")
+
+
+@click.command("demo")
+def demo_command() -> None:
+    """Create demo institutions, users and cases (idempotent)."""
+    from .demo import DEMO_PASSWORD, ensure_demo_data
+    with session_scope() as s:
+        logins = ensure_demo_data(s)
+    base = _settings().base_url
+    click.echo(f"\nPathology Hub is at {base}/")
+    click.echo(f"Demo logins (password for all: {DEMO_PASSWORD}):")
+    for username, role, inst in logins:
+        click.echo(f"  {username:12} {role:12} {inst}")
+
+
+@click.command("worker")
+@click.option("--workers", default=2, type=int, help="worker processes")
+def worker_command(workers: int) -> None:
+    """Run the background job consumer (Huey) for this QUEUE_URL."""
+    from huey.consumer import Consumer
+
+    from . import tasks  # noqa: F401 - registers the tasks on the queue
+    from .queue import huey
+    Consumer(huey, workers=workers, worker_type="process", periodic=True, check_worker_health=True).run()
+
+
+def register_cli(app: Flask) -> None:
+    for group in (db_cli, users_cli, inst_cli, demo_command, worker_command):
+        app.cli.add_command(group)
+    from .cli_storage import storage_cli
+    app.cli.add_command(storage_cli)

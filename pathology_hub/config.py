@@ -1,0 +1,101 @@
+"""Runtime configuration, read once from environment variables.
+
+Every setting has a safe default so that ``make run`` works with nothing but an
+empty ``instance/`` folder: SQLite, a local object folder and a SQLite queue.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+GiB = 1 << 30
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise RuntimeError(f"environment variable {name} must be an integer, got {raw!r}") from exc
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    return raw.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def load_or_create_secret_key(instance: Path) -> str:
+    """Keep one random key per deployment so sessions survive restarts.
+
+    The file is created with mode 0600 and is never part of the repository
+    (``instance/`` is git-ignored).
+    """
+    key_file = instance / "secret_key"
+    if key_file.exists():
+        return key_file.read_text().strip()
+    instance.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_hex(32)
+    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, stat.S_IRUSR | stat.S_IWUSR)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key)
+    return key
+
+
+@dataclass
+class Settings:
+    """All tunables in one place; see README "Configuration" for each variable."""
+
+    instance_path: Path
+    database_url: str
+    storage_url: str
+    queue_url: str
+    secret_key: str
+    max_slide_bytes: int = 20 * GiB
+    institution_quota_bytes: int = 2000 * GiB
+    upload_expiry_hours: int = 24
+    session_idle_minutes: int = 30
+    session_max_hours: int = 12
+    login_max_failures: int = 5
+    login_lockout_minutes: int = 15
+    cookie_secure: bool = False
+    argon2_time_cost: int = 3
+    argon2_memory_kib: int = 65536
+    log_level: str = "INFO"
+    base_url: str = "http://127.0.0.1:8000"
+    smtp_url: str = ""
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls) -> "Settings":
+        instance = Path(os.environ.get("INSTANCE_PATH", PROJECT_ROOT / "instance")).resolve()
+        instance.mkdir(parents=True, exist_ok=True)
+        secret = os.environ.get("SECRET_KEY") or load_or_create_secret_key(instance)
+        return cls(
+            instance_path=instance,
+            database_url=os.environ.get("DATABASE_URL") or f"sqlite:///{instance / 'pathology_hub.db'}",
+            storage_url=os.environ.get("STORAGE_URL") or f"file://{instance / 'objects'}",
+            queue_url=os.environ.get("QUEUE_URL") or f"sqlite:///{instance / 'queue.db'}",
+            secret_key=secret,
+            max_slide_bytes=_env_int("MAX_SLIDE_BYTES", 20 * GiB),
+            institution_quota_bytes=_env_int("INSTITUTION_QUOTA_BYTES", 2000 * GiB),
+            upload_expiry_hours=_env_int("UPLOAD_EXPIRY_HOURS", 24),
+            session_idle_minutes=_env_int("SESSION_IDLE_MINUTES", 30),
+            session_max_hours=_env_int("SESSION_MAX_HOURS", 12),
+            login_max_failures=_env_int("LOGIN_MAX_FAILURES", 5),
+            login_lockout_minutes=_env_int("LOGIN_LOCKOUT_MINUTES", 15),
+            cookie_secure=_env_bool("COOKIE_SECURE", False),
+            argon2_time_cost=_env_int("ARGON2_TIME_COST", 3),
+            argon2_memory_kib=_env_int("ARGON2_MEMORY_KIB", 65536),
+            log_level=os.environ.get("LOG_LEVEL", "INFO"),
+            base_url=os.environ.get("BASE_URL", "http://127.0.0.1:8000").rstrip("/"),
+            smtp_url=os.environ.get("SMTP_URL", ""),
+        )

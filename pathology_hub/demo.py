@@ -1,0 +1,56 @@
+"""Demo data for ``make run``: the three tiers, one user per role, a demo case.
+
+Idempotent: running it again finds what exists and creates only what is missing.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from .domain import accounts
+from .models import Case, Institution, Priority, Sex, Tier, User
+
+DEMO_PASSWORD = "demo-pass-2026"
+
+INSTITUTIONS = [
+    ("UNIV", "省医科大学附属医院 Provincial University Hospital", Tier.UNIVERSITY, []),
+    ("DIST1", "东城区人民医院 Dongcheng District Hospital", Tier.DISTRICT, ["UNIV"]),
+    ("DIST2", "西城区人民医院 Xicheng District Hospital", Tier.DISTRICT, ["UNIV"]),
+    ("COMM1", "和平社区卫生服务中心 Heping Community Health Centre", Tier.COMMUNITY, ["DIST1"]),
+    ("COMM2", "光明社区卫生服务中心 Guangming Community Health Centre", Tier.COMMUNITY, ["DIST2"]),
+]
+
+USERS = [
+    ("admin", "系统管理员 Admin", "admin", "DIST1", ""),
+    ("tech", "李技师 Li (technician)", "technician", "COMM1", ""),
+    ("clinician", "王医生 Wang (clinician)", "clinician", "COMM1", ""),
+    ("pathologist", "张病理 Zhang (pathologist)", "pathologist", "DIST1", "gastrointestinal,breast"),
+    ("expert", "陈教授 Chen (university expert)", "pathologist", "UNIV", "gastrointestinal"),
+    ("tech2", "赵技师 Zhao (technician)", "technician", "COMM2", ""),
+]
+
+
+def ensure_demo_data(session: Session) -> list[tuple[str, str, str]]:
+    """Create what is missing and return (username, role, institution) of the demo logins."""
+    by_code = {i.code: i for i in session.scalars(select(Institution))}
+    for code, name, tier, refers in INSTITUTIONS:
+        if code not in by_code:
+            by_code[code] = accounts.create_institution(session, code=code, name=name, tier=tier, refers_to=refers)
+    logins = []
+    for username, full_name, role, inst_code, subs in USERS:
+        user = session.scalar(select(User).where(User.username == username))
+        if user is None:
+            user = accounts.create_user(session, username=username, full_name=full_name, password=DEMO_PASSWORD,
+                                        role=role, institution=by_code[inst_code], subspecialties=subs)
+        logins.append((username, role, inst_code))
+    tech = session.scalar(select(User).where(User.username == "tech"))
+    clinician = session.scalar(select(User).where(User.username == "clinician"))
+    if session.scalar(select(Case).where(Case.case_number == "DEMO-2026-001")) is None:
+        session.add(Case(institution_id=tech.institution_id, case_number="DEMO-2026-001",
+                         patient_pseudo_id="P-7F3A21", sex=Sex.FEMALE, age_years=56,
+                         clinical_history="胃窦溃疡，活检。Gastric antrum ulcer, endoscopic biopsy; rule out carcinoma.",
+                         specimen_type="Biopsy 活检", specimen_site="Gastric antrum 胃窦", priority=Priority.URGENT,
+                         requesting_clinician_id=clinician.id, created_by_id=tech.id))
+    session.flush()
+    return logins

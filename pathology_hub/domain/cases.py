@@ -1,0 +1,123 @@
+"""Creating and finding cases: the unit a community centre refers for consultation."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from ..models import Case, Priority, Role, Sex, User
+from . import audit, policy
+from .errors import Conflict, NotFound, ValidationFailed
+
+TEXT_LIMITS = {"case_number": 64, "patient_pseudo_id": 64, "patient_name": 200, "specimen_type": 120,
+               "specimen_site": 120, "clinical_history": 10_000}
+
+
+def _clean(data: dict[str, Any], key: str, required: bool = False) -> str:
+    value = data.get(key)
+    value = "" if value is None else str(value).strip()
+    if required and not value:
+        raise ValidationFailed(f"{key.replace('_', ' ').capitalize()} is required.", code="missing_field",
+                               details={"field": key})
+    if len(value) > TEXT_LIMITS.get(key, 200):
+        raise ValidationFailed(f"{key} is longer than {TEXT_LIMITS[key]} characters.", code="field_too_long",
+                               details={"field": key})
+    return value
+
+
+def _choice(enum_cls: type, value: Any, field: str, default: Any) -> Any:
+    if value in (None, ""):
+        return default
+    try:
+        return enum_cls(value)
+    except ValueError:
+        allowed = ", ".join(m.value for m in enum_cls)
+        raise ValidationFailed(f"{field} must be one of: {allowed}.", code="invalid_choice",
+                               details={"field": field}) from None
+
+
+def _parse_case_fields(session: Session, user: User, data: dict[str, Any]) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        "patient_pseudo_id": _clean(data, "patient_pseudo_id", required=True),
+        "patient_name": _clean(data, "patient_name") or None,
+        "clinical_history": _clean(data, "clinical_history"),
+        "specimen_type": _clean(data, "specimen_type"),
+        "specimen_site": _clean(data, "specimen_site"),
+        "sex": _choice(Sex, data.get("sex"), "sex", Sex.UNKNOWN),
+        "priority": _choice(Priority, data.get("priority"), "priority", Priority.ROUTINE),
+    }
+    birth = data.get("birth_date")
+    fields["birth_date"] = None
+    if birth:
+        try:
+            fields["birth_date"] = dt.date.fromisoformat(str(birth))
+        except ValueError:
+            raise ValidationFailed("Birth date must be YYYY-MM-DD.", code="invalid_date",
+                                   details={"field": "birth_date"}) from None
+        if fields["birth_date"] > dt.date.today():
+            raise ValidationFailed("Birth date is in the future.", code="invalid_date",
+                                   details={"field": "birth_date"})
+    age = data.get("age_years")
+    fields["age_years"] = None
+    if age not in (None, ""):
+        try:
+            fields["age_years"] = int(age)
+        except (TypeError, ValueError):
+            raise ValidationFailed("Age must be a whole number of years.", code="invalid_age",
+                                   details={"field": "age_years"}) from None
+        if not 0 <= fields["age_years"] <= 130:
+            raise ValidationFailed("Age must be between 0 and 130.", code="invalid_age",
+                                   details={"field": "age_years"})
+    clinician_id = data.get("requesting_clinician_id")
+    fields["requesting_clinician_id"] = None
+    if clinician_id not in (None, ""):
+        clinician = session.get(User, int(clinician_id)) if str(clinician_id).isdigit() else None
+        if (clinician is None or clinician.role is not Role.CLINICIAN
+                or clinician.institution_id != user.institution_id):
+            raise ValidationFailed("The requesting clinician must be a clinician of your centre.",
+                                   code="invalid_clinician", details={"field": "requesting_clinician_id"})
+        fields["requesting_clinician_id"] = clinician.id
+    return fields
+
+
+def create_case(session: Session, user: User, data: dict[str, Any], ip: str | None = None) -> Case:
+    policy.ensure(user, "case.create")
+    number = _clean(data, "case_number", required=True)
+    if session.scalar(select(Case).where(Case.institution_id == user.institution_id, Case.case_number == number)):
+        raise Conflict(f"Case number {number} already exists at your centre.", code="case_number_taken")
+    case = Case(institution_id=user.institution_id, case_number=number, created_by_id=user.id,
+                **_parse_case_fields(session, user, data))
+    session.add(case)
+    session.flush()
+    audit.record(session, "case.create", actor=user, object_type="case", object_id=case.id, case_id=case.id, ip=ip)
+    return case
+
+
+def update_case(session: Session, user: User, case: Case, data: dict[str, Any], ip: str | None = None) -> Case:
+    policy.ensure(user, "case.edit", case)
+    for key, value in _parse_case_fields(session, user, data).items():
+        setattr(case, key, value)
+    audit.record(session, "case.update", actor=user, object_type="case", object_id=case.id, case_id=case.id, ip=ip)
+    return case
+
+
+def get_case(session: Session, user: User, case_id: int) -> Case:
+    case = session.get(Case, case_id)
+    if case is None:
+        raise NotFound("No such case.")
+    policy.ensure(user, "case.view", case)
+    return case
+
+
+def list_cases(session: Session, user: User, *, query: str | None = None, limit: int = 200) -> list[Case]:
+    """Cases visible to the user; the consultation workflow widens this along the referral chain."""
+    policy.ensure(user, "case.list")
+    stmt = select(Case).where(Case.institution_id == user.institution_id).order_by(Case.created_at.desc())
+    if query:
+        like = f"%{query.strip()}%"
+        stmt = stmt.where(or_(Case.case_number.ilike(like), Case.patient_pseudo_id.ilike(like)))
+    cases = list(session.scalars(stmt.limit(limit)))
+    return [c for c in cases if policy.can(user, "case.view", c)]

@@ -1,0 +1,12 @@
+"""Persistence: SQLAlchemy models. Importing this package registers every table."""
+
+from .accounts import ApiToken, AuditEvent, Institution, Role, Tier, User, UserSession, referral_links
+from .base import Base, as_utc, utcnow
+from .cases import Case, Priority, Sex, Slide, SlideStatus, StoredOriginal, Upload, UploadState
+from .jobs import Job, JobState
+
+__all__ = [
+    "ApiToken", "AuditEvent", "Base", "Case", "Institution", "Job", "JobState", "Priority", "Role",
+    "Sex", "Slide", "SlideStatus", "StoredOriginal", "Tier", "Upload", "UploadState", "User",
+    "UserSession", "as_utc", "referral_links", "utcnow",
+]

@@ -1,0 +1,21 @@
+"""Web layer: blueprints, templates and the JSON API. Handlers stay thin."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+
+def register_web(app: Flask) -> None:
+    from . import errors, i18n, security
+    security.init_app(app)
+    i18n.init_app(app)
+    errors.init_app(app)
+
+    from .api import bp as api_bp
+    from .admin import bp as admin_bp
+    from .auth import bp as auth_bp
+    from .cases import bp as cases_bp
+    from .health import bp as health_bp
+    from .main import bp as main_bp
+    for bp in (auth_bp, main_bp, cases_bp, admin_bp, api_bp, health_bp):
+        app.register_blueprint(bp)

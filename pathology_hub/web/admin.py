@@ -1,0 +1,85 @@
+"""Administration pages: institutions of the consortium and their users."""
+
+from __future__ import annotations
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+from sqlalchemy import select
+
+from ..db import SessionLocal
+from ..domain import accounts
+from ..domain.errors import DomainError
+from ..models import Institution, Role, Tier, User
+from .authz import authorize, load_model
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+
+def _actor() -> User:
+    return current_user._get_current_object()
+
+
+@bp.route("/institutions", methods=["GET", "POST"])
+@authorize("admin.manage")
+def institutions():
+    db = SessionLocal()
+    if request.method == "POST":
+        try:
+            accounts.create_institution(db, code=request.form.get("code", "").strip(),
+                                        name=request.form.get("name", ""), tier=request.form.get("tier", ""),
+                                        refers_to=request.form.getlist("refers_to"), actor=_actor())
+            db.commit()
+            flash(_("Institution created."), "success")
+            return redirect(url_for("admin.institutions"))
+        except DomainError as exc:
+            db.rollback()
+            flash(exc.message, "error")
+    items = list(db.scalars(select(Institution).order_by(Institution.tier, Institution.code)))
+    return render_template("admin_institutions.html", institutions=items, Tier=Tier)
+
+
+@bp.route("/institutions/<int:institution_id>/active", methods=["POST"])
+@authorize("admin.manage", load=load_model(Institution, "institution_id"), as_arg="institution")
+def institution_active(institution: Institution):
+    db = SessionLocal()
+    accounts.set_institution_active(db, institution, request.form.get("active") == "1", actor=_actor())
+    db.commit()
+    return redirect(url_for("admin.institutions"))
+
+
+@bp.route("/users", methods=["GET", "POST"])
+@authorize("admin.manage")
+def users():
+    db = SessionLocal()
+    if request.method == "POST":
+        inst = db.get(Institution, int(request.form.get("institution_id") or 0))
+        try:
+            if inst is None:
+                raise DomainError("Choose an institution.", code="institution_required")
+            accounts.create_user(db, username=request.form.get("username", "").strip(),
+                                 full_name=request.form.get("full_name", ""), password=request.form.get("password", ""),
+                                 role=request.form.get("role", ""), institution=inst,
+                                 email=request.form.get("email") or None,
+                                 subspecialties=request.form.get("subspecialties", ""), actor=_actor())
+            db.commit()
+            flash(_("User created."), "success")
+            return redirect(url_for("admin.users"))
+        except DomainError as exc:
+            db.rollback()
+            flash(exc.message, "error")
+    items = list(db.scalars(select(User).order_by(User.institution_id, User.username)))
+    insts = list(db.scalars(select(Institution).order_by(Institution.code)))
+    return render_template("admin_users.html", users=items, institutions=insts, Role=Role)
+
+
+@bp.route("/users/<int:user_id>/active", methods=["POST"])
+@authorize("admin.manage", load=load_model(User, "user_id"), as_arg="user")
+def user_active(user: User):
+    db = SessionLocal()
+    if user.id == current_user.id:
+        flash(_("You cannot deactivate yourself."), "error")
+        return redirect(url_for("admin.users"))
+    accounts.set_user_active(db, user, request.form.get("active") == "1", actor=_actor())
+    db.commit()
+    return redirect(url_for("admin.users"))

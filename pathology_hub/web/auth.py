@@ -1,0 +1,94 @@
+"""Login, logout and password change."""
+
+from __future__ import annotations
+
+from urllib.parse import urlparse
+
+from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_user, logout_user
+
+from ..db import SessionLocal
+from ..domain import accounts
+from ..domain.errors import DomainError
+from .security import client_ip, session_policy
+
+bp = Blueprint("auth", __name__)
+
+
+def _safe_next(target: str | None) -> str:
+    """Only same-site relative paths, so the login page cannot redirect off-site."""
+    if not target:
+        return url_for("main.home")
+    parsed = urlparse(target)
+    if parsed.scheme or parsed.netloc or not target.startswith("/") or target.startswith("//"):
+        return url_for("main.home")
+    return target
+
+
+def login_messages() -> dict[str, str]:
+    return {"invalid_credentials": _("Wrong username or password."),
+            "account_locked": _("Too many failed logins. Try again later."),
+            "account_inactive": _("This account is deactivated.")}
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    if current_user.is_authenticated and request.method == "GET":
+        return redirect(url_for("main.home"))
+    error = None
+    if request.method == "POST":
+        db = SessionLocal()
+        try:
+            user = accounts.authenticate(db, request.form.get("username", ""), request.form.get("password", ""),
+                                         session_policy(), ip=client_ip())
+        except DomainError as exc:
+            db.commit()  # keep the failed-login audit entry and counters
+            error = login_messages().get(exc.code, exc.message)
+            return render_template("login.html", error=error), 401
+        lang = session.get("lang")
+        session.clear()  # a fresh session at login: nothing carried over from before authentication
+        if lang:
+            session["lang"] = lang
+        accounts.start_session(db, user, ip=client_ip(), user_agent=request.headers.get("User-Agent"))
+        db.commit()
+        login_user(user)
+        return redirect(_safe_next(request.args.get("next")))
+    return render_template("login.html", error=error)
+
+
+@bp.route("/logout", methods=["POST"])
+def logout():
+    db = SessionLocal()
+    token = current_user.get_id()
+    if token:
+        accounts.end_session(db, token, ip=client_ip())
+        db.commit()
+    logout_user()
+    lang = session.get("lang")
+    session.clear()
+    if lang:
+        session["lang"] = lang
+    flash(_("You have been logged out."), "info")
+    return redirect(url_for("auth.login"))
+
+
+@bp.route("/account/password", methods=["GET", "POST"])
+def change_password():
+    if request.method == "POST":
+        db = SessionLocal()
+        user = current_user._get_current_object()
+        if request.form.get("new_password") != request.form.get("confirm_password"):
+            flash(_("The new passwords do not match."), "error")
+            return render_template("password.html"), 422
+        try:
+            accounts.change_password(db, db.merge(user), request.form.get("old_password", ""),
+                                     request.form.get("new_password", ""), ip=client_ip())
+        except DomainError as exc:
+            db.commit()
+            flash(exc.message, "error")
+            return render_template("password.html"), exc.status
+        db.commit()
+        flash(_("Your password has been changed."), "success")
+        return redirect(url_for("main.home"))
+    return render_template("password.html")

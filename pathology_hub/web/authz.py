@@ -1,0 +1,43 @@
+"""The ``authorize`` decorator: the web side of :mod:`pathology_hub.domain.policy`."""
+
+from __future__ import annotations
+
+from functools import wraps
+from typing import Any, Callable
+
+from flask_login import current_user
+
+from ..db import SessionLocal
+from ..domain import policy
+from ..domain.errors import NotFound
+
+
+def authorize(action: str, *, load: Callable[..., Any] | None = None, as_arg: str | None = None):
+    """Check ``action`` for the current user; ``load`` turns the URL kwargs into the object.
+
+    The loaded object replaces the id kwarg (named by ``as_arg``) so the view
+    receives the object it is allowed to act on and never re-queries it unchecked.
+    """
+    def decorator(view: Callable) -> Callable:
+        @wraps(view)
+        def wrapper(*args: Any, **kwargs: Any):
+            obj = None
+            if load is not None:
+                obj = load(**kwargs)
+                if obj is None:
+                    raise NotFound("Not found.")
+                if as_arg:
+                    kwargs = {k: v for k, v in kwargs.items() if not k.endswith("_id")}
+                    kwargs[as_arg] = obj
+            policy.ensure(current_user._get_current_object(), action, obj)
+            return view(*args, **kwargs)
+        wrapper.required_action = action  # type: ignore[attr-defined]
+        return wrapper
+    return decorator
+
+
+def load_model(model: type, key: str = "id") -> Callable[..., Any]:
+    def loader(**kwargs: Any) -> Any:
+        value = kwargs.get(key)
+        return SessionLocal().get(model, value) if value is not None else None
+    return loader

@@ -1,0 +1,70 @@
+"""One error format everywhere: ``{"error": {"code", "message"}}`` for the API,
+a friendly page for browsers, never a stack trace."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from flask import Flask, jsonify, render_template, request
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+from storage.errors import IntegrityError, InvalidKey, ObjectNotFound, StorageError, StorageUnavailable
+
+from ..db import SessionLocal
+from ..domain.errors import DomainError
+
+log = logging.getLogger("pathology_hub.web")
+
+STORAGE_STATUS = {ObjectNotFound: (404, "The stored object was not found."),
+                  StorageUnavailable: (503, "Object storage is unavailable right now; please retry shortly."),
+                  IntegrityError: (500, "A stored object failed its integrity check."),
+                  InvalidKey: (400, "Invalid object reference.")}
+
+
+def wants_json() -> bool:
+    if request.path.startswith("/api/"):
+        return True
+    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+    return best == "application/json" and request.accept_mimetypes[best] > request.accept_mimetypes["text/html"]
+
+
+def error_response(status: int, code: str, message: str, details: dict | None = None):
+    if wants_json():
+        body: dict = {"error": {"code": code, "message": message}}
+        if details:
+            body["error"]["details"] = details
+        return jsonify(body), status
+    return render_template("error.html", status=status, code=code, message=message), status
+
+
+def init_app(app: Flask) -> None:
+    @app.errorhandler(DomainError)
+    def domain_error(exc: DomainError):
+        SessionLocal.rollback()
+        return error_response(exc.status, exc.code, exc.message, exc.details)
+
+    @app.errorhandler(StorageError)
+    def storage_error(exc: StorageError):
+        SessionLocal.rollback()
+        status, message = next((v for k, v in STORAGE_STATUS.items() if isinstance(exc, k)),
+                               (500, "Storage error."))
+        log.warning("storage error", extra={"error_code": exc.code, "path": request.path})
+        return error_response(status, exc.code, message)
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(exc: CSRFError):
+        return error_response(400, "csrf_failed", "The form expired or the CSRF token is missing; reload the page and try again.")
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        code = (exc.name or "error").lower().replace(" ", "_")
+        return error_response(exc.code or 500, code, exc.description or exc.name)
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception):
+        SessionLocal.rollback()
+        ref = uuid.uuid4().hex[:12]
+        log.exception("unhandled error", extra={"ref": ref, "path": request.path})
+        return error_response(500, "internal_error", f"Something went wrong on the server (reference {ref}).")

@@ -1,0 +1,102 @@
+"""Authentication plumbing, CSRF and security headers, applied to every request.
+
+Login is required by default: only endpoints listed in ``PUBLIC_ENDPOINTS`` are
+reachable anonymously, so a forgotten decorator cannot expose a page.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from flask import Flask, current_app, g, request
+from flask_login import current_user
+from flask_wtf.csrf import generate_csrf
+
+from ..db import SessionLocal
+from ..domain import accounts
+from ..extensions import csrf, login_manager
+
+PUBLIC_ENDPOINTS = {"auth.login", "static", "health.healthz", "health.readyz", "main.set_language",
+                    "api.openapi", "reports.verify"}
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+       "connect-src 'self'; worker-src 'self' blob:; font-src 'self'; object-src 'none'; "
+       "base-uri 'self'; form-action 'self'; frame-ancestors 'none'")
+
+
+def session_policy() -> accounts.SessionPolicy:
+    s = current_app.config["SETTINGS"]
+    return accounts.SessionPolicy(idle=dt.timedelta(minutes=s.session_idle_minutes),
+                                  absolute=dt.timedelta(hours=s.session_max_hours),
+                                  max_failures=s.login_max_failures,
+                                  lockout=dt.timedelta(minutes=s.login_lockout_minutes))
+
+
+def client_ip() -> str | None:
+    return request.remote_addr
+
+
+def is_api_request() -> bool:
+    return request.path.startswith("/api/")
+
+
+def init_app(app: Flask) -> None:
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.session_protection = None  # our server-side sessions already bind and expire ids
+    csrf.init_app(app)
+
+    @login_manager.user_loader
+    def load_user(token: str):
+        db = SessionLocal()
+        user = accounts.resolve_session(db, token, session_policy())
+        if db.dirty:
+            db.commit()
+        return user
+
+    @login_manager.request_loader
+    def load_user_from_bearer(req):
+        header = req.headers.get("Authorization", "")
+        if not header.startswith("Bearer "):
+            return None
+        user = accounts.resolve_api_token(SessionLocal(), header[7:].strip())
+        if user is not None:
+            g.auth_via_token = True
+        return user
+
+    @login_manager.unauthorized_handler
+    def unauthorized():
+        from .errors import error_response
+        from flask import redirect, url_for
+        if is_api_request():
+            return error_response(401, "login_required", "Log in first (session or API token).")
+        return redirect(url_for("auth.login", next=request.full_path if request.query_string else request.path))
+
+    @app.before_request
+    def require_login_and_csrf():
+        endpoint = request.endpoint or ""
+        if request.method not in SAFE_METHODS and not request.headers.get("Authorization", "").startswith("Bearer "):
+            csrf.protect()
+        if endpoint in PUBLIC_ENDPOINTS or endpoint.startswith("static") or request.endpoint is None:
+            return None
+        if not current_user.is_authenticated:
+            return login_manager.unauthorized()
+        return None
+
+    @app.after_request
+    def security_headers(response):
+        response.headers.setdefault("Content-Security-Policy", CSP)
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "same-origin"
+        response.headers["X-Frame-Options"] = "DENY"
+        response.headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+        if request.endpoint not in ("static",) and "Cache-Control" not in response.headers:
+            response.headers["Cache-Control"] = "no-store"
+        return response
+
+    @app.teardown_appcontext
+    def remove_session(_exc):
+        SessionLocal.remove()
+
+    app.jinja_env.globals["csrf_token"] = generate_csrf

@@ -1,0 +1,38 @@
+"""JSON shapes of the API, in one place so pages and API agree."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..domain import policy
+from ..models import Case, Institution, User
+
+
+def iso(value) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def institution_json(inst: Institution) -> dict[str, Any]:
+    return {"id": inst.id, "code": inst.code, "name": inst.name, "tier": inst.tier.value, "active": inst.active,
+            "refers_to": [t.code for t in inst.refers_to]}
+
+
+def user_json(user: User) -> dict[str, Any]:
+    return {"id": user.id, "username": user.username, "full_name": user.full_name, "role": user.role.value,
+            "institution": user.institution.code, "active": user.active, "locale": user.locale,
+            "subspecialties": user.subspecialties}
+
+
+def case_json(case: Case, viewer: User) -> dict[str, Any]:
+    data = {
+        "id": case.id, "case_number": case.case_number, "institution": case.institution.code,
+        "patient_pseudo_id": case.patient_pseudo_id, "sex": case.sex.value,
+        "birth_date": iso(case.birth_date), "age_years": case.age_years,
+        "clinical_history": case.clinical_history, "specimen_type": case.specimen_type,
+        "specimen_site": case.specimen_site, "priority": case.priority.value,
+        "requesting_clinician_id": case.requesting_clinician_id,
+        "created_at": iso(case.created_at), "updated_at": iso(case.updated_at),
+    }
+    if policy.can(viewer, "patient.view_name", case):
+        data["patient_name"] = case.patient_name
+    return data
