@@ -42,7 +42,15 @@ def ensure(user: User | None, action: str, obj: Any = None) -> None:
         return
     if action in _HIDDEN_WHEN_DENIED:
         raise NotFound("Not found.")
+    view_action = next((a for cls, a in _VIEW_ACTION.items() if isinstance(obj, cls)), None)
+    if view_action and not can(user, view_action, obj):
+        # Refusing with 403 would confirm that the object exists.
+        raise NotFound("Not found.")
     raise Forbidden("You do not have permission to do this.")
+
+
+#: For each kind of object, the action that decides whether it is visible at all.
+_VIEW_ACTION: dict[type, str] = {Case: "case.view", Slide: "slide.view"}
 
 
 def actions() -> list[str]:

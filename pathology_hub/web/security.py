@@ -76,12 +76,11 @@ def init_app(app: Flask) -> None:
     @app.before_request
     def require_login_and_csrf():
         endpoint = request.endpoint or ""
-        if request.method not in SAFE_METHODS and not request.headers.get("Authorization", "").startswith("Bearer "):
-            csrf.protect()
-        if endpoint in PUBLIC_ENDPOINTS or endpoint.startswith("static") or request.endpoint is None:
-            return None
-        if not current_user.is_authenticated:
+        public = endpoint in PUBLIC_ENDPOINTS or endpoint.startswith("static") or request.endpoint is None
+        if not public and not current_user.is_authenticated:
             return login_manager.unauthorized()
+        if request.method not in SAFE_METHODS and not getattr(g, "auth_via_token", False):
+            csrf.protect()
         return None
 
     @app.after_request

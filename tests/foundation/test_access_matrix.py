@@ -1,0 +1,110 @@
+"""Every endpoint × every role, including cross-institution access.
+
+The test fails when an endpoint exists that the matrix does not list, so each
+new endpoint must state who may use it.
+"""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from pathology_hub.models import Case, Institution, User
+
+ROLES = ["anon", "tech", "tech2", "clinician", "pathologist", "expert", "admin"]
+
+# (method, rule) -> expected status per role ("*" = every logged-in role not listed)
+MATRIX: dict[tuple[str, str], dict[str, int]] = {
+    ("GET", "/"): {"anon": 302, "*": 200},
+    ("GET", "/login"): {"anon": 200, "*": 302},
+    ("POST", "/login"): {"anon": 401, "*": 401},
+    ("POST", "/logout"): {"anon": 302, "*": 302},
+    ("GET", "/account/password"): {"anon": 302, "*": 200},
+    ("POST", "/account/password"): {"anon": 302, "*": 401},
+    ("POST", "/lang"): {"anon": 302, "*": 302},
+    ("GET", "/cases/new"): {"anon": 302, "tech": 200, "tech2": 200, "*": 403},
+    ("POST", "/cases/new"): {"anon": 302, "tech": 422, "tech2": 422, "*": 403},
+    ("GET", "/cases/<int:case_id>"): {"anon": 302, "tech": 200, "clinician": 200, "*": 404},
+    ("GET", "/admin/institutions"): {"anon": 302, "admin": 200, "*": 403},
+    ("POST", "/admin/institutions"): {"anon": 302, "admin": 200, "*": 403},
+    ("POST", "/admin/institutions/<int:institution_id>/active"): {"anon": 302, "admin": 302, "*": 403},
+    ("GET", "/admin/users"): {"anon": 302, "admin": 200, "*": 403},
+    ("POST", "/admin/users"): {"anon": 302, "admin": 200, "*": 403},
+    ("POST", "/admin/users/<int:user_id>/active"): {"anon": 302, "admin": 302, "*": 403},
+    ("GET", "/api/v1/openapi.json"): {"anon": 200, "*": 200},
+    ("GET", "/api/v1/me"): {"anon": 401, "*": 200},
+    ("GET", "/api/v1/institutions"): {"anon": 401, "*": 200},
+    ("POST", "/api/v1/institutions"): {"anon": 401, "admin": 422, "*": 403},
+    ("GET", "/api/v1/users"): {"anon": 401, "admin": 200, "*": 403},
+    ("POST", "/api/v1/users"): {"anon": 401, "admin": 422, "*": 403},
+    ("PUT", "/api/v1/users/<int:user_id>/active"): {"anon": 401, "admin": 422, "*": 403},
+    ("GET", "/api/v1/cases"): {"anon": 401, "admin": 403, "*": 200},
+    ("POST", "/api/v1/cases"): {"anon": 401, "tech": 422, "tech2": 422, "*": 403},
+    ("GET", "/api/v1/cases/<int:case_id>"): {"anon": 401, "tech": 200, "clinician": 200, "*": 404},
+    ("PATCH", "/api/v1/cases/<int:case_id>"): {"anon": 401, "tech": 422, "clinician": 403, "*": 404},
+    ("GET", "/healthz"): {"anon": 200, "*": 200},
+    ("GET", "/readyz"): {"anon": 200, "*": 200},
+}
+SKIP_RULES = {"/static/<path:filename>"}
+
+
+def expected(rule_key, role):
+    table = MATRIX[rule_key]
+    return table.get(role, table.get("*"))
+
+
+def test_matrix_covers_every_endpoint(app):
+    existing = {(m, r.rule) for r in app.url_map.iter_rules() if r.rule not in SKIP_RULES
+                for m in r.methods - {"HEAD", "OPTIONS"}}
+    missing = existing - set(MATRIX)
+    assert not missing, f"endpoints without an access rule in the matrix: {sorted(missing)}"
+
+
+@pytest.fixture
+def ids(world):
+    db = world
+    case = db.scalar(select(Case).where(Case.case_number == "DEMO-2026-001"))
+    return {"case_id": case.id,
+            "institution_id": db.scalar(select(Institution.id).where(Institution.code == "COMM2")),
+            "user_id": db.scalar(select(User.id).where(User.username == "tech2"))}
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_role_against_every_endpoint(role, client_for, ids):
+    c = client_for(None if role == "anon" else role)
+    if role == "anon":
+        c.refresh_csrf()
+    failures = []
+    for (method, rule), _ in sorted(MATRIX.items()):
+        path = rule.replace("<int:case_id>", str(ids["case_id"])) \
+                   .replace("<int:institution_id>", str(ids["institution_id"])) \
+                   .replace("<int:user_id>", str(ids["user_id"]))
+        kwargs = {}
+        if method in ("POST", "PUT", "PATCH"):
+            if path.startswith("/api/"):
+                kwargs["json"] = {"bogus": True} if method != "PATCH" else {"case_number": "", "patient_pseudo_id": ""}
+            else:
+                kwargs["data"] = {"csrf_token": c.csrf or ""}
+        if path == "/api/v1/cases" and method == "POST":
+            kwargs["json"] = {"case_number": ""}
+        if path == "/api/v1/users/%d/active" % ids["user_id"]:
+            kwargs["json"] = {"active": "maybe"}
+        if path == "/login":
+            kwargs = {"data": {"username": "x", "password": "y", "csrf_token": c.csrf or ""}}
+        resp = getattr(c, method.lower())(path, **kwargs)
+        want = expected((method, rule), role)
+        if resp.status_code != want:
+            failures.append(f"{method} {path}: got {resp.status_code}, want {want}")
+        # Logging out ends this client's session; log back in for the rest of the matrix.
+        if rule == "/logout" and role != "anon":
+            c.login(role)
+    assert not failures, "\n".join(failures)
+
+
+def test_cross_institution_case_is_404_everywhere(client_for, ids):
+    other = client_for("tech2")
+    for path in (f"/cases/{ids['case_id']}", f"/api/v1/cases/{ids['case_id']}"):
+        assert other.get(path).status_code == 404
+    resp = other.patch(f"/api/v1/cases/{ids['case_id']}", json={"clinical_history": "x"})
+    assert resp.status_code == 404
+    assert ids["case_id"] not in [c["id"] for c in other.get("/api/v1/cases").json["cases"]]
