@@ -55,8 +55,15 @@ class ObjectStore(abc.ABC):
         """Store a stream of known or unknown length (multipart above a threshold)."""
 
     def put_file(self, key: str, path: str, *, content_type: str = "application/octet-stream",
-                 metadata: Mapping[str, str] | None = None) -> ObjectInfo:
-        """Store a local file; backends may override with a faster path."""
+                 metadata: Mapping[str, str] | None = None, move: bool = False,
+                 sha256: str | None = None) -> ObjectInfo:
+        """Store a local file; backends may override with a faster path.
+
+        ``move=True`` lets a backend take the file itself when it can (the local
+        folder renames it on the same filesystem instead of copying gigabytes);
+        the caller must not use ``path`` afterwards. ``sha256`` is the caller's
+        already verified digest, which spares re-reading the file.
+        """
         import os
         with open(path, "rb") as fh:
             return self.put_stream(key, fh, length=os.path.getsize(path),
