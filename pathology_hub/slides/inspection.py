@@ -1,0 +1,130 @@
+"""The ingest entry points the web app and workers call.
+
+Everything that parses pixel data happens in the sandboxed probe; this module
+only sniffs magic bytes, unpacks archives safely and translates the probe's
+answer into a :class:`SlideDescription` or a :class:`SlideRejected`.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+from . import archive
+from .errors import EMPTY_FILE, NOT_AN_IMAGE, UNSUPPORTED_FORMAT, SlideRejected
+from .identify import Magic, sniff
+from .metadata import SlideDescription
+from .sandbox import DEFAULT_MEMORY_LIMIT, DEFAULT_TIMEOUT, run_probe
+
+DEFAULT_MAX_PHOTO_PIXELS = 200_000_000
+#: Name of the folder, inside ``extract_to``, that holds an unpacked archive.
+EXTRACTED_NAME = "slide"
+
+
+def _reject_without_probe(path: Path, magic: Magic) -> None:
+    """Refuse what is obviously not a slide, with a message naming the problem."""
+    suffix = path.suffix.lower()
+    if magic is Magic.EMPTY:
+        raise SlideRejected(EMPTY_FILE, "The file is empty (0 bytes); the upload may have failed.")
+    if magic is Magic.TEXT:
+        renamed = f" renamed {suffix}" if suffix else ""
+        raise SlideRejected(NOT_AN_IMAGE, f"The file is a text file{renamed}; it is not an image.")
+    if magic is Magic.MRXS_INDEX:
+        raise SlideRejected(
+            UNSUPPORTED_FORMAT,
+            "This is only the index of a 3DHISTECH MIRAX slide. Upload the .mrxs file together "
+            "with its folder of the same name as one .zip archive.",
+        )
+    if magic is Magic.VMS_INDEX:
+        raise SlideRejected(
+            UNSUPPORTED_FORMAT,
+            "This is only the index of a Hamamatsu VMS slide. Upload the .vms file together "
+            "with its image files as one .zip archive.",
+        )
+
+
+def inspect_slide(
+    path: str | Path,
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    memory_limit: int = DEFAULT_MEMORY_LIMIT,
+    max_photo_pixels: int = DEFAULT_MAX_PHOTO_PIXELS,
+    extract_to: str | Path | None = None,
+    max_archive_bytes: int = archive.DEFAULT_MAX_TOTAL_BYTES,
+    max_archive_files: int = archive.DEFAULT_MAX_FILES,
+    max_archive_ratio: float = archive.DEFAULT_MAX_RATIO,
+) -> SlideDescription:
+    """Identify, validate and describe one uploaded file.
+
+    A .zip (identified by content) is unpacked into ``extract_to/slide``
+    (default: a folder named after the upload plus ``.d``, next to it); the
+    returned ``openable_path`` is then relative to ``extract_to``. On
+    rejection the unpacked files are removed again.
+
+    Raises SlideRejected with a stable ``code`` and an English ``message``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(path)
+    magic = sniff(path)
+    _reject_without_probe(path, magic)
+    probe_kw = dict(timeout=timeout, memory_limit=memory_limit)
+    extra = ["--max-photo-pixels", str(int(max_photo_pixels))]
+
+    if magic is not Magic.ZIP:
+        return SlideDescription.from_dict(run_probe("describe", path, extra_args=extra, **probe_kw))
+
+    base = Path(extract_to) if extract_to is not None else path.with_name(path.name + ".d")
+    root = archive.safe_extract_zip(
+        path,
+        base,
+        max_total_bytes=max_archive_bytes,
+        max_files=max_archive_files,
+        max_ratio=max_archive_ratio,
+        name=EXTRACTED_NAME,
+    )
+    try:
+        openable = archive.find_openable(root)
+        described = SlideDescription.from_dict(run_probe("describe", openable, extra_args=extra, **probe_kw))
+    except BaseException:
+        shutil.rmtree(root, ignore_errors=True)
+        raise
+    return described.with_changes(openable_path=openable.relative_to(base).as_posix())
+
+
+def extract_associated_images(
+    path: str | Path,
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    memory_limit: int = DEFAULT_MEMORY_LIMIT,
+) -> dict[str, bytes]:
+    """Label, macro and thumbnail images of a slide, as PNG bytes by name.
+
+    ``path`` is the file OpenSlide opens (for archives: ``extract_to /
+    description.openable_path``). Photos have none and give ``{}``.
+    """
+    with tempfile.TemporaryDirectory(prefix="associated-") as tmp:
+        result = run_probe("associated", path, timeout=timeout, memory_limit=memory_limit, out_dir=tmp)
+        return {name: (Path(tmp) / filename).read_bytes() for name, filename in result["images"].items()}
+
+
+def make_thumbnail(
+    path: str | Path,
+    max_size: tuple[int, int] = (1024, 1024),
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    memory_limit: int = DEFAULT_MEMORY_LIMIT,
+    max_photo_pixels: int = DEFAULT_MAX_PHOTO_PIXELS,
+) -> bytes:
+    """A JPEG thumbnail no larger than ``max_size``, rendered in the sandbox."""
+    with tempfile.TemporaryDirectory(prefix="thumbnail-") as tmp:
+        result = run_probe(
+            "thumbnail",
+            path,
+            timeout=timeout,
+            memory_limit=memory_limit,
+            out_dir=tmp,
+            extra_args=["--max-size", str(int(max_size[0])), str(int(max_size[1])), "--max-photo-pixels", str(int(max_photo_pixels))],
+        )
+        return (Path(tmp) / result["file"]).read_bytes()
