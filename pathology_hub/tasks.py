@@ -1,18 +1,60 @@
 """Background tasks run by ``flask worker``.
 
-Each task opens its own database session: the worker has no Flask context.
+The worker has no Flask context: tasks open database sessions from
+``pathology_hub.db`` and the store from ``pathology_hub.runtime``.
 """
 
 from __future__ import annotations
 
 import logging
 
+from huey import crontab
+
 from .queue import huey
 
 log = logging.getLogger("pathology_hub.tasks")
 
 
+def _ensure_engine() -> None:
+    from . import runtime
+    from .db import _engine, init_engine
+    if _engine is None:
+        init_engine(runtime.settings().database_url)
+    from .domain import slides  # noqa: F401 - registers the ingest and tile job handlers
+
+
 @huey.task()
 def ping_task(value: str) -> str:
-    """Round-trip check used by /readyz tests and operators to see a worker consume."""
+    """Round-trip check that a worker consumes the queue."""
     return f"pong:{value}"
+
+
+@huey.task()
+def run_job_task(job_id: int) -> str:
+    _ensure_engine()
+    from .db import SessionLocal
+    from .domain import jobs
+    return jobs.run(lambda: SessionLocal.session_factory(), job_id)
+
+
+@huey.periodic_task(crontab(minute="*"))
+def reap_jobs_task() -> list[int]:
+    """Every minute: re-queue jobs whose worker died."""
+    _ensure_engine()
+    from .db import session_scope
+    from .domain import jobs
+    with session_scope() as s:
+        return jobs.reap(s)
+
+
+@huey.periodic_task(crontab(minute="*/10"))
+def cleanup_uploads_task() -> int:
+    """Every ten minutes: remove expired partial uploads (nothing partial is ever a slide)."""
+    _ensure_engine()
+    from .db import session_scope
+    from .domain import slides
+    from .domain.upload_server import server
+    removed = server().cleanup_expired()
+    with session_scope() as s:
+        slides.expire_stale_uploads(s)
+    return removed

@@ -19,3 +19,7 @@ def register_web(app: Flask) -> None:
     from .main import bp as main_bp
     for bp in (auth_bp, main_bp, cases_bp, admin_bp, api_bp, health_bp):
         app.register_blueprint(bp)
+
+    from . import slides_web, uploads_web
+    uploads_web.init_app(app)
+    slides_web.init_app(app)

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
+
 from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_wtf.csrf import generate_csrf
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 
 from ..db import SessionLocal
 from ..domain import cases as case_service
+from ..domain import policy
+from ..domain import slides as slide_service
 from ..domain.errors import DomainError
 from ..models import Case, Priority, Role, Sex, User
 from .authz import authorize, load_model
@@ -41,7 +46,32 @@ def new_case():
     return render_template("case_form.html", form=form, Priority=Priority, Sex=Sex, clinicians=_clinicians())
 
 
+def qc_message(warning: dict) -> str:
+    messages = {"missing_mpp": _("No microns-per-pixel recorded: measurements and the scale bar will be unavailable."),
+                "low_tissue": _("Very little tissue detected on the slide."),
+                "blurry": _("The scan looks out of focus.")}
+    return messages.get(warning.get("code"), warning.get("message", ""))
+
+
 @bp.route("/<int:case_id>")
 @authorize("case.view", load=load_model(Case, "case_id"), as_arg="case")
 def detail(case: Case):
-    return render_template("case_detail.html", case=case)
+    user = current_user._get_current_object()
+    can_upload = policy.can(user, "slide.upload", case)
+    upload_config = None
+    if can_upload:
+        upload_config = json.dumps({
+            "endpoint": url_for("tus.collection"), "caseId": case.id, "csrfToken": generate_csrf(),
+            "headers": {"X-CSRFToken": generate_csrf()}, "chunkSize": 8 * 1024 * 1024,
+            "statusUrl": url_for("slides.case_slides", case_id=case.id),
+            "i18n": upload_i18n()}, ensure_ascii=False)
+    return render_template("case_detail.html", case=case, can_upload=can_upload, upload_config=upload_config,
+                           quality_of=slide_service.quality_of, qc_message=qc_message)
+
+
+def upload_i18n() -> dict[str, str]:
+    return {"drop": _("Drop slide files here or click to choose"), "choose": _("Choose files"),
+            "pause": _("Pause"), "resume": _("Resume"), "cancel": _("Cancel"), "verifying": _("Verifying…"),
+            "uploading": _("Uploading"), "done": _("Uploaded; checking the file…"), "failed": _("Failed"),
+            "paused": _("Paused"), "remaining": _("remaining"), "stain": _("Stain"), "waiting": _("Waiting"),
+            "resumed": _("Resuming the earlier upload")}

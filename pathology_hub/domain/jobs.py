@@ -1,0 +1,202 @@
+"""Durable background jobs on top of Huey.
+
+Huey does not acknowledge tasks: a worker killed mid-task loses it.  So the
+``jobs`` table is the source of truth: a worker *claims* a job with a lease,
+renews the lease with heartbeats while it works, and a reaper re-queues jobs
+whose lease expired.  Handlers must be idempotent (tile writes are), so a job
+delivered twice finishes once: the second claim fails while the first holds
+the lease, and a finished job is never claimed again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import socket
+from typing import Any, Callable
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from ..models import Job, JobState, as_utc, utcnow
+
+log = logging.getLogger("pathology_hub.jobs")
+
+LEASE = dt.timedelta(seconds=int(os.environ.get("JOB_LEASE_SECONDS", "60")))
+Handler = Callable[[Session, Job, "JobContext"], None]
+_HANDLERS: dict[str, Handler] = {}
+
+
+class JobFailed(Exception):
+    """A permanent failure with a message fit to show on the case page (no retry helps)."""
+
+
+class LeaseLost(Exception):
+    """Another worker took the job over (our lease expired); stop without writing results."""
+
+
+def handler(kind: str) -> Callable[[Handler], Handler]:
+    def register(fn: Handler) -> Handler:
+        _HANDLERS[kind] = fn
+        return fn
+    return register
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def create(session: Session, kind: str, *, slide_id: int | None = None, max_attempts: int = 3) -> Job:
+    job = Job(kind=kind, slide_id=slide_id, max_attempts=max_attempts)
+    session.add(job)
+    session.flush()
+    return job
+
+
+def claim(session: Session, job_id: int, owner: str, now: dt.datetime | None = None) -> Job | None:
+    """Atomically take a queued job, or a running one whose lease expired."""
+    now = now or utcnow()
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id,
+               or_(Job.state == JobState.QUEUED, (Job.state == JobState.RUNNING) & (Job.lease_until < now)))
+        .values(state=JobState.RUNNING, lease_owner=owner, lease_until=now + LEASE, heartbeat_at=now,
+                attempts=Job.attempts + 1)
+    )
+    session.commit()
+    if result.rowcount != 1:
+        return None
+    return session.get(Job, job_id, populate_existing=True)
+
+
+class JobContext:
+    """Given to handlers: report progress (which renews the lease) and read the checkpoint."""
+
+    def __init__(self, session_factory: Callable[[], Session], job_id: int, owner: str) -> None:
+        self._factory = session_factory
+        self.job_id = job_id
+        self.owner = owner
+        self._last_beat = utcnow()
+
+    def heartbeat(self, progress: dict[str, Any] | None = None, *, force: bool = False) -> None:
+        now = utcnow()
+        if not force and progress is not None and (now - self._last_beat).total_seconds() < 1.0:
+            return
+        self._last_beat = now
+        session = self._factory()
+        try:
+            values: dict[str, Any] = {"lease_until": now + LEASE, "heartbeat_at": now}
+            if progress is not None:
+                values["progress"] = json.dumps(progress)
+            result = session.execute(update(Job).where(Job.id == self.job_id, Job.lease_owner == self.owner,
+                                                       Job.state == JobState.RUNNING).values(**values))
+            session.commit()
+        finally:
+            session.close()
+        if result.rowcount != 1:
+            raise LeaseLost(f"job {self.job_id} was taken over by another worker")
+
+
+def run(session_factory: Callable[[], Session], job_id: int, owner: str | None = None) -> str:
+    """Claim and run one job; returns its final state name. Called by the Huey task."""
+    owner = owner or worker_id()
+    session = session_factory()
+    try:
+        job = claim(session, job_id, owner)
+        if job is None:
+            return "not-claimed"
+        fn = _HANDLERS[job.kind]
+        ctx = JobContext(session_factory, job_id, owner)
+        try:
+            fn(session, job, ctx)
+        except LeaseLost:
+            session.rollback()
+            return "lease-lost"
+        except JobFailed as exc:
+            session.rollback()
+            _finish(session, job_id, owner, JobState.FAILED, str(exc))
+            _on_failure(session, job_id)
+            return "failed"
+        except Exception as exc:  # noqa: BLE001 - any crash is retried, bounded
+            session.rollback()
+            log.exception("job crashed", extra={"job_id": job_id, "kind": job.kind})
+            job = session.get(Job, job_id, populate_existing=True)
+            if job.attempts >= job.max_attempts:
+                _finish(session, job_id, owner, JobState.FAILED, f"{type(exc).__name__}: {exc}"[:2000])
+                _on_failure(session, job_id)
+                return "failed"
+            _finish(session, job_id, owner, JobState.QUEUED, f"attempt {job.attempts} failed: {exc}"[:2000])
+            enqueue(job_id, delay=min(60, 2 ** job.attempts))
+            return "retrying"
+        _finish(session, job_id, owner, JobState.DONE, None)
+        return "done"
+    finally:
+        session.close()
+
+
+def _finish(session: Session, job_id: int, owner: str, state: JobState, error: str | None) -> None:
+    session.execute(update(Job).where(Job.id == job_id, Job.lease_owner == owner)
+                    .values(state=state, error=error, lease_until=None, lease_owner=None))
+    session.commit()
+
+
+#: Called with (session, job) when a job fails for good, so the domain can mark its object.
+_FAILURE_HOOKS: dict[str, Callable[[Session, Job], None]] = {}
+
+
+def on_failure(kind: str) -> Callable:
+    def register(fn: Callable[[Session, Job], None]) -> Callable:
+        _FAILURE_HOOKS[kind] = fn
+        return fn
+    return register
+
+
+def _on_failure(session: Session, job_id: int) -> None:
+    job = session.get(Job, job_id, populate_existing=True)
+    hook = _FAILURE_HOOKS.get(job.kind)
+    if hook:
+        hook(session, job)
+        session.commit()
+
+
+def reap(session: Session, now: dt.datetime | None = None) -> list[int]:
+    """Re-queue jobs whose worker died (lease expired) or whose queue message was lost."""
+    now = now or utcnow()
+    stale_queue = now - dt.timedelta(minutes=5)
+    ids = list(session.scalars(select(Job.id).where(or_(
+        (Job.state == JobState.RUNNING) & (Job.lease_until < now),
+        (Job.state == JobState.QUEUED) & (Job.updated_at < stale_queue)))))
+    for job_id in ids:
+        job = session.get(Job, job_id)
+        if job.state is JobState.RUNNING and job.attempts >= job.max_attempts:
+            job.state = JobState.FAILED
+            job.error = (job.error or "") + " worker died on the last attempt"
+            session.commit()
+            _on_failure(session, job_id)
+            continue
+        job.updated_at = now
+        session.commit()
+        enqueue(job_id)
+    return ids
+
+
+def progress_of(job: Job) -> dict[str, Any]:
+    try:
+        return json.loads(job.progress or "{}")
+    except ValueError:
+        return {}
+
+
+def enqueue(job_id: int, delay: float | None = None) -> None:
+    from ..tasks import run_job_task
+    if delay:
+        run_job_task.schedule((job_id,), delay=delay)
+    else:
+        run_job_task(job_id)
+
+
+def lease_expired(job: Job, now: dt.datetime | None = None) -> bool:
+    lease = as_utc(job.lease_until)
+    return lease is not None and lease < (now or utcnow())

@@ -1,0 +1,362 @@
+"""Slides from upload to viewable pyramid.
+
+The flow, each step idempotent so a retried job never duplicates data:
+
+1. ``register_upload`` (tus creation): policy, size and quota checks, an ``Upload`` row.
+2. ``complete_upload`` (last tus PATCH): the verified file moves into object storage
+   under a key derived from its SHA-256 (stored once however often it is uploaded),
+   a ``Slide`` appears in state *inspecting*, and an ``ingest`` job is queued.
+3. ``ingest`` job: the file is opened in a sandboxed child process; a rejection is
+   recorded with its reason, otherwise metadata, associated images and the quality
+   report are stored and a ``tile`` job is queued.
+4. ``tile`` job: the Deep Zoom pyramid is built into object storage; the slide is
+   *ready* only when its manifest is stored.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import logging
+import os
+import re
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from storage.base import ObjectStore
+from storage.errors import ObjectNotFound
+
+from ..models import Case, Job, Slide, SlideStatus, StoredOriginal, Upload, UploadState, User, utcnow
+from . import audit, jobs, policy
+from .errors import NotFound, TooLarge, ValidationFailed
+
+log = logging.getLogger("pathology_hub.slides")
+
+STAIN_MAX = 64
+SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+# ---------------------------------------------------------------- object keys
+def original_key(sha256: str) -> str:
+    return f"originals/{sha256[:2]}/{sha256}"
+
+
+def pyramid_prefix(slide: Slide) -> str:
+    return f"pyramids/{slide.uid}/v{slide.pyramid_version}"
+
+
+def slide_prefix(slide: Slide) -> str:
+    return f"slides/{slide.uid}"
+
+
+def associated_key(slide: Slide, name: str) -> str:
+    return f"{slide_prefix(slide)}/associated/{SAFE_NAME.sub('_', name)}.png"
+
+
+def thumbnail_key(slide: Slide) -> str:
+    return f"{slide_prefix(slide)}/thumbnail.jpg"
+
+
+def description_of(slide: Slide) -> dict[str, Any]:
+    try:
+        return json.loads(slide.description or "{}")
+    except ValueError:
+        return {}
+
+
+def quality_of(slide: Slide) -> dict[str, Any]:
+    try:
+        return json.loads(slide.quality or "{}")
+    except ValueError:
+        return {}
+
+
+# ---------------------------------------------------------------- uploads
+def institution_usage(session: Session, institution_id: int) -> int:
+    """Bytes of originals linked to the institution's slides plus uploads still arriving."""
+    stored = session.scalar(
+        select(func.coalesce(func.sum(StoredOriginal.size), 0))
+        .where(StoredOriginal.id.in_(select(Slide.original_id).join(Case).where(
+            Case.institution_id == institution_id, Slide.deleted_at.is_(None)))))
+    pending = session.scalar(select(func.coalesce(func.sum(Upload.size), 0)).where(
+        Upload.institution_id == institution_id, Upload.state == UploadState.RECEIVING))
+    return int(stored or 0) + int(pending or 0)
+
+
+def register_upload(session: Session, user: User, *, case_id: Any, filename: str, size: int | None,
+                    stain: str | None, client_sha256: str | None, max_bytes: int, quota_bytes: int,
+                    upload_id: str, expires_at: dt.datetime | None) -> Upload:
+    """Checks at tus creation time, so a refused upload sends no bytes at all."""
+    case = session.get(Case, int(case_id)) if str(case_id or "").isdigit() else None
+    if case is None:
+        raise ValidationFailed("The upload must name an existing case (metadata case_id).", code="unknown_case")
+    policy.ensure(user, "slide.upload", case)
+    filename = os.path.basename((filename or "").replace("\\", "/")).strip()[:255]
+    if not filename:
+        raise ValidationFailed("The upload must carry its file name (metadata filename).", code="missing_filename")
+    if size is None:
+        raise ValidationFailed("Slides must be uploaded with a known length (no Upload-Defer-Length).",
+                               code="length_required")
+    if size > max_bytes:
+        raise TooLarge(f"The file is {size / 2**30:.1f} GiB; the largest slide accepted is "
+                       f"{max_bytes / 2**30:.1f} GiB.", code="slide_too_large")
+    used = institution_usage(session, case.institution_id)
+    if used + size > quota_bytes:
+        raise TooLarge(f"Your centre's storage quota ({quota_bytes / 2**30:.1f} GiB) would be exceeded: "
+                       f"{used / 2**30:.1f} GiB used, this file is {size / 2**30:.1f} GiB.", code="quota_exceeded")
+    if client_sha256 is not None and not re.fullmatch(r"[0-9a-f]{64}", client_sha256):
+        raise ValidationFailed("metadata sha256 must be 64 lower-case hex digits.", code="invalid_sha256")
+    upload = Upload(id=upload_id, case_id=case.id, user_id=user.id, institution_id=case.institution_id,
+                    filename=filename, size=size, stain=(stain or "H&E").strip()[:STAIN_MAX] or "H&E",
+                    client_sha256=client_sha256, expires_at=expires_at)
+    session.add(upload)
+    audit.record(session, "upload.create", actor=user, object_type="upload", object_id=upload_id, case_id=case.id,
+                 details={"size": size})
+    return upload
+
+
+def fail_upload(session: Session, upload_id: str, code: str, message: str) -> None:
+    upload = session.get(Upload, upload_id)
+    if upload is not None and upload.state is UploadState.RECEIVING:
+        upload.state = UploadState.FAILED
+        upload.error_code, upload.error_message = code, message
+        upload.finished_at = utcnow()
+        audit.record(session, "upload.failed", actor_name=None, object_type="upload", object_id=upload_id,
+                     case_id=upload.case_id, details={"code": code})
+
+
+def expire_upload(session: Session, upload_id: str) -> None:
+    upload = session.get(Upload, upload_id)
+    if upload is not None and upload.state is UploadState.RECEIVING:
+        upload.state = UploadState.EXPIRED
+        upload.finished_at = utcnow()
+
+
+def expire_stale_uploads(session: Session, now: dt.datetime | None = None) -> int:
+    """Uploads still 'receiving' after their expiry stop counting against the quota."""
+    now = now or utcnow()
+    stale = list(session.scalars(select(Upload).where(Upload.state == UploadState.RECEIVING,
+                                                      Upload.expires_at < now)))
+    for upload in stale:
+        upload.state = UploadState.EXPIRED
+        upload.finished_at = now
+    return len(stale)
+
+
+def complete_upload(session: Session, store: ObjectStore, upload_id: str, staged_file: str, sha256: str) -> Slide:
+    """Move a finished, verified upload into object storage and create its slide (idempotent)."""
+    upload = session.get(Upload, upload_id)
+    if upload is None:
+        raise NotFound("Unknown upload.")
+    if upload.slide_id is not None:
+        return session.get(Slide, upload.slide_id)
+    original = session.scalar(select(StoredOriginal).where(StoredOriginal.sha256 == sha256))
+    if original is None or not store.exists(original.storage_key):
+        key = original_key(sha256)
+        # The staged file is deleted by the tus server after this hook, so the store may take it over.
+        store.put_file(key, staged_file, metadata={"filename": SAFE_NAME.sub("_", upload.filename)[:200]},
+                       move=True, sha256=sha256)
+        if original is None:
+            original = StoredOriginal(sha256=sha256, size=os.path.getsize(staged_file), storage_key=key)
+            session.add(original)
+            session.flush()
+    slide = Slide(uid=uuid.uuid4().hex, case_id=upload.case_id, original_id=original.id,
+                  label=_next_label(session, upload.case_id), stain=upload.stain,
+                  original_filename=upload.filename, status=SlideStatus.INSPECTING, created_by_id=upload.user_id)
+    session.add(slide)
+    session.flush()
+    upload.state = UploadState.COMPLETE
+    upload.finished_at = utcnow()
+    upload.slide_id = slide.id
+    job = jobs.create(session, "ingest", slide_id=slide.id)
+    audit.record(session, "slide.uploaded", actor=session.get(User, upload.user_id), object_type="slide",
+                 object_id=slide.id, case_id=slide.case_id, details={"sha256": sha256, "size": original.size})
+    session.commit()
+    jobs.enqueue(job.id)
+    return slide
+
+
+def _next_label(session: Session, case_id: int) -> str:
+    count = session.scalar(select(func.count(Slide.id)).where(Slide.case_id == case_id)) or 0
+    return f"S{count + 1}"
+
+
+# ---------------------------------------------------------------- worker-side files
+def cache_dir() -> Path:
+    from .. import runtime
+    path = runtime.settings().instance_path / "cache"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def local_original(store: ObjectStore, original: StoredOriginal, filename: str) -> Path:
+    """A local file of the original for native readers (OpenSlide needs a path).
+
+    The local-folder backend already has one; other backends are downloaded once
+    into the worker's cache, verified against the recorded SHA-256.
+    """
+    local = getattr(store, "local_path", None)
+    if callable(local):
+        path = Path(local(original.storage_key))
+        if path.exists():
+            return path
+    target_dir = cache_dir() / "originals" / original.sha256
+    target = target_dir / (SAFE_NAME.sub("_", filename) or "slide")
+    if target.exists() and target.stat().st_size == original.size:
+        return target
+    target_dir.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(target.suffix + ".part")
+    import hashlib
+    digest = hashlib.sha256()
+    with open(tmp, "wb") as fh:
+        for chunk in store.open_stream(original.storage_key):
+            digest.update(chunk)
+            fh.write(chunk)
+    if digest.hexdigest() != original.sha256:
+        tmp.unlink(missing_ok=True)
+        from storage.errors import IntegrityError
+        raise IntegrityError(f"original {original.sha256[:12]}… does not match its recorded SHA-256")
+    os.replace(tmp, target)
+    return target
+
+
+def openable_path(store: ObjectStore, slide: Slide) -> Path:
+    """The path OpenSlide opens: the original, its unpacked archive, or its converted photo."""
+    path = local_original(store, slide.original, slide.original_filename)
+    desc = description_of(slide)
+    if desc.get("kind") == "photo":
+        return _photo_as_tiff(path, slide.original.sha256)
+    if desc.get("openable_path"):
+        base = cache_dir() / "unpacked" / slide.original.sha256
+        target = base / desc["openable_path"]
+        if not target.exists():
+            from ..slides import safe_extract_zip
+            shutil.rmtree(base, ignore_errors=True)
+            base.mkdir(parents=True, exist_ok=True)
+            safe_extract_zip(path, base, name="slide")
+        return target
+    return path
+
+
+def _photo_as_tiff(path: Path, sha256: str) -> Path:
+    """Camera photos become a tiled TIFF that OpenSlide reads as generic-tiff."""
+    target = cache_dir() / "photos" / f"{sha256}.tiff"
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    from ..slides.photo import photo_to_tiled_tiff
+    photo_to_tiled_tiff(path, target)
+    return target
+
+
+# ---------------------------------------------------------------- jobs
+@jobs.handler("ingest")
+def run_ingest(session: Session, job: Job, ctx: jobs.JobContext) -> None:
+    from .. import runtime
+    from ..slides import SlideRejected, assess_quality, extract_associated_images, inspect_slide, make_thumbnail
+    from PIL import Image
+
+    store = runtime.store()
+    slide = session.get(Slide, job.slide_id)
+    if slide is None or slide.deleted_at is not None:
+        return
+    path = local_original(store, slide.original, slide.original_filename)
+    ctx.heartbeat({"phase": "inspecting"}, force=True)
+    unpack_dir = cache_dir() / "unpacked" / slide.original.sha256
+    try:
+        desc = inspect_slide(path, extract_to=unpack_dir)
+    except SlideRejected as exc:
+        slide.status = SlideStatus.REJECTED
+        slide.reject_code, slide.reject_message = exc.code, exc.message
+        audit.record(session, "slide.rejected", object_type="slide", object_id=slide.id, case_id=slide.case_id,
+                     details={"code": exc.code})
+        session.commit()
+        return
+    slide.description = json.dumps(desc.to_dict())
+    session.commit()
+    source = openable_path(store, slide)
+    thumb = make_thumbnail(source, (1024, 1024))
+    store.put_bytes(thumbnail_key(slide), thumb, content_type="image/jpeg")
+    for name, data in extract_associated_images(source).items():
+        store.put_bytes(associated_key(slide, name), data, content_type="image/png")
+    report = assess_quality(Image.open(io.BytesIO(thumb)), desc)
+    slide.quality = json.dumps(report.to_dict())
+    slide.status = SlideStatus.TILING
+    tile_job = jobs.create(session, "tile", slide_id=slide.id)
+    session.commit()
+    jobs.enqueue(tile_job.id)
+
+
+@jobs.handler("tile")
+def run_tiling(session: Session, job: Job, ctx: jobs.JobContext) -> None:
+    from .. import runtime
+    from ..tiling import TilingError, build_pyramid
+
+    store = runtime.store()
+    slide = session.get(Slide, job.slide_id)
+    if slide is None or slide.deleted_at is not None:
+        return
+    source = openable_path(store, slide)
+
+    def progress(p) -> None:
+        ctx.heartbeat({"phase": p.phase, "tiles_done": p.tiles_done, "tiles_total": p.tiles_total,
+                       "level": p.level, "eta_seconds": p.eta_seconds,
+                       "elapsed_seconds": round(p.elapsed_seconds, 1)}, force=p.phase != "levels")
+
+    try:
+        result = build_pyramid(str(source), store, pyramid_prefix(slide), progress=progress)
+    except TilingError as exc:
+        raise jobs.JobFailed(str(exc)) from exc
+    ctx.heartbeat({"phase": "done", "tiles_done": result.tiles_total, "tiles_total": result.tiles_total,
+                   "seconds": round(result.seconds, 1)}, force=True)
+    slide.status = SlideStatus.READY
+    audit.record(session, "slide.ready", object_type="slide", object_id=slide.id, case_id=slide.case_id,
+                 details={"tiles": result.tiles_total, "seconds": round(result.seconds, 1)})
+    session.commit()
+
+
+@jobs.on_failure("ingest")
+@jobs.on_failure("tile")
+def _mark_failed(session: Session, job: Job) -> None:
+    slide = session.get(Slide, job.slide_id)
+    if slide is not None and slide.status in (SlideStatus.INSPECTING, SlideStatus.TILING):
+        slide.status = SlideStatus.FAILED
+        slide.reject_code = "tiling_failed" if job.kind == "tile" else "inspection_failed"
+        slide.reject_message = (job.error or "processing failed")[:2000]
+
+
+def latest_job(session: Session, slide: Slide) -> Job | None:
+    return session.scalar(select(Job).where(Job.slide_id == slide.id).order_by(Job.id.desc()).limit(1))
+
+
+def get_slide(session: Session, user: User, slide_id: int) -> Slide:
+    slide = session.get(Slide, slide_id)
+    if slide is None:
+        raise NotFound("No such slide.")
+    policy.ensure(user, "slide.view", slide)
+    return slide
+
+
+def delete_slide(session: Session, store: ObjectStore, user: User, slide: Slide, ip: str | None = None) -> None:
+    """Soft-delete the record (kept for audit); remove its pyramid and derived images."""
+    policy.ensure(user, "slide.delete", slide)
+    slide.deleted_at = utcnow()
+    audit.record(session, "slide.delete", actor=user, object_type="slide", object_id=slide.id,
+                 case_id=slide.case_id, ip=ip)
+    session.commit()
+    store.delete_prefix(f"pyramids/{slide.uid}/")
+    store.delete_prefix(slide_prefix(slide) + "/")
+    # The original stays while another live slide links it (uploaded twice, stored once).
+    others = session.scalar(select(func.count(Slide.id)).where(Slide.original_id == slide.original_id,
+                                                               Slide.deleted_at.is_(None)))
+    if not others and slide.original is not None:
+        try:
+            store.delete(slide.original.storage_key)
+        except ObjectNotFound:
+            pass

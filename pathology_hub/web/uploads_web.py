@@ -1,0 +1,19 @@
+"""The tus endpoint at /api/v1/uploads/ (protocol in pathology_hub.uploads, hooks in
+domain/upload_server.py). Browser uploads carry the session cookie and the CSRF
+header; scanner workstations send ``Authorization: Bearer`` tokens."""
+
+from __future__ import annotations
+
+from flask import Flask
+from flask_login import current_user
+
+from ..domain.upload_server import server
+from .tus_adapter import make_tus_blueprint
+
+
+def _authenticate():
+    return current_user._get_current_object() if current_user.is_authenticated else None
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(make_tus_blueprint(server, authenticate=_authenticate))
