@@ -159,11 +159,12 @@ def complete_upload(session: Session, store: ObjectStore, upload_id: str, staged
     original = session.scalar(select(StoredOriginal).where(StoredOriginal.sha256 == sha256))
     if original is None or not store.exists(original.storage_key):
         key = original_key(sha256)
+        size = os.path.getsize(staged_file)
         # The staged file is deleted by the tus server after this hook, so the store may take it over.
         store.put_file(key, staged_file, metadata={"filename": SAFE_NAME.sub("_", upload.filename)[:200]},
                        move=True, sha256=sha256)
         if original is None:
-            original = StoredOriginal(sha256=sha256, size=os.path.getsize(staged_file), storage_key=key)
+            original = StoredOriginal(sha256=sha256, size=size, storage_key=key)
             session.add(original)
             session.flush()
     slide = Slide(uid=uuid.uuid4().hex, case_id=upload.case_id, original_id=original.id,

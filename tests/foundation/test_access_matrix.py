@@ -42,6 +42,21 @@ MATRIX: dict[tuple[str, str], dict[str, int]] = {
     ("POST", "/api/v1/cases"): {"anon": 401, "tech": 422, "tech2": 422, "*": 403},
     ("GET", "/api/v1/cases/<int:case_id>"): {"anon": 401, "tech": 200, "clinician": 200, "*": 404},
     ("PATCH", "/api/v1/cases/<int:case_id>"): {"anon": 401, "tech": 422, "clinician": 403, "*": 404},
+    ("GET", "/api/v1/cases/<int:case_id>/slides"): {"anon": 401, "tech": 200, "clinician": 200, "*": 404},
+    ("GET", "/api/v1/slides/<int:slide_id>"): {"anon": 401, "tech": 200, "clinician": 200, "*": 404},
+    ("DELETE", "/api/v1/slides/<int:slide_id>"): {"anon": 401, "tech": 204, "clinician": 403, "*": 404},
+    ("GET", "/api/v1/slides/<int:slide_id>/thumbnail.jpg"): {"anon": 401, "tech": 200, "clinician": 200, "*": 404},
+    ("GET", "/api/v1/slides/<int:slide_id>/associated/<name>.png"): {"anon": 401, "tech": 200, "clinician": 200, "*": 404},
+    ("GET", "/api/v1/tiles/<uid>/v<int:version>/slide.dzi"): {"anon": 401, "tech": 200, "clinician": 200, "*": 404},
+    ("GET", "/api/v1/tiles/<uid>/v<int:version>/slide_files/<int:level>/<int:col>_<int:row>.jpeg"):
+        {"anon": 401, "tech": 200, "clinician": 200, "*": 404},
+    ("GET", "/cases/<int:case_id>/viewer"): {"anon": 302, "tech": 200, "clinician": 200, "*": 404},
+    # tus: the protocol answers 412 without Tus-Resumable; who may upload is tested in tests/ingest.
+    ("POST", "/api/v1/uploads/"): {"anon": 401, "*": 412},
+    ("POST", "/api/v1/uploads/<upload_id>"): {"anon": 401, "*": 412},
+    ("GET", "/api/v1/uploads/<upload_id>"): {"anon": 401, "*": 404},
+    ("PATCH", "/api/v1/uploads/<upload_id>"): {"anon": 401, "*": 412},
+    ("DELETE", "/api/v1/uploads/<upload_id>"): {"anon": 401, "*": 412},
     ("GET", "/healthz"): {"anon": 200, "*": 200},
     ("GET", "/readyz"): {"anon": 200, "*": 200},
 }
@@ -60,11 +75,21 @@ def test_matrix_covers_every_endpoint(app):
     assert not missing, f"endpoints without an access rule in the matrix: {sorted(missing)}"
 
 
+@pytest.fixture(scope="module")
+def small_slide(tmp_path_factory):
+    from pathology_hub.slides.synthetic import write_synthetic_slide
+    return write_synthetic_slide(tmp_path_factory.mktemp("m") / "small.svs", 700, 500, mpp=0.5, seed=3)
+
+
 @pytest.fixture
-def ids(world):
+def ids(world, client_for, small_slide):
+    from pathology_hub.models import Slide
+    from tests.ingest.conftest import tus_upload
     db = world
     case = db.scalar(select(Case).where(Case.case_number == "DEMO-2026-001"))
-    return {"case_id": case.id,
+    assert tus_upload(client_for("tech"), small_slide, case.id).status_code == 201
+    slide = db.scalars(select(Slide)).one()
+    return {"case_id": case.id, "slide_id": slide.id, "uid": slide.uid, "version": slide.pyramid_version,
             "institution_id": db.scalar(select(Institution.id).where(Institution.code == "COMM2")),
             "user_id": db.scalar(select(User.id).where(User.username == "tech2"))}
 
@@ -75,10 +100,15 @@ def test_role_against_every_endpoint(role, client_for, ids):
     if role == "anon":
         c.refresh_csrf()
     failures = []
-    for (method, rule), _ in sorted(MATRIX.items()):
+    # Destructive requests last, so they do not hide the others' answers.
+    for (method, rule), _ in sorted(MATRIX.items(), key=lambda kv: (kv[0][0] == "DELETE", kv[0])):
         path = rule.replace("<int:case_id>", str(ids["case_id"])) \
                    .replace("<int:institution_id>", str(ids["institution_id"])) \
-                   .replace("<int:user_id>", str(ids["user_id"]))
+                   .replace("<int:user_id>", str(ids["user_id"])) \
+                   .replace("<int:slide_id>", str(ids["slide_id"])).replace("<uid>", ids["uid"]) \
+                   .replace("<int:version>", str(ids["version"])).replace("<name>", "thumbnail") \
+                   .replace("<int:level>", "5").replace("<int:col>", "0").replace("<int:row>", "0") \
+                   .replace("<upload_id>", "0" * 32)
         kwargs = {}
         if method in ("POST", "PUT", "PATCH"):
             if path.startswith("/api/"):
