@@ -6,7 +6,7 @@ import sys
 
 import click
 from flask import Flask, current_app
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import select
 
 from .db import session_scope
@@ -153,6 +153,7 @@ def inst_list() -> None:
 
 
 @click.command("demo")
+@with_appcontext
 def demo_command() -> None:
     """Create demo institutions, users and cases (idempotent)."""
     from .demo import DEMO_PASSWORD, ensure_demo_data
@@ -166,6 +167,7 @@ def demo_command() -> None:
 
 
 @click.command("worker")
+@with_appcontext
 @click.option("--workers", default=2, type=int, help="worker processes")
 def worker_command(workers: int) -> None:
     """Run the background job consumer (Huey) for this QUEUE_URL."""
@@ -176,8 +178,46 @@ def worker_command(workers: int) -> None:
     Consumer(huey, workers=workers, worker_type="process", periodic=True, check_worker_health=True).run()
 
 
+@click.command("upload")
+@with_appcontext
+@click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=False))
+@click.option("--case", "case_number", help="case number at your centre")
+@click.option("--watch", "watch_dir", type=click.Path(exists=True, file_okay=False), help="folder the scanner writes to")
+@click.option("--case-from-filename", "pattern", default=r"^(?P<case>[^_ ]+)[_ ]",
+              help="regex whose group 'case' (or first group) is the case number")
+@click.option("--server", envvar="PATHOLOGY_HUB_URL", default=None, help="default: BASE_URL")
+@click.option("--token", envvar="PATHOLOGY_HUB_TOKEN", default="", help="API token (flask users token NAME)")
+@click.option("--stain", default="H&E")
+@click.option("--chunk-size", default=8, type=int, help="MiB per request")
+@click.option("--settle", default=10.0, type=float, help="seconds a file must stop growing before upload")
+@click.option("--once", is_flag=True, help="with --watch: upload what is there now and exit")
+def upload_command(files, case_number, watch_dir, pattern, server, token, stain, chunk_size, settle, once) -> None:
+    """Upload slides with resumable tus uploads (from a scanner workstation).
+
+    flask upload --case C-2026-17 slide1.svs slide2.ndpi
+    flask upload --watch /scans --case-from-filename '^(?P<case>C-\\d+-\\d+)_'
+    """
+    from pathlib import Path
+
+    from .upload_client import HubUploader, UploadError, watch
+    state = Path(_settings().instance_path) / "upload-client-state.json"
+    try:
+        uploader = HubUploader(server or _settings().base_url, token, state, chunk_size=chunk_size << 20)
+        if watch_dir:
+            watch(uploader, Path(watch_dir), pattern, settle=settle, once=once, stain=stain, echo=click.echo)
+            return
+        if not case_number or not files:
+            raise UploadError("Give --case and at least one FILE, or --watch DIR.")
+        for path in files:
+            result = uploader.upload(Path(path), case_number, stain=stain)
+            click.echo(f"uploaded {Path(path).name} to case {case_number} (sha256 {result.sha256})")
+    except UploadError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+
+
 def register_cli(app: Flask) -> None:
-    for group in (db_cli, users_cli, inst_cli, demo_command, worker_command):
+    for group in (db_cli, users_cli, inst_cli, demo_command, worker_command, upload_command):
         app.cli.add_command(group)
     from .cli_storage import storage_cli
     app.cli.add_command(storage_cli)
