@@ -153,12 +153,18 @@ def inst_list() -> None:
 
 
 @click.command("demo")
+@click.option("--no-slides", is_flag=True, help="skip generating and tiling the demo slides")
 @with_appcontext
-def demo_command() -> None:
-    """Create demo institutions, users and cases (idempotent)."""
-    from .demo import DEMO_PASSWORD, ensure_demo_data
+def demo_command(no_slides: bool) -> None:
+    """Create demo institutions, users, cases and slides (idempotent)."""
+    from . import runtime
+    from .demo import DEMO_PASSWORD, ensure_demo_data, ensure_demo_slides
+    from .domain import slides  # noqa: F401 - registers the job handlers
     with session_scope() as s:
         logins = ensure_demo_data(s)
+    if not no_slides:
+        with session_scope() as s:
+            ensure_demo_slides(s, runtime.store(), _settings().instance_path / "demo", echo=click.echo)
     base = _settings().base_url
     click.echo(f"\nPathology Hub is at {base}/")
     click.echo(f"Demo logins (password for all: {DEMO_PASSWORD}):")

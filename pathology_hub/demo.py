@@ -54,3 +54,42 @@ def ensure_demo_data(session: Session) -> list[tuple[str, str, str]]:
                          requesting_clinician_id=clinician.id, created_by_id=tech.id))
     session.flush()
     return logins
+
+
+DEMO_SLIDES = [("DEMO-2026-001-A1.svs", 12000, 9000, 11, "H&E"), ("DEMO-2026-001-A2.svs", 9000, 7000, 12, "H&E")]
+
+
+def ensure_demo_slides(session: Session, store, work_dir, echo=print) -> None:
+    """Generate synthetic H&E slides for the demo case and ingest and tile them now.
+
+    They go through the real job handlers (inline, so the viewer works as soon as the
+    server starts); a later delivery of the same jobs by the queue finds them done.
+    """
+    from pathlib import Path
+
+    from .db import SessionLocal
+    from .domain import jobs
+    from .domain import slides as slide_service
+    from .models import Job, JobState, Slide
+    from .slides.synthetic import write_synthetic_slide
+
+    case = session.scalar(select(Case).where(Case.case_number == "DEMO-2026-001"))
+    tech = session.scalar(select(User).where(User.username == "tech"))
+    existing = {s.original_filename for s in session.scalars(select(Slide).where(Slide.case_id == case.id))}
+    work_dir = Path(work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    for name, width, height, seed, stain in DEMO_SLIDES:
+        if name in existing:
+            continue
+        echo(f"generating demo slide {name} ({width} x {height} px, 0.25 µm/px)…")
+        path = write_synthetic_slide(work_dir / name, width, height, mpp=0.25, tissue_fraction=0.45, seed=seed)
+        slide_service.add_local_file(session, store, case, tech, path, stain=stain)
+        path.unlink(missing_ok=True)
+    session.commit()
+    for _ in range(10):
+        queued = list(session.scalars(select(Job.id).where(Job.state == JobState.QUEUED)))
+        if not queued:
+            break
+        for job_id in queued:
+            jobs.run(lambda: SessionLocal.session_factory(), job_id)
+        session.expire_all()

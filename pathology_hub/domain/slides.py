@@ -183,6 +183,21 @@ def complete_upload(session: Session, store: ObjectStore, upload_id: str, staged
     return slide
 
 
+def add_local_file(session: Session, store: ObjectStore, case: Case, user: User, path: Path,
+                   stain: str = "H&E") -> Slide:
+    """Ingest a file already on this machine (demo data, imports) through the same path as an upload."""
+    import hashlib
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(4 << 20):
+            digest.update(chunk)
+    upload = Upload(id=uuid.uuid4().hex, case_id=case.id, user_id=user.id, institution_id=case.institution_id,
+                    filename=path.name, size=path.stat().st_size, stain=stain, client_sha256=digest.hexdigest())
+    session.add(upload)
+    session.flush()
+    return complete_upload(session, store, upload.id, str(path), digest.hexdigest())
+
+
 def _next_label(session: Session, case_id: int) -> str:
     count = session.scalar(select(func.count(Slide.id)).where(Slide.case_id == case_id)) or 0
     return f"S{count + 1}"
