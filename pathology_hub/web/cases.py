@@ -17,6 +17,7 @@ from ..domain import slides as slide_service
 from ..domain.errors import DomainError
 from ..models import Case, Priority, Role, Sex, User
 from .authz import authorize, load_model
+from .bundle_strings import upload_strings
 from .security import client_ip
 
 bp = Blueprint("cases", __name__, url_prefix="/cases")
@@ -63,15 +64,7 @@ def detail(case: Case):
         upload_config = json.dumps({
             "endpoint": url_for("tus.collection"), "caseId": case.id, "csrfToken": generate_csrf(),
             "headers": {"X-CSRFToken": generate_csrf()}, "chunkSize": 8 * 1024 * 1024,
-            "statusUrl": url_for("slides.case_slides", case_id=case.id),
-            "i18n": upload_i18n()}, ensure_ascii=False)
+            "statusUrlTemplate": url_for("tus.collection") + "{uploadId}",
+            "i18n": upload_strings()}, ensure_ascii=False)
     return render_template("case_detail.html", case=case, can_upload=can_upload, upload_config=upload_config,
                            quality_of=slide_service.quality_of, qc_message=qc_message)
-
-
-def upload_i18n() -> dict[str, str]:
-    return {"drop": _("Drop slide files here or click to choose"), "choose": _("Choose files"),
-            "pause": _("Pause"), "resume": _("Resume"), "cancel": _("Cancel"), "verifying": _("Verifying…"),
-            "uploading": _("Uploading"), "done": _("Uploaded; checking the file…"), "failed": _("Failed"),
-            "paused": _("Paused"), "remaining": _("remaining"), "stain": _("Stain"), "waiting": _("Waiting"),
-            "resumed": _("Resuming the earlier upload")}

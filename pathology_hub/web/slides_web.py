@@ -26,6 +26,7 @@ from ..models import Case, Slide, SlideStatus, Upload, UploadState
 from ..tiling import PyramidReader, TileNotFound, TileNotReady, render_tile
 from .authz import authorize, load_model
 from .security import client_ip
+from .bundle_strings import viewer_strings
 from .serializers import iso
 
 bp = Blueprint("slides", __name__)
@@ -261,19 +262,6 @@ def _render_on_demand(uid: str, version: int, level: int, col: int, row: int) ->
 
 
 # ---------------------------------------------------------------- viewer page
-def viewer_i18n() -> dict[str, str]:
-    return {
-        "zoomIn": _("Zoom in"), "zoomOut": _("Zoom out"), "home": _("Whole slide"), "fullscreen": _("Full screen"),
-        "rotateLeft": _("Rotate left 90°"), "rotateRight": _("Rotate right 90°"), "rotation": _("Rotation"),
-        "magnification": _("Magnification"), "brightness": _("Brightness"), "contrast": _("Contrast"),
-        "gamma": _("Gamma"), "reset": _("Reset"), "sideBySide": _("Side by side"), "sync": _("Synchronise"),
-        "copyLink": _("Copy link"), "linkCopied": _("Link copied"), "metadata": _("Slide information"),
-        "associatedImages": _("Associated images"), "slides": _("Slides"), "noMpp": _("No scale: microns per pixel unknown"),
-        "storageUnavailable": _("Image storage is not reachable; retrying…"), "tiling": _("Still tiling: showing what is ready"),
-        "compareWith": _("Compare with"), "close": _("Close"), "adjustments": _("Adjustments"),
-    }
-
-
 @bp.route("/cases/<int:case_id>/viewer")
 @authorize("case.view", load=load_model(Case, "case_id"), as_arg="case")
 def viewer(case: Case):
@@ -313,7 +301,7 @@ def viewer(case: Case):
         "initial": {"slideId": first if first in ids else slides[0]["id"],
                     "compareSlideId": compare if compare in ids else None,
                     "x": arg("x", float), "y": arg("y", float), "zoom": arg("z", float), "rotation": arg("r", float)},
-        "i18n": viewer_i18n(),
+        "i18n": viewer_strings(),
     }
     audit_view(case)
     return render_template("viewer.html", case=case, config_json=json.dumps(config, ensure_ascii=False))
