@@ -26,9 +26,11 @@ def storage_verify(prefix: str) -> None:
         expected = {o.storage_key: o.sha256 for o in s.scalars(select(StoredOriginal))
                     if o.storage_key.startswith(prefix)}
     report = scrub(runtime.store(), prefix, expected=expected)
-    click.echo(report.summary())
+    click.echo(f"checked {report.checked} objects ({report.bytes_read / 2**20:.1f} MiB): {len(report.ok)} ok, "
+               f"{len(report.missing)} missing, {len(report.corrupted)} corrupted, "
+               f"{len(report.unverifiable)} without a recorded hash")
     for key in report.missing:
-        click.echo(f"MISSING   {key}")
-    for key in report.corrupted:
-        click.echo(f"CORRUPTED {key}")
-    sys.exit(1 if (report.missing or report.corrupted) else 0)
+        click.echo(f"MISSING    {key}")
+    for bad in report.corrupted:
+        click.echo(f"CORRUPTED  {bad.key} (expected {bad.expected[:16]}…, found {bad.actual[:16]}…)")
+    sys.exit(0 if report.clean else 1)
