@@ -62,6 +62,7 @@ class Settings:
     max_slide_bytes: int = 20 * GiB
     institution_quota_bytes: int = 2000 * GiB
     upload_expiry_hours: int = 24
+    upload_chunk_bytes: int = 8 << 20
     session_idle_minutes: int = 30
     session_max_hours: int = 12
     login_max_failures: int = 5
@@ -88,6 +89,7 @@ class Settings:
             max_slide_bytes=_env_int("MAX_SLIDE_BYTES", 20 * GiB),
             institution_quota_bytes=_env_int("INSTITUTION_QUOTA_BYTES", 2000 * GiB),
             upload_expiry_hours=_env_int("UPLOAD_EXPIRY_HOURS", 24),
+            upload_chunk_bytes=_env_int("UPLOAD_CHUNK_MB", 8) << 20,
             session_idle_minutes=_env_int("SESSION_IDLE_MINUTES", 30),
             session_max_hours=_env_int("SESSION_MAX_HOURS", 12),
             login_max_failures=_env_int("LOGIN_MAX_FAILURES", 5),

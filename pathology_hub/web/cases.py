@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_wtf.csrf import generate_csrf
 from flask_babel import gettext as _
 from flask_login import current_user
@@ -63,8 +63,8 @@ def detail(case: Case):
     if can_upload:
         upload_config = json.dumps({
             "endpoint": url_for("tus.collection"), "caseId": case.id, "csrfToken": generate_csrf(),
-            "headers": {"X-CSRFToken": generate_csrf()}, "chunkSize": 8 * 1024 * 1024,
-            "statusUrlTemplate": url_for("tus.collection") + "{uploadId}",
+            "headers": {"X-CSRFToken": generate_csrf()}, "chunkSize": current_app.config["SETTINGS"].upload_chunk_bytes,
+            "statusUrlTemplate": url_for("slides.upload_status", upload_id="UPLOAD").replace("UPLOAD", "{uploadId}"),
             "i18n": upload_strings()}, ensure_ascii=False)
     return render_template("case_detail.html", case=case, can_upload=can_upload, upload_config=upload_config,
                            quality_of=slide_service.quality_of, qc_message=qc_message)

@@ -183,6 +183,37 @@ def _image(key: str, mime: str) -> Response:
     return resp
 
 
+@bp.route("/api/v1/upload-status/<upload_id>")
+def upload_status(upload_id: str):
+    """What became of a finished upload: still processing, ready, or rejected with the reason.
+    ---
+    get:
+      summary: Processing status of the slide made from a tus upload
+    """
+    from ..domain.upload_server import server
+    from ..uploads.staging import InvalidUploadId, UploadNotFound
+    try:
+        info = server().staging.load(upload_id)
+    except (InvalidUploadId, UploadNotFound):
+        raise NotFound("No such upload.") from None
+    upload = SessionLocal().get(Upload, (info.owner or {}).get("upload_row", ""))
+    if upload is None:
+        raise NotFound("No such upload.")
+    case = SessionLocal().get(Case, upload.case_id)
+    policy.ensure(_me(), "case.view", case)
+    slide = SessionLocal().get(Slide, upload.slide_id) if upload.slide_id else None
+    if upload.state is UploadState.FAILED:
+        return jsonify({"status": "failed", "error": {"code": upload.error_code, "message": upload.error_message}})
+    if slide is None:
+        return jsonify({"status": "uploading" if upload.state is UploadState.RECEIVING else upload.state.value})
+    status = {SlideStatus.READY: "ready", SlideStatus.REJECTED: "rejected", SlideStatus.FAILED: "failed"}.get(
+        slide.status, "processing")
+    body = {"status": status, "slide_id": slide.id, "slide_status": slide.status.value}
+    if slide.reject_message:
+        body["error"] = {"code": slide.reject_code, "message": slide.reject_message}
+    return jsonify(body)
+
+
 # ---------------------------------------------------------------- Deep Zoom
 def _authorise_tiles(uid: str, version: int) -> None:
     """Token fast path; otherwise the full policy check through the database."""
@@ -277,10 +308,9 @@ def viewer(case: Case):
             "thumbnailUrl": j["thumbnail_url"], "mpp": j["mpp"], "objectivePower": j["objective_power"],
             "width": j["width"], "height": j["height"], "status": s.status.value,
             "metadata": {k: v for k, v in {
-                _("Vendor"): j["vendor"], _("Format"): j["format"], _("Dimensions"): f"{j['width']} × {j['height']}",
-                _("Levels"): j["level_count"], _("Microns per pixel"): j["mpp"],
-                _("Objective power"): j["objective_power"], _("Scan date"): j["scan_date"],
-                _("File"): s.original_filename, _("Stain"): s.stain}.items() if v not in (None, "")},
+                # Name, stain, size, resolution and objective power are shown by the viewer itself.
+                _("Vendor"): j["vendor"], _("Format"): j["format"], _("Levels"): j["level_count"],
+                _("Scan date"): j["scan_date"], _("File"): s.original_filename}.items() if v not in (None, "")},
             "associatedImages": [{"name": n, "url": url_for("slides.associated", slide_id=s.id, name=n)}
                                  for n in names],
         })

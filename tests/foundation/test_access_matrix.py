@@ -57,6 +57,7 @@ MATRIX: dict[tuple[str, str], dict[str, int]] = {
     ("GET", "/api/v1/uploads/<upload_id>"): {"anon": 401, "*": 404},
     ("PATCH", "/api/v1/uploads/<upload_id>"): {"anon": 401, "*": 412},
     ("DELETE", "/api/v1/uploads/<upload_id>"): {"anon": 401, "*": 412},
+    ("GET", "/api/v1/upload-status/<upload_id>"): {"anon": 401, "*": 404},
     ("GET", "/healthz"): {"anon": 200, "*": 200},
     ("GET", "/readyz"): {"anon": 200, "*": 200},
 }
