@@ -298,9 +298,8 @@ def test_ping(store):
 
 # -- failure modes -------------------------------------------------------------
 
-def test_local_write_killed_midway_leaves_no_object(backend, tmp_path, repo_root):
-    if backend != "local":
-        pytest.skip("process-kill atomicity is a property of the local backend's rename")
+def test_local_write_killed_midway_leaves_no_object(tmp_path, repo_root):
+    """Process-kill atomicity is a property of the local backend's rename (S3 publishes whole objects)."""
     root = tmp_path / "root"
     from storage.local import LocalStore
     store = LocalStore(root)
@@ -327,9 +326,7 @@ def test_local_write_killed_midway_leaves_no_object(backend, tmp_path, repo_root
     assert [i.key for i in store.list()] == ["k/obj"]
 
 
-def test_s3_gateway_outage_fails_fast_then_recovers(backend, request, s3_ctl):
-    if backend != "s3":
-        pytest.skip("gateway outage applies to the S3 backend")
+def test_s3_gateway_outage_fails_fast_then_recovers(request, s3_ctl):
     store = request.getfixturevalue("s3_store_factory")()
     objects = {f"o/{i}": os.urandom(100_000 + i) for i in range(5)}
     for key, data in objects.items():
