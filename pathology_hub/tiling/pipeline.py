@@ -1,0 +1,335 @@
+"""Build a slide's Deep Zoom pyramid into object storage.
+
+Order of work, chosen for the viewer: shared blank tiles, the coarse levels
+(DeepZoomGenerator tiles from the slide's own low levels - a few dozen tiles),
+thumbnail and associated images, then a *preview* manifest so the first view
+works within seconds; then the level-0 blocks on a process pool (each worker
+opens the slide once and returns finished packs; the parent uploads them on a
+thread pool); the final manifest is written last, so a reader never takes a
+half-built pyramid for a complete one.
+
+Crash safety: every pack's bytes are a deterministic function of the slide and
+the quality, and each is written atomically under a fixed key. A re-run lists
+the prefix (or trusts a :class:`Checkpoint`), skips packs that exist, and ends
+byte-identical to an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import sys
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Callable
+
+from storage.base import ObjectStore
+from storage.keys import validate_key
+
+from .errors import TilingError
+from .geometry import BLOCK_TILES, FINE_LEVELS
+from .pack import PackInfo, build_pack, read_pack_info
+from .render import DEFAULT_QUALITY, blank_jpeg, render_block, render_coarse
+from .source import SlideSource, encode_png
+
+MANIFEST = "manifest.json"
+PREVIEW_MANIFEST = "manifest.preview.json"
+FORMAT = "pathology-hub-deepzoom/1"
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Reported after each stored pack; ``eta_seconds`` is None until a rate is known."""
+
+    phase: str  # "preview", "levels" or "done"
+    tiles_done: int
+    tiles_total: int
+    level: int | None
+    elapsed_seconds: float
+    eta_seconds: float | None
+
+
+@dataclass
+class Checkpoint:
+    """Packs already known to be stored (key -> PackInfo). Without one, the prefix is listed."""
+
+    packs: dict[str, PackInfo] = field(default_factory=dict)
+
+    def record(self, info: PackInfo) -> None:
+        self.packs[info.key] = info
+
+
+@dataclass(frozen=True)
+class PyramidResult:
+    manifest_key: str
+    width: int
+    height: int
+    levels: int
+    tiles_total: int
+    tiles_blank: int
+    packs_written: int
+    packs_skipped: int
+    objects_written: int
+    seconds: float
+    first_view_seconds: float
+    source_reader: str
+
+
+# --- worker side: one open slide per process ---
+
+_worker_source: SlideSource | None = None
+
+
+def _worker_init(slide_path: str) -> None:
+    global _worker_source
+    _worker_source = SlideSource(slide_path)
+
+
+def _worker_block(bx: int, by: int, key: str, quality: int) -> tuple[bytes, PackInfo]:
+    assert _worker_source is not None
+    return build_pack(key, render_block(_worker_source, bx, by, quality))
+
+
+# --- parent side ---
+
+def _mp_context() -> multiprocessing.context.BaseContext:
+    """forkserver: workers do not inherit the caller's threads and locks (web app, job runner).
+    It re-imports ``__main__`` from its file, so a main without one (stdin, -c) gets fork."""
+    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+    if main_file and os.path.exists(main_file):
+        return multiprocessing.get_context("forkserver")
+    return multiprocessing.get_context("fork")
+
+
+def _blank_object(source: SlideSource, quality: int) -> tuple[bytes, dict[str, list[int]]]:
+    """One object holding the blank tile of every size the pyramid uses."""
+    body = bytearray()
+    table: dict[str, list[int]] = {}
+    for w, h in sorted(source.geometry.tile_sizes()):
+        data = blank_jpeg((w, h), source.background, quality)
+        table[f"{w}x{h}"] = [len(body), len(data)]
+        body += data
+    return bytes(body), table
+
+
+def block_key(prefix: str, bx: int, by: int) -> str:
+    return f"{prefix}/packs/b{bx}-{by}.pack"
+
+
+def top_key(prefix: str) -> str:
+    return f"{prefix}/packs/top.pack"
+
+
+def build_pyramid(slide_path: str, store: ObjectStore, prefix: str, *, quality: int = DEFAULT_QUALITY,
+                  workers: int | None = None, progress: Callable[[Progress], None] | None = None,
+                  checkpoint: Checkpoint | None = None) -> PyramidResult:
+    """Tile ``slide_path`` into ``store`` under ``prefix`` (e.g. ``pyramids/<uid>/v1``); resumable."""
+    started = time.monotonic()
+    prefix = validate_key(prefix.rstrip("/"))
+    if not 1 <= quality <= 100:
+        raise ValueError("quality must be within 1..100")
+    workers = max(1, workers or os.cpu_count() or 1)
+    source = SlideSource(slide_path)
+    try:
+        return _Build(source, store, prefix, quality, workers, progress, checkpoint, started).run()
+    finally:
+        source.close()
+
+
+class _Build:
+    def __init__(self, source: SlideSource, store: ObjectStore, prefix: str, quality: int, workers: int,
+                 progress: Callable[[Progress], None] | None, checkpoint: Checkpoint | None,
+                 started: float) -> None:
+        self.source, self.store, self.prefix, self.quality = source, store, prefix, quality
+        self.workers, self.progress_cb, self.started = workers, progress, started
+        self.geom = source.geometry
+        self.checkpoint = checkpoint if checkpoint is not None else Checkpoint()
+        self.existing = {info.key: info.size for info in store.list(prefix + "/")}
+        self.packs: dict[str, PackInfo] = {}
+        self.written = 0
+        self.skipped = 0
+        self.objects = 0
+        self.tiles_total = self.geom.tile_count()
+        self.tiles_done = 0
+        self.first_view = 0.0
+        self.uploads = ThreadPoolExecutor(max_workers=8, thread_name_prefix="tile-upload")
+
+    # -- helpers --
+    def _put(self, key: str, data: bytes, content_type: str) -> None:
+        self.store.put_bytes(key, data, content_type=content_type)
+        self.objects += 1
+
+    def _known(self, key: str) -> PackInfo | None:
+        """A pack stored by an earlier (maybe killed) run, with its index location."""
+        if key in self.checkpoint.packs:
+            return self.checkpoint.packs[key]
+        if key in self.existing:
+            info = read_pack_info(self.store, key, self.existing[key])
+            if info is not None:
+                self.checkpoint.record(info)
+            return info
+        return None
+
+    def _report(self, phase: str, level: int | None) -> None:
+        if self.progress_cb is None:
+            return
+        elapsed = time.monotonic() - self.started
+        rate = self.tiles_done / elapsed if elapsed > 0 else 0
+        eta = (self.tiles_total - self.tiles_done) / rate if rate > 0 else None
+        self.progress_cb(Progress(phase, self.tiles_done, self.tiles_total, level, elapsed, eta))
+
+    def _pack_done(self, name: str, info: PackInfo, fresh: bool) -> None:
+        self.packs[name] = info
+        self.checkpoint.record(info)
+        self.tiles_done += info.tiles
+        if fresh:
+            self.written += 1
+        else:
+            self.skipped += 1
+
+    # -- phases --
+    def run(self) -> PyramidResult:
+        blank_key = f"{self.prefix}/blank.jpgs"
+        blank_data, self.blank_table = _blank_object(self.source, self.quality)
+        if blank_key not in self.existing:
+            self._put(blank_key, blank_data, "application/octet-stream")
+        self._build_top()
+        self.extras = self._store_extras()
+        self._write_manifest(complete=False)
+        self.first_view = time.monotonic() - self.started
+        self._report("preview", min(self.geom.coarse_levels, default=None))
+        self._build_blocks()
+        self.uploads.shutdown(wait=True)
+        manifest_key = self._write_manifest(complete=True)
+        try:
+            self.store.delete(f"{self.prefix}/{PREVIEW_MANIFEST}")
+        except Exception:  # noqa: BLE001 - a stale preview is harmless once the final manifest exists
+            pass
+        self._report("done", self.geom.max_level)
+        blank = sum(p.blank for p in self.packs.values())
+        return PyramidResult(manifest_key, self.geom.width, self.geom.height, self.geom.level_count,
+                             self.tiles_total, blank, self.written, self.skipped, self.objects,
+                             time.monotonic() - self.started, self.first_view, self.source.reader_kind)
+
+    def _build_top(self) -> None:
+        levels = self.geom.coarse_levels
+        if not levels:
+            return
+        key = top_key(self.prefix)
+        info = self._known(key)
+        if info is None:
+            entries = []
+            for level in levels:
+                cols, rows = self.geom.level_tiles(level)
+                for row in range(rows):
+                    for col in range(cols):
+                        entries.append((level, col, row, render_coarse(self.source, level, col, row, self.quality)))
+            data, info = build_pack(key, entries)
+            self._put(key, data, "application/octet-stream")
+            self._pack_done("top", info, True)
+        else:
+            self._pack_done("top", info, False)
+
+    def _store_extras(self) -> dict:
+        thumb_key = f"{self.prefix}/thumbnail.jpg"
+        if thumb_key not in self.existing:
+            import io
+            buf = io.BytesIO()
+            self.source.thumbnail().save(buf, "JPEG", quality=90)
+            self._put(thumb_key, buf.getvalue(), "image/jpeg")
+        assoc = {}
+        for name, img in sorted(self.source.associated().items()):
+            safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name) or "image"
+            key = f"{self.prefix}/associated/{safe}.png"
+            if key not in self.existing:
+                self._put(key, encode_png(self.source.to_srgb(img)), "image/png")
+            assoc[name] = key
+        return {"thumbnail": thumb_key, "associated": assoc}
+
+    def _build_blocks(self) -> None:
+        todo = []
+        for bx, by in self.geom.iter_blocks():
+            key = block_key(self.prefix, bx, by)
+            info = self._known(key)
+            if info is None:
+                todo.append((bx, by, key))
+            else:
+                self._pack_done(f"b{bx}-{by}", info, False)
+        level = max(self.geom.fine_levels)
+        if not todo:
+            return
+        uploads: set[Future] = set()
+
+        def finish(bx: int, by: int, data: bytes, info: PackInfo) -> None:
+            fut = self.uploads.submit(self._put, info.key, data, "application/octet-stream")
+            fut.add_done_callback(lambda _f: None)
+            uploads.add(fut)
+            # A pack counts as done only once stored; failed uploads surface below.
+            self._pack_done(f"b{bx}-{by}", info, True)
+            self._report("levels", level)
+
+        if self.workers == 1 or len(todo) == 1:
+            for bx, by, key in todo:
+                data, info = build_pack(key, render_block(self.source, bx, by, self.quality))
+                finish(bx, by, data, info)
+                self._drain(uploads, limit=16)
+        else:
+            ctx = _mp_context()
+            with ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_worker_init,
+                                     initargs=(self.source.path,)) as pool:
+                pending: dict[Future, tuple[int, int]] = {}
+                queue = list(reversed(todo))
+                while queue or pending:
+                    while queue and len(pending) < self.workers * 2:
+                        bx, by, key = queue.pop()
+                        pending[pool.submit(_worker_block, bx, by, key, self.quality)] = (bx, by)
+                    done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                    for fut in done:
+                        bx, by = pending.pop(fut)
+                        data, info = fut.result()  # a TilingError from a worker re-raises here
+                        finish(bx, by, data, info)
+                    self._drain(uploads, limit=16)
+        self._drain(uploads, limit=0)
+
+    @staticmethod
+    def _drain(uploads: set[Future], limit: int) -> None:
+        """Bound memory held by queued uploads and surface upload errors early."""
+        while len(uploads) > limit:
+            done, _ = wait(uploads, return_when=FIRST_COMPLETED)
+            for fut in done:
+                uploads.discard(fut)
+                fut.result()
+
+    def _write_manifest(self, complete: bool) -> str:
+        g, s = self.geom, self.source
+        available = sorted({lv for lv in g.coarse_levels if "top" in self.packs} |
+                           (set(g.fine_levels) if complete else set()))
+        manifest = {
+            "format": FORMAT,
+            "complete": complete,
+            "dzi": {"format": "jpeg", "tile_size": g.tile_size, "overlap": g.overlap,
+                    "width": g.width, "height": g.height},
+            "levels": [{"level": lv, "width": w, "height": h, "cols": g.level_tiles(lv)[0],
+                        "rows": g.level_tiles(lv)[1]} for lv, (w, h) in enumerate(g.level_dimensions)],
+            "levels_available": available,
+            "quality": self.quality,
+            "bounds": {"x": s.bounds.x, "y": s.bounds.y, "width": s.bounds.width, "height": s.bounds.height},
+            "background": "#%02x%02x%02x" % s.background,
+            "colour": {"source_icc_profile": s.icc, "tiles": "sRGB"},
+            "layout": {"block_tiles": BLOCK_TILES, "fine_levels": FINE_LEVELS,
+                       "coarse_levels": g.coarse_levels, "fine": g.fine_levels,
+                       "rule": "coarse level -> packs['top']; fine level L at depth d=max_level-L: "
+                               "tile (c, r) -> packs['b{c*2**d//16}-{r*2**d//16}']"},
+            "blank": {"key": f"{self.prefix}/blank.jpgs", "tiles": self.blank_table},
+            "packs": {name: info.to_json() for name, info in sorted(self.packs.items())},
+            "source": {"vendor": s.vendor, "reader": s.reader_kind,
+                       "dimensions": list(s.slide.dimensions)},
+            **self.extras,
+        }
+        name = MANIFEST if complete else PREVIEW_MANIFEST
+        key = f"{self.prefix}/{name}"
+        data = json.dumps(manifest, indent=1, sort_keys=True).encode()
+        self._put(key, data, "application/json")
+        return key

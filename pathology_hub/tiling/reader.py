@@ -1,0 +1,130 @@
+"""Serving tiles from a stored pyramid: one ranged GET per tile.
+
+Pack indexes are parsed once and cached (LRU), so after warm-up a tile costs a
+single ``get_range``. Addresses are validated as plain non-negative ints before
+any key is formed; keys come only from the manifest, never from the request.
+"""
+
+from __future__ import annotations
+
+import json
+import operator
+import threading
+import time
+from collections import OrderedDict
+
+from storage.base import ObjectStore
+from storage.errors import ObjectNotFound
+from storage.keys import validate_key
+
+from .errors import TileNotFound, TileNotReady
+from .geometry import Geometry
+from .pack import parse_index
+from .pipeline import MANIFEST, PREVIEW_MANIFEST
+
+_INDEX_CACHE = 256  # packs; ~10 KB each parsed
+
+
+def validate_address(level: object, col: object, row: object) -> tuple[int, int, int]:
+    """Accept ints (or int-like, never bool/str/float); raise TileNotFound otherwise."""
+    out = []
+    for name, value in (("level", level), ("col", col), ("row", row)):
+        if isinstance(value, bool):
+            raise TileNotFound(f"{name} must be an integer")
+        try:
+            number = operator.index(value)
+        except TypeError:
+            raise TileNotFound(f"{name} must be an integer, not {type(value).__name__}") from None
+        if number < 0:
+            raise TileNotFound(f"{name} must not be negative")
+        out.append(number)
+    return out[0], out[1], out[2]
+
+
+class PyramidReader:
+    """Read access to one pyramid under ``prefix``; safe to share between threads."""
+
+    def __init__(self, store: ObjectStore, prefix: str) -> None:
+        self.store = store
+        self.prefix = validate_key(prefix.rstrip("/"))
+        self._lock = threading.Lock()
+        self._indexes: OrderedDict[str, dict] = OrderedDict()
+        self._blank: bytes | None = None
+        self._loaded_at = 0.0
+        self._load_manifest()
+
+    def _load_manifest(self) -> None:
+        for name in (MANIFEST, PREVIEW_MANIFEST):
+            try:
+                raw = self.store.get_bytes(f"{self.prefix}/{name}")
+            except ObjectNotFound:
+                continue
+            manifest = json.loads(raw)
+            dzi = manifest["dzi"]
+            self.manifest: dict = manifest
+            self.geometry = Geometry(dzi["width"], dzi["height"], dzi["tile_size"], dzi["overlap"])
+            self._loaded_at = time.monotonic()
+            return
+        raise TileNotFound(f"no pyramid stored under {self.prefix!r}")
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.manifest.get("complete"))
+
+    def refresh(self) -> None:
+        """Pick up the final manifest after a preview (cheap: one GET)."""
+        with self._lock:
+            self._load_manifest()
+
+    def dzi_xml(self) -> str:
+        return self.geometry.dzi_xml(self.manifest["dzi"]["format"])
+
+    def _pack_name(self, level: int, col: int, row: int) -> str:
+        if level in self.manifest["layout"]["coarse_levels"]:
+            return "top"
+        bx, by = self.geometry.block_of(level, col, row)
+        return f"b{bx}-{by}"
+
+    def _index(self, name: str, pack: dict) -> dict:
+        with self._lock:
+            index = self._indexes.get(name)
+            if index is not None:
+                self._indexes.move_to_end(name)
+                return index
+        raw = self.store.get_range(pack["key"], pack["index_offset"], pack["index_length"])
+        index = parse_index(raw)
+        with self._lock:
+            self._indexes[name] = index
+            while len(self._indexes) > _INDEX_CACHE:
+                self._indexes.popitem(last=False)
+        return index
+
+    def _blank_tile(self, w: int, h: int) -> bytes:
+        if self._blank is None:
+            self._blank = self.store.get_bytes(self.manifest["blank"]["key"])
+        off, length = self.manifest["blank"]["tiles"][f"{w}x{h}"]
+        return self._blank[off:off + length]
+
+    def tile(self, level: object, col: object, row: object) -> bytes:
+        """JPEG bytes of one tile; TileNotFound outside the pyramid, TileNotReady while building."""
+        level, col, row = validate_address(level, col, row)
+        try:
+            _, _, w, h = self.geometry.tile_box(level, col, row)
+        except IndexError as exc:
+            raise TileNotFound(str(exc)) from None
+        name = self._pack_name(level, col, row)
+        pack = self.manifest["packs"].get(name)
+        if pack is None and not self.complete and time.monotonic() - self._loaded_at > 1.0:
+            self.refresh()
+            pack = self.manifest["packs"].get(name)
+        if pack is None:
+            if self.complete:
+                raise TileNotFound(f"tile {level}/{col}_{row} has no pack in the manifest")
+            raise TileNotReady(f"tile {level}/{col}_{row} is not built yet")
+        entry = self._index(name, pack).get((level, col, row))
+        if entry is None:
+            raise TileNotFound(f"tile {level}/{col}_{row} is missing from its pack index")
+        offset, length = entry
+        if offset < 0:
+            return self._blank_tile(w, h)
+        return self.store.get_range(pack["key"], offset, length)

@@ -1,0 +1,121 @@
+"""Turning slide pixels into Deep Zoom JPEG tiles.
+
+Fine levels (full resolution and four 2x halvings) come from one level-0 block
+reduced by PIL's 2x2 box filter. Every reduced pixel is a pure function of its
+own level-0 footprint (blocks start at even offsets at every step, partial
+boxes only at the image's true edge), so a tile rendered alone on demand is
+byte-identical to the same tile rendered inside a block by the pipeline.
+Coarse levels are DeepZoomGenerator's own tiles from the slide's low levels.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+from collections import OrderedDict
+from typing import Iterator
+
+import numpy as np
+from PIL import Image
+
+from .blank import is_blank
+from .errors import TileNotFound
+from .source import SlideSource
+
+DEFAULT_QUALITY = 80
+
+#: One rendered tile: (level, col, row, JPEG bytes or None for a blank tile).
+TileEntry = tuple[int, int, int, "bytes | None"]
+
+
+def encode_jpeg(arr: np.ndarray, quality: int) -> bytes:
+    """Fixed Pillow settings: the same pixels always give the same bytes (resume relies on it)."""
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, "JPEG", quality=quality, optimize=False, progressive=False,
+                              subsampling="4:2:0")
+    return buf.getvalue()
+
+
+def blank_jpeg(size: tuple[int, int], background: tuple[int, int, int], quality: int) -> bytes:
+    w, h = size
+    return encode_jpeg(np.full((h, w, 3), background, np.uint8), quality)
+
+
+def reduce2(arr: np.ndarray) -> np.ndarray:
+    """2x2 box mean (partial boxes at the right/bottom edge average what exists)."""
+    return np.asarray(Image.fromarray(arr).reduce(2))
+
+
+def render_block(source: SlideSource, bx: int, by: int, quality: int) -> Iterator[TileEntry]:
+    """Every fine-level tile of level-0 block (bx, by), finest level first."""
+    geom = source.geometry
+    x0, y0, x1, y1 = geom.block_region(bx, by)
+    img = source.read_l0(x0, y0, x1, y1)
+    # The block contains every pixel of every tile it yields, so an all-glass block
+    # means all-glass tiles: skip the per-tile checks and the downsampling.
+    all_blank = is_blank(img, source.background)
+    for depth, level in enumerate(sorted(geom.fine_levels, reverse=True)):
+        if depth:
+            if not all_blank:
+                img = reduce2(img)
+            x0, y0 = x0 // 2, y0 // 2
+        for col, row in geom.block_tiles(bx, by, level):
+            if all_blank:
+                yield level, col, row, None
+                continue
+            x, y, w, h = geom.tile_box(level, col, row)
+            tile = img[y - y0:y - y0 + h, x - x0:x - x0 + w]
+            if tile.shape[:2] != (h, w):  # a geometry bug must never ship a wrong tile
+                raise AssertionError(f"tile {level}/{col}_{row}: got {tile.shape[:2]}, want {(h, w)}")
+            yield level, col, row, None if is_blank(tile, source.background) else encode_jpeg(tile, quality)
+
+
+def render_coarse(source: SlideSource, level: int, col: int, row: int, quality: int) -> bytes | None:
+    tile = source.coarse_tile(level, col, row)
+    return None if is_blank(tile, source.background) else encode_jpeg(tile, quality)
+
+
+def render_tile_from(source: SlideSource, level: int, col: int, row: int, quality: int) -> bytes:
+    """One tile, exactly as the pipeline stores it (blank tiles as the shared blank JPEG)."""
+    geom = source.geometry
+    try:
+        _, _, w, h = geom.tile_box(level, col, row)
+    except IndexError as exc:
+        raise TileNotFound(str(exc)) from None
+    if level in geom.coarse_levels:
+        data = render_coarse(source, level, col, row, quality)
+    else:
+        x0, y0, x1, y1 = geom.tile_region_l0(level, col, row)
+        img = source.read_l0(x0, y0, x1, y1)
+        for _ in range(geom.depth(level)):
+            img = reduce2(img)
+        img = img[:h, :w]
+        data = None if is_blank(img, source.background) else encode_jpeg(img, quality)
+    return data if data is not None else blank_jpeg((w, h), source.background, quality)
+
+
+_sources: "OrderedDict[tuple[str, float], SlideSource]" = OrderedDict()
+_sources_lock = threading.Lock()
+
+
+def _cached_source(slide_path: str) -> SlideSource:
+    """Opening a slide costs milliseconds; the viewer asks for many tiles of the same one."""
+    import os
+    key = (os.path.abspath(slide_path), os.path.getmtime(slide_path))
+    with _sources_lock:
+        src = _sources.pop(key, None)
+        if src is None:
+            src = SlideSource(slide_path)
+        _sources[key] = src
+        while len(_sources) > 4:
+            _sources.popitem(last=False)[1].close()
+        return src
+
+
+def render_tile(slide_path: str, level: int, col: int, row: int, quality: int = DEFAULT_QUALITY) -> bytes:
+    """On-demand tile from the original file for a pyramid still being built."""
+    from .reader import validate_address
+    level, col, row = validate_address(level, col, row)
+    src = _cached_source(slide_path)
+    with _sources_lock:  # tifffile page decoding and the DeepZoomGenerator are not shared safely
+        return render_tile_from(src, level, col, row, quality)
