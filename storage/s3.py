@@ -148,16 +148,20 @@ class S3Store(ObjectStore):
                           metadata=meta, last_modified=dt.datetime.now(dt.timezone.utc))
 
     def put_file(self, key: str, path: str, *, content_type: str = "application/octet-stream",
-                 metadata: Mapping[str, str] | None = None) -> ObjectInfo:
-        # A file can be read twice: hash it first, then upload straight to the key
-        # with the hash in metadata, skipping the staging copy put_stream needs.
+                 metadata: Mapping[str, str] | None = None, move: bool = False,
+                 sha256: str | None = None) -> ObjectInfo:
+        # A file can be read twice: hash it first (unless the caller already verified it),
+        # then upload straight to the key with the hash in metadata, skipping the staging
+        # copy put_stream needs. ``move`` changes nothing here: the bytes must travel anyway.
         validate_key(key)
         meta = validate_metadata(dict(metadata or {}))
-        digest = hashlib.sha256()
-        with open(path, "rb") as fh:
-            while chunk := fh.read(1 << 20):
-                digest.update(chunk)
-        meta[SHA256_META] = digest.hexdigest()
+        if sha256 is None:
+            digest = hashlib.sha256()
+            with open(path, "rb") as fh:
+                while chunk := fh.read(1 << 20):
+                    digest.update(chunk)
+            sha256 = digest.hexdigest()
+        meta[SHA256_META] = sha256
         size = os.path.getsize(path)
 
         def upload() -> Any:

@@ -348,3 +348,15 @@ def test_s3_gateway_outage_fails_fast_then_recovers(request, s3_ctl):
         assert store.get_bytes(key) == data
     store.put_bytes("o/after", b"back")
     assert store.get_bytes("o/after") == b"back"
+
+
+def test_put_file_move_with_known_digest(store, tmp_path):
+    """Finished uploads are handed over with move=True and their verified SHA-256."""
+    data = os.urandom(300_000)
+    src = tmp_path / "upload.bin"
+    src.write_bytes(data)
+    digest = hashlib.sha256(data).hexdigest()
+    info = store.put_file("moved/original", str(src), move=True, sha256=digest)
+    assert info.sha256 == digest and info.size == len(data)
+    assert store.get_bytes("moved/original") == data
+    assert store.stat("moved/original").sha256 == digest
