@@ -64,6 +64,8 @@ def _truncate_all(url: str) -> None:
     tables = [t.name for t in Base.metadata.sorted_tables]
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
+            # A leaked transaction would make TRUNCATE wait forever; fail loudly instead.
+            conn.execute(text("SET LOCAL lock_timeout = '30s'"))
             conn.execute(text("TRUNCATE " + ", ".join(tables) + " RESTART IDENTITY CASCADE"))
         else:
             for name in reversed(tables):
@@ -98,8 +100,11 @@ def app(settings):
 
 @pytest.fixture
 def db(app):
+    """The test's own session: requests served in this thread remove the scoped one."""
     from pathology_hub.db import SessionLocal
-    return SessionLocal()
+    session = SessionLocal.session_factory()
+    yield session
+    session.close()
 
 
 @pytest.fixture
