@@ -98,6 +98,6 @@ class Settings:
             argon2_time_cost=_env_int("ARGON2_TIME_COST", 3),
             argon2_memory_kib=_env_int("ARGON2_MEMORY_KIB", 65536),
             log_level=os.environ.get("LOG_LEVEL", "INFO"),
-            base_url=os.environ.get("BASE_URL", "http://127.0.0.1:8000").rstrip("/"),
+            base_url=(os.environ.get("BASE_URL") or f"http://{os.environ.get('BIND', '127.0.0.1:8000')}").rstrip("/"),
             smtp_url=os.environ.get("SMTP_URL", ""),
         )
