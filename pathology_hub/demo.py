@@ -83,7 +83,7 @@ def ensure_demo_slides(session: Session, store, work_dir, echo=print) -> None:
             continue
         echo(f"generating demo slide {name} ({width} x {height} px, 0.25 µm/px)…")
         path = write_synthetic_slide(work_dir / name, width, height, mpp=0.25, tissue_fraction=0.45, seed=seed)
-        slide_service.add_local_file(session, store, case, tech, path, stain=stain)
+        slide_service.add_local_file(session, store, case, tech, path, stain=stain, consume=True)
         path.unlink(missing_ok=True)
     session.commit()
     for _ in range(10):

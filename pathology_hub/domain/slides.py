@@ -149,8 +149,12 @@ def expire_stale_uploads(session: Session, now: dt.datetime | None = None) -> in
     return len(stale)
 
 
-def complete_upload(session: Session, store: ObjectStore, upload_id: str, staged_file: str, sha256: str) -> Slide:
-    """Move a finished, verified upload into object storage and create its slide (idempotent)."""
+def complete_upload(session: Session, store: ObjectStore, upload_id: str, staged_file: str, sha256: str,
+                    *, consume: bool = True) -> Slide:
+    """Move a finished, verified upload into object storage and create its slide (idempotent).
+
+    ``consume``: the store may take the file itself (a finished tus upload is deleted afterwards anyway).
+    """
     upload = session.get(Upload, upload_id)
     if upload is None:
         raise NotFound("Unknown upload.")
@@ -162,7 +166,7 @@ def complete_upload(session: Session, store: ObjectStore, upload_id: str, staged
         size = os.path.getsize(staged_file)
         # The staged file is deleted by the tus server after this hook, so the store may take it over.
         store.put_file(key, staged_file, metadata={"filename": SAFE_NAME.sub("_", upload.filename)[:200]},
-                       move=True, sha256=sha256)
+                       move=consume, sha256=sha256)
         if original is None:
             original = StoredOriginal(sha256=sha256, size=size, storage_key=key)
             session.add(original)
@@ -184,7 +188,7 @@ def complete_upload(session: Session, store: ObjectStore, upload_id: str, staged
 
 
 def add_local_file(session: Session, store: ObjectStore, case: Case, user: User, path: Path,
-                   stain: str = "H&E") -> Slide:
+                   stain: str = "H&E", *, consume: bool = False) -> Slide:
     """Ingest a file already on this machine (demo data, imports) through the same path as an upload."""
     import hashlib
     digest = hashlib.sha256()
@@ -195,7 +199,7 @@ def add_local_file(session: Session, store: ObjectStore, case: Case, user: User,
                     filename=path.name, size=path.stat().st_size, stain=stain, client_sha256=digest.hexdigest())
     session.add(upload)
     session.flush()
-    return complete_upload(session, store, upload.id, str(path), digest.hexdigest())
+    return complete_upload(session, store, upload.id, str(path), digest.hexdigest(), consume=consume)
 
 
 def _next_label(session: Session, case_id: int) -> str:
