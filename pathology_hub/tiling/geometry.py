@@ -11,6 +11,7 @@ import math
 from io import BytesIO
 from xml.etree import ElementTree
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Iterator, Mapping
 
 TILE_SIZE = 254
@@ -55,7 +56,7 @@ class Geometry:
         if self.width < 1 or self.height < 1:
             raise ValueError(f"image size must be positive, got {self.width}x{self.height}")
 
-    @property
+    @cached_property
     def level_dimensions(self) -> tuple[tuple[int, int], ...]:
         size = (self.width, self.height)
         dims = [size]
@@ -118,12 +119,12 @@ class Geometry:
     def block_span(self) -> int:
         return BLOCK_TILES * self.tile_size
 
-    @property
+    @cached_property
     def fine_levels(self) -> list[int]:
         """Levels built from level-0 blocks (full resolution and up to 4 halvings)."""
         return [lv for lv in range(self.level_count) if self.depth(lv) < FINE_LEVELS]
 
-    @property
+    @cached_property
     def coarse_levels(self) -> list[int]:
         """Levels rendered directly from the slide's own low-resolution levels (small, built first)."""
         return [lv for lv in range(self.level_count) if self.depth(lv) >= FINE_LEVELS]

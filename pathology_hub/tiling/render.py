@@ -10,11 +10,11 @@ Coarse levels are DeepZoomGenerator's own tiles from the slide's low levels.
 
 from __future__ import annotations
 
-import io
 import threading
 from collections import OrderedDict
 from typing import Iterator
 
+import imagecodecs
 import numpy as np
 from PIL import Image
 
@@ -29,11 +29,10 @@ TileEntry = tuple[int, int, int, "bytes | None"]
 
 
 def encode_jpeg(arr: np.ndarray, quality: int) -> bytes:
-    """Fixed Pillow settings: the same pixels always give the same bytes (resume relies on it)."""
-    buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, "JPEG", quality=quality, optimize=False, progressive=False,
-                              subsampling="4:2:0")
-    return buf.getvalue()
+    """libjpeg-turbo via imagecodecs (~4x faster than Pillow's save for a 256 px tile) with
+    fixed settings: the same pixels always give the same bytes, which resume relies on."""
+    return bytes(imagecodecs.jpeg8_encode(np.ascontiguousarray(arr), level=quality,
+                                          subsampling=(2, 2), optimize=False))
 
 
 def blank_jpeg(size: tuple[int, int], background: tuple[int, int, int], quality: int) -> bytes:
@@ -75,23 +74,27 @@ def render_coarse(source: SlideSource, level: int, col: int, row: int, quality: 
     return None if is_blank(tile, source.background) else encode_jpeg(tile, quality)
 
 
-def render_tile_from(source: SlideSource, level: int, col: int, row: int, quality: int) -> bytes:
-    """One tile, exactly as the pipeline stores it (blank tiles as the shared blank JPEG)."""
+def tile_pixels(source: SlideSource, level: int, col: int, row: int) -> np.ndarray:
+    """The sRGB pixels of one tile before JPEG encoding (the pipeline encodes exactly these)."""
     geom = source.geometry
     try:
         _, _, w, h = geom.tile_box(level, col, row)
     except IndexError as exc:
         raise TileNotFound(str(exc)) from None
     if level in geom.coarse_levels:
-        data = render_coarse(source, level, col, row, quality)
-    else:
-        x0, y0, x1, y1 = geom.tile_region_l0(level, col, row)
-        img = source.read_l0(x0, y0, x1, y1)
-        for _ in range(geom.depth(level)):
-            img = reduce2(img)
-        img = img[:h, :w]
-        data = None if is_blank(img, source.background) else encode_jpeg(img, quality)
-    return data if data is not None else blank_jpeg((w, h), source.background, quality)
+        return source.coarse_tile(level, col, row)
+    img = source.read_l0(*geom.tile_region_l0(level, col, row))
+    for _ in range(geom.depth(level)):
+        img = reduce2(img)
+    return img[:h, :w]
+
+
+def render_tile_from(source: SlideSource, level: int, col: int, row: int, quality: int) -> bytes:
+    """One tile, exactly as the pipeline stores it (blank tiles as the shared blank JPEG)."""
+    img = tile_pixels(source, level, col, row)
+    if is_blank(img, source.background):
+        return blank_jpeg((img.shape[1], img.shape[0]), source.background, quality)
+    return encode_jpeg(img, quality)
 
 
 _sources: "OrderedDict[tuple[str, float], SlideSource]" = OrderedDict()

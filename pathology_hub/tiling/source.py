@@ -170,6 +170,11 @@ class SlideSource:
             tile = self._dz.get_tile(level, (col, row))
         except openslide.OpenSlideError as exc:
             raise TilingError(f"the slide's pixels cannot be read ({exc})") from exc
+        _, _, w, h = self.geometry.tile_box(level, col, row)
+        if tile.size != (w, h):
+            # DeepZoomGenerator scales with thumbnail(), which keeps the aspect ratio and can
+            # come out a pixel short on thin tiles; the DZI promises exact sizes.
+            tile = tile.resize((w, h), Image.LANCZOS)
         return np.asarray(self.to_srgb(tile.convert("RGB")))
 
     def thumbnail(self, max_size: int = 1024) -> Image.Image:
