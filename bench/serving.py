@@ -134,6 +134,7 @@ def main() -> int:
     from storage import open_store
 
     work = Path(tempfile.mkdtemp(prefix="bench-serving-"))
+    work.chmod(0o755)  # nginx workers run as www-data and must read the static tiles
     results: list[tuple[str, dict]] = []
     try:
         slide_path = write_synthetic_slide(work / "bench.svs", args.width, args.height, mpp=0.25, seed=9)

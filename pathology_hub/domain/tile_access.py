@@ -13,7 +13,9 @@ import hashlib
 import hmac
 import time
 
-TOKEN_TTL_SECONDS = 8 * 3600
+# Short, so a session ended by logout or deactivation stops its tile URLs soon; past it, tiles
+# are still served through the full (database) check while the session lives.
+TOKEN_TTL_SECONDS = 15 * 60
 
 
 def _session_digest(session_token: str) -> str:

@@ -18,6 +18,10 @@ from ..extensions import csrf, login_manager
 
 PUBLIC_ENDPOINTS = {"auth.login", "static", "health.healthz", "health.readyz", "main.set_language",
                     "api.openapi", "reports.verify"}
+#: Endpoints that authorise every request themselves (tile token bound to the session,
+#: else the full policy check); they skip the generic login check so that a tile with a
+#: valid token costs no database query.
+SELF_AUTHORISING_ENDPOINTS = {"slides.tile", "slides.dzi"}
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
@@ -76,7 +80,8 @@ def init_app(app: Flask) -> None:
     @app.before_request
     def require_login_and_csrf():
         endpoint = request.endpoint or ""
-        public = endpoint in PUBLIC_ENDPOINTS or endpoint.startswith("static") or request.endpoint is None
+        public = (endpoint in PUBLIC_ENDPOINTS or endpoint in SELF_AUTHORISING_ENDPOINTS
+                  or endpoint.startswith("static") or request.endpoint is None)
         if not public and not current_user.is_authenticated:
             return login_manager.unauthorized()
         if request.method not in SAFE_METHODS and not getattr(g, "auth_via_token", False):

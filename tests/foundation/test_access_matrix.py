@@ -47,9 +47,9 @@ MATRIX: dict[tuple[str, str], dict[str, int]] = {
     ("DELETE", "/api/v1/slides/<int:slide_id>"): {"anon": 401, "tech": 204, "clinician": 403, "*": 404},
     ("GET", "/api/v1/slides/<int:slide_id>/thumbnail.jpg"): {"anon": 401, "tech": 200, "clinician": 200, "*": 404},
     ("GET", "/api/v1/slides/<int:slide_id>/associated/<name>.png"): {"anon": 401, "tech": 200, "clinician": 200, "*": 404},
-    ("GET", "/api/v1/tiles/<uid>/v<int:version>/slide.dzi"): {"anon": 401, "tech": 200, "clinician": 200, "*": 404},
+    ("GET", "/api/v1/tiles/<uid>/v<int:version>/slide.dzi"): {"anon": 404, "tech": 200, "clinician": 200, "*": 404},
     ("GET", "/api/v1/tiles/<uid>/v<int:version>/slide_files/<int:level>/<int:col>_<int:row>.jpeg"):
-        {"anon": 401, "tech": 200, "clinician": 200, "*": 404},
+        {"anon": 404, "tech": 200, "clinician": 200, "*": 404},
     ("GET", "/cases/<int:case_id>/viewer"): {"anon": 302, "tech": 200, "clinician": 200, "*": 404},
     # tus: the protocol answers 412 without Tus-Resumable; who may upload is tested in tests/ingest.
     ("POST", "/api/v1/uploads/"): {"anon": 401, "*": 412},
