@@ -174,14 +174,20 @@ def demo_command(no_slides: bool) -> None:
 
 @click.command("worker")
 @with_appcontext
-@click.option("--workers", default=2, type=int, help="worker processes")
+@click.option("--workers", default=2, type=int, help="jobs run at the same time")
 def worker_command(workers: int) -> None:
-    """Run the background job consumer (Huey) for this QUEUE_URL."""
+    """Run the background job consumer (Huey) for this QUEUE_URL.
+
+    Worker *threads*, not processes: Huey's worker processes are daemonic and may not
+    start children, but a tiling job runs its own process pool over all cores and
+    inspection runs each file in a sandboxed child process, so the heavy work leaves
+    the GIL anyway.
+    """
     from huey.consumer import Consumer
 
     from . import tasks  # noqa: F401 - registers the tasks on the queue
     from .queue import huey
-    Consumer(huey, workers=workers, worker_type="process", periodic=True, check_worker_health=True).run()
+    Consumer(huey, workers=workers, worker_type="thread", periodic=True, check_worker_health=True).run()
 
 
 @click.command("upload")

@@ -1,0 +1,116 @@
+"""A worker killed with SIGKILL in the middle of a pyramid: the reaper re-queues the job
+(its lease expired), a new worker resumes from the packs already stored, and the
+finished pyramid is identical to an uninterrupted build."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from sqlalchemy import select
+
+from pathology_hub.models import Job, JobState, Slide, SlideStatus
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.slow
+
+
+def _env(settings) -> dict:
+    return {**os.environ, "DATABASE_URL": settings.database_url, "STORAGE_URL": settings.storage_url,
+            "QUEUE_URL": settings.queue_url, "INSTANCE_PATH": str(settings.instance_path),
+            "SECRET_KEY": settings.secret_key, "JOB_LEASE_SECONDS": "2", "FLASK_APP": "wsgi", "LOG_LEVEL": "WARNING"}
+
+
+def _worker(settings) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "flask", "worker", "--workers", "1"], cwd=ROOT,
+                            env=_env(settings), start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _call(settings, code: str) -> None:
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=_env(settings), check=True, timeout=60)
+
+
+def _job(db, job_id: int) -> Job:
+    db.expire_all()
+    return db.get(Job, job_id)
+
+
+def test_sigkilled_worker_job_is_reaped_and_resumed(app, world, settings, tmp_path, monkeypatch):
+    from pathology_hub import runtime
+    from pathology_hub.db import SessionLocal
+    from pathology_hub.domain import jobs
+    from pathology_hub.domain import slides as slide_service
+    from pathology_hub.models import Case, User
+    from pathology_hub.slides.synthetic import write_synthetic_slide
+    from pathology_hub.tiling import PyramidReader, build_pyramid
+
+    db = world
+    path = write_synthetic_slide(tmp_path / "big.svs", 14000, 10000, mpp=0.25, seed=13)
+    case = db.scalar(select(Case).where(Case.case_number == "DEMO-2026-001"))
+    tech = db.scalar(select(User).where(User.username == "tech"))
+    monkeypatch.setattr(jobs, "enqueue", lambda job_id, delay=None: None)  # queue by hand below
+    slide = slide_service.add_local_file(db, runtime.store(), case, tech, path)
+    ingest = db.scalar(select(Job).where(Job.kind == "ingest"))
+    assert jobs.run(lambda: SessionLocal.session_factory(), ingest.id) == "done"
+    tile_job = db.scalar(select(Job).where(Job.kind == "tile"))
+    monkeypatch.undo()
+
+    first = _worker(settings)
+    try:
+        _call(settings, f"from pathology_hub.tasks import run_job_task; run_job_task({tile_job.id})")
+        deadline = time.monotonic() + 120
+        while True:
+            job = _job(db, tile_job.id)
+            progress = json.loads(job.progress or "{}")
+            if progress.get("phase") == "levels" and progress.get("tiles_done", 0) >= 0.2 * progress["tiles_total"]:
+                break
+            assert job.state is not JobState.DONE, "the build finished before it could be interrupted"
+            assert job.state is not JobState.FAILED, job.error
+            assert time.monotonic() < deadline, f"no progress: {job.state} {progress}"
+            time.sleep(0.05)
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)  # the consumer, its worker process and the tiling pool
+        first.wait(timeout=10)
+    interrupted_at = json.loads(_job(db, tile_job.id).progress)["tiles_done"]
+    assert _job(db, tile_job.id).state is JobState.RUNNING  # nobody told the database
+
+    time.sleep(2.5)  # the lease (2 s) expires without heartbeats
+    second = _worker(settings)
+    try:
+        _call(settings, "from pathology_hub.tasks import reap_jobs_task; print(reap_jobs_task.call_local())")
+        deadline = time.monotonic() + 180
+        while _job(db, tile_job.id).state is not JobState.DONE:
+            assert _job(db, tile_job.id).state is not JobState.FAILED, _job(db, tile_job.id).error
+            assert time.monotonic() < deadline, "the re-queued job did not finish"
+            time.sleep(0.2)
+    finally:
+        os.killpg(second.pid, signal.SIGTERM)
+        second.wait(timeout=30)
+
+    job = _job(db, tile_job.id)
+    assert job.attempts == 2
+    db.expire_all()
+    slide = db.get(Slide, slide.id)
+    assert slide.status is SlideStatus.READY
+    assert 0 < interrupted_at < json.loads(job.progress)["tiles_total"]
+
+    # Same bytes as a build that was never interrupted.
+    store = runtime.store()
+    build_pyramid(str(path), store, "reference/uninterrupted")
+    resumed = PyramidReader(store, slide_service.pyramid_prefix(slide))
+    reference = PyramidReader(store, "reference/uninterrupted")
+    geometry = reference.geometry
+    checked = 0
+    for level in range(geometry.level_count):
+        cols, rows = geometry.level_tiles(level)
+        for col in range(cols):
+            for row in range(rows):
+                assert resumed.tile(level, col, row) == reference.tile(level, col, row), (level, col, row)
+                checked += 1
+    assert checked > 1000
