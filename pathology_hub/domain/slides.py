@@ -276,6 +276,12 @@ def _photo_as_tiff(path: Path, sha256: str) -> Path:
 
 
 # ---------------------------------------------------------------- jobs
+def _live_slide(session: Session, job: Job) -> Slide | None:
+    """The job's slide, or None when it was deleted meanwhile (then the job has nothing to do)."""
+    slide = session.get(Slide, job.slide_id)
+    return None if slide is None or slide.deleted_at is not None else slide
+
+
 @jobs.handler("ingest")
 def run_ingest(session: Session, job: Job, ctx: jobs.JobContext) -> None:
     from .. import runtime
@@ -283,8 +289,8 @@ def run_ingest(session: Session, job: Job, ctx: jobs.JobContext) -> None:
     from PIL import Image
 
     store = runtime.store()
-    slide = session.get(Slide, job.slide_id)
-    if slide is None or slide.deleted_at is not None:
+    slide = _live_slide(session, job)
+    if slide is None:
         return
     path = local_original(store, slide.original, slide.original_filename)
     ctx.heartbeat({"phase": "inspecting"}, force=True)
@@ -319,8 +325,8 @@ def run_tiling(session: Session, job: Job, ctx: jobs.JobContext) -> None:
     from ..tiling import TilingError, build_pyramid
 
     store = runtime.store()
-    slide = session.get(Slide, job.slide_id)
-    if slide is None or slide.deleted_at is not None:
+    slide = _live_slide(session, job)
+    if slide is None:
         return
     source = openable_path(store, slide)
 
