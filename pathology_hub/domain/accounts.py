@@ -183,7 +183,7 @@ def start_session(session: Session, user: User, ip: str | None = None, user_agen
 
 
 def resolve_session(session: Session, token: str, policy: SessionPolicy,
-                    now: dt.datetime | None = None) -> User | None:
+                    now: dt.datetime | None = None, touch: bool = True) -> User | None:
     """The user behind a session token, or None when it is unknown, revoked, idle or too old."""
     now = now or utcnow()
     record = session.get(UserSession, _digest(token))
@@ -196,7 +196,7 @@ def resolve_session(session: Session, token: str, policy: SessionPolicy,
         record.revoked_at = now
         return None
     # Touch at most once a minute to keep writes off the hot path.
-    if now - as_utc(record.last_seen_at) > dt.timedelta(seconds=60):
+    if touch and now - as_utc(record.last_seen_at) > dt.timedelta(seconds=60):
         record.last_seen_at = now
     user.session_token = token
     return user

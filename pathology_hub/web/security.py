@@ -22,6 +22,8 @@ PUBLIC_ENDPOINTS = {"auth.login", "static", "health.healthz", "health.readyz", "
 #: else the full policy check); they skip the generic login check so that a tile with a
 #: valid token costs no database query.
 SELF_AUTHORISING_ENDPOINTS = {"slides.tile", "slides.dzi"}
+#: Requests a page makes by itself (polling); they must not keep an idle session alive.
+BACKGROUND_ENDPOINTS = {"consultations.api_notifications"}
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
@@ -54,7 +56,8 @@ def init_app(app: Flask) -> None:
     @login_manager.user_loader
     def load_user(token: str):
         db = SessionLocal()
-        user = accounts.resolve_session(db, token, session_policy())
+        user = accounts.resolve_session(db, token, session_policy(),
+                                        touch=request.endpoint not in BACKGROUND_ENDPOINTS)
         if db.dirty:
             db.commit()
         return user

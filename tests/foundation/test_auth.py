@@ -127,3 +127,19 @@ def test_audit_log_is_append_only(client_for, db):
         db.flush()
     db.rollback()
     assert json.loads(db.scalars(select(AuditEvent)).first().details) is not None
+
+
+def test_background_polling_does_not_keep_an_idle_session_alive(client_for, db, settings):
+    c = client_for("tech")
+    nearly_idle = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=settings.session_idle_minutes - 1)
+    db.execute(update(UserSession).values(last_seen_at=nearly_idle))
+    db.commit()
+    assert c.get("/api/v1/notifications").status_code == 200   # the bell polls
+    db.expire_all()
+    seen = db.scalars(select(UserSession.last_seen_at)).one()
+    assert abs((seen.replace(tzinfo=dt.timezone.utc) if seen.tzinfo is None else seen) - nearly_idle) < dt.timedelta(seconds=1)
+    assert c.get("/api/v1/me").status_code == 200                # a real request does count
+    db.expire_all()
+    seen = db.scalars(select(UserSession.last_seen_at)).one()
+    seen = seen.replace(tzinfo=dt.timezone.utc) if seen.tzinfo is None else seen
+    assert seen > nearly_idle + dt.timedelta(seconds=30)
