@@ -158,10 +158,12 @@ def inst_list() -> None:
 def demo_command(no_slides: bool) -> None:
     """Create demo institutions, users, cases and slides (idempotent)."""
     from . import runtime
-    from .demo import DEMO_PASSWORD, ensure_demo_data, ensure_demo_slides
+    from .demo import DEMO_PASSWORD, ensure_demo_consultations, ensure_demo_data, ensure_demo_slides
     from .domain import slides  # noqa: F401 - registers the job handlers
     with session_scope() as s:
         logins = ensure_demo_data(s)
+    with session_scope() as s:
+        ensure_demo_consultations(s)
     if not no_slides:
         with session_scope() as s:
             ensure_demo_slides(s, runtime.store(), _settings().instance_path / "demo", echo=click.echo)

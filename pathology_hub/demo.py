@@ -93,3 +93,48 @@ def ensure_demo_slides(session: Session, store, work_dir, echo=print) -> None:
         for job_id in queued:
             jobs.run(lambda: SessionLocal.session_factory(), job_id)
         session.expire_all()
+
+
+DEMO_CONSULTATIONS = [
+    # case number, priority, target state, clinical question
+    ("DEMO-C-001", Priority.ROUTINE, "triage", "乳腺肿块穿刺：良恶性？Breast core biopsy: benign or malignant?"),
+    ("DEMO-C-002", Priority.URGENT, "in_review", "结肠息肉：异型增生分级？Colon polyp: grade of dysplasia?"),
+    ("DEMO-C-003", Priority.ROUTINE, "info_requested", "胃黏膜活检：幽门螺杆菌？Gastric biopsy: H. pylori?"),
+    ("DEMO-C-004", Priority.URGENT, "escalated", "淋巴结：淋巴瘤待排。Lymph node: rule out lymphoma."),
+    ("DEMO-C-005", Priority.ROUTINE, "returned", "皮肤病损：基底细胞癌？Skin lesion: basal cell carcinoma?"),
+]
+
+
+def ensure_demo_consultations(session: Session) -> None:
+    """Consultations in several states on new demo cases, driven through the real state machine.
+
+    The demo cases have no slides, so submission uses the state machine's
+    ``skip_slide_check_for_demo_seed`` path, which exists only for this function.
+    Idempotent: a demo case that exists is left as it is.
+    """
+    from .domain import consultations as svc
+
+    users = {u.username: u for u in session.scalars(select(User))}
+    tech, clinician, pathologist, expert = users["tech"], users["clinician"], users["pathologist"], users["expert"]
+    for number, priority, target, question in DEMO_CONSULTATIONS:
+        if session.scalar(select(Case).where(Case.case_number == number)) is not None:
+            continue
+        case = Case(institution_id=tech.institution_id, case_number=number, patient_pseudo_id=f"P-{number[-3:]}C",
+                    sex=Sex.UNKNOWN, clinical_history=question, specimen_type="Biopsy 活检", priority=priority,
+                    requesting_clinician_id=clinician.id, created_by_id=tech.id)
+        session.add(case)
+        session.flush()
+        c = svc.create(session, tech, case, {"question": question})
+        svc.submit(session, tech, c, skip_slide_check_for_demo_seed=True)
+        if target == "triage":
+            continue
+        svc.assign(session, pathologist, c, pathologist.id)
+        svc.accept(session, pathologist, c)
+        if target == "info_requested":
+            svc.request_info(session, pathologist, c, "请补做 PAS 染色。Please add a PAS stain.")
+        elif target == "escalated":
+            svc.escalate(session, pathologist, c, "倾向反应性增生，需免疫组化。Favour reactive hyperplasia; needs IHC.")
+        elif target == "returned":
+            svc.mark_reported(session, pathologist, c, "基底细胞癌，结节型。Nodular basal cell carcinoma.")
+            svc.return_result(session, pathologist, c, "建议完整切除。Complete excision advised.")
+    session.flush()

@@ -127,3 +127,153 @@ def _slide_label(user: User, slide: Slide) -> bool:
 @rule("patient.view_name")
 def _patient_name(user: User, case: Case) -> bool:
     return case.institution_id == user.institution_id and user.role is not Role.ADMIN
+
+
+# ---------------------------------------------------------------- annotations
+from ..models import Annotation  # noqa: E402  (kept next to the rules that use it)
+
+#: Extension point: the report workflow tells whether a case's report is signed (default: never).
+_REPORT_SIGNED: list[Callable[[Case], bool]] = []
+
+
+def register_report_signed(predicate: Callable[[Case], bool] | None) -> None:
+    """Install the "is this case's report signed?" predicate; ``None`` restores the default (not signed)."""
+    _REPORT_SIGNED[:] = [predicate] if predicate is not None else []
+
+
+def report_signed(case: Case) -> bool:
+    return bool(_REPORT_SIGNED) and bool(_REPORT_SIGNED[0](case))
+
+
+@rule("annotation.view")
+def _annotation_view(user: User, slide: Slide) -> bool:
+    """Annotations are a pathologist's working opinion: technicians and clinicians see them with the signed report."""
+    if not _slide_view(user, slide):
+        return False
+    if user.role in (Role.TECHNICIAN, Role.CLINICIAN):
+        return report_signed(slide.case)
+    return True
+
+
+@rule("annotation.create")
+def _annotation_create(user: User, slide: Slide) -> bool:
+    return user.role is Role.PATHOLOGIST and _slide_view(user, slide)
+
+
+@rule("annotation.import")
+def _annotation_import(user: User, slide: Slide) -> bool:
+    return _annotation_create(user, slide)
+
+
+@rule("annotation.edit")
+def _annotation_edit(user: User, annotation: Annotation) -> bool:
+    """Only the author changes (or deletes) an annotation, and only while they can still see the slide."""
+    return (annotation.deleted_at is None and user.role is Role.PATHOLOGIST and annotation.author_id == user.id
+            and _slide_view(user, annotation.slide))
+
+
+@rule("annotation.delete")
+def _annotation_delete(user: User, annotation: Annotation) -> bool:
+    return _annotation_edit(user, annotation)
+
+
+# ---------------------------------------------------------------- consultations
+# Who may act on a consultation request; which transition is allowed in which state is
+# decided by domain/consultations.py (the state machine), which calls these rules.
+from ..models.consultations import Consultation  # noqa: E402
+
+_VIEW_ACTION[Consultation] = "consultation.view"
+
+
+def _requester_side(user: User, c: Consultation) -> bool:
+    """Technicians and clinicians of the centre the case comes from."""
+    return user.role in (Role.TECHNICIAN, Role.CLINICIAN) and c.case.institution_id == user.institution_id
+
+
+def _is_assignee(user: User, c: Consultation) -> bool:
+    return c.assignee_id is not None and c.assignee_id == user.id
+
+
+@rule("consultation.view", hide=True)
+def _consultation_view(user: User, c: Consultation) -> bool:
+    return case_visible(user, c.case)
+
+
+@rule("consultation.create")
+def _consultation_create(user: User, case: Case) -> bool:
+    return (case_visible(user, case) and user.role in (Role.TECHNICIAN, Role.CLINICIAN)
+            and case.institution_id == user.institution_id)
+
+
+@rule("consultation.submit")
+def _consultation_submit(user: User, c: Consultation) -> bool:
+    return _requester_side(user, c)
+
+
+@rule("consultation.cancel")
+def _consultation_cancel(user: User, c: Consultation) -> bool:
+    return _requester_side(user, c)
+
+
+@rule("consultation.assign")
+def _consultation_assign(user: User, c: Consultation) -> bool:
+    """No separate triage role: pathologists and admins of the receiving institution triage."""
+    return user.role in (Role.PATHOLOGIST, Role.ADMIN) and c.receiving_institution_id == user.institution_id
+
+
+@rule("consultation.accept")
+def _consultation_accept(user: User, c: Consultation) -> bool:
+    return _is_assignee(user, c)
+
+
+@rule("consultation.decline")
+def _consultation_decline(user: User, c: Consultation) -> bool:
+    return _is_assignee(user, c)
+
+
+@rule("consultation.request_info")
+def _consultation_request_info(user: User, c: Consultation) -> bool:
+    return _is_assignee(user, c)
+
+
+@rule("consultation.escalate")
+def _consultation_escalate(user: User, c: Consultation) -> bool:
+    return _is_assignee(user, c)
+
+
+@rule("consultation.mark_reported")
+def _consultation_mark_reported(user: User, c: Consultation) -> bool:
+    return _is_assignee(user, c)
+
+
+@rule("consultation.return_result")
+def _consultation_return(user: User, c: Consultation) -> bool:
+    return _is_assignee(user, c)
+
+
+@rule("consultation.answer_info")
+def _consultation_answer_info(user: User, c: Consultation) -> bool:
+    """The centre answers; for an escalation the district pathologist who escalated may answer too."""
+    return _requester_side(user, c) or (c.parent is not None and _is_assignee(user, c.parent))
+
+
+@rule("consultation.acknowledge")
+def _consultation_acknowledge(user: User, c: Consultation) -> bool:
+    case = c.case
+    return (user.role is Role.CLINICIAN and case.institution_id == user.institution_id
+            and case.requesting_clinician_id in (None, user.id))
+
+
+@rule("worklist.view")
+def _worklist_view(user: User, _obj: Any) -> bool:
+    return True
+
+
+@rule("notification.list")
+def _notification_list(user: User, _obj: Any) -> bool:
+    return True
+
+
+@rule("turnaround.view")
+def _turnaround_view(user: User, _obj: Any) -> bool:
+    return user.role is Role.ADMIN

@@ -10,3 +10,5 @@ __all__ = [
     "Sex", "Slide", "SlideStatus", "StoredOriginal", "Tier", "Upload", "UploadState", "User",
     "UserSession", "as_utc", "referral_links", "utcnow",
 ]
+from .consultations import Consultation, ConsultationEvent, ConsultationState, Notification  # noqa: E402,F401
+from .annotations import Annotation  # noqa: E402,F401

@@ -47,6 +47,18 @@ MATRIX: dict[tuple[str, str], dict[str, int]] = {
     ("DELETE", "/api/v1/slides/<int:slide_id>"): {"anon": 401, "tech": 204, "clinician": 403, "*": 404},
     ("GET", "/api/v1/slides/<int:slide_id>/thumbnail.jpg"): {"anon": 401, "tech": 200, "clinician": 200, "*": 404},
     ("GET", "/api/v1/slides/<int:slide_id>/associated/<name>.png"): {"anon": 401, "tech": 200, "clinician": 200, "*": 404},
+    # Annotations: technicians/clinicians only once the report is signed (403 before); pathologists of
+    # other institutions do not see the COMM1 case without a consultation (404). The matrix cannot name an
+    # annotation id, so its per-annotation rows only list the routes (tests/annotations covers who may edit).
+    ("GET", "/api/v1/annotation-classes"): {"anon": 401, "*": 200},
+    ("GET", "/api/v1/slides/<int:slide_id>/annotations"): {"anon": 401, "tech": 403, "clinician": 403, "*": 404},
+    ("POST", "/api/v1/slides/<int:slide_id>/annotations"): {"anon": 401, "tech": 403, "clinician": 403, "*": 404},
+    ("PUT", "/api/v1/slides/<int:slide_id>/annotations/<int:annotation_id>"): {"anon": 404, "*": 404},
+    ("PATCH", "/api/v1/slides/<int:slide_id>/annotations/<int:annotation_id>"): {"anon": 404, "*": 404},
+    ("DELETE", "/api/v1/slides/<int:slide_id>/annotations/<int:annotation_id>"): {"anon": 404, "*": 404},
+    ("GET", "/api/v1/slides/<int:slide_id>/annotations/export.geojson"):
+        {"anon": 401, "tech": 403, "clinician": 403, "*": 404},
+    ("POST", "/api/v1/slides/<int:slide_id>/annotations/import"): {"anon": 401, "tech": 403, "clinician": 403, "*": 404},
     ("GET", "/api/v1/tiles/<uid>/v<int:version>/slide.dzi"): {"anon": 404, "tech": 200, "clinician": 200, "*": 404},
     ("GET", "/api/v1/tiles/<uid>/v<int:version>/slide_files/<int:level>/<int:col>_<int:row>.jpeg"):
         {"anon": 404, "tech": 200, "clinician": 200, "*": 404},
@@ -58,6 +70,23 @@ MATRIX: dict[tuple[str, str], dict[str, int]] = {
     ("PATCH", "/api/v1/uploads/<upload_id>"): {"anon": 401, "*": 412},
     ("DELETE", "/api/v1/uploads/<upload_id>"): {"anon": 401, "*": 412},
     ("GET", "/api/v1/upload-status/<upload_id>"): {"anon": 401, "*": 404},
+    # Consultations: <consultation_id> is a cancelled request on the COMM1 demo case (see ids), so every
+    # transition is 409 for the centre that sees it and 404 for everyone else.
+    ("GET", "/api/v1/cases/<int:case_id>/consultations"): {"anon": 401, "tech": 200, "clinician": 200, "*": 404},
+    ("POST", "/api/v1/cases/<int:case_id>/consultations"): {"anon": 401, "tech": 422, "clinician": 422, "*": 404},
+    ("GET", "/api/v1/consultations/<int:consultation_id>"): {"anon": 401, "tech": 200, "clinician": 200, "*": 404},
+    **{("POST", f"/api/v1/consultations/<int:consultation_id>/{t}"): {"anon": 401, "tech": 409, "clinician": 409, "*": 404}
+       for t in ("submit", "assign", "accept", "decline", "request-info", "answer-info", "escalate", "mark-reported",
+                 "return-result", "acknowledge", "cancel")},
+    ("GET", "/api/v1/worklist"): {"anon": 401, "*": 200},
+    ("GET", "/api/v1/turnaround"): {"anon": 401, "admin": 200, "*": 403},
+    ("GET", "/api/v1/notifications"): {"anon": 401, "*": 200},
+    ("POST", "/api/v1/notifications/read"): {"anon": 401, "*": 422},
+    ("GET", "/consultations/<int:consultation_id>"): {"anon": 302, "tech": 200, "clinician": 200, "*": 404},
+    ("GET", "/consultations/<int:consultation_id>/result"): {"anon": 302, "tech": 200, "clinician": 200, "*": 404},
+    ("POST", "/consultations/<int:consultation_id>/act"): {"anon": 302, "tech": 302, "clinician": 302, "*": 404},
+    ("POST", "/cases/<int:case_id>/consultations"): {"anon": 302, "tech": 302, "clinician": 302, "*": 404},
+    ("GET", "/admin/turnaround"): {"anon": 302, "admin": 200, "*": 403},
     ("GET", "/healthz"): {"anon": 200, "*": 200},
     ("GET", "/readyz"): {"anon": 200, "*": 200},
 }
@@ -90,7 +119,12 @@ def ids(world, client_for, small_slide):
     case = db.scalar(select(Case).where(Case.case_number == "DEMO-2026-001"))
     assert tus_upload(client_for("tech"), small_slide, case.id).status_code == 201
     slide = db.scalars(select(Slide)).one()
-    return {"case_id": case.id, "slide_id": slide.id, "uid": slide.uid, "version": slide.pyramid_version,
+    from pathology_hub.domain import consultations
+    tech = db.scalar(select(User).where(User.username == "tech"))
+    consultation = consultations.create(db, tech, case, {"question": "matrix"})
+    consultations.cancel(db, tech, consultation, "matrix: a terminal state")
+    db.commit()
+    return {"consultation_id": consultation.id, "case_id": case.id, "slide_id": slide.id, "uid": slide.uid, "version": slide.pyramid_version,
             "institution_id": db.scalar(select(Institution.id).where(Institution.code == "COMM2")),
             "user_id": db.scalar(select(User.id).where(User.username == "tech2"))}
 
@@ -109,7 +143,7 @@ def test_role_against_every_endpoint(role, client_for, ids):
                    .replace("<int:slide_id>", str(ids["slide_id"])).replace("<uid>", ids["uid"]) \
                    .replace("<int:version>", str(ids["version"])).replace("<name>", "thumbnail") \
                    .replace("<int:level>", "5").replace("<int:col>", "0").replace("<int:row>", "0") \
-                   .replace("<upload_id>", "0" * 32)
+                   .replace("<upload_id>", "0" * 32).replace("<int:consultation_id>", str(ids["consultation_id"]))
         kwargs = {}
         if method in ("POST", "PUT", "PATCH"):
             if path.startswith("/api/"):

@@ -1,0 +1,588 @@
+"""Annotations and measurements on slides: validation, storage, versioned edits, QuPath exchange.
+
+Coordinates are full-resolution slide pixels, origin top-left, as GeoJSON geometry
+(Point, MultiPoint, LineString, Polygon, MultiPolygon; ellipses and rectangles are
+polygons with ``shape`` kept for the editor).  Decisions worth knowing:
+
+* Edits are optimistic: every change names the version it was based on and the
+  check sits in the UPDATE's WHERE clause, so of two concurrent writers exactly
+  one wins and the other gets 409 with the current annotation, never a silent overwrite.
+* Deletion is soft (``deleted_at``): the record stays for the audit trail.
+* Classes must come from the palette when created or changed through the API;
+  QuPath imports keep the file's own class names and colours (imported files
+  bring their own classification, and mapping them to "other" would lose it).
+* Import ids (QuPath UUIDs) are kept when they do not collide on the target slide
+  (deleted annotations included), otherwise a new UUID is given and reported.
+* Comments are stored exactly as typed; escaping is the browser's job.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import os
+import uuid
+from dataclasses import dataclass
+from itertools import chain
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+import shapely
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session
+
+from ..models import Annotation, Slide, User, as_utc, utcnow
+from . import audit, policy
+from .errors import Conflict, DomainError, Forbidden, NotFound, ValidationFailed
+from .geojson_qupath import (MAX_CLASS_LENGTH, MAX_COMMENT_LENGTH, MAX_NAME_LENGTH, SHAPES, FeatureError,
+                             FeatureRecord, display_color, features_of, qupath_properties,
+                             read_feature)
+
+GEOMETRY_TYPES = ("Point", "MultiPoint", "LineString", "Polygon", "MultiPolygon")
+MAX_VERTICES = 100_000            # per annotation
+MAX_BODY_BYTES = 5 * 2**20        # one annotation through the REST API
+MAX_IMPORT_BYTES = 50 * 2**20     # one QuPath file
+MAX_IMPORT_FEATURES = 200_000
+MAX_REPORTED_ERRORS = 1000        # an import error lists at most this many offending features
+
+DEFAULT_CLASSES: tuple[dict[str, str], ...] = (
+    {"name": "tumour", "color": "#d62728"},
+    {"name": "stroma", "color": "#ff7f0e"},
+    {"name": "necrosis", "color": "#7f7f7f"},
+    {"name": "inflammation", "color": "#1f77b4"},
+    {"name": "mitosis", "color": "#9467bd"},
+    {"name": "other", "color": "#2ca02c"},
+)
+
+
+class VersionConflict(Conflict):
+    """The annotation changed since the client read it; ``current`` is what is stored now."""
+
+    code = "version_conflict"
+
+    def __init__(self, current: Annotation) -> None:
+        super().__init__(f"The annotation was changed by someone else (now version {current.version}); "
+                         "reload it and apply your change again.")
+        self.current = current
+
+
+class VersionRequired(DomainError):
+    status = 428
+    code = "version_required"
+
+
+class PaletteMisconfigured(DomainError):
+    status = 500
+    code = "annotation_classes_misconfigured"
+
+
+# ---------------------------------------------------------------- class palette
+_palette_cache: dict[tuple[str, float], list[dict[str, str]]] = {}
+
+
+def annotation_classes() -> list[dict[str, str]]:
+    """The palette of the institution network: the default, or the JSON file named by ANNOTATION_CLASSES_FILE."""
+    path = os.environ.get("ANNOTATION_CLASSES_FILE", "").strip()
+    if not path:
+        return [dict(c) for c in DEFAULT_CLASSES]
+    try:
+        key = (path, Path(path).stat().st_mtime)
+        if key not in _palette_cache:
+            _palette_cache.clear()
+            _palette_cache[key] = _read_palette(json.loads(Path(path).read_text(encoding="utf-8")))
+    except (OSError, ValueError) as exc:
+        raise PaletteMisconfigured(f"ANNOTATION_CLASSES_FILE cannot be used: {exc}") from None
+    return [dict(c) for c in _palette_cache[key]]
+
+
+def _read_palette(data: Any) -> list[dict[str, str]]:
+    """Accepts ``[{name, color}]`` or ``{"classes": [{name, color}]}`` with colours as ``#rrggbb``."""
+    items = data.get("classes") if isinstance(data, dict) else data
+    if not isinstance(items, list) or not items:
+        raise ValueError("expected a non-empty list of {name, color}")
+    out, seen = [], set()
+    for item in items:
+        name = item.get("name") if isinstance(item, dict) else None
+        color = str(item.get("color", "")).lower() if isinstance(item, dict) else ""
+        if not isinstance(name, str) or not name.strip() or len(name) > MAX_CLASS_LENGTH or name in seen:
+            raise ValueError(f"bad or duplicate class name {name!r}")
+        if len(color) != 7 or color[0] != "#" or any(c not in "0123456789abcdef" for c in color[1:]):
+            raise ValueError(f"class {name!r}: colour must be #rrggbb")
+        seen.add(name)
+        out.append({"name": name, "color": color})
+    return out
+
+
+def palette_color(class_name: str | None) -> str | None:
+    return next((c["color"] for c in annotation_classes() if c["name"] == class_name), None)
+
+
+# ---------------------------------------------------------------- slide frame and geometry
+@dataclass(frozen=True)
+class SlideFrame:
+    """What validation and measurements need from the slide's stored description."""
+
+    width: float | None
+    height: float | None
+    mpp_x: float | None
+    mpp_y: float | None
+
+    @classmethod
+    def of(cls, slide: Slide) -> "SlideFrame":
+        try:
+            desc = json.loads(slide.description or "{}")
+        except ValueError:
+            desc = {}
+
+        def num(key: str) -> float | None:
+            value = desc.get(key) if isinstance(desc, dict) else None
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+            return float(value) if ok else None
+        mpp_x = num("mpp_x")
+        return cls(num("width"), num("height"), mpp_x, num("mpp_y") or mpp_x)
+
+    def measurements(self, geom_type: str, area_px: float, length_px: float) -> dict[str, float | None]:
+        """µm figures from pixel ones; square pixels assumed for lengths (``mpp_x``), null when mpp is unknown."""
+        area = geom_type in ("Polygon", "MultiPolygon")
+        line = geom_type == "LineString"
+        known = self.mpp_x is not None
+        return {
+            "length_um": round(length_px * self.mpp_x, 3) if known and line else None,
+            "area_um2": round(area_px * self.mpp_x * (self.mpp_y or self.mpp_x), 3) if known and area else None,
+            "perimeter_um": round(length_px * self.mpp_x, 3) if known and area else None,
+        }
+
+
+@dataclass(frozen=True)
+class CheckedGeometry:
+    text: str
+    geom_type: str
+    bbox: tuple[float, float, float, float]
+    area_px: float
+    length_px: float
+
+
+_NUMBER_TYPES = {int, float}  # JSON numbers; bool is its own type, so true/false are refused
+
+
+def _positions(seq: Any, counter: list[int], minimum: int, what: str) -> np.ndarray:
+    """All positions of one ring or line at once (numpy), so 100-vertex polygons validate in microseconds."""
+    if not isinstance(seq, list) or len(seq) < minimum:
+        raise FeatureError(f"{what} needs at least {minimum} positions")
+    try:
+        if not set(map(type, chain.from_iterable(seq))) <= _NUMBER_TYPES:
+            raise TypeError
+        arr = np.array(seq, dtype=float)
+    except (TypeError, ValueError):
+        raise FeatureError("every position must be [x, y] with finite numbers") from None
+    if arr.ndim != 2 or arr.shape[1] not in (2, 3) or not np.isfinite(arr).all():
+        raise FeatureError("every position must be [x, y] with finite numbers")
+    counter[0] += len(seq)
+    if counter[0] > MAX_VERTICES:
+        raise FeatureError(f"more than {MAX_VERTICES} vertices")
+    return arr
+
+
+def _polygon(rings: Any, counter: list[int]) -> shapely.Polygon:
+    if not isinstance(rings, list) or not rings:
+        raise FeatureError("a polygon needs at least one ring")
+    arrays = []
+    for ring in rings:
+        arrays.append(_positions(ring, counter, 4, "a polygon ring"))
+        if ring[0] != ring[-1]:
+            raise FeatureError("polygon rings must be closed (last position equal to the first)")
+    return shapely.polygons(arrays[0]) if len(arrays) == 1 else shapely.Polygon(arrays[0], arrays[1:])
+
+
+def _to_shape(kind: str, coords: Any, counter: list[int]) -> shapely.Geometry:
+    """Build the shapely geometry straight from numpy arrays (several times faster than parsing GeoJSON)."""
+    if kind == "Point":
+        return shapely.points(_positions([coords], counter, 1, "a Point")[0])
+    if kind == "MultiPoint":
+        return shapely.multipoints(_positions(coords, counter, 1, "a MultiPoint"))
+    if kind == "LineString":
+        return shapely.linestrings(_positions(coords, counter, 2, "a LineString"))
+    if kind == "Polygon":
+        return _polygon(coords, counter)
+    if not isinstance(coords, list) or not coords:
+        raise FeatureError("a MultiPolygon needs at least one polygon")
+    return shapely.multipolygons([_polygon(polygon, counter) for polygon in coords])
+
+
+def check_geometry(geom: Any, frame: SlideFrame) -> CheckedGeometry:
+    """Structure, validity (shapely), and bounds against the slide; raises :class:`FeatureError`."""
+    if not isinstance(geom, dict) or geom.get("type") not in GEOMETRY_TYPES:
+        raise FeatureError(f"geometry must be one of {', '.join(GEOMETRY_TYPES)}")
+    kind, coords = geom["type"], geom.get("coordinates")
+    shp = _to_shape(kind, coords, [0])
+    if not shp.is_valid:
+        reason = shapely.is_valid_reason(shp)
+        if reason.startswith("Self-intersection"):
+            raise FeatureError(f"self-intersecting {kind} ({reason})")
+        raise FeatureError(f"invalid {kind} ({reason})")
+    min_x, min_y, max_x, max_y = shp.bounds
+    if frame.width is None or frame.height is None:
+        raise FeatureError("the slide's dimensions are not known yet (is it still being processed?)")
+    if min_x < 0 or min_y < 0 or max_x > frame.width or max_y > frame.height:
+        raise FeatureError(f"coordinates outside the slide (0..{frame.width:g} × 0..{frame.height:g}): "
+                           f"bounds {min_x:g},{min_y:g},{max_x:g},{max_y:g}")
+    # Stored exactly as sent (Python's float repr round-trips), so an export re-imports coordinate for coordinate.
+    text = json.dumps({"type": kind, "coordinates": coords}, separators=(",", ":"))
+    return CheckedGeometry(text, kind, (min_x, min_y, max_x, max_y), float(shp.area), float(shp.length))
+
+
+# ---------------------------------------------------------------- serialisation
+def _iso(value: dt.datetime | None) -> str | None:
+    return as_utc(value).isoformat() if value is not None else None
+
+
+def _loads(text: str | None) -> Any:
+    try:
+        return json.loads(text or "{}")
+    except ValueError:
+        return {}
+
+
+def _feature_text(feature_id: Any, geometry_text: str, properties: dict) -> str:
+    """Geometry is spliced in as stored (validated compact JSON): 10,000 polygons are never re-parsed."""
+    return ('{"type":"Feature","id":%s,"geometry":%s,"properties":%s}'
+            % (json.dumps(feature_id), geometry_text, json.dumps(properties, ensure_ascii=False)))
+
+
+def _api_properties(a: Any, author_name: str | None, frame: SlideFrame) -> dict[str, Any]:
+    props = {
+        "uuid": a.uid, "object_type": a.object_type, "locked": a.locked,
+        "class": a.class_name, "color": a.color, "name": a.name, "comment": a.comment, "shape": a.shape,
+        "author": a.author_id, "author_name": author_name,
+        "created_at": _iso(a.created_at), "updated_at": _iso(a.updated_at), "version": a.version,
+        "measurements": _loads(a.measurements),
+    }
+    props.update(frame.measurements(a.geom_type, a.area_px, a.length_px))
+    return props
+
+
+def feature_json_text(annotation: Annotation, frame: SlideFrame) -> str:
+    return _feature_text(annotation.id, annotation.geometry,
+                         _api_properties(annotation, annotation.author.full_name if annotation.author else None, frame))
+
+
+def feature_dict(annotation: Annotation, frame: SlideFrame) -> dict[str, Any]:
+    return json.loads(feature_json_text(annotation, frame))
+
+
+# ---------------------------------------------------------------- reading
+def _ensure_view(user: User, slide: Slide) -> None:
+    if policy.can(user, "annotation.view", slide):
+        return
+    policy.ensure(user, "slide.view", slide)  # hidden slide → 404
+    raise Forbidden("Annotations are shown to technicians and clinicians once the report is signed.",
+                    code="report_not_signed")
+
+
+def parse_bbox(text: str | None) -> tuple[float, float, float, float] | None:
+    if text is None or text == "":
+        return None
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        values = []
+    if len(values) != 4 or not all(math.isfinite(v) for v in values) \
+            or values[0] > values[2] or values[1] > values[3]:
+        raise ValidationFailed("bbox must be x0,y0,x1,y1 in slide pixels with x0 ≤ x1 and y0 ≤ y1.",
+                               code="invalid_bbox")
+    return values[0], values[1], values[2], values[3]
+
+
+_LIST_COLUMNS = (Annotation.id, Annotation.uid, Annotation.object_type, Annotation.locked, Annotation.geometry,
+                 Annotation.geom_type, Annotation.shape, Annotation.area_px, Annotation.length_px,
+                 Annotation.class_name, Annotation.color, Annotation.name, Annotation.comment,
+                 Annotation.measurements, Annotation.extra, Annotation.author_id, Annotation.version,
+                 Annotation.created_at, Annotation.updated_at)
+
+
+def _live_rows(session: Session, slide: Slide, *, bbox: tuple[float, float, float, float] | None = None,
+               class_name: str | None = None, author_id: int | None = None) -> Iterable[Any]:
+    """Plain rows (no ORM objects) for speed; the box test is a range query on the indexed edges."""
+    query = (select(*_LIST_COLUMNS, User.full_name.label("author_name"))
+             .join(User, User.id == Annotation.author_id)
+             .where(Annotation.slide_id == slide.id, Annotation.deleted_at.is_(None)))
+    if bbox is not None:
+        x0, y0, x1, y1 = bbox
+        query = query.where(Annotation.min_x <= x1, Annotation.max_x >= x0,
+                            Annotation.min_y <= y1, Annotation.max_y >= y0)
+    if class_name is not None:
+        query = query.where(Annotation.class_name == class_name)
+    if author_id is not None:
+        query = query.where(Annotation.author_id == author_id)
+    return session.execute(query.order_by(Annotation.id))
+
+
+def list_collection_text(session: Session, user: User, slide: Slide, *, bbox: str | None = None,
+                         class_name: str | None = None, author: str | None = None) -> str:
+    """The slide's live annotations (optionally those touching a viewport box) as a GeoJSON FeatureCollection."""
+    _ensure_view(user, slide)
+    box = parse_bbox(bbox)
+    author_id = None
+    if author not in (None, ""):
+        if not str(author).isdigit():
+            raise ValidationFailed("author must be a user id.", code="invalid_author")
+        author_id = int(author)
+    frame = SlideFrame.of(slide)
+    features = [_feature_text(r.id, r.geometry, _api_properties(r, r.author_name, frame))
+                for r in _live_rows(session, slide, bbox=box, class_name=class_name or None, author_id=author_id)]
+    return '{"type":"FeatureCollection","features":[' + ",".join(features) + "]}"
+
+
+def get_annotation(session: Session, user: User, slide: Slide, annotation_id: int) -> Annotation:
+    _ensure_view(user, slide)
+    annotation = session.get(Annotation, annotation_id)
+    if annotation is None or annotation.slide_id != slide.id or annotation.deleted_at is not None:
+        raise NotFound("No such annotation on this slide.")
+    return annotation
+
+
+# ---------------------------------------------------------------- REST edits
+@dataclass
+class _Edit:
+    geometry: CheckedGeometry | None = None
+    class_name: str | None = None
+    comment: str | None = None
+    shape: str | None = None
+    name: str | None = None
+    given: frozenset[str] = frozenset()
+
+
+def _read_edit(data: dict, frame: SlideFrame, *, require_geometry: bool) -> _Edit:
+    """Fields from ``{"geometry", "properties": {...}}`` (a GeoJSON Feature) or the same keys at top level."""
+    props = data.get("properties") if isinstance(data.get("properties"), dict) else {}
+    fields = {**props, **{k: v for k, v in data.items() if k not in ("properties", "type", "id", "version")}}
+    given = frozenset(k for k in ("geometry", "class", "comment", "shape", "name") if k in fields)
+    edit = _Edit(given=given)
+    if "geometry" in fields:
+        try:
+            edit.geometry = check_geometry(fields["geometry"], frame)
+        except FeatureError as exc:
+            raise ValidationFailed(f"Invalid geometry: {exc.reason}.", code="invalid_geometry") from None
+    elif require_geometry:
+        raise ValidationFailed("geometry is required.", code="invalid_geometry")
+    if fields.get("class") is not None:
+        if not isinstance(fields["class"], str):
+            raise ValidationFailed("class must be a string.", code="invalid_field")
+        edit.class_name = fields["class"]
+    for key, limit in (("comment", MAX_COMMENT_LENGTH), ("name", MAX_NAME_LENGTH)):
+        value = fields.get(key)
+        if value is not None and (not isinstance(value, str) or len(value) > limit):
+            raise ValidationFailed(f"{key} must be a string of at most {limit} characters.", code="invalid_field")
+        setattr(edit, key, value)
+    shape = fields.get("shape")
+    if shape is not None and shape not in SHAPES:
+        raise ValidationFailed(f"shape must be one of {', '.join(SHAPES)} (or null).", code="invalid_field")
+    edit.shape = shape
+    return edit
+
+
+def _check_class(name: str | None) -> str | None:
+    if name is None:
+        return None
+    color = palette_color(name)
+    if color is None:
+        known = ", ".join(c["name"] for c in annotation_classes())
+        raise ValidationFailed(f"Unknown annotation class {name!r}; use one of: {known}.", code="unknown_class")
+    return color
+
+
+def create_annotation(session: Session, user: User, slide: Slide, data: dict, *, ip: str | None = None) -> Annotation:
+    policy.ensure(user, "annotation.create", slide)
+    frame = SlideFrame.of(slide)
+    edit = _read_edit(data, frame, require_geometry=True)
+    color = _check_class(edit.class_name)
+    geom = edit.geometry
+    now = utcnow()
+    annotation = Annotation(
+        slide_id=slide.id, uid=str(uuid.uuid4()), author_id=user.id, object_type="annotation", locked=False,
+        geometry=geom.text, geom_type=geom.geom_type, shape=edit.shape,
+        min_x=geom.bbox[0], min_y=geom.bbox[1], max_x=geom.bbox[2], max_y=geom.bbox[3],
+        area_px=geom.area_px, length_px=geom.length_px, class_name=edit.class_name, color=color,
+        name=edit.name or "", comment=edit.comment or "", measurements="{}", extra="{}", version=1,
+        created_at=now, updated_at=now)
+    session.add(annotation)
+    session.flush()
+    audit.record(session, "annotation.create", actor=user, object_type="annotation", object_id=annotation.id,
+                 case_id=slide.case_id, ip=ip, details={"slide_id": slide.id, "class": edit.class_name,
+                                                        "geometry": geom.geom_type})
+    session.commit()
+    return annotation
+
+
+def resolve_version(if_match: str | None, body: dict | None) -> int | None:
+    """The version an edit is based on, from ``If-Match: "3"`` or the body's ``"version": 3``."""
+    header = None
+    if if_match not in (None, ""):
+        tag = if_match.strip()
+        tag = tag[2:] if tag.startswith("W/") else tag
+        tag = tag.strip('"')
+        if not tag.isdigit():
+            raise ValidationFailed('If-Match must be the annotation version, e.g. "3".', code="invalid_version")
+        header = int(tag)
+    field_value = (body or {}).get("version")
+    if field_value is not None and (not isinstance(field_value, int) or isinstance(field_value, bool)):
+        raise ValidationFailed("version must be an integer.", code="invalid_version")
+    if header is not None and field_value is not None and header != field_value:
+        raise ValidationFailed("If-Match and the version field disagree.", code="invalid_version")
+    return header if header is not None else field_value
+
+
+def _editable(session: Session, user: User, slide: Slide, annotation_id: int, action: str) -> Annotation:
+    """Visible (else 404), the user's own (else 403), and not a locked import (403 ``annotation_locked``)."""
+    annotation = get_annotation(session, user, slide, annotation_id)
+    policy.ensure(user, action, annotation)
+    if annotation.locked:
+        raise Forbidden("This object was imported locked (a QuPath detection, cell or locked annotation) "
+                        "and is read-only.", code="annotation_locked")
+    return annotation
+
+
+def _conditional_update(session: Session, annotation: Annotation, expected: int, values: dict) -> Annotation:
+    """The version check is part of the UPDATE itself, so two concurrent writers cannot both win."""
+    result = session.execute(
+        update(Annotation)
+        .where(Annotation.id == annotation.id, Annotation.version == expected, Annotation.deleted_at.is_(None))
+        .values(version=Annotation.version + 1, updated_at=utcnow(), **values)
+        .execution_options(synchronize_session=False))
+    if result.rowcount != 1:
+        session.rollback()
+        current = session.get(Annotation, annotation.id, populate_existing=True)
+        if current is None or current.deleted_at is not None:
+            raise NotFound("No such annotation on this slide.")
+        raise VersionConflict(current)
+    return annotation
+
+
+def update_annotation(session: Session, user: User, slide: Slide, annotation_id: int, data: dict,
+                      expected_version: int | None, *, partial: bool, ip: str | None = None) -> Annotation:
+    """PUT (``partial=False``: geometry required, omitted properties reset) or PATCH (only the fields given)."""
+    annotation = _editable(session, user, slide, annotation_id, "annotation.edit")
+    if expected_version is None:
+        raise VersionRequired('Send the version you edited: If-Match: "<version>" or "version" in the body.')
+    edit = _read_edit(data, SlideFrame.of(slide), require_geometry=not partial)
+    values: dict[str, Any] = {}
+    if edit.geometry is not None:
+        g = edit.geometry
+        values.update(geometry=g.text, geom_type=g.geom_type, min_x=g.bbox[0], min_y=g.bbox[1], max_x=g.bbox[2],
+                      max_y=g.bbox[3], area_px=g.area_px, length_px=g.length_px)
+    if not partial or "class" in edit.given:
+        if edit.class_name != annotation.class_name:
+            values.update(class_name=edit.class_name, color=_check_class(edit.class_name))
+        # An unchanged class is accepted even when it came from an import and is not in the palette.
+    for key in ("comment", "name"):
+        if not partial or key in edit.given:
+            values[key] = getattr(edit, key) or ""
+    if not partial or "shape" in edit.given:
+        values["shape"] = edit.shape
+    _conditional_update(session, annotation, expected_version, values)
+    audit.record(session, "annotation.update", actor=user, object_type="annotation", object_id=annotation.id,
+                 case_id=slide.case_id, ip=ip,
+                 details={"slide_id": slide.id, "version": expected_version + 1, "fields": sorted(values)})
+    session.commit()
+    return session.get(Annotation, annotation.id, populate_existing=True)
+
+
+def delete_annotation(session: Session, user: User, slide: Slide, annotation_id: int,
+                      expected_version: int | None, *, ip: str | None = None) -> None:
+    """Soft delete; with a version the delete is conditional like an edit."""
+    annotation = _editable(session, user, slide, annotation_id, "annotation.delete")
+    version = expected_version if expected_version is not None else annotation.version
+    _conditional_update(session, annotation, version, {"deleted_at": utcnow()})
+    audit.record(session, "annotation.delete", actor=user, object_type="annotation", object_id=annotation.id,
+                 case_id=slide.case_id, ip=ip, details={"slide_id": slide.id, "version": version})
+    session.commit()
+
+
+# ---------------------------------------------------------------- QuPath import / export
+def parse_json_document(raw: bytes, *, limit: int = MAX_IMPORT_BYTES) -> Any:
+    if len(raw) > limit:
+        raise ValidationFailed(f"The file is larger than {limit // 2**20} MB.", code="import_too_large")
+    try:
+        return json.loads(raw)
+    except UnicodeDecodeError:
+        raise ValidationFailed("The file is not UTF-8 text.", code="invalid_json") from None
+    except json.JSONDecodeError as exc:
+        raise ValidationFailed(f"The file is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}.",
+                               code="invalid_json") from None
+
+
+@dataclass
+class ImportResult:
+    imported: int
+    detections: int
+    renamed: list[dict[str, Any]]
+
+
+def import_features(session: Session, user: User, slide: Slide, document: Any, *,
+                    ip: str | None = None) -> ImportResult:
+    """All features or none: every feature is checked first, then one bulk insert in one transaction."""
+    policy.ensure(user, "annotation.import", slide)
+    try:
+        features = features_of(document)
+    except FeatureError as exc:
+        raise ValidationFailed(exc.reason, code="invalid_geojson") from None
+    if len(features) > MAX_IMPORT_FEATURES:
+        raise ValidationFailed(f"The file holds {len(features)} features; at most {MAX_IMPORT_FEATURES} "
+                               "can be imported at once.", code="import_too_large")
+    frame = SlideFrame.of(slide)
+    records: list[tuple[FeatureRecord, CheckedGeometry]] = []
+    errors: list[dict[str, Any]] = []
+    for index, raw in enumerate(features):
+        raw_id = raw.get("id") if isinstance(raw, dict) else None
+        try:
+            record = read_feature(raw)
+            records.append((record, check_geometry(record.geometry, frame)))
+        except FeatureError as exc:
+            errors.append({"index": index, "id": raw_id if isinstance(raw_id, (str, int)) else None,
+                           "reason": exc.reason})
+    if errors:
+        raise ValidationFailed(f"{len(errors)} of {len(features)} features are invalid; nothing was imported.",
+                               code="invalid_features",
+                               details={"invalid_count": len(errors), "features": errors[:MAX_REPORTED_ERRORS]})
+    taken = set(session.scalars(select(Annotation.uid).where(Annotation.slide_id == slide.id)))
+    now, rows, renamed = utcnow(), [], []
+    palette = {c["name"]: c["color"] for c in annotation_classes()}
+    for index, (rec, geom) in enumerate(records):
+        uid = rec.uid
+        if uid is None or uid in taken:
+            uid = str(uuid.uuid4())
+            if rec.uid is not None:
+                renamed.append({"index": index, "from": rec.uid, "to": uid})
+        taken.add(uid)
+        rows.append({
+            "slide_id": slide.id, "uid": uid, "author_id": user.id, "object_type": rec.object_type,
+            "locked": rec.locked, "geometry": geom.text, "geom_type": geom.geom_type, "shape": rec.shape,
+            "min_x": geom.bbox[0], "min_y": geom.bbox[1], "max_x": geom.bbox[2], "max_y": geom.bbox[3],
+            "area_px": geom.area_px, "length_px": geom.length_px, "class_name": rec.class_name,
+            "color": rec.color or palette.get(rec.class_name or "") or display_color(rec),
+            "name": rec.name, "comment": rec.comment,
+            "measurements": json.dumps(rec.measurements, ensure_ascii=False, allow_nan=False),
+            "extra": json.dumps(rec.extra, ensure_ascii=False), "version": 1, "created_at": now, "updated_at": now,
+        })
+    if rows:
+        session.execute(insert(Annotation), rows)
+    detections = sum(1 for rec, _ in records if rec.object_type != "annotation")
+    audit.record(session, "annotation.import", actor=user, object_type="slide", object_id=slide.id,
+                 case_id=slide.case_id, ip=ip,
+                 details={"count": len(rows), "detections": detections, "ids_renewed": len(renamed)})
+    session.commit()
+    return ImportResult(imported=len(rows), detections=detections, renamed=renamed)
+
+
+def export_collection_text(session: Session, user: User, slide: Slide) -> str:
+    """The slide's live objects as a QuPath-readable FeatureCollection (ids are the UUIDs)."""
+    _ensure_view(user, slide)
+    features = []
+    for r in _live_rows(session, slide):
+        props = qupath_properties(object_type=r.object_type, locked=r.locked, class_name=r.class_name,
+                                  color=r.color, name=r.name, comment=r.comment, shape=r.shape,
+                                  measurements=_loads(r.measurements), extra=_loads(r.extra))
+        features.append(_feature_text(r.uid, r.geometry, props))
+    return '{"type":"FeatureCollection","features":[' + ",".join(features) + "]}"

@@ -1,0 +1,204 @@
+"""Annotations API: thin handlers over :mod:`pathology_hub.domain.annotations`.
+
+Every route first checks ``slide.view`` (a hidden slide answers 404); the domain
+service then applies the annotation rules (report signed, own annotations only).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Flask, Response, jsonify, request
+from flask_login import current_user
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from ..db import SessionLocal
+from ..domain import annotations as service
+from ..domain.errors import ValidationFailed
+from ..models import Annotation, Slide, User
+from .authz import authorize, load_model
+from .security import client_ip
+
+bp = Blueprint("annotations", __name__)
+
+_slide = load_model(Slide, "slide_id")
+BASE = "/api/v1/slides/<int:slide_id>/annotations"
+
+
+def _me() -> User:
+    return current_user._get_current_object()
+
+
+def _raw_body(limit: int, code: str) -> bytes:
+    """The request body, refused (422, nothing read past the limit) when larger than ``limit``."""
+    if request.content_length is not None and request.content_length > limit:
+        raise ValidationFailed(f"The request body is larger than {limit // 2**20} MB.", code=code)
+    request.max_content_length = limit
+    try:
+        return request.get_data(cache=False)
+    except RequestEntityTooLarge:
+        raise ValidationFailed(f"The request body is larger than {limit // 2**20} MB.", code=code) from None
+
+
+def _json_object() -> dict[str, Any]:
+    data = service.parse_json_document(_raw_body(service.MAX_BODY_BYTES, "body_too_large"),
+                                       limit=service.MAX_BODY_BYTES)
+    if not isinstance(data, dict):
+        raise ValidationFailed("The request body must be a JSON object.", code="invalid_json")
+    return data
+
+
+def _geojson(text: str, status: int = 200, **headers: str) -> Response:
+    resp = Response(text, status=status, mimetype="application/geo+json")
+    resp.headers.update(headers)
+    return resp
+
+
+def _feature_response(annotation: Annotation, slide: Slide, status: int = 200) -> Response:
+    text = service.feature_json_text(annotation, service.SlideFrame.of(slide))
+    resp = Response(text, status=status, mimetype="application/json")
+    resp.headers["ETag"] = f'"{annotation.version}"'
+    return resp
+
+
+@bp.errorhandler(service.VersionConflict)
+def version_conflict(exc: service.VersionConflict):
+    SessionLocal.rollback()
+    current = service.feature_dict(exc.current, service.SlideFrame.of(exc.current.slide))
+    return jsonify({"error": {"code": exc.code, "message": exc.message}, "current": current}), 409
+
+
+@bp.route("/api/v1/annotation-classes")
+def annotation_classes():
+    """The annotation class palette (name and colour) of the institution network.
+    ---
+    get:
+      summary: List annotation classes
+      responses:
+        200: {description: '{"classes": [{"name", "color"}]}'}
+    """
+    return jsonify({"classes": service.annotation_classes()})
+
+
+@bp.route(BASE, methods=["GET"])
+@authorize("slide.view", load=_slide, as_arg="slide")
+def list_annotations(slide: Slide):
+    """Annotations of a slide as a GeoJSON FeatureCollection (slide pixels, origin top-left).
+    ---
+    get:
+      summary: List a slide's annotations, optionally only those touching a viewport
+      parameters:
+        - {name: bbox, in: query, schema: {type: string}, description: 'x0,y0,x1,y1 in full-resolution pixels'}
+        - {name: class, in: query, schema: {type: string}}
+        - {name: author, in: query, schema: {type: integer}}
+      responses:
+        200: {description: FeatureCollection; properties carry class, color, comment, author, version and µm measurements}
+        403: {description: technician or clinician before the report is signed (code report_not_signed)}
+    """
+    text = service.list_collection_text(SessionLocal(), _me(), slide, bbox=request.args.get("bbox"),
+                                        class_name=request.args.get("class"), author=request.args.get("author"))
+    return _geojson(text)
+
+
+@bp.route(BASE, methods=["POST"])
+@authorize("slide.view", load=_slide, as_arg="slide")
+def create_annotation(slide: Slide):
+    """Create an annotation (pathologists who can see the case).
+    ---
+    post:
+      summary: Create an annotation
+      requestBody:
+        content:
+          application/json:
+            schema: {type: object, required: [geometry], properties: {geometry: {type: object}, properties: {type: object, properties: {class: {type: string}, comment: {type: string}, name: {type: string}, shape: {type: string, enum: [ellipse, rectangle]}}}}}
+      responses:
+        201: {description: the created feature (ETag is its version)}
+        422: {description: invalid geometry, unknown class, body too large}
+    """
+    annotation = service.create_annotation(SessionLocal(), _me(), slide, _json_object(), ip=client_ip())
+    return _feature_response(annotation, slide, 201)
+
+
+@bp.route(BASE + "/<int:annotation_id>", methods=["PUT", "PATCH"])
+@authorize("slide.view", load=_slide)
+def update_annotation(slide_id: int, annotation_id: int):
+    """Change your own annotation; the version you edited is required.
+    ---
+    put:
+      summary: Replace an annotation (geometry required; omitted properties are cleared)
+      parameters:
+        - {name: If-Match, in: header, schema: {type: string}, description: 'the version edited, e.g. "3" (or "version" in the body)'}
+      responses:
+        200: {description: the updated feature}
+        409: {description: 'stale version: {"error": {"code": "version_conflict"}, "current": feature}'}
+        428: {description: no version given}
+    patch:
+      summary: Change some fields of an annotation
+      parameters:
+        - {name: If-Match, in: header, schema: {type: string}}
+      responses:
+        200: {description: the updated feature}
+        409: {description: stale version, with the current annotation}
+    """
+    slide = _slide(slide_id=slide_id)
+    data = _json_object()
+    version = service.resolve_version(request.headers.get("If-Match"), data)
+    annotation = service.update_annotation(SessionLocal(), _me(), slide, annotation_id, data, version,
+                                           partial=request.method == "PATCH", ip=client_ip())
+    return _feature_response(annotation, slide)
+
+
+@bp.route(BASE + "/<int:annotation_id>", methods=["DELETE"])
+@authorize("slide.view", load=_slide)
+def delete_annotation(slide_id: int, annotation_id: int):
+    """Delete your own annotation (kept for the record); If-Match makes it conditional.
+    ---
+    delete:
+      summary: Delete an annotation
+      responses:
+        204: {description: deleted}
+        409: {description: stale If-Match version}
+    """
+    slide = _slide(slide_id=slide_id)
+    version = service.resolve_version(request.headers.get("If-Match"), None)
+    service.delete_annotation(SessionLocal(), _me(), slide, annotation_id, version, ip=client_ip())
+    return Response(status=204)
+
+
+@bp.route(BASE + "/export.geojson", methods=["GET"])
+@authorize("slide.view", load=_slide, as_arg="slide")
+def export_geojson(slide: Slide):
+    """The slide's annotations and detections as a QuPath GeoJSON file.
+    ---
+    get:
+      summary: Export annotations for QuPath
+      responses:
+        200: {description: 'FeatureCollection; ids are UUIDs, properties objectType, classification {name, color}, name, isLocked, measurements, metadata.comment'}
+    """
+    text = service.export_collection_text(SessionLocal(), _me(), slide)
+    return _geojson(text, **{"Content-Disposition": f'attachment; filename="slide-{slide.id}-annotations.geojson"'})
+
+
+@bp.route(BASE + "/import", methods=["POST"])
+@authorize("slide.view", load=_slide, as_arg="slide")
+def import_geojson(slide: Slide):
+    """Import a QuPath GeoJSON file: all features or none.
+    ---
+    post:
+      summary: Import annotations from QuPath GeoJSON
+      requestBody:
+        content:
+          application/json:
+            schema: {description: 'a FeatureCollection, a single Feature, or a list of features (at most 50 MB, 200000 features)'}
+      responses:
+        201: {description: '{"imported", "detections", "renamed": [{"index", "from", "to"}]}'}
+        422: {description: 'invalid file; error.details.features lists {index, id, reason} and nothing is imported'}
+    """
+    raw = _raw_body(service.MAX_IMPORT_BYTES, "import_too_large")
+    result = service.import_features(SessionLocal(), _me(), slide, service.parse_json_document(raw), ip=client_ip())
+    return jsonify({"imported": result.imported, "detections": result.detections, "renamed": result.renamed}), 201
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(bp)
+

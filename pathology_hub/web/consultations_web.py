@@ -1,0 +1,397 @@
+"""Consultation requests over HTTP: JSON API, pages, worklists, the bell and the TAT dashboard.
+
+Handlers stay thin: the state machine (domain/consultations.py) decides what may
+happen, in the order 404 (not visible) → 409 (not allowed in this state) → 403 → 422.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from flask import Blueprint, Flask, Response, flash, jsonify, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+
+from ..db import SessionLocal
+from ..domain import consultations as svc
+from ..domain import notifications as notes
+from ..domain import policy, turnaround, worklists
+from ..domain.errors import DomainError, ValidationFailed
+from ..models import Case, User, utcnow
+from ..models.consultations import Consultation, ConsultationState as S, Notification
+from .authz import authorize, load_model
+from .security import client_ip
+from .serializers import iso
+
+bp = Blueprint("consultations", __name__)
+
+STATE_LABELS = {"draft": _l("draft"), "triage": _l("in triage"), "assigned": _l("assigned"),
+                "in_review": _l("in review"), "info_requested": _l("information requested"),
+                "escalated": _l("escalated"), "reported": _l("reported"), "returned": _l("returned"),
+                "acknowledged": _l("acknowledged"), "cancelled": _l("cancelled")}
+ACTION_LABELS = {"submit": _l("Submit for consultation"), "assign": _l("Assign"), "accept": _l("Accept"),
+                 "decline": _l("Decline"), "request_info": _l("Request information"),
+                 "answer_info": _l("Answer the request"), "escalate": _l("Escalate"),
+                 "mark_reported": _l("Mark reported"), "return_result": _l("Return the result"),
+                 "acknowledge": _l("Acknowledge"), "cancel": _l("Cancel the request"),
+                 "create": _l("Created"), "child_reported": _l("Escalation reported")}
+FLAG_LABELS = {"ok": _l("on time"), "approaching": _l("approaching target"), "overdue": _l("overdue"),
+               "met": _l("target met"), "missed": _l("target missed")}
+LIST_LABELS = {"technician": _l("Consultations needing the centre"), "triage": _l("Waiting for triage"),
+               "pathologist": _l("Assigned to me"), "clinician": _l("Results for my requests")}
+STAGE_LABELS = {"submitted_to_assigned": _l("submitted → assigned"), "assigned_to_accepted": _l("assigned → accepted"),
+                "accepted_to_reported": _l("accepted → reported"),
+                "reported_to_acknowledged": _l("reported → acknowledged")}
+
+
+def _note_text(n: Notification) -> str:
+    case = notes.params_of(n).get("case", "")
+    return {"triage_new": _("New consultation request waiting for triage (case %(case)s)", case=case),
+            "assigned": _("Consultation assigned to you (case %(case)s)", case=case),
+            "info_requested": _("The pathologist requests more information (case %(case)s)", case=case),
+            "info_answered": _("The centre answered your request for information (case %(case)s)", case=case),
+            "escalated": _("Consultation escalated to your hospital (case %(case)s)", case=case),
+            "reported": _("The escalated consultation has been reported (case %(case)s)", case=case),
+            "returned": _("Consultation result returned (case %(case)s)", case=case),
+            "overdue": _("Consultation past its turnaround target (case %(case)s)", case=case)}.get(n.kind, n.kind)
+
+
+def _me() -> User:
+    return current_user._get_current_object()
+
+
+def _data() -> dict[str, Any]:
+    if request.is_json:
+        data = request.get_json(silent=True)
+        if not isinstance(data, dict):
+            raise ValidationFailed("The request body must be a JSON object.", code="invalid_json")
+        return data
+    return request.form.to_dict()
+
+
+def _truthy(value: Any) -> bool:
+    return value is True or str(value).lower() in ("true", "1", "on", "yes")
+
+
+# ---------------------------------------------------------------- JSON shapes
+def _person(u: User | None) -> dict | None:
+    return {"id": u.id, "username": u.username, "full_name": u.full_name, "institution": u.institution.code} if u else None
+
+
+def consultation_json(c: Consultation, viewer: User, *, full: bool = False) -> dict[str, Any]:
+    tat = turnaround.status(c, utcnow())
+    data = {
+        "id": c.id, "case_id": c.case_id, "case_number": c.case.case_number, "parent_id": c.parent_id,
+        "state": c.state.value, "priority": c.priority.value, "subspecialty": c.subspecialty,
+        "requesting_institution": c.requesting_institution.code, "origin_institution": c.case.institution.code,
+        "receiving_institution": c.receiving_institution.code if c.receiving_institution else None,
+        "assignee": _person(c.assignee), "requested_expert": _person(c.requested_expert),
+        "created_at": iso(c.created_at), "submitted_at": iso(c.submitted_at), "assigned_at": iso(c.assigned_at),
+        "accepted_at": iso(c.accepted_at), "reported_at": iso(c.reported_at), "returned_at": iso(c.returned_at),
+        "acknowledged_at": iso(c.acknowledged_at), "tat": tat.as_json() if tat else None,
+        "allowed": svc.allowed_from(c.state), "actions": svc.actions_for(viewer, c),
+        "url": url_for("consultations.detail_page", consultation_id=c.id),
+    }
+    if full:
+        db = SessionLocal()
+        data.update({"question": c.question, "preliminary_opinion": c.preliminary_opinion, "opinion": c.opinion,
+                     "follow_up_advice": c.follow_up_advice, "cancel_reason": c.cancel_reason,
+                     "children": [k.id for k in svc.children_of(db, c)],
+                     "events": [{"transition": e.transition, "from": e.from_state, "to": e.to_state,
+                                 "actor": e.actor.username if e.actor else None, "at": iso(e.at),
+                                 "reason": e.reason, "comment": e.comment} for e in svc.history(db, c)]})
+    return data
+
+
+def item_json(item: worklists.Item, viewer: User) -> dict[str, Any]:
+    data = consultation_json(item.consultation, viewer)
+    data.update({"age_hours": round(item.age_seconds / 3600, 2), "flag": item.flag})
+    return data
+
+
+# ---------------------------------------------------------------- API: requests
+@bp.route("/api/v1/cases/<int:case_id>/consultations", methods=["GET"])
+@authorize("case.view", load=load_model(Case, "case_id"), as_arg="case")
+def api_case_consultations(case: Case):
+    """Consultation requests on a case that the user may see.
+    ---
+    get:
+      summary: List the consultation requests of a case
+    """
+    items = svc.for_case(SessionLocal(), _me(), case)
+    return jsonify({"consultations": [consultation_json(c, _me()) for c in items]})
+
+
+@bp.route("/api/v1/cases/<int:case_id>/consultations", methods=["POST"])
+@authorize("case.view", load=load_model(Case, "case_id"), as_arg="case")
+def api_create(case: Case):
+    """Create a draft consultation request (technician or clinician of the case's centre).
+    ---
+    post:
+      summary: Create a consultation request
+      requestBody:
+        content:
+          application/json:
+            schema: {type: object, required: [question], properties: {question: {type: string}, subspecialty: {type: string}, priority: {type: string, enum: [routine, urgent, frozen]}, expert_id: {type: integer, description: a pathologist of a higher-tier institution in the chain; the request is pre-assigned to them}}}
+      responses:
+        201: {description: created (state draft)}
+    """
+    db = SessionLocal()
+    c = svc.create(db, _me(), case, _data(), ip=client_ip())
+    db.commit()
+    return jsonify(consultation_json(c, _me(), full=True)), 201
+
+
+@bp.route("/api/v1/consultations/<int:consultation_id>", methods=["GET"])
+@authorize("consultation.view", load=load_model(Consultation, "consultation_id"), as_arg="c")
+def api_get(c: Consultation):
+    """One consultation request with its history and the transitions the user may perform.
+    ---
+    get:
+      summary: Get a consultation request
+    """
+    return jsonify(consultation_json(c, _me(), full=True))
+
+
+def _dispatch(name: str, c: Consultation, data: dict[str, Any]) -> dict[str, Any]:
+    """Run one transition of the state machine with the fields it needs."""
+    db, user, ip = SessionLocal(), _me(), client_ip()
+    if name == "submit":
+        return {"warnings": svc.submit(db, user, c, acknowledge_warnings=_truthy(data.get("acknowledge_warnings")), ip=ip)}
+    if name == "assign":
+        return {"assigned_to": svc.assign(db, user, c, data.get("assignee_id"), ip=ip).username}
+    if name == "escalate":
+        child = svc.escalate(db, user, c, data.get("preliminary_opinion"), expert_id=data.get("expert_id"), ip=ip)
+        return {"child_id": child.id}
+    simple: dict[str, Callable[[], None]] = {
+        "accept": lambda: svc.accept(db, user, c, ip=ip),
+        "decline": lambda: svc.decline(db, user, c, data.get("reason"), ip=ip),
+        "request_info": lambda: svc.request_info(db, user, c, data.get("comment"), ip=ip),
+        "answer_info": lambda: svc.answer_info(db, user, c, data.get("comment"), ip=ip),
+        "mark_reported": lambda: svc.mark_reported(db, user, c, data.get("opinion"), ip=ip),
+        "return_result": lambda: svc.return_result(db, user, c, data.get("follow_up_advice"), ip=ip),
+        "acknowledge": lambda: svc.acknowledge(db, user, c, ip=ip),
+        "cancel": lambda: svc.cancel(db, user, c, data.get("reason"), ip=ip),
+    }
+    if name not in simple:
+        raise ValidationFailed("Unknown transition.", code="unknown_transition",
+                               details={"allowed": svc.allowed_from(c.state)})
+    simple[name]()
+    return {}
+
+
+TRANSITION_FIELDS = {"submit": "acknowledge_warnings: {type: boolean}",
+                     "assign": "assignee_id: {type: integer, description: omit to auto-assign to the least-loaded pathologist with the subspecialty}",
+                     "decline": "reason: {type: string}", "request_info": "comment: {type: string}",
+                     "answer_info": "comment: {type: string}",
+                     "escalate": "preliminary_opinion: {type: string}, expert_id: {type: integer}",
+                     "mark_reported": "opinion: {type: string}", "return_result": "follow_up_advice: {type: string}",
+                     "cancel": "reason: {type: string}"}
+
+
+def _transition_view(name: str) -> Callable:
+    def view(c: Consultation):
+        extra = _dispatch(name, c, _data())
+        SessionLocal().commit()
+        return jsonify({**consultation_json(c, _me(), full=True), **extra})
+    fields = TRANSITION_FIELDS.get(name)
+    body = (f"\n      requestBody:\n        content:\n          application/json:\n"
+            f"            schema: {{type: object, properties: {{{fields}}}}}") if fields else ""
+    view.__doc__ = (f"Transition ``{name}`` of a consultation request.\n    ---\n    post:\n"
+                    f"      summary: {name.replace('_', ' ').capitalize()} (409 invalid_transition lists the allowed ones){body}\n")
+    view.__name__ = f"api_{name}"
+    return authorize("consultation.view", load=load_model(Consultation, "consultation_id"), as_arg="c")(view)
+
+
+for _name in svc.PUBLIC_TRANSITIONS:
+    bp.add_url_rule(f"/api/v1/consultations/<int:consultation_id>/{_name.replace('_', '-')}",
+                    endpoint=f"api_{_name}", view_func=_transition_view(_name), methods=["POST"])
+
+
+# ---------------------------------------------------------------- API: worklist, turnaround, notifications
+@bp.route("/api/v1/worklist")
+@authorize("worklist.view")
+def api_worklist():
+    """The current user's worklists, flagged against turnaround targets.
+    ---
+    get:
+      summary: Worklists per role (technician, triage, pathologist, clinician)
+      parameters:
+        - {name: priority, in: query, schema: {type: string, enum: [routine, urgent, frozen]}}
+        - {name: state, in: query, schema: {type: string}}
+        - {name: institution, in: query, schema: {type: string}, description: code of the originating or requesting institution}
+        - {name: older_than_hours, in: query, schema: {type: number}}
+        - {name: flag, in: query, schema: {type: string, enum: [ok, approaching, overdue]}}
+        - {name: sort, in: query, schema: {type: string, enum: [priority, state, age, institution]}}
+        - {name: order, in: query, schema: {type: string, enum: [asc, desc]}}
+    """
+    lists = worklists.worklists(SessionLocal(), _me(), worklists.Filters.parse(request.args.to_dict()))
+    return jsonify({"worklists": {name: [item_json(i, _me()) for i in items] for name, items in lists.items()}})
+
+
+@bp.route("/api/v1/turnaround")
+@authorize("turnaround.view")
+def api_turnaround():
+    """Turnaround per stage (median and 90th percentile hours), per institution and per pathologist (admin).
+    ---
+    get:
+      summary: Turnaround dashboard data
+      parameters:
+        - {name: format, in: query, schema: {type: string, enum: [json, csv]}}
+    """
+    data = turnaround.dashboard(SessionLocal())
+    if request.args.get("format") == "csv":
+        return Response(turnaround.dashboard_csv(data), mimetype="text/csv",
+                        headers={"Content-Disposition": "attachment; filename=turnaround.csv"})
+    return jsonify({"stages": list(turnaround.STAGES), **data})
+
+
+@bp.route("/api/v1/notifications")
+@authorize("notification.list")
+def api_notifications():
+    """The user's recent notifications and unread count (polled by the bell every 30 s).
+    ---
+    get:
+      summary: List notifications
+    """
+    db, user = SessionLocal(), _me()
+    items = [{"id": n.id, "kind": n.kind, "text": _note_text(n), "consultation_id": n.consultation_id,
+              "url": url_for("consultations.detail_page", consultation_id=n.consultation_id) if n.consultation_id else None,
+              "created_at": iso(n.created_at), "read": n.read_at is not None} for n in notes.recent(db, user)]
+    return jsonify({"unread": notes.unread_count(db, user), "notifications": items})
+
+
+@bp.route("/api/v1/notifications/read", methods=["POST"])
+@authorize("notification.list")
+def api_notifications_read():
+    """Mark notifications as read: ``{"ids": [..]}`` or ``{"all": true}``.
+    ---
+    post:
+      summary: Mark notifications read
+      requestBody:
+        content:
+          application/json:
+            schema: {type: object, properties: {ids: {type: array, items: {type: integer}}, all: {type: boolean}}}
+    """
+    data = _data()
+    ids = data.get("ids")
+    if data.get("all") is True:
+        ids = None
+    elif not isinstance(ids, list) or not all(isinstance(i, int) for i in ids):
+        raise ValidationFailed("Send ids (a list of integers) or all: true.", code="invalid_field")
+    db = SessionLocal()
+    changed = notes.mark_read(db, _me(), ids)
+    db.commit()
+    return jsonify({"marked": changed, "unread": notes.unread_count(db, _me())})
+
+
+# ---------------------------------------------------------------- pages
+@bp.route("/consultations/<int:consultation_id>")
+@authorize("consultation.view", load=load_model(Consultation, "consultation_id"), as_arg="c")
+def detail_page(c: Consultation):
+    db, user = SessionLocal(), _me()
+    actions = svc.actions_for(user, c)
+    return render_template("consultation_detail.html", c=c, actions=actions, history=svc.history(db, c),
+                           children=svc.children_of(db, c), tat=turnaround.status(c, utcnow()),
+                           candidates=svc.candidates(db, c) if "assign" in actions else [],
+                           experts=_experts(c) if "escalate" in actions else [],
+                           warnings=svc.slide_warnings(c.case) if "submit" in actions else [])
+
+
+def _experts(c: Consultation) -> list[User]:
+    chain = [i.id for i in svc.referral_chain(c.receiving_institution)] if c.receiving_institution else []
+    return [u for u in SessionLocal().query(User).filter(User.institution_id.in_(chain), User.active.is_(True)).all()
+            if u.role.value == "pathologist"]
+
+
+@bp.route("/consultations/<int:consultation_id>/act", methods=["POST"])
+@authorize("consultation.view", load=load_model(Consultation, "consultation_id"), as_arg="c")
+def act_page(c: Consultation):
+    """Every action form posts here with ``transition``; errors come back as a message."""
+    db = SessionLocal()
+    name = request.form.get("transition", "")
+    try:
+        extra = _dispatch(name, c, request.form.to_dict())
+    except DomainError as exc:
+        db.rollback()
+        if exc.status == 404:
+            raise
+        flash(exc.message, "error")
+        return redirect(url_for("consultations.detail_page", consultation_id=c.id))
+    db.commit()
+    flash(_("Done: %(action)s.", action=ACTION_LABELS.get(name, name)), "success")
+    if "child_id" in extra:
+        return redirect(url_for("consultations.detail_page", consultation_id=c.id))
+    if policy.can(_me(), "consultation.view", c):
+        return redirect(url_for("consultations.detail_page", consultation_id=c.id))
+    return redirect(url_for("main.home"))  # e.g. after declining: the request is no longer ours to see
+
+
+@bp.route("/consultations/<int:consultation_id>/result")
+@authorize("consultation.view", load=load_model(Consultation, "consultation_id"), as_arg="c")
+def result_page(c: Consultation):
+    """The result for the referring centre; the requesting clinician's first visit acknowledges it."""
+    db, user = SessionLocal(), _me()
+    if c.state is S.RETURNED and policy.can(user, "consultation.acknowledge", c):
+        svc.acknowledge(db, user, c, ip=client_ip())
+        db.commit()
+    chain = [c, *svc.children_of(db, c)]
+    return render_template("consultation_result.html", c=c, chain=chain)
+
+
+@bp.route("/cases/<int:case_id>/consultations", methods=["POST"])
+@authorize("case.view", load=load_model(Case, "case_id"), as_arg="case")
+def create_page(case: Case):
+    db = SessionLocal()
+    try:
+        c = svc.create(db, _me(), case, request.form.to_dict(), ip=client_ip())
+    except DomainError as exc:
+        db.rollback()
+        flash(exc.message, "error")
+        return redirect(url_for("cases.detail", case_id=case.id))
+    db.commit()
+    flash(_("Consultation request created as a draft."), "success")
+    return redirect(url_for("consultations.detail_page", consultation_id=c.id))
+
+
+@bp.route("/admin/turnaround")
+@authorize("turnaround.view")
+def turnaround_page():
+    return render_template("consultation_turnaround.html", data=turnaround.dashboard(SessionLocal()),
+                           targets=turnaround.targets())
+
+
+# ---------------------------------------------------------------- template helpers
+def _my_worklists() -> dict[str, list[worklists.Item]]:
+    user = _me()
+    if not user.is_authenticated:
+        return {}
+    try:
+        filters = worklists.Filters.parse(request.args.to_dict())
+    except ValidationFailed:
+        filters = worklists.Filters()  # a hand-edited query string must not break the home page
+    return worklists.worklists(SessionLocal(), user, filters)
+
+
+def _case_panel(case: Case) -> dict[str, Any]:
+    user = _me()
+    return {"items": svc.for_case(SessionLocal(), user, case),
+            "can_create": policy.can(user, "consultation.create", case)}
+
+
+def _unread() -> int:
+    user = _me()
+    return notes.unread_count(SessionLocal(), user) if user.is_authenticated else 0
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(bp)
+    app.add_template_global(_my_worklists, "consultation_worklists")
+    app.add_template_global(_case_panel, "consultation_panel_data")
+    app.add_template_global(_unread, "unread_notifications")
+    app.add_template_global(lambda s: STATE_LABELS.get(getattr(s, "value", s), s), "consultation_state_label")
+    app.add_template_global(lambda a: ACTION_LABELS.get(a, a), "consultation_action_label")
+    app.add_template_global(lambda f: FLAG_LABELS.get(f, f), "tat_flag_label")
+    app.add_template_global(lambda n: LIST_LABELS.get(n, n), "worklist_label")
+    app.add_template_global(lambda s: STAGE_LABELS.get(s, s), "tat_stage_label")

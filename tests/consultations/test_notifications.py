@@ -1,0 +1,109 @@
+"""In-app notifications, the bell API, e-mail through SMTP (aiosmtpd sink) and gateway hooks."""
+
+from __future__ import annotations
+
+import socket
+from email import message_from_bytes
+from email.policy import default as email_policy
+import time
+
+import pytest
+from aiosmtpd.controller import Controller
+from sqlalchemy import select
+
+from pathology_hub.domain import notifications
+from pathology_hub.models import Slide, SlideStatus
+from pathology_hub.models.consultations import ConsultationState as S, Notification
+
+
+class Sink:
+    def __init__(self):
+        self.messages = []
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: ANN001 - aiosmtpd protocol
+        msg = message_from_bytes(envelope.content, policy=email_policy)
+        self.messages.append((envelope.rcpt_tos, f"{msg['Subject']}\n{msg.get_content()}"))
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp_sink(settings):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    sink = Sink()
+    controller = Controller(sink, hostname="127.0.0.1", port=port)
+    controller.start()
+    settings.smtp_url = f"smtp://127.0.0.1:{port}?from=hub@example.org"
+    yield sink
+    controller.stop()
+    settings.smtp_url = ""
+
+
+def _wait_for(sink, n):
+    deadline = time.time() + 5
+    while len(sink.messages) < n and time.time() < deadline:
+        time.sleep(0.05)
+    return sink.messages
+
+
+def test_submit_notifies_triage_and_emails(client_for, db, users, demo_case, make_consultation, smtp_sink):
+    users["pathologist"].email = "zhang@dist1.example"
+    db.add(Slide(uid="c" * 32, case_id=demo_case.id, status=SlideStatus.READY, label="A1"))
+    db.commit()
+    seen_by_hook = []
+    notifications.register_hook(lambda n, user, text: seen_by_hook.append((n.kind, user.username)))
+    try:
+        c = make_consultation(S.DRAFT)
+        assert client_for("tech").post(f"/api/v1/consultations/{c.id}/submit", json={}).status_code == 200
+        msgs = _wait_for(smtp_sink, 1)
+    finally:
+        notifications.HOOKS.clear()
+    db.expire_all()
+    rows = db.scalars(select(Notification).where(Notification.consultation_id == c.id)).all()
+    assert {(n.kind, n.user_id) for n in rows} == {("triage_new", users["pathologist"].id),
+                                                   ("triage_new", users["admin"].id)}
+    assert all(n.delivered_at is not None for n in rows)
+    assert len(msgs) == 1 and msgs[0][0] == ["zhang@dist1.example"]
+    assert "DEMO-2026-001" in msgs[0][1] and f"/consultations/{c.id}" in msgs[0][1]
+    assert "新的会诊申请待分诊" in msgs[0][1]
+    assert sorted(seen_by_hook) == [("triage_new", "admin"), ("triage_new", "pathologist")]
+
+    # The bell: unread count, localised text, mark read.
+    path_c = client_for("pathologist")
+    data = path_c.get("/api/v1/notifications").json
+    assert data["unread"] == 1 and "DEMO-2026-001" in data["notifications"][0]["text"]
+    assert 'data-testid="notif-count">1<' in path_c.get("/").get_data(as_text=True)
+    assert path_c.post("/api/v1/notifications/read", json={"ids": "x"}).status_code == 422
+    assert path_c.post("/api/v1/notifications/read", json={"all": True}).json == {"marked": 1, "unread": 0}
+    # Another user's notification ids cannot be marked.
+    admin_note = next(n.id for n in rows if n.user_id == users["admin"].id)
+    assert path_c.post("/api/v1/notifications/read", json={"ids": [admin_note]}).json["marked"] == 0
+
+
+def test_each_event_notifies_the_right_people(world, users, make_consultation):
+    from pathology_hub.domain import consultations as svc
+    db = world
+
+    def kinds_for(name):
+        db.flush()
+        return [n.kind for n in db.scalars(select(Notification).where(Notification.user_id == users[name].id)
+                                           .order_by(Notification.id))]
+
+    c = make_consultation(S.TRIAGE)
+    svc.assign(db, users["admin"], c, users["pathologist"].id)
+    assert kinds_for("pathologist") == ["assigned"]
+    svc.accept(db, users["pathologist"], c)
+    svc.request_info(db, users["pathologist"], c, "more")
+    assert kinds_for("tech") == ["info_requested"] and kinds_for("clinician") == ["info_requested"]
+    svc.answer_info(db, users["tech"], c, "done")
+    assert kinds_for("pathologist")[-1] == "info_answered"
+    child = svc.escalate(db, users["pathologist"], c, "prelim")
+    assert kinds_for("expert") == ["escalated"]
+    svc.assign(db, users["expert"], child, users["expert"].id)
+    svc.accept(db, users["expert"], child)
+    svc.mark_reported(db, users["expert"], child, "opinion")
+    assert kinds_for("pathologist")[-1] == "reported"
+    svc.return_result(db, users["expert"], child, "advice")
+    assert kinds_for("clinician")[-1] == "returned" and kinds_for("tech")[-1] == "returned"
+    db.commit()
