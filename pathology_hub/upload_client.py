@@ -7,7 +7,6 @@ or a reboot continues from the server's offset the next time it is started.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import re
@@ -19,6 +18,8 @@ from typing import Callable, Iterator
 import requests
 from tusclient import client as tus_client
 from tusclient.storage.filestorage import FileStorage
+
+from storage.verify import file_sha256
 
 log = logging.getLogger("pathology_hub.upload")
 DEFAULT_CHUNK = 8 * 1024 * 1024
@@ -37,11 +38,7 @@ class UploadResult:
 
 
 def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(4 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return file_sha256(path)
 
 
 class HubUploader:

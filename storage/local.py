@@ -26,7 +26,7 @@ from typing import BinaryIO, Callable, Iterator, Mapping
 from .base import SHA256_META, ObjectInfo, ObjectStore
 from .errors import InvalidKey, ObjectNotFound, StorageError, StorageUnavailable
 from .keys import validate_key, validate_metadata, validate_prefix
-from .verify import HashingReader
+from .verify import HashingReader, file_sha256
 
 #: One xattr holds content type + user metadata as JSON (ext4 gives ~4 KB per inode).
 XATTR = "user.pathology_hub.meta"
@@ -164,11 +164,7 @@ class LocalStore(ObjectStore):
                                        metadata=metadata)
         meta = validate_metadata(dict(metadata or {}))
         if sha256 is None:
-            digest = hashlib.sha256()
-            with open(src, "rb") as fh:
-                while chunk := fh.read(_COPY_CHUNK):
-                    digest.update(chunk)
-            sha256 = digest.hexdigest()
+            sha256 = file_sha256(src)
         meta[SHA256_META] = sha256
         with _mapped_errors(key):
             target.parent.mkdir(parents=True, exist_ok=True)

@@ -34,7 +34,7 @@ from .base import SHA256_META, ObjectInfo, ObjectStore
 from .errors import InvalidKey, ObjectNotFound, StorageError, StorageUnavailable
 from .keys import validate_key, validate_metadata, validate_prefix
 from .retry import RetryPolicy, retry_call
-from .verify import HashingReader
+from .verify import HashingReader, file_sha256
 
 T = TypeVar("T")
 
@@ -156,11 +156,7 @@ class S3Store(ObjectStore):
         validate_key(key)
         meta = validate_metadata(dict(metadata or {}))
         if sha256 is None:
-            digest = hashlib.sha256()
-            with open(path, "rb") as fh:
-                while chunk := fh.read(1 << 20):
-                    digest.update(chunk)
-            sha256 = digest.hexdigest()
+            sha256 = file_sha256(path)
         meta[SHA256_META] = sha256
         size = os.path.getsize(path)
 

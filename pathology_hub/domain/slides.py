@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 
 from storage.base import ObjectStore
 from storage.errors import ObjectNotFound
+from storage.verify import file_sha256
 
 from ..models import Case, Job, Slide, SlideStatus, StoredOriginal, Upload, UploadState, User, utcnow
 from . import audit, jobs, policy
@@ -190,16 +191,12 @@ def complete_upload(session: Session, store: ObjectStore, upload_id: str, staged
 def add_local_file(session: Session, store: ObjectStore, case: Case, user: User, path: Path,
                    stain: str = "H&E", *, consume: bool = False) -> Slide:
     """Ingest a file already on this machine (demo data, imports) through the same path as an upload."""
-    import hashlib
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(4 << 20):
-            digest.update(chunk)
+    digest = file_sha256(path)
     upload = Upload(id=uuid.uuid4().hex, case_id=case.id, user_id=user.id, institution_id=case.institution_id,
-                    filename=path.name, size=path.stat().st_size, stain=stain, client_sha256=digest.hexdigest())
+                    filename=path.name, size=path.stat().st_size, stain=stain, client_sha256=digest)
     session.add(upload)
     session.flush()
-    return complete_upload(session, store, upload.id, str(path), digest.hexdigest(), consume=consume)
+    return complete_upload(session, store, upload.id, str(path), digest, consume=consume)
 
 
 def _next_label(session: Session, case_id: int) -> str:
