@@ -16,6 +16,8 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 
+from storage.errors import ObjectNotFound
+
 from .. import runtime
 from ..db import SessionLocal
 from ..domain import jobs, policy
@@ -282,7 +284,7 @@ def _render_on_demand(uid: str, version: int, level: int, col: int, row: int) ->
     key = f"pyramids/{uid}/v{version}/ondemand/{level}/{col}_{row}.jpeg"
     try:
         return store.get_bytes(key)
-    except Exception:  # noqa: BLE001 - not stored yet (or unreadable): render it
+    except ObjectNotFound:  # not rendered before; a storage outage still answers 503
         pass
     slide = SessionLocal().scalar(select(Slide).where(Slide.uid == uid))
     if slide is None:
