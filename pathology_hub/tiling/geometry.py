@@ -163,7 +163,7 @@ class Geometry:
         return x0, y0, x1, y1
 
     def tile_region_l0(self, level: int, col: int, row: int) -> tuple[int, int, int, int]:
-        """Level-0 (x0, y0, x1, y1) whose repeated 2x reduction gives exactly this fine tile."""
+        """Level-0 (x0, y0, x1, y1) of this fine tile's footprint (what its resampling reads)."""
         x, y, w, h = self.tile_box(level, col, row)
         d = 1 << self.depth(level)
         return x * d, y * d, min(self.width, (x + w) * d), min(self.height, (y + h) * d)

@@ -1,11 +1,19 @@
 """Turning slide pixels into Deep Zoom JPEG tiles.
 
-Fine levels (full resolution and four 2x halvings) come from one level-0 block
-reduced by PIL's 2x2 box filter. Every reduced pixel is a pure function of its
-own level-0 footprint (blocks start at even offsets at every step, partial
-boxes only at the image's true edge), so a tile rendered alone on demand is
-byte-identical to the same tile rendered inside a block by the pipeline.
-Coarse levels are DeepZoomGenerator's own tiles from the slide's low levels.
+Tiles must match what openslide-python's DeepZoomGenerator shows for the same
+address (pathologists compare them with other viewers), so the fine levels use
+its resampling, not a cheaper one:
+
+* full resolution: the level-0 pixels themselves;
+* a 2^d downsample the slide has no level for: DeepZoomGenerator reads level 0 and
+  calls ``thumbnail(LANCZOS)``, which box-reduces by 2^(d-1) and then applies LANCZOS
+  for the last 2x; we do the same on the block (box chain shared by the whole block,
+  LANCZOS per tile region, so each tile is a pure function of its own footprint);
+* a downsample served by one of the slide's own (scanner) levels: DeepZoomGenerator's
+  tile itself, like the coarse levels.
+
+A tile rendered alone on demand is therefore byte-identical to the same tile
+rendered inside a block by the pipeline.
 """
 
 from __future__ import annotations
@@ -45,25 +53,60 @@ def reduce2(arr: np.ndarray) -> np.ndarray:
     return np.asarray(Image.fromarray(arr).reduce(2))
 
 
+def lanczos_half(region: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """The last step of DeepZoomGenerator's ``thumbnail()``: LANCZOS from ~2x the tile size."""
+    return np.asarray(Image.fromarray(region).resize(size, Image.LANCZOS))
+
+
+def dzg_resample(footprint: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """DeepZoomGenerator's own resampling of a level-0 footprint, used for tiles clipped by the
+    image edge, where its box step has fractional edges that the shared box chain cannot mimic."""
+    img = Image.fromarray(footprint)
+    img.thumbnail(size, Image.LANCZOS)
+    if img.size != size:  # thumbnail() keeps the aspect ratio; the DZI promises this size
+        img = img.resize(size, Image.LANCZOS)
+    return np.asarray(img)
+
+
+def _clipped(geom, level: int, col: int, row: int) -> tuple[int, int, int, int] | None:
+    """The tile's level-0 footprint when the image edge cuts it, else None."""
+    x, y, w, h = geom.tile_box(level, col, row)
+    d = 1 << geom.depth(level)
+    if (x + w) * d <= geom.width and (y + h) * d <= geom.height:
+        return None
+    return geom.tile_region_l0(level, col, row)
+
+
 def render_block(source: SlideSource, bx: int, by: int, quality: int) -> Iterator[TileEntry]:
     """Every fine-level tile of level-0 block (bx, by), finest level first."""
     geom = source.geometry
     x0, y0, x1, y1 = geom.block_region(bx, by)
-    img = source.read_l0(x0, y0, x1, y1)
+    base = full = source.read_l0(x0, y0, x1, y1)
+    fx0, fy0 = x0, y0
     # The block contains every pixel of every tile it yields, so an all-glass block
     # means all-glass tiles: skip the per-tile checks and the downsampling.
-    all_blank = is_blank(img, source.background)
+    all_blank = is_blank(base, source.background)
     for depth, level in enumerate(sorted(geom.fine_levels, reverse=True)):
-        if depth:
+        # ``base`` is box-reduced (depth - 1) times: the input of the final LANCZOS 2x.
+        if depth >= 2:
             if not all_blank:
-                img = reduce2(img)
+                base = reduce2(base)
             x0, y0 = x0 // 2, y0 // 2
+        from_scanner = depth > 0 and source.scanner_level(depth) > 0
         for col, row in geom.block_tiles(bx, by, level):
             if all_blank:
                 yield level, col, row, None
                 continue
             x, y, w, h = geom.tile_box(level, col, row)
-            tile = img[y - y0:y - y0 + h, x - x0:x - x0 + w]
+            if depth == 0:
+                tile = base[y - y0:y - y0 + h, x - x0:x - x0 + w]
+            elif from_scanner:
+                tile = source.coarse_tile(level, col, row)
+            elif (edge := _clipped(geom, level, col, row)) is not None:
+                ex0, ey0, ex1, ey1 = edge
+                tile = dzg_resample(full[ey0 - fy0:ey1 - fy0, ex0 - fx0:ex1 - fx0], (w, h))
+            else:
+                tile = lanczos_half(base[2 * y - y0:2 * (y + h) - y0, 2 * x - x0:2 * (x + w) - x0], (w, h))
             if tile.shape[:2] != (h, w):  # a geometry bug must never ship a wrong tile
                 raise AssertionError(f"tile {level}/{col}_{row}: got {tile.shape[:2]}, want {(h, w)}")
             yield level, col, row, None if is_blank(tile, source.background) else encode_jpeg(tile, quality)
@@ -81,12 +124,17 @@ def tile_pixels(source: SlideSource, level: int, col: int, row: int) -> np.ndarr
         _, _, w, h = geom.tile_box(level, col, row)
     except IndexError as exc:
         raise TileNotFound(str(exc)) from None
-    if level in geom.coarse_levels:
+    depth = geom.depth(level)
+    if level in geom.coarse_levels or (depth > 0 and source.scanner_level(depth) > 0):
         return source.coarse_tile(level, col, row)
     img = source.read_l0(*geom.tile_region_l0(level, col, row))
-    for _ in range(geom.depth(level)):
+    if depth == 0:
+        return img[:h, :w]
+    if _clipped(geom, level, col, row) is not None:
+        return dzg_resample(img, (w, h))
+    for _ in range(depth - 1):
         img = reduce2(img)
-    return img[:h, :w]
+    return lanczos_half(img, (w, h))
 
 
 def render_tile_from(source: SlideSource, level: int, col: int, row: int, quality: int) -> bytes:

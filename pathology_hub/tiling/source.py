@@ -162,6 +162,10 @@ class SlideSource:
         img.paste(region, mask=region)  # the same compositing DeepZoomGenerator does
         return np.asarray(self.to_srgb(img))
 
+    def scanner_level(self, depth: int) -> int:
+        """The slide level DeepZoomGenerator reads for a 2^depth downsample (0 = full resolution)."""
+        return self.slide.get_best_level_for_downsample(float(1 << depth))
+
     def coarse_tile(self, level: int, col: int, row: int) -> np.ndarray:
         """A low-resolution tile exactly as DeepZoomGenerator renders it (from the slide's own levels)."""
         if self._dz is None:

@@ -51,11 +51,11 @@ def check_pyramid(path, store, prefix, *, samples_per_level=4, rng_seed=0):
             ref = np.asarray(source.to_srgb(ref))
             scores.setdefault(level, []).append(psnr(ours, ref))
     medians = {lv: float(np.median(v)) for lv, v in scores.items()}
-    # Measured (docs/tiling.md): full res and coarse levels are exact; 2x..16x box-reduced levels
-    # differ from the scanner's own levels + LANCZOS by 28-53 dB median on sharp content.
+    # Measured (docs/tiling.md): identical (PSNR capped at 99) at almost every tile of every level;
+    # the only differences are rounding of the shared box chain (> 48 dB). JPEG Q80 alone costs 25-50 dB.
     assert medians[g.max_level] > 45.0, medians
-    assert min(medians.values()) > 27.0, medians
-    assert min(min(v) for v in scores.values()) > 20.0, scores
+    assert min(medians.values()) > 45.0, medians
+    assert min(min(v) for v in scores.values()) > 40.0, scores
     source.close()
     return reader, medians
 
