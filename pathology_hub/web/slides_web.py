@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import threading
-from collections import OrderedDict
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, render_template, request, session, url_for
 from flask_babel import gettext as _
@@ -25,7 +23,8 @@ from ..domain import slides as slide_service
 from ..domain import tile_access
 from ..domain.errors import NotFound
 from ..models import Case, Slide, SlideStatus, Upload, UploadState
-from ..tiling import PyramidReader, TileNotFound, TileNotReady, render_tile
+from ..tiling import TileNotFound, TileNotReady, render_tile
+from .tile_fastpath import TileFastPath, forget_reader, reader_for, tile_etag, tile_headers
 from .authz import authorize, load_model
 from .security import client_ip
 from .bundle_strings import viewer_strings
@@ -33,31 +32,6 @@ from .serializers import iso
 
 bp = Blueprint("slides", __name__)
 UID_RE = re.compile(r"^[0-9a-f]{32}$")
-TILE_MAX_AGE = 7 * 24 * 3600
-
-_readers: "OrderedDict[tuple[str, int], PyramidReader]" = OrderedDict()
-_readers_lock = threading.Lock()
-
-
-def _reader(uid: str, version: int) -> PyramidReader:
-    key = (uid, version)
-    with _readers_lock:
-        reader = _readers.get(key)
-        if reader is not None:
-            _readers.move_to_end(key)
-            return reader
-    reader = PyramidReader(runtime.store(), f"pyramids/{uid}/v{version}")
-    with _readers_lock:
-        _readers[key] = reader
-        while len(_readers) > 64:
-            _readers.popitem(last=False)
-    return reader
-
-
-def forget_reader(uid: str) -> None:
-    with _readers_lock:
-        for key in [k for k in _readers if k[0] == uid]:
-            del _readers[key]
 
 
 def _me():
@@ -241,7 +215,7 @@ def dzi(uid: str, version: int):
     """
     _authorise_tiles(uid, version)
     try:
-        xml = _reader(uid, version).dzi_xml()
+        xml = reader_for(uid, version).dzi_xml()
     except TileNotFound:
         raise NotFound("The slide has no pyramid yet.") from None
     resp = Response(xml, mimetype="application/xml")
@@ -257,10 +231,10 @@ def tile(uid: str, version: int, level: int, col: int, row: int):
       summary: Deep Zoom tile
     """
     _authorise_tiles(uid, version)
-    etag = f'"{uid[:12]}-{version}-{level}-{col}-{row}"'
+    etag = tile_etag(uid, version, level, col, row)
     if request.headers.get("If-None-Match") == etag:
         return _tile_headers(Response(status=304), etag)
-    reader = _reader(uid, version)
+    reader = reader_for(uid, version)
     try:
         data = reader.tile(level, col, row)
     except TileNotReady:
@@ -273,8 +247,8 @@ def tile(uid: str, version: int, level: int, col: int, row: int):
 
 
 def _tile_headers(resp: Response, etag: str) -> Response:
-    resp.headers["ETag"] = etag
-    resp.headers["Cache-Control"] = f"private, max-age={TILE_MAX_AGE}, immutable"
+    for name, value in tile_headers(etag):
+        resp.headers[name] = value
     return resp
 
 
@@ -349,3 +323,4 @@ def audit_view(case: Case) -> None:
 
 def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
+    app.wsgi_app = TileFastPath(app.wsgi_app, app)  # type: ignore[method-assign]

@@ -35,7 +35,7 @@ def test_storage_verify_reports_missing_and_corrupted(app, client_for, world, sy
 
 def test_storage_outage_answers_503_and_keeps_data(app, client_for, world, synthetic_slide, demo_case_id, monkeypatch):
     from pathology_hub import runtime
-    from pathology_hub.web import slides_web
+    from pathology_hub.web import tile_fastpath
     from storage.errors import StorageUnavailable
     tech = client_for("tech")
     tus_upload(tech, synthetic_slide, demo_case_id)
@@ -48,11 +48,11 @@ def test_storage_outage_answers_503_and_keeps_data(app, client_for, world, synth
             def fail(*a, **kw):
                 raise StorageUnavailable("gateway unreachable")
             return fail
-    slides_web._readers.clear()
+    tile_fastpath._readers.clear()
     monkeypatch.setattr(runtime, "store", lambda: Down())
     resp = tech.get(tile_url)
     assert resp.status_code == 503
     assert resp.json["error"]["code"] == "storage_unavailable" and "retry" in resp.json["error"]["message"]
     monkeypatch.setattr(runtime, "store", lambda: real)
-    slides_web._readers.clear()
+    tile_fastpath._readers.clear()
     assert tech.get(tile_url).status_code == 200

@@ -1,0 +1,63 @@
+"""The WSGI tile fast path answers exactly like the Flask endpoint, and only with a valid token."""
+
+from __future__ import annotations
+
+from tests.ingest.conftest import tus_upload
+
+VOLATILE = {"Date", "Vary", "Set-Cookie"}
+
+
+def _count_flask_calls(app, monkeypatch) -> list[int]:
+    calls: list[int] = []
+    view = app.view_functions["slides.tile"]
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return view(*args, **kwargs)
+    monkeypatch.setitem(app.view_functions, "slides.tile", counting)
+    return calls
+
+
+def test_fast_path_serves_token_requests_like_flask(app, client_for, world, synthetic_slide, demo_case_id,
+                                                    monkeypatch):
+    tech = client_for("tech")
+    assert tus_upload(tech, synthetic_slide, demo_case_id).status_code == 201
+    info = tech.get(f"/api/v1/cases/{demo_case_id}/slides").json["slides"][0]
+    tile_url = info["dzi_url"].replace("slide.dzi", "slide_files/11/1_1.jpeg")
+    bare_url = tile_url.split("?", 1)[0]
+    calls = _count_flask_calls(app, monkeypatch)
+
+    fast = tech.get(tile_url)
+    assert fast.status_code == 200 and calls == [], "a valid token must not reach Flask"
+    slow = tech.get(bare_url)  # no token: the session's full policy check in Flask
+    assert slow.status_code == 200 and calls == [1]
+    assert fast.data == slow.data and fast.data[:2] == b"\xff\xd8"
+    headers = {k: v for k, v in fast.headers.items() if k not in VOLATILE}
+    assert headers == {k: v for k, v in slow.headers.items() if k not in VOLATILE}
+    assert headers["Content-Type"] == "image/jpeg" and int(headers["Content-Length"]) == len(fast.data)
+    assert "immutable" in headers["Cache-Control"] and headers["X-Content-Type-Options"] == "nosniff"
+
+    not_modified = tech.get(tile_url, headers={"If-None-Match": fast.headers["ETag"]})
+    assert not_modified.status_code == 304 and not_modified.data == b"" and calls == [1]
+    head = tech.http.head(tile_url)
+    assert head.status_code == 200 and head.data == b"" and calls == [1]
+
+    # Outside the pyramid: the fast path steps aside and Flask answers 404 with a JSON error.
+    outside = tech.get(info["dzi_url"].replace("slide.dzi", "slide_files/11/999_999.jpeg"))
+    assert outside.status_code == 404 and calls == [1, 1]
+
+
+def test_token_without_its_session_falls_through_to_the_policy(app, client_for, world, synthetic_slide,
+                                                               demo_case_id, monkeypatch):
+    tech = client_for("tech")
+    assert tus_upload(tech, synthetic_slide, demo_case_id).status_code == 201
+    info = tech.get(f"/api/v1/cases/{demo_case_id}/slides").json["slides"][0]
+    tile_url = info["dzi_url"].replace("slide.dzi", "slide_files/11/1_1.jpeg")
+    calls = _count_flask_calls(app, monkeypatch)
+
+    other = client_for("tech2")  # another centre's technician with the copied URL
+    assert other.get(tile_url).status_code == 404 and calls == [1]
+    anon = app.test_client()
+    assert anon.get(tile_url).status_code == 404 and calls == [1, 1]
+    forged = tile_url.rsplit("t=", 1)[0] + "t=9999999999.AAAA"
+    assert tech.get(forged).status_code == 200 and calls == [1, 1, 1]  # session check in Flask still allows
