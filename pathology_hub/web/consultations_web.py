@@ -20,6 +20,7 @@ from ..domain import policy, turnaround, worklists
 from ..domain.errors import DomainError, ValidationFailed
 from ..models import Case, User, utcnow
 from ..models.consultations import Consultation, ConsultationState as S, Notification
+from . import charts
 from .authz import authorize, load_model
 from .security import client_ip
 from .serializers import iso
@@ -358,8 +359,22 @@ def create_page(case: Case):
 @bp.route("/admin/turnaround")
 @authorize("turnaround.view")
 def turnaround_page():
-    return render_template("consultation_turnaround.html", data=turnaround.dashboard(SessionLocal()),
-                           targets=turnaround.targets())
+    db = SessionLocal()
+    data = turnaround.dashboard(db)
+    return render_template("consultation_turnaround.html", data=data, targets=turnaround.targets(),
+                           charts=_turnaround_charts(db, data))
+
+
+def _turnaround_charts(db, data: dict[str, list[dict[str, Any]]]) -> dict[str, list[charts.Chart]]:
+    """SVG charts of the dashboard rows, labelled with institution names and pathologists' full names."""
+    from ..models import Institution
+    names = {"institution": {i.code: i.name for i in db.query(Institution).all()},
+             "pathologist": {u.username: u.full_name for u in db.query(User).filter(
+                 User.username.in_({r["group"] for r in data["pathologist"]})).all()}}
+    text = charts.ChartText(median=_("Median"), p90=_("90th percentile"), hours=_("hours"), days=_("days"),
+                            hours_short=_("h"), days_short=_("d"))
+    return charts.turnaround_charts(data, turnaround.STAGES, names=names, text=text,
+                                    stage_label=lambda s: str(STAGE_LABELS.get(s, s)))
 
 
 # ---------------------------------------------------------------- template helpers

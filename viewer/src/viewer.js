@@ -8,6 +8,8 @@ import "./viewer.css";
 import { h, readJsonConfig, makeTranslator, debounce } from "./dom.js";
 import { icon } from "./icons.js";
 import { VIEWER_STRINGS } from "./viewer/strings.js";
+import { ANNOTATION_STRINGS } from "./annotations/strings.js";
+import { AnnotationController } from "./annotations/controller.js";
 import { SlidePane } from "./viewer/pane.js";
 import { Adjustments } from "./viewer/adjustments.js";
 import { parseDeepLink, buildDeepLink } from "./viewer/deeplink.js";
@@ -21,7 +23,7 @@ class ViewerApp {
   constructor(root, config) {
     this.root = root;
     this.config = config;
-    this.t = makeTranslator(config.i18n, VIEWER_STRINGS);
+    this.t = makeTranslator(config.i18n, { ...VIEWER_STRINGS, ...ANNOTATION_STRINGS });
     this.slides = Array.isArray(config.slides) ? config.slides : [];
     this.sync = true;
     this.adjustments = new Adjustments();
@@ -32,13 +34,23 @@ class ViewerApp {
       onHealthChange: () => this._renderBanner(),
       onActivate: (pane) => this._activate(pane),
       onCanvas: (canvas) => this.adjustments.attach(canvas),
+      // Each pane draws its own slide's annotations.
+      onOpened: (pane, slide) => this.annotations.open(this._annotationLayer(pane), slide),
+      onClosed: (pane) => this.annotations.close(this._annotationLayer(pane)),
     };
+    this.annotations = new AnnotationController({ t: this.t, toast: (text) => this._showToast(text) });
     this.primary = new SlidePane({ ...paneOptions, role: "primary" });
     this.compare = new SlidePane({ ...paneOptions, role: "compare" });
+    this.primary.annotationLayer = this.annotations.addLayer(this.primary);
+    this.compare.annotationLayer = this.annotations.addLayer(this.compare);
     this.active = this.primary;
     this.compareOn = false;
     this.updateUrl = debounce(() => this._writeUrl(), 300);
     this._build();
+  }
+
+  _annotationLayer(pane) {
+    return pane.annotationLayer;
   }
 
   // ---------------------------------------------------------------- layout
@@ -90,6 +102,7 @@ class ViewerApp {
         this._button("home", () => this._home(), "home"),
       ),
       this.presetGroup,
+      this.annotations.toolbar,
       h("div", { class: "ph-group" },
         this._button("rotateLeft", () => this._rotateStep(-90), "rotate-left"),
         this.rotationInput,
@@ -127,6 +140,7 @@ class ViewerApp {
       "aside",
       { class: "ph-panel" },
       h("section", { class: "ph-section" }, h("h2", {}, t("slides")), this.stripEl),
+      this.annotations.section,
       h("section", { class: "ph-section" },
         h("h2", {}, t("adjustments")),
         this.sliders.brightness.row, this.sliders.contrast.row, this.sliders.gamma.row,
@@ -273,6 +287,7 @@ class ViewerApp {
   _activate(pane, force = false) {
     if (this.active === pane && !force) return;
     this.active = pane;
+    if (pane.annotationLayer) this.annotations.activate(pane.annotationLayer);
     this.primary.el.classList.toggle("is-active", pane === this.primary && this.compareOn);
     this.compare.el.classList.toggle("is-active", pane === this.compare && this.compareOn);
     this._renderPresets();
@@ -336,6 +351,7 @@ class ViewerApp {
     if (!slide) return false;
     this._activate(this.primary);
     this._renderMetadata(slide);
+    this.annotations.prefetch(slide);  // annotations download while the image opens
     const opened = this.primary.open(slide);
     this._renderStrip();
     const ok = await opened;
@@ -380,6 +396,7 @@ class ViewerApp {
       return true;
     }
     this.compareOn = true;
+    this.annotations.prefetch(slide);
     this.compareToggle.checked = true;
     this.compareSelect.value = String(slide.id);
     this.compare.el.hidden = false;
@@ -544,6 +561,12 @@ function boot() {
     getState: () => app.getState(),
     setState: (state) => app.setState(state),
     copyLink: () => app.copyLink(),
+    /** Annotation tools: state for tests/benchmarks, and the controller itself. */
+    annotations: {
+      controller: app.annotations,
+      state: () => app.annotations.debugState(),
+      layer: (role = "primary") => (role === "compare" ? app.compare : app.primary).annotationLayer,
+    },
     /** Tile/draw health per pane, for tests and diagnostics. */
     drawState: () => ({
       primary: { ...app.primary.health, canvas: app.primary.canvasStats() },

@@ -262,6 +262,7 @@ export class SlidePane {
     if (token !== this.openToken) return false;
     this.health.opened = true;
     this._updateReadouts();
+    if (this.opts.onOpened) this.opts.onOpened(this, slide);
     return true;
   }
 
@@ -275,6 +276,7 @@ export class SlidePane {
     this.openToken += 1;
     this.slide = null;
     if (this.viewer) this.viewer.close();
+    if (this.opts.onClosed) this.opts.onClosed(this);
   }
 
   get item() {
