@@ -89,6 +89,19 @@ class SigningIdentity:
         return asn1_keys.PrivateKeyInfo.load(der)
 
 
+def _off_loop(fn, *args, **kwargs):
+    """pyHanko's sync API calls ``asyncio.run``, which refuses to run inside a thread that already
+    has a running loop (an async server, Playwright's sync API); then run it on a fresh thread."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return fn(*args, **kwargs)
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(fn, *args, **kwargs).result()
+
+
 def _split_pem_certs(data: bytes) -> tuple[bytes, ...]:
     certs = x509.load_pem_x509_certificates(data)
     return tuple(c.public_bytes(serialization.Encoding.PEM) for c in certs)
@@ -226,7 +239,7 @@ def sign_pdf(pdf: bytes, identity: SigningIdentity, *, signer_name: str, reason:
         location=location,
     )
     writer = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False)
-    out = signers.sign_pdf(writer, meta, signer=signer)
+    out = _off_loop(signers.sign_pdf, writer, meta, signer=signer)
     return out.getvalue()
 
 
@@ -282,7 +295,7 @@ def _validate(pdf: bytes, identity: SigningIdentity) -> ValidationResult:
     for sig in sigs:
         vc = ValidationContext(trust_roots=[root[-1], root[0]], other_certs=root[1:], allow_fetching=False)
         try:
-            status = validate_pdf_signature(sig, vc)
+            status = _off_loop(validate_pdf_signature, sig, vc)
         except SignatureValidationError as exc:
             # e.g. a changed byte inside the CMS blob: the signature itself is damaged
             return ValidationResult(False, False, _sig_name(sig), None,

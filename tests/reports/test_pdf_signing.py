@@ -56,7 +56,8 @@ def _pyhanko_status(data: bytes, trust_pem: bytes):
     root = asn1_x509.Certificate.load(der)
     reader = PdfFileReader(io.BytesIO(data))
     (sig,) = reader.embedded_signatures
-    return validate_pdf_signature(sig, ValidationContext(trust_roots=[root]))
+    from pathology_hub.reporting.signing import _off_loop
+    return _off_loop(validate_pdf_signature, sig, ValidationContext(trust_roots=[root]))
 
 
 def _pdfsig(tmp_path, data: bytes) -> str:
