@@ -235,3 +235,5 @@ def register_cli(app: Flask) -> None:
         app.cli.add_command(group)
     from .cli_storage import storage_cli
     app.cli.add_command(storage_cli)
+    from .cli_audit import audit_cli
+    app.cli.add_command(audit_cli)

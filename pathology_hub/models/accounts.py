@@ -135,7 +135,14 @@ class ApiToken(Base):
 
 
 class AuditEvent(Base):
-    """Append-only record of who did what to which object, when and from where."""
+    """Append-only record of who did what to which object, when and from where.
+
+    Entries form a hash chain (see :mod:`pathology_hub.domain.audit`): ``seq`` is the
+    position in the chain (assigned under a lock when the entry is flushed, unique so
+    two writers can never both extend the same predecessor), ``prev_hash`` is the
+    ``entry_hash`` of entry ``seq - 1`` and ``entry_hash`` is the SHA-256 of this
+    entry's canonical serialisation including ``prev_hash``.
+    """
 
     __tablename__ = "audit_events"
 
@@ -150,3 +157,6 @@ class AuditEvent(Base):
     case_id: Mapped[int | None] = mapped_column(Integer, index=True)
     ip: Mapped[str | None] = mapped_column(String(64))
     details: Mapped[str] = mapped_column(Text, default="{}")
+    seq: Mapped[int] = mapped_column(Integer, unique=True)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    entry_hash: Mapped[str] = mapped_column(String(64))
