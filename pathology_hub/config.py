@@ -73,6 +73,8 @@ class Settings:
     log_level: str = "INFO"
     base_url: str = "http://127.0.0.1:8000"
     smtp_url: str = ""
+    report_signing_key: str = ""   # PEM private key for report PDFs; empty = the embedded default in instance/signing
+    report_signing_cert: str = ""  # PEM certificate (chain) matching REPORT_SIGNING_KEY
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -100,4 +102,6 @@ class Settings:
             log_level=os.environ.get("LOG_LEVEL", "INFO"),
             base_url=(os.environ.get("BASE_URL") or f"http://{os.environ.get('BIND', '127.0.0.1:8000')}").rstrip("/"),
             smtp_url=os.environ.get("SMTP_URL", ""),
+            report_signing_key=os.environ.get("REPORT_SIGNING_KEY", ""),
+            report_signing_cert=os.environ.get("REPORT_SIGNING_CERT", ""),
         )

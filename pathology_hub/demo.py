@@ -135,6 +135,20 @@ def ensure_demo_consultations(session: Session) -> None:
         elif target == "escalated":
             svc.escalate(session, pathologist, c, "倾向反应性增生，需免疫组化。Favour reactive hyperplasia; needs IHC.")
         elif target == "returned":
-            svc.mark_reported(session, pathologist, c, "基底细胞癌，结节型。Nodular basal cell carcinoma.")
-            svc.return_result(session, pathologist, c, "建议完整切除。Complete excision advised.")
+            _sign_demo_report(session, pathologist, c)
     session.flush()
+
+
+def _sign_demo_report(session: Session, pathologist: User, c) -> None:
+    """A real signed report (PDF, PAdES signature, verification code): signing reports and returns the result."""
+    from .domain import reports
+    report = reports.create(session, pathologist, c)
+    draft = reports.update_draft(session, pathologist, report, {
+        "specimen": "皮肤活检 Skin punch biopsy, left cheek",
+        "microscopic_description": "基底样细胞结节状增生，周边栅栏状排列，可见收缩间隙。"
+                                   "Nodules of basaloid cells with peripheral palisading and retraction clefts.",
+        "diagnosis": "基底细胞癌，结节型。Nodular basal cell carcinoma.", "diagnosis_code": "8097/3",
+        "answer_to_question": "是，基底细胞癌。Yes, basal cell carcinoma.",
+        "recommendations": "建议完整切除。Complete excision advised.",
+    }, revision=report.versions[0].revision)
+    reports.sign(session, pathologist, report, password=DEMO_PASSWORD, revision=draft.revision)

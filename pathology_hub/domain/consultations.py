@@ -19,7 +19,8 @@ writes a ``consultation_events`` row and an audit entry ``consultation.<name>``.
 Who triages: there is no separate triage role; pathologists and admins of the receiving
 institution may triage (assign) requests waiting there.
 
-``mark_reported`` stands in for signing: the report issue will guard it with a signed report.
+``mark_reported`` is internal: it is fired by signing the report (domain/reports.py), never
+requested over the API, so a consultation is reported only with a signed report.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ TRANSITIONS: dict[str, Transition] = dict([
     _t("request_info", {S.IN_REVIEW}, S.INFO_REQUESTED),
     _t("answer_info", {S.INFO_REQUESTED}, S.IN_REVIEW),
     _t("escalate", {S.IN_REVIEW}, S.ESCALATED),
-    _t("mark_reported", {S.IN_REVIEW}, S.REPORTED),
+    _t("mark_reported", {S.IN_REVIEW}, S.REPORTED, internal=True),  # fired by signing the report
     _t("child_reported", {S.ESCALATED}, S.REPORTED, internal=True),
     _t("return_result", {S.REPORTED}, S.RETURNED),
     _t("acknowledge", {S.RETURNED}, S.ACKNOWLEDGED),
@@ -412,7 +413,9 @@ def escalate(session: Session, user: User, c: Consultation, preliminary_opinion:
 
 def mark_reported(session: Session, user: User, c: Consultation, opinion: Any, *, ip: str | None = None,
                   now: dt.datetime | None = None) -> None:
-    """Record the opinion (stand-in for the signed report); an escalated parent follows its child."""
+    """Record the signed report's diagnosis as the opinion; an escalated parent follows its child.
+
+    Called only by :func:`pathology_hub.domain.reports.sign` (internal transition)."""
     _begin(user, c, "mark_reported")
     opinion = _text(opinion, "opinion", required=True)
     now = _now(now)

@@ -35,6 +35,8 @@ TEXTS: dict[str, tuple[str, str]] = {
     "reported": ("The escalated consultation has been reported (case {case})", "上转会诊已出具意见（病例 {case}）"),
     "returned": ("Consultation result returned (case {case})", "会诊结果已回传（病例 {case}）"),
     "overdue": ("Consultation past its turnaround target (case {case})", "会诊已超出时限（病例 {case}）"),
+    "report_signed": ("The consultation report has been signed (case {case})", "会诊报告已签发（病例 {case}）"),
+    "report_amended": ("The consultation report has a new version (case {case})", "会诊报告已更新版本（病例 {case}）"),
 }
 
 Hook = Callable[[Notification, User, str], None]

@@ -136,9 +136,19 @@ from ..models import Annotation  # noqa: E402  (kept next to the rules that use 
 _REPORT_SIGNED: list[Callable[[Case], bool]] = []
 
 
+#: The real predicate, installed by :mod:`pathology_hub.domain.reports` (a signed report version exists).
+_DEFAULT_REPORT_SIGNED: list[Callable[[Case], bool]] = []
+
+
+def install_report_signed(predicate: Callable[[Case], bool]) -> None:
+    """Install the real "is this case's report signed?" predicate (the report workflow does this)."""
+    _DEFAULT_REPORT_SIGNED[:] = [predicate]
+    _REPORT_SIGNED[:] = [predicate]
+
+
 def register_report_signed(predicate: Callable[[Case], bool] | None) -> None:
-    """Install the "is this case's report signed?" predicate; ``None`` restores the default (not signed)."""
-    _REPORT_SIGNED[:] = [predicate] if predicate is not None else []
+    """Override the predicate (tests); ``None`` restores the default: the installed real one, else "not signed"."""
+    _REPORT_SIGNED[:] = [predicate] if predicate is not None else list(_DEFAULT_REPORT_SIGNED)
 
 
 def report_signed(case: Case) -> bool:
@@ -276,4 +286,72 @@ def _notification_list(user: User, _obj: Any) -> bool:
 
 @rule("turnaround.view")
 def _turnaround_view(user: User, _obj: Any) -> bool:
+    return user.role is Role.ADMIN
+
+
+# ---------------------------------------------------------------- reports
+# The report of a consultation: pathologists along the chain see drafts; the referring
+# centre (technicians, clinicians) sees a report only once a version is signed.
+from ..models.reports import Report  # noqa: E402
+
+_VIEW_ACTION[Report] = "report.view"
+
+
+def _report_has_signed_version(report: Report) -> bool:
+    return any(v.status in ("signed", "superseded") for v in report.versions)
+
+
+@rule("report.view", hide=True)
+def _report_view(user: User, report: Report) -> bool:
+    c = report.consultation
+    if not _consultation_view(user, c):
+        return False
+    if user.role in (Role.TECHNICIAN, Role.CLINICIAN):
+        return _requester_side(user, c) and _report_has_signed_version(report)
+    return True
+
+
+@rule("report.view_drafts")
+def _report_view_drafts(user: User, report: Report) -> bool:
+    return user.role in (Role.PATHOLOGIST, Role.ADMIN) and _consultation_view(user, report.consultation)
+
+
+@rule("report.create")
+def _report_create(user: User, c: Consultation) -> bool:
+    return user.role is Role.PATHOLOGIST and _is_assignee(user, c)
+
+
+@rule("report.edit")
+def _report_edit(user: User, report: Report) -> bool:
+    return user.role is Role.PATHOLOGIST and _is_assignee(user, report.consultation)
+
+
+@rule("report.sign")
+def _report_sign(user: User, report: Report) -> bool:
+    """Only the assigned pathologist signs (for an escalation: the expert on the child request)."""
+    return user.role is Role.PATHOLOGIST and _is_assignee(user, report.consultation)
+
+
+@rule("report.cosign")
+def _report_cosign(user: User, report: Report) -> bool:
+    """A second pathologist with access to the case records concurrence (never the signer: checked in the domain)."""
+    return user.role is Role.PATHOLOGIST and _report_view(user, report)
+
+
+@rule("report.amend")
+def _report_amend(user: User, report: Report) -> bool:
+    """Addenda and amendments: the original signer or the consultation's assignee."""
+    if user.role is not Role.PATHOLOGIST or not _report_view(user, report):
+        return False
+    first = report.versions[0] if report.versions else None
+    return _is_assignee(user, report.consultation) or (first is not None and first.signed_by_id == user.id)
+
+
+# ---------------------------------------------------------------- audit trail
+@rule("audit.view")
+def _audit_view(user: User, _obj: Any) -> bool:
+    """The whole consortium's trail (search, CSV export, chain check): administrators only.
+
+    Entries hold ids, codes and case numbers, never patient names, so no per-institution filter is needed.
+    """
     return user.role is Role.ADMIN

@@ -26,3 +26,7 @@ def register_web(app: Flask) -> None:
     from . import annotations_web, consultations_web
     consultations_web.init_app(app)
     annotations_web.init_app(app)
+    from . import reports_web
+    reports_web.init_app(app)
+    from . import audit_web
+    audit_web.init_app(app)

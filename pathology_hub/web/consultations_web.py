@@ -55,7 +55,9 @@ def _note_text(n: Notification) -> str:
             "escalated": _("Consultation escalated to your hospital (case %(case)s)", case=case),
             "reported": _("The escalated consultation has been reported (case %(case)s)", case=case),
             "returned": _("Consultation result returned (case %(case)s)", case=case),
-            "overdue": _("Consultation past its turnaround target (case %(case)s)", case=case)}.get(n.kind, n.kind)
+            "overdue": _("Consultation past its turnaround target (case %(case)s)", case=case),
+            "report_signed": _("The consultation report has been signed (case %(case)s)", case=case),
+            "report_amended": _("The consultation report has a new version (case %(case)s)", case=case)}.get(n.kind, n.kind)
 
 
 def _me() -> User:
@@ -170,7 +172,6 @@ def _dispatch(name: str, c: Consultation, data: dict[str, Any]) -> dict[str, Any
         "decline": lambda: svc.decline(db, user, c, data.get("reason"), ip=ip),
         "request_info": lambda: svc.request_info(db, user, c, data.get("comment"), ip=ip),
         "answer_info": lambda: svc.answer_info(db, user, c, data.get("comment"), ip=ip),
-        "mark_reported": lambda: svc.mark_reported(db, user, c, data.get("opinion"), ip=ip),
         "return_result": lambda: svc.return_result(db, user, c, data.get("follow_up_advice"), ip=ip),
         "acknowledge": lambda: svc.acknowledge(db, user, c, ip=ip),
         "cancel": lambda: svc.cancel(db, user, c, data.get("reason"), ip=ip),
@@ -187,7 +188,7 @@ TRANSITION_FIELDS = {"submit": "acknowledge_warnings: {type: boolean}",
                      "decline": "reason: {type: string}", "request_info": "comment: {type: string}",
                      "answer_info": "comment: {type: string}",
                      "escalate": "preliminary_opinion: {type: string}, expert_id: {type: integer}",
-                     "mark_reported": "opinion: {type: string}", "return_result": "follow_up_advice: {type: string}",
+                     "return_result": "follow_up_advice: {type: string}",
                      "cancel": "reason: {type: string}"}
 
 

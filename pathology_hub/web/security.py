@@ -17,7 +17,8 @@ from ..domain import accounts
 from ..extensions import csrf, login_manager
 
 PUBLIC_ENDPOINTS = {"auth.login", "static", "health.healthz", "health.readyz", "main.set_language",
-                    "api.openapi", "reports.verify"}
+                    "api.openapi", "reports.verify", "reports.verify_code",
+                    "reports.api_verify"}
 #: Endpoints that authorise every request themselves (tile token bound to the session,
 #: else the full policy check); they skip the generic login check so that a tile with a
 #: valid token costs no database query.

@@ -78,8 +78,10 @@ def test_actor_checks_after_state(client_for, make_consultation, users):
     # The admin sees the case (the other request waits in triage at DIST1) but is not the assignee.
     assert client_for("admin").post(f"/api/v1/consultations/{assigned.id}/accept").status_code == 403
     in_review = make_consultation(S.IN_REVIEW, assignee="pathologist")
-    assert client_for("clinician").post(f"/api/v1/consultations/{in_review.id}/mark-reported",
-                                        json={"opinion": "x"}).status_code == 403
+    assert client_for("clinician").post(f"/api/v1/consultations/{in_review.id}/report", json={}).status_code == 403
+    # there is no way to mark a request reported except signing its report
+    assert client_for("pathologist").post(f"/api/v1/consultations/{in_review.id}/mark-reported",
+                                          json={"opinion": "x"}).status_code == 404
 
 
 def test_auto_assign_picks_least_loaded_with_subspecialty(world, insts, users, make_consultation):

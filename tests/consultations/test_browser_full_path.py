@@ -2,7 +2,9 @@
 
 technician of COMM1 → triage (admin) at DIST1 → pathologist of DIST1 (accept, request information)
 → technician answers and adds a slide → pathologist escalates with a preliminary opinion →
-university expert triages (automatic assignment) and accepts.
+university expert triages (automatic assignment) and accepts → the expert writes the report
+beside the slides and signs it with the password → the clinician finds the signed report in the
+worklist and downloads it (acknowledged).
 
 Every step is clicked through the real pages; each user's worklist and notification bell are
 checked as they see them.  The bell polls every 30 s, so each context gets Playwright's fake
@@ -238,11 +240,44 @@ def test_referral_triage_information_escalation_through_the_ui(browser, live_ser
         tech.goto(f"/cases/{case_id}")
         assert "escalated" in tech.page.text_content("[data-testid=consultations]")
 
-        # continues when signing lands: the expert writes the diagnosis in the report editor and
-        # signs with the password; the result returns to COMM1; the clinician finds it in the
-        # "Results for my requests" worklist, opens/downloads the signed report, and the request
-        # shows acknowledged.  (Report signing is being rebuilt in the reports issue; the old
-        # mark_reported form is deliberately not exercised here.)
+        # ---- the expert writes the report beside the slides and signs it with the password (in a
+        # window without the fake clock: the viewer and the editor's autosave run on real timers)
+        writer = browser.new_context(locale="en-US", viewport={"width": 1400, "height": 900})
+        try:
+            ep = login(writer, live_server, "expert")
+            ep.on("console", lambda m: errors.append(f"expert editor: {m.text}") if m.type == "error" else None)
+            ep.goto(f"{live_server}/consultations/{child_id}")
+            ep.click("[data-testid=open-report-editor]")
+            wait_until(ep, "window.pathologyViewer && pathologyViewer.drawState().primary.fullyLoaded", 40)
+            ep.click("[data-testid=report-start]")
+            ep.fill("[data-testid=report-field-microscopic_description]", "Atypical glands infiltrating the stroma.")
+            ep.fill("[data-testid=report-field-diagnosis]", "腺癌，肠型。Adenocarcinoma, intestinal type.")
+            ep.select_option("[data-testid=report-field-diagnosis_code]", "8144/3")
+            ep.fill("[data-testid=report-field-recommendations]", "建议外科会诊。Refer to surgery.")
+            wait_until(ep, "document.querySelector('[data-testid=report-save-state]').classList.contains('report-ok')")
+            ep.fill("[data-testid=report-password]", "demo-pass-2026")
+            ep.click("[data-testid=report-sign-button]")
+            ep.wait_for_selector("[data-testid=report-signature]", timeout=60000)
+            ep.screenshot(path=str(artifacts / "consultation-flow-8-expert-signed.png"))
+        finally:
+            writer.close()
+        path_.goto(f"/consultations/{cid}")
+        assert path_.state() == "returned"  # the district request is answered by the expert's report
+        assert "Adenocarcinoma, intestinal type." in path_.page.text_content("[data-testid=opinion]")
+
+        # ---- the centre: the clinician finds the signed report in the worklist and downloads it
+        clin.goto("/")
+        row = clin.worklist_row("clinician", cid)
+        assert "returned" in row.text_content()
+        with clin.page.expect_navigation():
+            row.locator("[data-testid=worklist-report-link]").click()
+        assert "Adenocarcinoma" in clin.page.text_content("[data-testid=report-diagnosis-1]")
+        with clin.page.expect_download() as download:
+            clin.page.click("[data-testid=report-pdf-1]")
+        assert download.value.suggested_filename.endswith("-v1.pdf")
+        clin.goto(f"/consultations/{cid}")
+        assert clin.state() == "acknowledged"  # the first opening of the signed report acknowledged it
+        clin.shot(artifacts, "9-clinician-acknowledged")
 
         # ---- the admin's turnaround dashboard now charts the completed stages
         admin.goto("/admin/turnaround")

@@ -60,13 +60,23 @@ def test_centre_to_district_to_university_and_back(client_for, db, users, synthe
     auto = _post(expert, f"/api/v1/consultations/{child_id}/assign")  # auto: least loaded, gastrointestinal
     assert auto["assignee"]["username"] == "expert"
     _post(expert, f"/api/v1/consultations/{child_id}/accept")
-    _post(expert, f"/api/v1/consultations/{child_id}/mark-reported", {"opinion": "Adenocarcinoma, intestinal type."})
+    # The expert writes the report and signs it with the password: the child is reported and the
+    # result returns to the centre at once (the recommendations are the follow-up advice).
+    report = _post(expert, f"/api/v1/consultations/{child_id}/report", {}, 201)
+    report = expert.put(f"/api/v1/reports/{report['id']}", json={
+        "revision": report["current"]["revision"], "specimen": "Gastric biopsy",
+        "microscopic_description": "Atypical glands infiltrating the lamina propria.",
+        "diagnosis": "Adenocarcinoma, intestinal type.", "diagnosis_code": "8144/3",
+        "recommendations": "Refer to surgery."}).json
+    assert expert.post(f"/api/v1/reports/{report['id']}/sign", json={
+        "password": "wrong password", "revision": report["current"]["revision"]}).status_code == 401
+    signed = _post(expert, f"/api/v1/reports/{report['id']}/sign",
+                   {"password": "demo-pass-2026", "revision": report["current"]["revision"]})
+    assert signed["current"]["status"] == "signed"
     parent = path_c.get(f"/api/v1/consultations/{cid}").json  # the district pathologist lost nothing
-    assert parent["state"] == "reported" and parent["opinion"] == "Adenocarcinoma, intestinal type."
-    assert parent["preliminary_opinion"] == "Atypical glands; IHC?"
-
-    returned = _post(expert, f"/api/v1/consultations/{child_id}/return-result", {"follow_up_advice": "Refer to surgery."})
-    assert returned["state"] == "returned"
+    assert parent["state"] == "returned" and parent["opinion"] == "Adenocarcinoma, intestinal type."
+    assert parent["preliminary_opinion"] == "Atypical glands; IHC?" and parent["follow_up_advice"] == "Refer to surgery."
+    assert tech.get(f"/api/v1/consultations/{child_id}").json["state"] == "returned"
     assert tech.get(f"/api/v1/consultations/{cid}").json["state"] == "returned"
 
     # Opening the result page acknowledges it, once.
@@ -85,7 +95,7 @@ def test_centre_to_district_to_university_and_back(client_for, db, users, synthe
     assert child_events == ["submit", "assign", "accept", "mark_reported", "return_result", "acknowledge"]
     audit = [a.action for a in db.scalars(select(AuditEvent).where(AuditEvent.case_id == case["id"]))]
     for action in ("consultation.submit", "consultation.escalate", "consultation.mark_reported",
-                   "consultation.acknowledge"):
+                   "consultation.acknowledge", "report.signed"):
         assert action in audit
     final = db.get(Consultation, cid)
     assert final.acknowledged_at and final.reported_at and final.accepted_at and final.paused_intervals != "[]"

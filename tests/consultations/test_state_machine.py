@@ -11,7 +11,7 @@ EXPECTED_ALLOWED = {
     S.DRAFT: ["submit", "cancel"],
     S.TRIAGE: ["assign", "cancel"],
     S.ASSIGNED: ["accept", "decline", "cancel"],
-    S.IN_REVIEW: ["request_info", "escalate", "mark_reported", "cancel"],
+    S.IN_REVIEW: ["request_info", "escalate", "cancel"],  # reporting happens by signing the report
     S.INFO_REQUESTED: ["answer_info", "cancel"],
     S.ESCALATED: ["cancel"],
     S.REPORTED: ["return_result"],
@@ -24,6 +24,8 @@ EXPECTED_ALLOWED = {
 def test_the_machine_is_the_documented_one():
     assert {s: svc.allowed_from(s) for s in S} == EXPECTED_ALLOWED
     assert svc.TRANSITIONS["child_reported"].internal and "child_reported" not in svc.PUBLIC_TRANSITIONS
+    # only signing a report (domain/reports.py) marks a consultation reported
+    assert svc.TRANSITIONS["mark_reported"].internal and "mark_reported" not in svc.PUBLIC_TRANSITIONS
 
 
 @pytest.mark.parametrize("state", list(S), ids=lambda s: s.value)

@@ -31,6 +31,9 @@ MATRIX: dict[tuple[str, str], dict[str, int]] = {
     ("GET", "/admin/users"): {"anon": 302, "admin": 200, "*": 403},
     ("POST", "/admin/users"): {"anon": 302, "admin": 200, "*": 403},
     ("POST", "/admin/users/<int:user_id>/active"): {"anon": 302, "admin": 302, "*": 403},
+    ("GET", "/admin/audit"): {"anon": 302, "admin": 200, "*": 403},
+    ("GET", "/admin/audit.csv"): {"anon": 302, "admin": 200, "*": 403},
+    ("POST", "/admin/audit/verify"): {"anon": 302, "admin": 302, "*": 403},
     ("GET", "/api/v1/openapi.json"): {"anon": 200, "*": 200},
     ("GET", "/api/v1/me"): {"anon": 401, "*": 200},
     ("GET", "/api/v1/institutions"): {"anon": 401, "*": 200},
@@ -76,7 +79,7 @@ MATRIX: dict[tuple[str, str], dict[str, int]] = {
     ("POST", "/api/v1/cases/<int:case_id>/consultations"): {"anon": 401, "tech": 422, "clinician": 422, "*": 404},
     ("GET", "/api/v1/consultations/<int:consultation_id>"): {"anon": 401, "tech": 200, "clinician": 200, "*": 404},
     **{("POST", f"/api/v1/consultations/<int:consultation_id>/{t}"): {"anon": 401, "tech": 409, "clinician": 409, "*": 404}
-       for t in ("submit", "assign", "accept", "decline", "request-info", "answer-info", "escalate", "mark-reported",
+       for t in ("submit", "assign", "accept", "decline", "request-info", "answer-info", "escalate",
                  "return-result", "acknowledge", "cancel")},
     ("GET", "/api/v1/worklist"): {"anon": 401, "*": 200},
     ("GET", "/api/v1/turnaround"): {"anon": 401, "admin": 200, "*": 403},
@@ -87,6 +90,30 @@ MATRIX: dict[tuple[str, str], dict[str, int]] = {
     ("POST", "/consultations/<int:consultation_id>/act"): {"anon": 302, "tech": 302, "clinician": 302, "*": 404},
     ("POST", "/cases/<int:case_id>/consultations"): {"anon": 302, "tech": 302, "clinician": 302, "*": 404},
     ("GET", "/admin/turnaround"): {"anon": 302, "admin": 200, "*": 403},
+    # Reports: <report_id> is a draft report on the cancelled request above, so nobody sees it (404): the
+    # centre sees reports only once signed, and no pathologist has access to that case. Who may do what on a
+    # live report is covered per role in tests/reports.
+    ("GET", "/api/v1/report-codes"): {"anon": 401, "*": 200},
+    ("GET", "/api/v1/cases/<int:case_id>/reports"): {"anon": 401, "tech": 200, "clinician": 200, "*": 404},
+    ("GET", "/api/v1/consultations/<int:consultation_id>/report"): {"anon": 401, "*": 404},
+    ("POST", "/api/v1/consultations/<int:consultation_id>/report"):
+        {"anon": 401, "tech": 409, "clinician": 409, "*": 404},
+    ("GET", "/api/v1/reports/<int:report_id>"): {"anon": 401, "*": 404},
+    ("PUT", "/api/v1/reports/<int:report_id>"): {"anon": 401, "*": 404},
+    ("POST", "/api/v1/reports/<int:report_id>/figures"): {"anon": 401, "*": 404},
+    ("GET", "/api/v1/reports/<int:report_id>/figures/<int:figure>.png"): {"anon": 401, "*": 404},
+    ("DELETE", "/api/v1/reports/<int:report_id>/figures/<int:figure>"): {"anon": 401, "*": 404},
+    ("POST", "/api/v1/reports/<int:report_id>/sign"): {"anon": 401, "*": 404},
+    ("POST", "/api/v1/reports/<int:report_id>/cosign"): {"anon": 401, "*": 404},
+    ("POST", "/api/v1/reports/<int:report_id>/versions"): {"anon": 401, "*": 404},
+    ("GET", "/api/v1/reports/<int:report_id>/pdf"): {"anon": 401, "*": 404},
+    ("GET", "/api/v1/reports/<int:report_id>/versions/<int:number>/pdf"): {"anon": 401, "*": 404},
+    ("GET", "/api/v1/reports/<int:report_id>/fhir"): {"anon": 401, "*": 404},
+    ("GET", "/reports/<int:report_id>"): {"anon": 302, "*": 404},
+    # public verification (no login); an unknown code is 404 for everyone
+    ("GET", "/verify"): {"anon": 200, "*": 200},
+    ("GET", "/verify/<code>"): {"anon": 404, "*": 404},
+    ("GET", "/api/v1/verify/<code>"): {"anon": 404, "*": 404},
     ("GET", "/healthz"): {"anon": 200, "*": 200},
     ("GET", "/readyz"): {"anon": 200, "*": 200},
 }
@@ -123,8 +150,13 @@ def ids(world, client_for, small_slide):
     tech = db.scalar(select(User).where(User.username == "tech"))
     consultation = consultations.create(db, tech, case, {"question": "matrix"})
     consultations.cancel(db, tech, consultation, "matrix: a terminal state")
+    from pathology_hub.models.reports import Report, ReportVersion
+    report = Report(consultation_id=consultation.id, case_id=case.id, created_by_id=tech.id)
+    db.add(report)
+    db.flush()
+    db.add(ReportVersion(report_id=report.id, number=1, author_id=tech.id))
     db.commit()
-    return {"consultation_id": consultation.id, "case_id": case.id, "slide_id": slide.id, "uid": slide.uid, "version": slide.pyramid_version,
+    return {"report_id": report.id, "consultation_id": consultation.id, "case_id": case.id, "slide_id": slide.id, "uid": slide.uid, "version": slide.pyramid_version,
             "institution_id": db.scalar(select(Institution.id).where(Institution.code == "COMM2")),
             "user_id": db.scalar(select(User.id).where(User.username == "tech2"))}
 
@@ -143,7 +175,9 @@ def test_role_against_every_endpoint(role, client_for, ids):
                    .replace("<int:slide_id>", str(ids["slide_id"])).replace("<uid>", ids["uid"]) \
                    .replace("<int:version>", str(ids["version"])).replace("<name>", "thumbnail") \
                    .replace("<int:level>", "5").replace("<int:col>", "0").replace("<int:row>", "0") \
-                   .replace("<upload_id>", "0" * 32).replace("<int:consultation_id>", str(ids["consultation_id"]))
+                   .replace("<upload_id>", "0" * 32).replace("<int:consultation_id>", str(ids["consultation_id"])) \
+                   .replace("<int:report_id>", str(ids["report_id"])).replace("<int:figure>", "1") \
+                   .replace("<int:number>", "1").replace("<code>", "UNKNOWNCODE234567")
         kwargs = {}
         if method in ("POST", "PUT", "PATCH"):
             if path.startswith("/api/"):

@@ -1,0 +1,463 @@
+"""Consultation reports over HTTP: the editor's JSON API, PDF and FHIR delivery, the report page
+and the public verification page.  Handlers stay thin: :mod:`pathology_hub.domain.reports` decides.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Flask, Response, jsonify, redirect, render_template, request, url_for
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+
+from ..db import SessionLocal
+from ..domain import policy, report_codes
+from ..domain import report_documents as docs
+from ..domain import reports as svc
+from ..domain.errors import ValidationFailed
+from ..models import Case, User
+from ..models.consultations import Consultation
+from ..models.reports import Report, ReportVersion
+from .authz import authorize, load_model
+from .errors import error_response
+from .security import client_ip
+from .serializers import iso
+
+bp = Blueprint("reports", __name__)
+_report = load_model(Report, "report_id")
+
+KIND_LABELS = {"original": _l("original report"), "addendum": _l("addendum"), "amendment": _l("amendment")}
+STATUS_LABELS = {"draft": _l("draft"), "signed": _l("signed"), "superseded": _l("superseded")}
+
+
+def _me() -> User:
+    return current_user._get_current_object()
+
+
+def _data() -> dict[str, Any]:
+    data = request.get_json(silent=True) if request.is_json else request.form.to_dict()
+    if not isinstance(data, dict):
+        raise ValidationFailed("The request body must be a JSON object.", code="invalid_json")
+    return data
+
+
+def _revision(data: dict[str, Any]) -> Any:
+    """The draft revision a change is based on: ``revision`` (alias ``version``) or the ``If-Match`` header."""
+    for key in ("revision", "version"):
+        if key in data:
+            return data[key]
+    return request.headers.get("If-Match")
+
+
+@bp.errorhandler(svc.ReportSigned)
+@bp.errorhandler(svc.WrongPassword)
+def audited_refusal(exc):
+    """The refusal was audited in this unit of work: keep that record, then answer."""
+    SessionLocal.commit()
+    return error_response(exc.status, exc.code, exc.message, exc.details)
+
+
+# ---------------------------------------------------------------- JSON shapes
+def version_json(db, v: ReportVersion, report: Report) -> dict[str, Any]:
+    sigs = docs.signatures_of(db, v) if v.status != "draft" else []
+    data = {
+        "number": v.number, "kind": v.kind, "status": v.status, "reason": v.reason, "revision": v.revision,
+        **svc.version_json_fields(v),
+        "created_at": iso(v.created_at), "updated_at": iso(v.updated_at), "signed_at": iso(v.signed_at),
+        "signed_by": v.signed_by.full_name if v.signed_by else None,
+        "superseded_by": v.superseded_by_number, "verification_code": v.verification_code,
+        "verification_url": url_for("reports.verify_code", code=v.verification_code) if v.verification_code else None,
+        "signatures": [{"role": s.role, "full_name": s.full_name, "institution": s.institution, "meaning": s.meaning,
+                        "signed_at": docs.local_time(s.signed_at).replace(microsecond=0).isoformat(),
+                        "signed_at_text": _local_text(s.signed_at, s.timezone), "timezone": s.timezone} for s in sigs],
+        "figures": [{"id": f.id, "slide_id": f.slide_id, "caption": f.caption, "view_link": f.view_link,
+                     "magnification": f.magnification,
+                     "image_url": url_for("reports.api_figure_image", report_id=report.id, figure=f.id)}
+                    for f in docs.figures_of(db, v)],
+        "pdf_url": (url_for("reports.api_version_pdf", report_id=report.id, number=v.number)
+                    if v.status != "draft" else None),
+    }
+    return data
+
+
+def _local_text(value, tz_name: str) -> str:
+    """``2026-11-23 11:39 (Asia/Shanghai, UTC+08:00)``: what a reader of the signature needs."""
+    local = docs.local_time(value)
+    offset = local.strftime("%z")
+    return f"{local:%Y-%m-%d %H:%M:%S} ({tz_name}, UTC{offset[:3]}:{offset[3:]})"
+
+
+def report_json(report: Report, user: User) -> dict[str, Any]:
+    db = SessionLocal()
+    versions = svc.visible_versions(user, report)
+    c = report.consultation
+    last = svc.current(report)
+    return {
+        "id": report.id, "consultation_id": c.id, "case_id": report.case_id, "case_number": c.case.case_number,
+        "consultation_state": c.state.value, "question": c.question,
+        "preliminary_opinion": c.preliminary_opinion if c.parent_id else "",
+        "versions": [version_json(db, v, report) for v in versions],
+        "current": version_json(db, versions[-1], report) if versions else None,
+        "can": {"edit": last.status == "draft" and policy.can(user, "report.edit", report),
+                "sign": last.status == "draft" and policy.can(user, "report.sign", report),
+                "cosign": (last.status == "signed" and policy.can(user, "report.cosign", report)
+                           and last.signed_by_id != user.id
+                           and not any(s.role == "co-signer" for s in docs.signatures_of(db, last))),
+                "amend": last.status == "signed" and policy.can(user, "report.amend", report)},
+        "url": url_for("reports.report_page", report_id=report.id),
+        "pdf_url": url_for("reports.api_pdf", report_id=report.id) if svc.latest_signed(report) else None,
+        "fhir_url": url_for("reports.api_fhir", report_id=report.id) if svc.latest_signed(report) else None,
+    }
+
+
+def _with_etag(payload: dict[str, Any], status: int = 200, report: Report | None = None) -> Response:
+    resp = jsonify(payload)
+    resp.status_code = status
+    if report is not None:
+        resp.headers["ETag"] = f'"{svc.current(report).revision}"'
+    return resp
+
+
+# ---------------------------------------------------------------- API: reading and drafting
+@bp.route("/api/v1/report-codes")
+@authorize("worklist.view")
+def api_codes():
+    """The diagnosis codes a report may carry (``REPORT_CODES_FILE``).
+    ---
+    get:
+      summary: List the configured diagnosis codes
+    """
+    return jsonify({"codes": [c.as_json() for c in report_codes.codes()]})
+
+
+@bp.route("/api/v1/cases/<int:case_id>/reports")
+@authorize("case.view", load=load_model(Case, "case_id"), as_arg="case")
+def api_case_reports(case: Case):
+    """The consultations of a case with their reports (what the viewer's report panel shows).
+    ---
+    get:
+      summary: Reports of a case, per consultation
+    """
+    from ..domain import consultations as consultations_svc
+    db, user = SessionLocal(), _me()
+    items = []
+    for c in consultations_svc.for_case(db, user, case):
+        report = svc.for_consultation(db, user, c)
+        items.append({"consultation_id": c.id, "state": c.state.value, "parent_id": c.parent_id,
+                      "assignee": c.assignee.full_name if c.assignee else None,
+                      "can_create": report is None and c.state.value == "in_review"
+                      and policy.can(user, "report.create", c),
+                      "report": report_json(report, user) if report is not None else None})
+    return jsonify({"consultations": items})
+
+
+@bp.route("/api/v1/consultations/<int:consultation_id>/report", methods=["GET"])
+@authorize("consultation.view", load=load_model(Consultation, "consultation_id"), as_arg="c")
+def api_consultation_report(c: Consultation):
+    """The report of a consultation (404 ``report_not_found`` when none is visible yet).
+    ---
+    get:
+      summary: Get a consultation's report
+    """
+    db = SessionLocal()
+    report = svc.for_consultation(db, _me(), c)
+    if report is None:
+        return error_response(404, "report_not_found", "This consultation has no report yet.")
+    svc.record_view(db, _me(), report, ip=client_ip())
+    db.commit()
+    return _with_etag(report_json(report, _me()), report=report)
+
+
+@bp.route("/api/v1/consultations/<int:consultation_id>/report", methods=["POST"])
+@authorize("consultation.view", load=load_model(Consultation, "consultation_id"), as_arg="c")
+def api_create(c: Consultation):
+    """Start the report (the assigned pathologist, consultation in review).
+    ---
+    post:
+      summary: Create a report draft
+      responses:
+        201: {description: created}
+        409: {description: report_exists or invalid_state}
+    """
+    db = SessionLocal()
+    report = svc.create(db, _me(), c, ip=client_ip())
+    db.commit()
+    return _with_etag(report_json(report, _me()), 201, report)
+
+
+@bp.route("/api/v1/reports/<int:report_id>", methods=["GET"])
+@authorize("report.view", load=_report, as_arg="report")
+def api_get(report: Report):
+    """A report with its visible versions, signatures and figures.
+    ---
+    get:
+      summary: Get a report
+    """
+    db = SessionLocal()
+    svc.record_view(db, _me(), report, ip=client_ip())
+    db.commit()
+    return _with_etag(report_json(report, _me()), report=report)
+
+
+@bp.route("/api/v1/reports/<int:report_id>", methods=["PUT"])
+@authorize("report.view", load=_report, as_arg="report")
+def api_update(report: Report):
+    """Autosave the draft. Send the revision it is based on (``revision`` or ``If-Match``);
+    a stale one answers 409 ``report_version_conflict`` with the current content; a signed
+    version answers 409 ``report_signed`` (and the attempt is audited).
+    ---
+    put:
+      summary: Update the report draft (optimistic locking)
+      requestBody:
+        content:
+          application/json:
+            schema: {type: object, properties: {revision: {type: integer}, specimen: {type: string}, gross_description: {type: string}, microscopic_description: {type: string}, diagnosis: {type: string}, diagnosis_code: {type: string}, diagnosis_code_system: {type: string}, comment: {type: string}, recommendations: {type: string}, answer_to_question: {type: string}}}
+    """
+    db = SessionLocal()
+    data = _data()
+    revision = _revision(data)
+    svc.update_draft(db, _me(), report, data, revision=revision, ip=client_ip())
+    db.commit()
+    return _with_etag(report_json(report, _me()), report=report)
+
+
+@bp.route("/api/v1/reports/<int:report_id>/figures", methods=["POST"])
+@authorize("report.view", load=_report, as_arg="report")
+def api_add_figure(report: Report):
+    """Capture a key view: the server renders the region from the pyramid with the visible annotations.
+    ---
+    post:
+      summary: Add a figure to the draft
+      requestBody:
+        content:
+          application/json:
+            schema: {type: object, required: [slide_id, x, y, zoom, container_width, container_height], properties: {slide_id: {type: integer}, x: {type: number}, y: {type: number}, zoom: {type: number}, rotation: {type: number}, container_width: {type: number}, container_height: {type: number}, caption: {type: string}, url: {type: string}, magnification: {type: number, description: the magnification the viewer showed}}}
+    """
+    db = SessionLocal()
+    fig = svc.add_figure(db, _me(), report, _data(), ip=client_ip())
+    db.commit()
+    payload = report_json(report, _me())
+    payload["figure_id"] = fig.id
+    return _with_etag(payload, 201, report)
+
+
+@bp.route("/api/v1/reports/<int:report_id>/figures/<int:figure>.png")
+@authorize("report.view", load=_report, as_arg="report")
+def api_figure_image(report: Report, figure: int):
+    """The rendered figure image.
+    ---
+    get:
+      summary: Figure PNG
+    """
+    from .. import runtime
+    fig = svc.figure(SessionLocal(), _me(), report, figure)
+    resp = Response(runtime.store().get_bytes(fig.image_key), mimetype="image/png")
+    resp.headers["Cache-Control"] = "private, max-age=3600"
+    return resp
+
+
+@bp.route("/api/v1/reports/<int:report_id>/figures/<int:figure>", methods=["DELETE"])
+@authorize("report.view", load=_report, as_arg="report")
+def api_delete_figure(report: Report, figure: int):
+    """Remove a figure from the draft (refused and audited on a signed version).
+    ---
+    delete:
+      summary: Delete a figure
+    """
+    db = SessionLocal()
+    svc.delete_figure(db, _me(), report, figure, ip=client_ip())
+    db.commit()
+    return _with_etag(report_json(report, _me()), report=report)
+
+
+# ---------------------------------------------------------------- API: signing and versions
+@bp.route("/api/v1/reports/<int:report_id>/sign", methods=["POST"])
+@authorize("report.view", load=_report, as_arg="report")
+def api_sign(report: Report):
+    """Sign the draft with the password (the assignee). 401 ``invalid_password``; 409 when another
+    request signed it first or it changed since ``revision``.
+    ---
+    post:
+      summary: Sign the report
+      requestBody:
+        content:
+          application/json:
+            schema: {type: object, required: [password, revision], properties: {password: {type: string}, revision: {type: integer}, meaning: {type: string}}}
+    """
+    db = SessionLocal()
+    data = _data()
+    svc.sign(db, _me(), report, password=data.get("password"),
+             revision=_revision(data), meaning=data.get("meaning"),
+             ip=client_ip())
+    db.commit()
+    return _with_etag(report_json(report, _me()), report=report)
+
+
+@bp.route("/api/v1/reports/<int:report_id>/cosign", methods=["POST"])
+@authorize("report.view", load=_report, as_arg="report")
+def api_cosign(report: Report):
+    """Record a second pathologist's concurrence with the signed version (password required).
+    ---
+    post:
+      summary: Co-sign the report
+      requestBody:
+        content:
+          application/json:
+            schema: {type: object, required: [password], properties: {password: {type: string}, meaning: {type: string}}}
+    """
+    db = SessionLocal()
+    data = _data()
+    svc.cosign(db, _me(), report, password=data.get("password"), meaning=data.get("meaning"), ip=client_ip())
+    db.commit()
+    return _with_etag(report_json(report, _me()), report=report)
+
+
+@bp.route("/api/v1/reports/<int:report_id>/versions", methods=["POST"])
+@authorize("report.view", load=_report, as_arg="report")
+def api_new_version(report: Report):
+    """Start an addendum or an amendment (reason required) on top of the signed report.
+    ---
+    post:
+      summary: New report version
+      requestBody:
+        content:
+          application/json:
+            schema: {type: object, required: [kind], properties: {kind: {type: string, enum: [addendum, amendment]}, reason: {type: string}}}
+    """
+    db = SessionLocal()
+    data = _data()
+    svc.new_version(db, _me(), report, data.get("kind"), data.get("reason"), ip=client_ip())
+    db.commit()
+    return _with_etag(report_json(report, _me()), 201, report)
+
+
+# ---------------------------------------------------------------- delivery
+def _pdf_response(data: bytes, name: str) -> Response:
+    resp = Response(data, mimetype="application/pdf")
+    disposition = "inline" if request.args.get("inline") else "attachment"
+    resp.headers["Content-Disposition"] = f'{disposition}; filename="{name}"'
+    return resp
+
+
+@bp.route("/api/v1/reports/<int:report_id>/pdf")
+@authorize("report.view", load=_report, as_arg="report")
+def api_pdf(report: Report):
+    """The signed PDF of the latest signed version (the requesting clinician's first download acknowledges).
+    ---
+    get:
+      summary: Download the signed report PDF
+    """
+    db = SessionLocal()
+    data, name, _v = svc.pdf_of(db, _me(), report, ip=client_ip())
+    db.commit()
+    return _pdf_response(data, name)
+
+
+@bp.route("/api/v1/reports/<int:report_id>/versions/<int:number>/pdf")
+@authorize("report.view", load=_report, as_arg="report")
+def api_version_pdf(report: Report, number: int):
+    """The PDF of one version: its superseded copy once a newer version exists (``original=1`` for the
+    originally signed bytes).
+    ---
+    get:
+      summary: Download one version's PDF
+      parameters:
+        - {name: original, in: query, schema: {type: boolean}}
+    """
+    db = SessionLocal()
+    data, name, _v = svc.pdf_of(db, _me(), report, number, original=request.args.get("original") in ("1", "true"),
+                                ip=client_ip())
+    db.commit()
+    return _pdf_response(data, name)
+
+
+@bp.route("/api/v1/reports/<int:report_id>/fhir")
+@authorize("report.view", load=_report, as_arg="report")
+def api_fhir(report: Report):
+    """The report as an HL7 FHIR R4 DiagnosticReport (status final, amended or appended).
+    ---
+    get:
+      summary: FHIR DiagnosticReport
+    """
+    db = SessionLocal()
+    resource = svc.fhir(db, _me(), report, ip=client_ip())
+    db.commit()
+    resp = jsonify(resource)
+    resp.mimetype = "application/fhir+json"
+    return resp
+
+
+# ---------------------------------------------------------------- pages
+@bp.route("/reports/<int:report_id>")
+@authorize("report.view", load=_report, as_arg="report")
+def report_page(report: Report):
+    """The report for reading: every visible version, its signatures and downloads."""
+    db, user = SessionLocal(), _me()
+    svc.record_view(db, user, report, what="page", ip=client_ip())
+    db.commit()
+    data = report_json(report, user)
+    return render_template("report_view.html", report=report, data=data,
+                           kind_label=lambda k: KIND_LABELS.get(k, k), status_label=lambda s: STATUS_LABELS.get(s, s))
+
+
+@bp.route("/verify")
+def verify():
+    """Public: a form for the verification code printed (and QR-encoded) on every report."""
+    code = (request.args.get("code") or "").strip()
+    if code:
+        return redirect(url_for("reports.verify_code", code=code))
+    return render_template("report_verify.html", result=None, code="", searched=False)
+
+
+@bp.route("/verify/<code>")
+def verify_code(code: str):
+    """Public: does this code match a signed report, which version, who signed, superseded? No clinical content."""
+    result = svc.verify(SessionLocal(), code)
+    SessionLocal.rollback()
+    return render_template("report_verify.html", result=result, code=code, searched=True,
+                           kind_label=lambda k: KIND_LABELS.get(k, k)), (200 if result else 404)
+
+
+@bp.route("/api/v1/verify/<code>")
+def api_verify(code: str):
+    """Public: the verification result as JSON (404 ``unknown_code``).
+    ---
+    get:
+      summary: Verify a report code
+    """
+    result = svc.verify(SessionLocal(), code)
+    SessionLocal.rollback()
+    if result is None:
+        return error_response(404, "unknown_code", "No signed report has this verification code.")
+    return jsonify(result)
+
+
+def _report_for(c: Consultation) -> Report | None:
+    user = _me()
+    if not user.is_authenticated:
+        return None
+    return svc.for_consultation(SessionLocal(), user, c)
+
+
+def _chain_report(c: Consultation) -> Report | None:
+    """The report that answers ``c``: its own, else its escalation's (the expert's report is the final one)."""
+    from ..domain import consultations as consultations_svc
+    user = _me()
+    if not user.is_authenticated:
+        return None
+    db = SessionLocal()
+    frontier = [c]
+    while frontier:
+        item = frontier.pop(0)
+        report = svc.for_consultation(db, user, item) if policy.can(user, "consultation.view", item) else None
+        if report is not None and svc.latest_signed(report) is not None:
+            return report
+        frontier.extend(consultations_svc.children_of(db, item))
+    return None
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(bp)
+    app.add_template_global(_report_for, "report_for_consultation")
+    app.add_template_global(_chain_report, "signed_report_for_chain")
+    app.add_template_global(lambda s: STATUS_LABELS.get(s, s), "report_status_label")
