@@ -4,11 +4,15 @@
   (anchor) nginx serving the pyramid's tiles as static files
   (naive)  openslide DeepZoomGenerator per request under gunicorn (2 sync workers)
   (ours)   this application's authenticated tile endpoint under gunicorn with its
-           production settings (gunicorn.conf.py), local-folder and S3 backends
+           production settings (gunicorn.conf.py), local-folder and S3 backends; the S3
+           backend once as deployed (pack cache on, filled during the run) and once
+           with TILE_CACHE_MB=0 (every tile a ranged GET to the gateway)
 
 Each is driven by wrk (Debian's package) with random tiles of the deepest level at
 32 connections for --seconds (default 30). Prints requests/s, p50/p99 latency and the
-ratio of each to nginx.  Usage: .venv/bin/python bench/serving.py [--seconds 30] [--no-s3]
+ratio of each to nginx, then the time from opening the viewer page in Chromium (fresh
+profile, local backend) until the first screen is drawn.
+Usage: .venv/bin/python bench/serving.py [--seconds 30] [--no-s3] [--no-browser]
 """
 
 from __future__ import annotations
@@ -96,14 +100,44 @@ with session_scope() as s:
         for job_id in list(s.scalars(select(Job.id).where(Job.state == JobState.QUEUED))):
             jobs.run(lambda: SessionLocal.session_factory(), job_id)
         s.expire_all()
-    sl = s.scalar(select(Slide)); print(sl.id, sl.uid, sl.status.value)
+    sl = s.scalar(select(Slide)); print(sl.id, sl.uid, sl.status.value, sl.case_id)
 """
     out = subprocess.run([PY, "-c", code], env=env, capture_output=True, text=True, cwd=ROOT)
     if out.returncode:
         raise RuntimeError(out.stderr[-3000:])
-    slide_id, uid, status = out.stdout.strip().splitlines()[-1].split()
+    slide_id, uid, status, case_id = out.stdout.strip().splitlines()[-1].split()
     assert status == "ready", status
-    return {"env": env, "slide_id": int(slide_id), "uid": uid}
+    return {"env": env, "slide_id": int(slide_id), "uid": uid, "case_id": int(case_id)}
+
+
+def first_screen(base: str, case_id: int, runs: int = 5) -> list[float]:
+    """Seconds from opening the viewer page (fresh browser profile) until the first screen is drawn."""
+    from playwright.sync_api import sync_playwright
+    times = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
+        try:
+            for _ in range(runs):
+                context = browser.new_context()  # empty cache: nothing from the previous run
+                page = context.new_page()
+                page.goto(f"{base}/login")
+                page.fill("input[name=username]", "tech")
+                page.fill("input[name=password]", "demo-pass-2026")
+                page.click("[data-testid=login-submit]")
+                page.wait_for_url(f"{base}/")
+                started = time.perf_counter()
+                page.goto(f"{base}/cases/{case_id}/viewer", wait_until="commit")
+                while not page.evaluate("window.pathologyViewer !== undefined && "
+                                        "pathologyViewer.drawState().primary.fullyLoaded === true && "
+                                        "pathologyViewer.drawState().primary.canvas.drawn > 0"):
+                    if time.perf_counter() - started > 30:
+                        raise RuntimeError("the viewer did not draw its first screen within 30 s")
+                    time.sleep(0.01)
+                times.append(time.perf_counter() - started)
+                context.close()
+        finally:
+            browser.close()
+    return times
 
 
 def start(cmd: list[str], env: dict, log: Path) -> subprocess.Popen:
@@ -122,6 +156,7 @@ def main() -> int:
     ap.add_argument("--width", type=int, default=16000)
     ap.add_argument("--height", type=int, default=12000)
     ap.add_argument("--no-s3", action="store_true")
+    ap.add_argument("--no-browser", action="store_true", help="skip the first-screen measurement")
     args = ap.parse_args()
     for tool in ("wrk", "nginx"):
         if not shutil.which(tool) and not Path(f"/usr/sbin/{tool}").exists():
@@ -136,6 +171,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="bench-serving-"))
     work.chmod(0o755)  # nginx workers run as www-data and must read the static tiles
     results: list[tuple[str, dict]] = []
+    screens: list[float] = []
     try:
         slide_path = write_synthetic_slide(work / "bench.svs", args.width, args.height, mpp=0.25, seed=9)
         dz = DeepZoomGenerator(openslide.OpenSlide(str(slide_path)), tile_size=254, overlap=1, limit_bounds=True)
@@ -187,10 +223,13 @@ http {{ access_log off; sendfile on; tcp_nopush on; types {{ image/jpeg jpeg; }}
         stop(naive)
 
         # (ours) authenticated endpoint, production gunicorn settings.
-        for name, _url in backends:
+        runs = [(name, name, {}) for name, _url in backends]
+        if "s3" in instances:
+            runs.append(("s3", "s3 backend without pack cache", {"TILE_CACHE_MB": "0"}))
+        for name, label, extra_env in runs:
             inst = instances[name]
             port = free_port()
-            env = {**inst["env"], "BIND": f"127.0.0.1:{port}", "ACCESS_LOG": "/dev/null"}
+            env = {**inst["env"], "BIND": f"127.0.0.1:{port}", "ACCESS_LOG": "/dev/null", **extra_env}
             web = start([GUNICORN, "-c", str(ROOT / "gunicorn.conf.py"), "wsgi:app"], env, work / f"web-{name}.log")
             wait_http(f"http://127.0.0.1:{port}/healthz")
             http = requests.Session()
@@ -205,8 +244,10 @@ http {{ access_log off; sendfile on; tcp_nopush on; types {{ image/jpeg jpeg; }}
             check = http.get(f"http://127.0.0.1:{port}{our_paths[0]}")
             assert check.status_code == 200 and check.content[:2] == b"\xff\xd8", check.status_code
             cookie = "; ".join(f"{k}={v}" for k, v in http.cookies.items())
-            results.append((f"this app, authenticated, {name} backend",
+            results.append((f"this app, authenticated, {label}" + (" backend" if label == name else ""),
                             wrk(f"http://127.0.0.1:{port}", our_paths, args.seconds, {"Cookie": cookie}, work)))
+            if name == "local" and not args.no_browser:
+                screens = first_screen(f"http://127.0.0.1:{port}", inst["case_id"])
             stop(web)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -215,6 +256,10 @@ http {{ access_log off; sendfile on; tcp_nopush on; types {{ image/jpeg jpeg; }}
     print(f"\n{'server':45} {'tiles/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} {'vs nginx':>9}")
     for name, r in results:
         print(f"{name:45} {r['rps']:9.0f} {r['p50']:8.2f} {r['p99']:8.2f} {r['errors']:8d} {r['rps'] / anchor:9.3f}")
+    if screens:
+        ordered = sorted(screens)
+        print(f"\nfirst screen of the viewer (local backend, fresh browser profile, {len(screens)} runs): "
+              f"median {ordered[len(ordered) // 2]:.2f} s, max {ordered[-1]:.2f} s (target < 1 s)")
     return 0
 
 

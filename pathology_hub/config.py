@@ -75,6 +75,8 @@ class Settings:
     smtp_url: str = ""
     report_signing_key: str = ""   # PEM private key for report PDFs; empty = the embedded default in instance/signing
     report_signing_cert: str = ""  # PEM certificate (chain) matching REPORT_SIGNING_KEY
+    tile_cache_dir: str = ""       # local copies of tile packs from a remote store; "" = <instance>/tile-cache
+    tile_cache_mb: int = 4096      # bound of that folder; 0 turns the cache off
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -104,4 +106,6 @@ class Settings:
             smtp_url=os.environ.get("SMTP_URL", ""),
             report_signing_key=os.environ.get("REPORT_SIGNING_KEY", ""),
             report_signing_cert=os.environ.get("REPORT_SIGNING_CERT", ""),
+            tile_cache_dir=os.environ.get("TILE_CACHE_DIR", ""),
+            tile_cache_mb=_env_int("TILE_CACHE_MB", 4096),
         )

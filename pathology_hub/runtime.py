@@ -10,12 +10,14 @@ from .config import Settings
 
 _settings: Settings | None = None
 _store = None
+_pack_cache = None
 
 
 def init(settings: Settings) -> None:
-    global _settings, _store
+    global _settings, _store, _pack_cache
     _settings = settings
     _store = None
+    _pack_cache = None
 
 
 def settings() -> Settings:
@@ -32,3 +34,20 @@ def store():
         from storage import open_store
         _store = open_store(settings().storage_url)
     return _store
+
+
+def pack_cache():
+    """The node's :class:`~pathology_hub.tiling.pack_cache.PackCache`, or None.
+
+    Only a remote store gets one: the local folder already is a disk, and a
+    copy of it would only double the bytes.
+    """
+    global _pack_cache
+    cfg = settings()
+    if _pack_cache is None and cfg.tile_cache_mb > 0 and not cfg.storage_url.startswith("file://"):
+        from pathlib import Path
+
+        from .tiling.pack_cache import PackCache
+        directory = Path(cfg.tile_cache_dir) if cfg.tile_cache_dir else cfg.instance_path / "tile-cache"
+        _pack_cache = PackCache(store(), directory, cfg.tile_cache_mb << 20)
+    return _pack_cache

@@ -32,6 +32,23 @@ class ObjectInfo:
         return self.metadata.get(SHA256_META)
 
 
+class RangeReader:
+    """Repeated ranged reads of one object, for readers that hit the same object many times.
+
+    The default goes through :meth:`ObjectStore.get_range` each time; a backend
+    that can keep the object open (the local folder: one descriptor and
+    ``pread``) overrides :meth:`ObjectStore.open_ranged`. Safe to share between
+    threads; released when the last reference goes.
+    """
+
+    def __init__(self, store: "ObjectStore", key: str) -> None:
+        self.store = store
+        self.key = key
+
+    def read(self, offset: int, length: int) -> bytes:
+        return self.store.get_range(self.key, offset, length)
+
+
 class ObjectStore(abc.ABC):
     """Abstract object store. Keys are validated by :func:`storage.keys.validate_key`.
 
@@ -80,6 +97,10 @@ class ObjectStore(abc.ABC):
     @abc.abstractmethod
     def get_range(self, key: str, offset: int, length: int) -> bytes:
         """Return ``length`` bytes from ``offset`` (fewer at the end of the object)."""
+
+    def open_ranged(self, key: str) -> RangeReader:
+        """A :class:`RangeReader` for ``key`` (only for objects that are never rewritten in place)."""
+        return RangeReader(self, key)
 
     @abc.abstractmethod
     def stat(self, key: str) -> ObjectInfo:

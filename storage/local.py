@@ -23,7 +23,7 @@ import tempfile
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterator, Mapping
 
-from .base import SHA256_META, ObjectInfo, ObjectStore
+from .base import SHA256_META, ObjectInfo, ObjectStore, RangeReader
 from .errors import InvalidKey, ObjectNotFound, StorageError, StorageUnavailable
 from .keys import validate_key, validate_metadata, validate_prefix
 from .verify import HashingReader, file_sha256
@@ -214,6 +214,9 @@ class LocalStore(ObjectStore):
             fh.seek(offset)
             return fh.read(length)
 
+    def open_ranged(self, key: str) -> RangeReader:
+        return _FileRangeReader(self._open(key), key)
+
     def stat(self, key: str) -> ObjectInfo:
         path = self._path(key)
         with _mapped_errors(key):
@@ -301,3 +304,24 @@ class LocalStore(ObjectStore):
     def ping(self) -> None:
         if not (self.root.is_dir() and os.access(self.root, os.W_OK | os.X_OK)):
             raise StorageUnavailable(f"{self.description} is missing or not writable")
+
+
+class _FileRangeReader(RangeReader):
+    """One open descriptor and ``pread``: no path resolution or open() per tile.
+
+    The file object is closed by garbage collection when the last holder lets go,
+    so a thread mid-read can never see its descriptor closed and reused. A key
+    replaced on disk keeps serving the old inode: callers use this only for
+    immutable objects (tile packs, whose keys change with the pyramid version).
+    """
+
+    def __init__(self, fh: BinaryIO, key: str) -> None:
+        self._fh = fh
+        self._fd = fh.fileno()
+        self.key = key
+
+    def read(self, offset: int, length: int) -> bytes:
+        if offset < 0 or length < 0:
+            raise InvalidKey(f"range offset/length must be >= 0 (got {offset}, {length})")
+        with _mapped_errors(self.key):
+            return os.pread(self._fd, length, offset)

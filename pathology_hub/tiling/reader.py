@@ -1,7 +1,9 @@
-"""Serving tiles from a stored pyramid: one ranged GET per tile.
+"""Serving tiles from a stored pyramid: one ranged read per tile.
 
-Pack indexes are parsed once and cached (LRU), so after warm-up a tile costs a
-single ``get_range``. Addresses are validated as plain non-negative ints before
+Pack indexes are parsed once and cached (LRU), and each pack is read through a
+cached :class:`~storage.base.RangeReader` (an open descriptor on the local
+folder; a local copy from the optional :class:`PackCache` for a remote store),
+so after warm-up a tile costs one ``pread``. Addresses are validated as plain non-negative ints before
 any key is formed; keys come only from the manifest, never from the request.
 """
 
@@ -13,16 +15,18 @@ import threading
 import time
 from collections import OrderedDict
 
-from storage.base import ObjectStore
+from storage.base import ObjectStore, RangeReader
 from storage.errors import ObjectNotFound
 from storage.keys import validate_key
 
 from .errors import TileNotFound, TileNotReady
 from .geometry import Geometry
 from .pack import parse_index
+from .pack_cache import PackCache
 from .pipeline import MANIFEST, PREVIEW_MANIFEST
 
 _INDEX_CACHE = 256  # packs; ~10 KB each parsed
+_OPEN_PACKS = 16  # open readers per pyramid (file descriptors on the local folder)
 
 
 def validate_address(level: object, col: object, row: object) -> tuple[int, int, int]:
@@ -44,11 +48,13 @@ def validate_address(level: object, col: object, row: object) -> tuple[int, int,
 class PyramidReader:
     """Read access to one pyramid under ``prefix``; safe to share between threads."""
 
-    def __init__(self, store: ObjectStore, prefix: str) -> None:
+    def __init__(self, store: ObjectStore, prefix: str, pack_cache: PackCache | None = None) -> None:
         self.store = store
+        self.pack_cache = pack_cache
         self.prefix = validate_key(prefix.rstrip("/"))
         self._lock = threading.Lock()
         self._indexes: OrderedDict[str, dict] = OrderedDict()
+        self._open: OrderedDict[str, RangeReader] = OrderedDict()
         self._blank: bytes | None = None
         self._loaded_at = 0.0
         self._load_manifest()
@@ -85,13 +91,32 @@ class PyramidReader:
         bx, by = self.geometry.block_of(level, col, row)
         return f"b{bx}-{by}"
 
+    def _pack_reader(self, name: str, pack: dict) -> RangeReader:
+        """The cached reader of one pack; opened on first use (keys are immutable per version)."""
+        with self._lock:
+            reader = self._open.get(name)
+            if reader is not None:
+                self._open.move_to_end(name)
+                return reader
+        if self.pack_cache is not None:
+            reader = self.pack_cache.reader(pack["key"], pack["size"])
+            if reader is None:  # no local copy yet (being fetched): go to the store, do not keep
+                return self.store.open_ranged(pack["key"])
+        else:
+            reader = self.store.open_ranged(pack["key"])
+        with self._lock:
+            self._open[name] = reader
+            while len(self._open) > _OPEN_PACKS:
+                self._open.popitem(last=False)  # closed when no thread holds it any more
+        return reader
+
     def _index(self, name: str, pack: dict) -> dict:
         with self._lock:
             index = self._indexes.get(name)
             if index is not None:
                 self._indexes.move_to_end(name)
                 return index
-        raw = self.store.get_range(pack["key"], pack["index_offset"], pack["index_length"])
+        raw = self._pack_reader(name, pack).read(pack["index_offset"], pack["index_length"])
         index = parse_index(raw)
         with self._lock:
             self._indexes[name] = index
@@ -127,4 +152,4 @@ class PyramidReader:
         offset, length = entry
         if offset < 0:
             return self._blank_tile(w, h)
-        return self.store.get_range(pack["key"], offset, length)
+        return self._pack_reader(name, pack).read(offset, length)

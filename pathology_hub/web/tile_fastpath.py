@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from collections import OrderedDict
 from typing import Any, Callable, Iterable
-from urllib.parse import parse_qs
 
 from werkzeug.http import parse_cookie
 
@@ -28,6 +28,10 @@ TILE_MAX_AGE = 7 * 24 * 3600
 _TILE_PATH = re.compile(
     r"^/api/v1/tiles/(?P<uid>[0-9a-f]{32})/v(?P<version>[0-9]{1,9})/slide_files/"
     r"(?P<level>[0-9]{1,3})/(?P<col>[0-9]{1,7})_(?P<row>[0-9]{1,7})\.jpeg$")
+
+_TOKEN_PARAM = re.compile(r"(?:^|&)t=([0-9A-Za-z._-]{1,100})(?:&|$)")
+_MEMO_SIZE = 10_000  # remembered session cookies / tile grants per process; cleared when full
+_SESSION_RECHECK = 60.0  # seconds a verified session cookie is trusted without re-verifying
 
 _readers: "OrderedDict[tuple[str, int], PyramidReader]" = OrderedDict()
 _readers_lock = threading.Lock()
@@ -41,7 +45,7 @@ def reader_for(uid: str, version: int) -> PyramidReader:
         if reader is not None:
             _readers.move_to_end(key)
             return reader
-    reader = PyramidReader(runtime.store(), f"pyramids/{uid}/v{version}")
+    reader = PyramidReader(runtime.store(), f"pyramids/{uid}/v{version}", runtime.pack_cache())
     with _readers_lock:
         _readers[key] = reader
         while len(_readers) > 64:
@@ -61,16 +65,21 @@ def tile_etag(uid: str, version: int, level: int, col: int, row: int) -> str:
 
 def tile_headers(etag: str) -> list[tuple[str, str]]:
     """Headers of every tile answer, fast path or Flask (security headers included)."""
-    from .security import CSP
-    return [
-        ("ETag", etag),
-        ("Cache-Control", f"private, max-age={TILE_MAX_AGE}, immutable"),
-        ("X-Content-Type-Options", "nosniff"),
-        ("Referrer-Policy", "same-origin"),
-        ("X-Frame-Options", "DENY"),
-        ("Content-Security-Policy", CSP),
-        ("Cross-Origin-Opener-Policy", "same-origin"),
-    ]
+    global _COMMON_HEADERS
+    if _COMMON_HEADERS is None:
+        from .security import CSP
+        _COMMON_HEADERS = [
+            ("Cache-Control", f"private, max-age={TILE_MAX_AGE}, immutable"),
+            ("X-Content-Type-Options", "nosniff"),
+            ("Referrer-Policy", "same-origin"),
+            ("X-Frame-Options", "DENY"),
+            ("Content-Security-Policy", CSP),
+            ("Cross-Origin-Opener-Policy", "same-origin"),
+        ]
+    return [("ETag", etag), *_COMMON_HEADERS]
+
+
+_COMMON_HEADERS: list[tuple[str, str]] | None = None
 
 
 class TileFastPath:
@@ -82,6 +91,11 @@ class TileFastPath:
         self.flask_app = flask_app
         self.on_tile = on_tile  # (session token, level, slide uid) -> None; sampled view audit
         self._serializer = None
+        # Verifying the session cookie's signature and the tile token's HMAC costs more than
+        # reading the tile; both are pure functions of their inputs (plus the clock), so the
+        # results are remembered until the earlier of their own expiry and a short recheck.
+        self._sessions: dict[str, tuple[str, float]] = {}
+        self._grants: dict[tuple[str, str, int, str], float] = {}
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         if environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
@@ -95,25 +109,49 @@ class TileFastPath:
         return self.wsgi_app(environ, start_response)
 
     def _session_token(self, environ: dict) -> str | None:
-        cookie = parse_cookie(environ.get("HTTP_COOKIE", "")).get(
-            self.flask_app.config.get("SESSION_COOKIE_NAME", "session"))
+        header = environ.get("HTTP_COOKIE", "")
+        now = time.time()
+        known = self._sessions.get(header)  # a browser sends the same Cookie header with every tile
+        if known is not None and known[1] > now:
+            return known[0]
+        cookie = parse_cookie(header).get(self.flask_app.config.get("SESSION_COOKIE_NAME", "session"))
         if not cookie:
             return None
         if self._serializer is None:
             self._serializer = self.flask_app.session_interface.get_signing_serializer(self.flask_app)
+        max_age = int(self.flask_app.permanent_session_lifetime.total_seconds())
         try:
-            data = self._serializer.loads(cookie, max_age=int(
-                self.flask_app.permanent_session_lifetime.total_seconds()))
+            data, signed_at = self._serializer.loads(cookie, max_age=max_age, return_timestamp=True)
         except Exception:  # noqa: BLE001 - a bad cookie simply means "no fast path"
             return None
         token = data.get("_user_id") if isinstance(data, dict) else None
-        return token if isinstance(token, str) else None
+        if not isinstance(token, str):
+            return None
+        if len(self._sessions) >= _MEMO_SIZE:
+            self._sessions.clear()
+        self._sessions[header] = (token, min(signed_at.timestamp() + max_age, now + _SESSION_RECHECK))
+        return token
+
+    def _granted(self, token: str | None, uid: str, version: int, session_token: str | None) -> bool:
+        if not token or not session_token:
+            return False
+        key = (token, uid, version, session_token)
+        expires = self._grants.get(key)
+        if expires is not None:
+            return expires > time.time()
+        if not tile_access.check_token(self.flask_app.config["SECRET_KEY"], token, uid, version, session_token):
+            return False
+        if len(self._grants) >= _MEMO_SIZE:
+            self._grants.clear()
+        self._grants[key] = float(token.split(".", 1)[0])  # the token's own expiry, checked above
+        return True
 
     def _answer(self, match: re.Match, environ: dict) -> tuple[str, list[tuple[str, str]], bytes] | None:
         uid, version = match["uid"], int(match["version"])
-        token = parse_qs(environ.get("QUERY_STRING", "")).get("t", [None])[0]
+        query = _TOKEN_PARAM.search(environ.get("QUERY_STRING", ""))
+        token = query[1] if query else None
         session_token = self._session_token(environ) if token else None
-        if not tile_access.check_token(self.flask_app.config["SECRET_KEY"], token, uid, version, session_token):
+        if not self._granted(token, uid, version, session_token):
             return None
         level, col, row = int(match["level"]), int(match["col"]), int(match["row"])
         etag = tile_etag(uid, version, level, col, row)

@@ -61,3 +61,35 @@ def test_token_without_its_session_falls_through_to_the_policy(app, client_for, 
     assert anon.get(tile_url).status_code == 404 and calls == [1, 1]
     forged = tile_url.rsplit("t=", 1)[0] + "t=9999999999.AAAA"
     assert tech.get(forged).status_code == 200 and calls == [1, 1, 1]  # session check in Flask still allows
+
+
+def test_remembered_grants_and_sessions_expire_with_the_token(app, client_for, world, synthetic_slide,
+                                                              demo_case_id, monkeypatch):
+    """The fast path memoises verified cookies and tokens; the memo must never outlive them."""
+    import time as real_time
+
+    from pathology_hub.domain import tile_access
+    from pathology_hub.web import tile_fastpath
+
+    tech = client_for("tech")
+    assert tus_upload(tech, synthetic_slide, demo_case_id).status_code == 201
+    info = tech.get(f"/api/v1/cases/{demo_case_id}/slides").json["slides"][0]
+    tile_url = info["dzi_url"].replace("slide.dzi", "slide_files/11/1_1.jpeg")
+    calls = _count_flask_calls(app, monkeypatch)
+    assert tech.get(tile_url).status_code == 200 and tech.get(tile_url).status_code == 200
+    assert calls == [], "both answered by the fast path, the second from the memo"
+
+    later = real_time.time() + tile_access.TOKEN_TTL_SECONDS + 5
+
+    class _Clock:
+        @staticmethod
+        def time() -> float:
+            return later
+    monkeypatch.setattr(tile_fastpath, "time", _Clock)
+    assert tech.get(tile_url).status_code == 200 and calls == [1], "an expired token must go to Flask"
+
+    monkeypatch.setattr(tile_fastpath, "time", real_time)
+    fresh = tech.get(f"/api/v1/cases/{demo_case_id}/slides").json["slides"][0]["dzi_url"]
+    assert tech.post("/logout").status_code == 302
+    fresh_tile = fresh.replace("slide.dzi", "slide_files/11/1_1.jpeg")
+    assert tech.get(fresh_tile).status_code in (401, 404), "after logout no tile, memo or not"

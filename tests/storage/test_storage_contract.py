@@ -119,6 +119,20 @@ def test_ranged_reads_at_the_edges(store):
         store.get_range("missing", 0, 10)
 
 
+def test_open_ranged_reads_like_get_range(store):
+    data = bytes(range(256)) * 4
+    store.put_bytes("rr", data)
+    reader = store.open_ranged("rr")
+    assert reader.read(0, 10) == data[:10]
+    assert reader.read(1000, 100) == data[1000:]
+    assert reader.read(1024, 10) == b""
+    assert reader.read(500, 0) == b""
+    with pytest.raises((InvalidKey, ValueError)):
+        reader.read(-1, 5)
+    with pytest.raises(ObjectNotFound):
+        store.open_ranged("missing-ranged").read(0, 1)
+
+
 # -- namespace -----------------------------------------------------------------
 
 def test_list_and_delete_prefix_beyond_one_page(store):
