@@ -202,7 +202,9 @@ def worker_command(workers: int) -> None:
 @click.option("--server", envvar="PATHOLOGY_HUB_URL", default=None, help="default: BASE_URL")
 @click.option("--token", envvar="PATHOLOGY_HUB_TOKEN", default="", help="API token (flask users token NAME)")
 @click.option("--stain", default="H&E")
-@click.option("--chunk-size", default=8, type=int, help="MiB per request")
+@click.option("--chunk-size", default=None, type=click.IntRange(min=1),
+              help="MiB per request (default 32). A dropped connection resends the whole chunk: "
+                   "on slow or unreliable links use 4-8.")
 @click.option("--settle", default=10.0, type=float, help="seconds a file must stop growing before upload")
 @click.option("--once", is_flag=True, help="with --watch: upload what is there now and exit")
 def upload_command(files, case_number, watch_dir, pattern, server, token, stain, chunk_size, settle, once) -> None:
@@ -213,10 +215,11 @@ def upload_command(files, case_number, watch_dir, pattern, server, token, stain,
     """
     from pathlib import Path
 
-    from .upload_client import HubUploader, UploadError, watch
+    from .upload_client import DEFAULT_CHUNK, HubUploader, UploadError, watch
     state = Path(_settings().instance_path) / "upload-client-state.json"
     try:
-        uploader = HubUploader(server or _settings().base_url, token, state, chunk_size=chunk_size << 20)
+        uploader = HubUploader(server or _settings().base_url, token, state,
+                               chunk_size=chunk_size << 20 if chunk_size else DEFAULT_CHUNK)
         if watch_dir:
             watch(uploader, Path(watch_dir), pattern, settle=settle, once=once, stain=stain, echo=click.echo)
             return

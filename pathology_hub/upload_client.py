@@ -1,28 +1,71 @@
 """Uploading from scanner workstations: the tus client side (tuspy), no Flask.
 
-Resumable by design: tuspy keeps each file's upload URL in a small state file
-(keyed by a fingerprint of the file), so a run interrupted by a dropped network
+Resumable by design: the upload URL of every file in flight is kept in a small
+state file (tuspy's ``FileStorage``), so a run interrupted by a dropped network
 or a reboot continues from the server's offset the next time it is started.
+
+Fast by design: tuspy's own ``Uploader`` reads a chunk, checksums it and only
+then sends it, so disk and hashing time add to network time. Here the next
+chunk is read and checksummed in a background thread while the current one is
+on the wire (two reused buffers, sent as ``memoryview`` without a copy), and
+one keep-alive ``requests.Session`` carries every request. The tus protocol
+itself (creation, offsets, ``Upload-Checksum``, retries from the server's
+offset) stays tuspy's: :class:`PipelinedUploader` subclasses its ``Uploader``.
+
+Integrity end to end: the whole-file SHA-256 is declared in ``Upload-Metadata``
+when the upload is created, so the server verifies it *before* it hands the
+file to the application; each chunk also carries a SHA-1 ``Upload-Checksum``
+that the server checks before it keeps the chunk (a corrupted chunk is
+discarded and resent). Because the metadata is fixed at creation, the SHA-256
+needs one read of the file before the first byte is sent (with SHA-NI ~1 GB/s,
+a fraction of the upload time); the chunk digests are computed in that same
+pass on a second thread, so the upload itself hashes nothing and every chunk
+the server accepts is exactly what the declared SHA-256 describes.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import logging
 import re
 import time
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import IO, Any, Callable, Iterator
+from urllib.parse import urljoin
 
 import requests
 from tusclient import client as tus_client
+from tusclient.exceptions import TusCommunicationError, TusUploadFailed
+from tusclient.fingerprint import interface as fingerprint_interface
+from tusclient.request import TusRequest
 from tusclient.storage.filestorage import FileStorage
-
-from storage.verify import file_sha256
+from tusclient.uploader import Uploader
 
 log = logging.getLogger("pathology_hub.upload")
-DEFAULT_CHUNK = 8 * 1024 * 1024
+
+#: Bytes per PATCH request. Why 32 MiB: every chunk costs a request, a lock,
+#: a commit and an fsync on the server and a round trip the client waits for;
+#: on loopback (bench/upload.py, 512 MiB) 4 MiB chunks ran at ~150 MiB/s,
+#: 8 MiB at ~170, 32 MiB at ~217, and 16-128 MiB alike within noise. But with
+#: ``Upload-Checksum`` a chunk is all-or-nothing: a connection that drops
+#: mid-chunk loses that whole chunk, and resuming resends it. On a weak link
+#: (10 Mbit/s: ~27 s per 32 MiB) pass a smaller ``--chunk-size``. Memory use is
+#: two chunk buffers.
+DEFAULT_CHUNK = 32 * 1024 * 1024
+#: Per-chunk ``Upload-Checksum`` algorithm (tuspy's choice; the server accepts
+#: sha1, sha256, sha512, md5). SHA-1 is as fast as SHA-256 with SHA-NI and
+#: faster without it; it guards each chunk against transport corruption, the
+#: whole-file SHA-256 guards the result.
+CHUNK_CHECKSUM = "sha1"
+#: Statuses that a retry cannot fix (bad token, upload gone or failed, too big):
+#: report them at once instead of retrying ``retries`` times.
+_PERMANENT = frozenset({401, 403, 404, 410, 412, 413, 415, 422})
+_HASH_BLOCK = 8 << 20
 
 
 class UploadError(Exception):
@@ -38,26 +81,287 @@ class UploadResult:
 
 
 def sha256_of(path: Path) -> str:
-    return file_sha256(path)
+    """Whole-file SHA-256 (hex)."""
+    return hash_file(path)[0]
+
+
+def hash_file(path: Path, chunk_size: int | None = None, chunk_algorithm: str | None = None
+              ) -> tuple[str, dict[int, tuple[int, bytes]]]:
+    """One read of the file: its SHA-256 and, if asked, the digest of every ``chunk_size`` chunk.
+
+    The chunk digests are computed on a second thread (hashlib releases the
+    GIL), so they cost no extra time on a multi-core machine and leave the
+    upload itself with nothing to hash. Using them as ``Upload-Checksum`` also
+    means each chunk the server accepts is byte for byte what went into the
+    declared SHA-256. Returns (hex SHA-256, {offset: (length, digest)}).
+    """
+    whole = hashlib.sha256()
+    chunks: dict[int, tuple[int, bytes]] = {}
+    per_chunk = chunk_size and chunk_algorithm
+    state: list[Any] = [None, 0]  # hasher of the current chunk, its start offset
+
+    def chunk_digests(view: memoryview, position: int) -> None:
+        done = 0
+        while done < len(view):
+            boundary = (position // chunk_size + 1) * chunk_size  # type: ignore[operator]
+            take = min(len(view) - done, boundary - position)
+            if state[0] is None:
+                state[0], state[1] = hashlib.new(chunk_algorithm), position  # type: ignore[arg-type]
+            state[0].update(view[done:done + take])
+            done += take
+            position += take
+            if position == boundary:
+                chunks[state[1]] = (position - state[1], state[0].digest())
+                state[0] = None
+
+    # two buffers: block k+1 is read while block k is hashed (SHA-256 here, chunk digests on the pool)
+    views = [memoryview(bytearray(_HASH_BLOCK)), memoryview(bytearray(_HASH_BLOCK))]
+    position = 0
+    with open(path, "rb", buffering=0) as fh, ThreadPoolExecutor(2, thread_name_prefix="hash-file") as pool:
+        n = fh.readinto(views[0])
+        k = 0
+        while n:
+            current = views[k % 2][:n]
+            next_read = pool.submit(fh.readinto, views[(k + 1) % 2])
+            job = pool.submit(chunk_digests, current, position) if per_chunk else None
+            whole.update(current)
+            if job is not None:
+                job.result()
+            position += n
+            n = next_read.result()
+            k += 1
+    if state[0] is not None:  # the last, shorter chunk
+        chunks[state[1]] = (position - state[1], state[0].digest())
+    return whole.hexdigest(), chunks
+
+
+# ---------------------------------------------------------------- pipelined tus client
+@dataclass
+class _Chunk:
+    index: int
+    offset: int
+    view: memoryview
+    digest: bytes | None
+
+
+class ChunkReader:
+    """Reads (and checksums) chunk N+1 in a background thread while chunk N is being sent.
+
+    Two reused buffers: the one handed out by :meth:`get` stays untouched until
+    the next :meth:`get`, the other receives the prefetch. All file access
+    happens on the one reader thread, so seek+read needs no lock (and works on
+    Windows, which has no ``pread``).
+    """
+
+    def __init__(self, stream: IO[bytes], algorithm: str | None, *, prefetch: bool = True,
+                 known: dict[int, tuple[int, bytes]] | None = None) -> None:
+        self._stream = stream
+        self._algorithm = algorithm
+        self._prefetch = prefetch
+        self._known = known or {}
+        self._buffers: list[bytearray] = [bytearray(), bytearray()]
+        self._in_use = 1
+        self._pending: tuple[int, int, Future[_Chunk]] | None = None
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="tus-read")
+
+    def _read(self, index: int, offset: int, length: int) -> _Chunk:
+        if len(self._buffers[index]) < length:
+            self._buffers[index] = bytearray(length)  # replaced, never resized: old views stay valid
+        view = memoryview(self._buffers[index])[:length]
+        self._stream.seek(offset)
+        got = 0
+        while got < length:
+            n = self._stream.readinto(view[got:])
+            if not n:
+                raise UploadError(f"the file ended at byte {offset + got}, before the {offset + length} "
+                                  f"bytes it had when the upload started; was it changed or truncated?")
+            got += n
+        digest = None
+        if self._algorithm:
+            known = self._known.get(offset)
+            digest = known[1] if known and known[0] == length else hashlib.new(self._algorithm, view).digest()
+        return _Chunk(index, offset, view, digest)
+
+    def get(self, offset: int, length: int, *, fresh: bool = False) -> _Chunk:
+        """The chunk at ``offset``: the prefetched one if it matches, else read now (``fresh`` forces a re-read)."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            wait([pending[2]])
+            if pending[:2] == (offset, length) and not fresh:
+                chunk = pending[2].result()
+                self._in_use = chunk.index
+                return chunk
+        chunk = self._pool.submit(self._read, 1 - self._in_use, offset, length).result()
+        self._in_use = chunk.index
+        return chunk
+
+    def prefetch(self, offset: int, length: int) -> None:
+        """Start reading the next chunk into the buffer not handed out by :meth:`get`."""
+        if self._prefetch and self._pending is None and length > 0:
+            self._pending = (offset, length, self._pool.submit(self._read, 1 - self._in_use, offset, length))
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        self._buffers = []
+
+
+class _PipelinedRequest(TusRequest):
+    """tuspy's PATCH request, taking its chunk (and checksum) from the uploader's :class:`ChunkReader`."""
+
+    def __init__(self, uploader: "PipelinedUploader") -> None:
+        super().__init__(uploader)
+        self._uploader = uploader
+
+    def perform(self) -> None:
+        up = self._uploader
+        assert up.reader is not None
+        offset = int(self._request_headers["upload-offset"])
+        # after a failed attempt re-read from disk: never resend a buffer the server refused
+        chunk = up.reader.get(offset, self._content_length, fresh=up._retried > 0)
+        if self._upload_checksum and chunk.digest is not None:
+            self._request_headers["upload-checksum"] = (
+                f"{self._checksum_algorithm_name} {base64.b64encode(chunk.digest).decode('ascii')}")
+        following = offset + self._content_length
+        up.reader.prefetch(following, min(up.chunk_size, up.stop_at - following))
+        try:
+            # a memoryview body goes to socket.sendall() as it is: no copy, no 16 KiB blocks
+            resp = up.session.patch(self._url, data=chunk.view, headers=self._request_headers,
+                                    verify=self.verify_tls_cert, cert=self.client_cert, timeout=up.timeout)
+            self.status_code = resp.status_code
+            self.response_content = resp.content
+            self.response_headers = {k.lower(): v for k, v in resp.headers.items()}
+        except requests.exceptions.RequestException as error:
+            raise TusUploadFailed(error) from error
+
+
+class PipelinedUploader(Uploader):
+    """tuspy's :class:`Uploader`, reading (and if need be checksumming) the next chunk while this one is sent.
+
+    Everything protocol-related (creating the upload, offsets, retrying from
+    the offset the server reports, URL storage for resuming) is tuspy's; this
+    class changes where the chunk bytes come from, sends them over one
+    keep-alive session, and does not retry errors that cannot succeed.
+    """
+
+    CHECKSUM_ALGORITHM_PAIR = (CHUNK_CHECKSUM, getattr(hashlib, CHUNK_CHECKSUM))
+
+    def __init__(self, *args: Any, session: requests.Session | None = None,
+                 timeout: float | tuple[float, float] = (30, 300),
+                 chunk_digests: dict[int, tuple[int, bytes]] | None = None, **kwargs: Any) -> None:
+        # set before tuspy's __init__, which may already ask the server for the offset
+        self.session = session or requests.Session()
+        self.timeout = timeout
+        self.chunk_digests = chunk_digests  # from hash_file(): {offset: (length, digest)}
+        self.reader: ChunkReader | None = None
+        super().__init__(*args, **kwargs)
+
+    @contextmanager
+    def _reading(self) -> Iterator[None]:
+        if self.reader is not None:
+            yield
+            return
+        # A caller's file_stream is also seeked by tuspy on this thread, so it is not read ahead.
+        own = self.file_stream is None
+        stream = open(self.file_path, "rb") if own else self.file_stream
+        self.reader = ChunkReader(stream, self.checksum_algorithm_name if self.upload_checksum else None,
+                                  prefetch=own, known=self.chunk_digests)
+        try:
+            yield
+        finally:
+            self.reader.close()
+            self.reader = None
+            if own:
+                stream.close()
+
+    def upload(self, stop_at: int | None = None) -> None:
+        with self._reading():
+            super().upload(stop_at)
+
+    def upload_chunk(self) -> None:
+        with self._reading():
+            super().upload_chunk()
+
+    def _do_request(self) -> None:
+        self.request = _PipelinedRequest(self)
+        if self.file_stream is None:
+            self.request.file.close()  # tuspy opens the file for every request; the reader has its own
+        try:
+            self.request.perform()
+            if not 200 <= self.request.status_code < 300:
+                raise TusUploadFailed("", self.request.status_code, self.request.response_content)
+        except TusUploadFailed as error:
+            self._retry_or_cry(error)
+
+    def _retry_or_cry(self, error: TusCommunicationError) -> None:
+        if getattr(error, "status_code", None) in _PERMANENT:
+            raise error
+        if self.retries > self._retried:
+            log.warning("upload %s: %s; retrying from the server's offset", self.url, error)
+        super()._retry_or_cry(error)
+
+    def get_offset(self) -> int:
+        try:
+            resp = self.session.head(self.url, headers=self.get_headers(), verify=self.verify_tls_cert,
+                                     cert=self.client_cert, timeout=self.timeout)
+        except requests.exceptions.RequestException as error:
+            raise TusCommunicationError(error) from error
+        offset = resp.headers.get("upload-offset")
+        if offset is None:
+            raise TusCommunicationError(f"Attempt to retrieve offset fails with status {resp.status_code}",
+                                        resp.status_code, resp.content)
+        return int(offset)
+
+    def create_url(self) -> str:
+        try:
+            resp = self.session.post(self.client.url, headers=self.get_url_creation_headers(),
+                                     verify=self.verify_tls_cert, cert=self.client_cert, timeout=self.timeout)
+        except requests.exceptions.RequestException as error:
+            raise TusCommunicationError(error) from error
+        url = resp.headers.get("location")
+        if url is None:
+            raise TusCommunicationError(f"Attempt to retrieve create file url with status {resp.status_code}",
+                                        resp.status_code, resp.content)
+        return urljoin(self.client.url, url)
+
+
+class _ContentKey(fingerprint_interface.Fingerprint):
+    """Resume key: endpoint + metadata + size + whole-file SHA-256 (tuspy's default hashes only the first 64 KiB).
+
+    So an interrupted upload is only ever continued with exactly the same bytes,
+    for the same case.
+    """
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+    def get_fingerprint(self, fs: IO) -> str:
+        return self.key
 
 
 class HubUploader:
+    """Uploads slide files to one Pathology Hub server with an API token."""
+
     def __init__(self, server: str, token: str, state_file: Path, *, chunk_size: int = DEFAULT_CHUNK,
-                 retries: int = 20, retry_delay: int = 5) -> None:
+                 retries: int = 20, retry_delay: int = 5, timeout: float | tuple[float, float] = (30, 300)) -> None:
         if not token:
             raise UploadError("An API token is needed (flask users token NAME, then --token or PATHOLOGY_HUB_TOKEN).")
+        if chunk_size <= 0:
+            raise UploadError("The chunk size must be at least 1 MiB.")
         self.server = server.rstrip("/")
+        self.endpoint = f"{self.server}/api/v1/uploads/"
         self.headers = {"Authorization": f"Bearer {token}"}
         self.state_file = Path(state_file)
         self.state_file.parent.mkdir(parents=True, exist_ok=True)
         self.chunk_size = chunk_size
         self.retries = retries
         self.retry_delay = retry_delay
+        self.timeout = timeout
+        self.session = requests.Session()  # keep-alive: one connection (and server worker) for all chunks
 
     def case_id(self, case_number: str) -> int:
         try:
-            resp = requests.get(f"{self.server}/api/v1/cases", params={"q": case_number}, headers=self.headers,
-                                timeout=30)
+            resp = self.session.get(f"{self.server}/api/v1/cases", params={"q": case_number}, headers=self.headers,
+                                    timeout=30)
         except requests.RequestException as exc:
             raise UploadError(f"The server {self.server} cannot be reached ({type(exc).__name__}).") from exc
         if resp.status_code == 401:
@@ -74,20 +378,66 @@ class HubUploader:
         if not path.is_file():
             raise UploadError(f"{path} is not a file.")
         case_id = self.case_id(case_number)
-        digest = sha256_of(path)
-        client = tus_client.TusClient(f"{self.server}/api/v1/uploads/", headers=self.headers)
-        uploader = client.uploader(
-            file_path=str(path), chunk_size=self.chunk_size, retries=self.retries, retry_delay=self.retry_delay,
-            store_url=True, url_storage=FileStorage(str(self.state_file)), upload_checksum=True,
-            metadata={"filename": path.name, "case_id": str(case_id), "stain": stain, "sha256": digest})
-        try:
-            uploader.upload()
-        except Exception as exc:  # tuspy raises TusCommunicationError / TusUploadFailed with the response
-            response = getattr(exc, "response_content", None)
-            detail = _json_message(response) if response else str(exc)
-            raise UploadError(f"{path.name}: {detail}") from exc
+        url, digest = self.send(path, {"filename": path.name, "case_id": str(case_id), "stain": stain})
         log.info("uploaded", extra={"file": path.name, "case_id": case_id, "bytes": path.stat().st_size})
-        return UploadResult(path=path, case_number=case_number, url=uploader.url, sha256=digest)
+        return UploadResult(path=path, case_number=case_number, url=url, sha256=digest)
+
+    def send(self, path: Path, metadata: dict[str, str]) -> tuple[str, str]:
+        """Upload one file with ``metadata`` (plus its SHA-256); return (upload URL, SHA-256).
+
+        Continues an earlier, interrupted upload of the same bytes with the
+        same metadata to the same server if the state file knows one.
+        """
+        path = Path(path)
+        try:
+            digest, chunk_digests = hash_file(path, self.chunk_size, CHUNK_CHECKSUM)
+        except OSError as exc:
+            raise UploadError(f"{path.name} cannot be read ({exc.strerror or exc}).") from exc
+        metadata = {**metadata, "sha256": digest}
+        key = _ContentKey(self.resume_key(path.stat().st_size, metadata))
+        storage = FileStorage(str(self.state_file))
+        try:
+            uploader = self._uploader(path, metadata, key, storage, chunk_digests)
+            uploader.upload()
+            storage.remove_item(key.key)  # done: a later upload of the same file is a new upload
+            return uploader.url, digest
+        except TusCommunicationError as exc:  # TusUploadFailed too: carries the server's JSON error
+            raise UploadError(f"{path.name}: {_failure(exc)}") from exc
+        except (UploadError, OSError) as exc:  # the file changed or became unreadable while being sent
+            raise UploadError(f"{path.name}: {exc}") from exc
+        finally:
+            storage.close()
+
+    def resume_key(self, size: int, metadata: dict[str, str]) -> str:
+        """State-file key of an upload: same server, same bytes (size + SHA-256 in metadata), same metadata."""
+        return json.dumps({"endpoint": self.endpoint, "size": size, "metadata": metadata}, sort_keys=True)
+
+    def _uploader(self, path: Path, metadata: dict[str, str], key: _ContentKey, storage: FileStorage,
+                  chunk_digests: dict[int, tuple[int, bytes]]) -> PipelinedUploader:
+        client = tus_client.TusClient(self.endpoint, headers=self.headers)
+
+        def make() -> PipelinedUploader:
+            return PipelinedUploader(
+                file_path=str(path), client=client, chunk_size=self.chunk_size, retries=self.retries,
+                retry_delay=self.retry_delay, store_url=True, url_storage=storage, fingerprinter=key,
+                upload_checksum=True, metadata=metadata, session=self.session, timeout=self.timeout,
+                chunk_digests=chunk_digests)
+
+        try:
+            return make()
+        except TusCommunicationError as exc:
+            if exc.status_code not in (404, 410):
+                raise
+            # the remembered upload expired or was cancelled on the server: start a new one
+            log.info("upload for %s is gone on the server (%s); starting again", path.name, exc.status_code)
+            storage.remove_item(key.key)
+            return make()
+
+
+def _failure(exc: TusCommunicationError) -> str:
+    if exc.response_content:
+        return _json_message(exc.response_content)
+    return str(exc) or f"HTTP {exc.status_code}"
 
 
 def _json_message(raw: bytes | str) -> str:
