@@ -14,4 +14,6 @@ keepalive = 5
 accesslog = os.environ.get("ACCESS_LOG", "-")
 access_log_format = '{"remote":"%(h)s","method":"%(m)s","path":"%(U)s","status":%(s)s,"bytes":"%(B)s","ms":%(M)s}'
 errorlog = "-"
+# One access line per request, except successful tile reads (see pathology_hub/web/access_log.py).
+logger_class = "pathology_hub.web.access_log.HubAccessLogger"
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
