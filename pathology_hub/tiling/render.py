@@ -5,7 +5,9 @@ address (pathologists compare them with other viewers) within JPEG error:
 
 * full resolution: the level-0 pixels themselves;
 * a downsample served by one of the slide's own (scanner) levels: DeepZoomGenerator's
-  tile itself, like the coarse levels;
+  pixels. When that level is an exact 2^k downsample its tiles at depth k are plain level
+  pixels, read once per block (DeepZoomGenerator re-reads them per tile and per depth), and
+  deeper levels box-reduce that read like the level-0 chain; otherwise its own tile;
 * a 2^d downsample the slide has no level for: DeepZoomGenerator's ``thumbnail(LANCZOS)``
   box-reduces by 2^(d-1) and applies LANCZOS for the last 2x. We box-reduce all the way,
   once per block (2x2 means on an even grid, so a tile is still a pure function of its
@@ -75,36 +77,65 @@ def _clipped(geom, level: int, col: int, row: int) -> tuple[int, int, int, int] 
     return geom.tile_region_l0(level, col, row)
 
 
+class _LevelChain:
+    """One block's pixels at one source level (0 or an exact scanner level), box-reduced on demand."""
+
+    def __init__(self, pixels: np.ndarray, depth: int, x0: int, y0: int) -> None:
+        self.pixels, self.depth, self.x0, self.y0 = pixels, depth, x0, y0
+
+    def at(self, depth: int) -> "_LevelChain":
+        while self.depth < depth:
+            self.pixels = reduce2(self.pixels)
+            self.depth, self.x0, self.y0 = self.depth + 1, self.x0 // 2, self.y0 // 2
+        return self
+
+    def tile(self, x: int, y: int, w: int, h: int) -> np.ndarray:
+        return self.pixels[y - self.y0:y - self.y0 + h, x - self.x0:x - self.x0 + w]
+
+
+def _exact_scanner(source: SlideSource, depth: int) -> tuple[int, int] | None:
+    """(scanner level, k) when depth ``depth`` comes from an exact 2^k scanner level with k <= depth."""
+    level = source.scanner_level(depth) if depth > 0 else 0
+    if level <= 0:
+        return None
+    k = source.exact_shift(level)
+    return (level, k) if k is not None and k <= depth else None
+
+
 def render_block(source: SlideSource, bx: int, by: int, quality: int) -> Iterator[TileEntry]:
     """Every fine-level tile of level-0 block (bx, by), finest level first."""
     geom = source.geometry
     x0, y0, x1, y1 = geom.block_region(bx, by)
-    base = full = source.read_l0(x0, y0, x1, y1)
-    fx0, fy0 = x0, y0
+    full = source.read_l0(x0, y0, x1, y1)
     # The block contains every pixel of every tile it yields, so an all-glass block
     # means all-glass tiles: skip the per-tile checks and the downsampling.
-    all_blank = is_blank(base, source.background)
+    all_blank = is_blank(full, source.background)
+    chains: dict[int, _LevelChain] = {0: _LevelChain(full, 0, x0, y0)}
     for depth, level in enumerate(sorted(geom.fine_levels, reverse=True)):
-        # ``base`` is the block box-reduced ``depth`` times: this level's pixels.
-        if depth >= 1:
-            if not all_blank:
-                base = reduce2(base)
-            x0, y0 = x0 // 2, y0 // 2
-        from_scanner = depth > 0 and source.scanner_level(depth) > 0
+        chain = None
+        if not all_blank:
+            scanner = _exact_scanner(source, depth)
+            if scanner is not None:
+                lv, k = scanner
+                if lv not in chains:
+                    chains[lv] = _LevelChain(source.read_level(lv, k, x0 >> k, y0 >> k, -(-x1 >> k), -(-y1 >> k)),
+                                             k, x0 >> k, y0 >> k)
+                chain = chains[lv].at(depth)
+            elif depth == 0 or source.scanner_level(depth) == 0:
+                chain = chains[0].at(depth)
         for col, row in geom.block_tiles(bx, by, level):
             if all_blank:
                 yield level, col, row, None
                 continue
             x, y, w, h = geom.tile_box(level, col, row)
-            if depth == 0:
-                tile = base[y - y0:y - y0 + h, x - x0:x - x0 + w]
-            elif from_scanner:
-                tile = source.coarse_tile(level, col, row)
-            elif (edge := _clipped(geom, level, col, row)) is not None:
+            edge = _clipped(geom, level, col, row) if depth > 0 else None
+            if edge is not None and source.scanner_level(depth) == 0:
                 ex0, ey0, ex1, ey1 = edge
-                tile = dzg_resample(full[ey0 - fy0:ey1 - fy0, ex0 - fx0:ex1 - fx0], (w, h))
+                tile = dzg_resample(full[ey0 - y0:ey1 - y0, ex0 - x0:ex1 - x0], (w, h))
+            elif chain is None or edge is not None:
+                tile = source.coarse_tile(level, col, row)
             else:
-                tile = base[y - y0:y - y0 + h, x - x0:x - x0 + w]
+                tile = chain.tile(x, y, w, h)
             if tile.shape[:2] != (h, w):  # a geometry bug must never ship a wrong tile
                 raise AssertionError(f"tile {level}/{col}_{row}: got {tile.shape[:2]}, want {(h, w)}")
             yield level, col, row, None if is_blank(tile, source.background) else encode_jpeg(tile, quality)
@@ -123,8 +154,18 @@ def tile_pixels(source: SlideSource, level: int, col: int, row: int) -> np.ndarr
     except IndexError as exc:
         raise TileNotFound(str(exc)) from None
     depth = geom.depth(level)
-    if level in geom.coarse_levels or (depth > 0 and source.scanner_level(depth) > 0):
+    if level in geom.coarse_levels:
         return source.coarse_tile(level, col, row)
+    if depth > 0 and source.scanner_level(depth) > 0:
+        scanner = _exact_scanner(source, depth)
+        if scanner is None or _clipped(geom, level, col, row) is not None:
+            return source.coarse_tile(level, col, row)
+        lv, k = scanner
+        fx0, fy0, fx1, fy1 = geom.tile_region_l0(level, col, row)
+        img = source.read_level(lv, k, fx0 >> k, fy0 >> k, fx1 >> k, fy1 >> k)
+        for _ in range(depth - k):
+            img = reduce2(img)
+        return img[:h, :w]
     img = source.read_l0(*geom.tile_region_l0(level, col, row))
     if depth == 0:
         return img[:h, :w]

@@ -166,6 +166,33 @@ class SlideSource:
         """The slide level DeepZoomGenerator reads for a 2^depth downsample (0 = full resolution)."""
         return self.slide.get_best_level_for_downsample(float(1 << depth))
 
+    def exact_shift(self, level: int) -> int | None:
+        """k when scanner ``level`` is exactly a 2^k downsample on the bounds' grid, else None.
+
+        Then DeepZoomGenerator's tiles at depth k are that level's pixels at integer positions,
+        so one read of a whole block at that level gives every one of them; any other level
+        (fractional downsample, odd bounds offset) keeps DeepZoomGenerator's per-tile reads.
+        """
+        ds = self.slide.level_downsamples[level]
+        if level <= 0 or ds < 2:
+            return None
+        k = round(math.log2(ds))
+        if ds != float(1 << k) or self.bounds.x % (1 << k) or self.bounds.y % (1 << k):
+            return None
+        return k
+
+    def read_level(self, level: int, shift: int, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
+        """Scanner ``level`` (a 2^shift downsample) pixels of [x0, x1) x [y0, y1) in that level's
+        Deep Zoom coordinates, composited on the background as DeepZoomGenerator does."""
+        location = ((x0 << shift) + self.bounds.x, (y0 << shift) + self.bounds.y)
+        try:
+            region = self.slide.read_region(location, level, (x1 - x0, y1 - y0))
+        except openslide.OpenSlideError as exc:
+            raise TilingError(f"the slide's pixels cannot be read ({exc})") from exc
+        img = Image.new("RGB", region.size, self.background)
+        img.paste(region, mask=region)
+        return np.asarray(self.to_srgb(img))
+
     def coarse_tile(self, level: int, col: int, row: int) -> np.ndarray:
         """A low-resolution tile exactly as DeepZoomGenerator renders it (from the slide's own levels)."""
         if self._dz is None:
