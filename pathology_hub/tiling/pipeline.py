@@ -37,6 +37,8 @@ from .source import SlideSource, encode_png
 MANIFEST = "manifest.json"
 PREVIEW_MANIFEST = "manifest.preview.json"
 FORMAT = "pathology-hub-deepzoom/1"
+_COARSE_SERIAL_MAX = 64  # coarse tiles rendered in the parent; above this they go to the workers
+_COARSE_CHUNK = 8        # coarse tiles per worker task
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,11 @@ def _worker_init(slide_path: str) -> None:
 def _worker_block(bx: int, by: int, key: str, quality: int) -> tuple[bytes, PackInfo]:
     assert _worker_source is not None
     return build_pack(key, render_block(_worker_source, bx, by, quality))
+
+
+def _worker_coarse(tiles: list[tuple[int, int, int]], quality: int) -> list[tuple[int, int, int, bytes | None]]:
+    assert _worker_source is not None
+    return [(lv, c, r, render_coarse(_worker_source, lv, c, r, quality)) for lv, c, r in tiles]
 
 
 # --- parent side ---
@@ -155,6 +162,14 @@ class _Build:
         self.tiles_done = 0
         self.first_view = 0.0
         self.uploads = ThreadPoolExecutor(max_workers=8, thread_name_prefix="tile-upload")
+        self._processes: ProcessPoolExecutor | None = None
+
+    def _pool(self) -> ProcessPoolExecutor:
+        """The worker processes, started once and shared by the top pack and the blocks."""
+        if self._processes is None:
+            self._processes = ProcessPoolExecutor(self.workers, mp_context=_mp_context(),
+                                                  initializer=_worker_init, initargs=(self.source.path,))
+        return self._processes
 
     # -- helpers --
     def _put(self, key: str, data: bytes, content_type: str) -> None:
@@ -200,7 +215,11 @@ class _Build:
         self._write_manifest(complete=False)
         self.first_view = time.monotonic() - self.started
         self._report("preview", min(self.geom.coarse_levels, default=None))
-        self._build_blocks()
+        try:
+            self._build_blocks()
+        finally:
+            if self._processes is not None:
+                self._processes.shutdown(wait=True, cancel_futures=True)
         self.uploads.shutdown(wait=True)
         manifest_key = self._write_manifest(complete=True)
         try:
@@ -220,12 +239,20 @@ class _Build:
         key = top_key(self.prefix)
         info = self._known(key)
         if info is None:
-            entries = []
-            for level in levels:
-                cols, rows = self.geom.level_tiles(level)
-                for row in range(rows):
-                    for col in range(cols):
-                        entries.append((level, col, row, render_coarse(self.source, level, col, row, self.quality)))
+            order = [(level, col, row) for level in levels
+                     for row in range(self.geom.level_tiles(level)[1])
+                     for col in range(self.geom.level_tiles(level)[0])]
+            if self.workers > 1 and len(order) > _COARSE_SERIAL_MAX:
+                # The first view waits for these tiles; on a 100k x 100k slide they are ~300
+                # DeepZoomGenerator reads of 15-100 ms, so they are shared out to the workers
+                # (which then go on to the blocks). The pack keeps the canonical order.
+                rendered: dict[tuple[int, int, int], bytes | None] = {}
+                chunks = [order[i:i + _COARSE_CHUNK] for i in range(0, len(order), _COARSE_CHUNK)]
+                for fut in [self._pool().submit(_worker_coarse, chunk, self.quality) for chunk in chunks]:
+                    rendered.update({(lv, c, r): data for lv, c, r, data in fut.result()})
+                entries = [(lv, c, r, rendered[(lv, c, r)]) for lv, c, r in order]
+            else:
+                entries = [(lv, c, r, render_coarse(self.source, lv, c, r, self.quality)) for lv, c, r in order]
             data, info = build_pack(key, entries)
             self._put(key, data, "application/octet-stream")
             self._pack_done("top", info, True)
@@ -276,21 +303,19 @@ class _Build:
                 finish(bx, by, data, info)
                 self._drain(uploads, limit=16)
         else:
-            ctx = _mp_context()
-            with ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_worker_init,
-                                     initargs=(self.source.path,)) as pool:
-                pending: dict[Future, tuple[int, int]] = {}
-                queue = list(reversed(todo))
-                while queue or pending:
-                    while queue and len(pending) < self.workers * 2:
-                        bx, by, key = queue.pop()
-                        pending[pool.submit(_worker_block, bx, by, key, self.quality)] = (bx, by)
-                    done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                    for fut in done:
-                        bx, by = pending.pop(fut)
-                        data, info = fut.result()  # a TilingError from a worker re-raises here
-                        finish(bx, by, data, info)
-                    self._drain(uploads, limit=16)
+            pool = self._pool()
+            pending: dict[Future, tuple[int, int]] = {}
+            queue = list(reversed(todo))
+            while queue or pending:
+                while queue and len(pending) < self.workers * 2:
+                    bx, by, key = queue.pop()
+                    pending[pool.submit(_worker_block, bx, by, key, self.quality)] = (bx, by)
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    bx, by = pending.pop(fut)
+                    data, info = fut.result()  # a TilingError from a worker re-raises here
+                    finish(bx, by, data, info)
+                self._drain(uploads, limit=16)
         self._drain(uploads, limit=0)
 
     @staticmethod

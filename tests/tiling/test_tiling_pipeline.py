@@ -156,3 +156,17 @@ def test_not_a_slide_is_a_tiling_error(tmp_path, store):
     with pytest.raises(TilingError) as err:
         build_pyramid(str(path), store, "p/text", workers=1)
     assert "slide" in err.value.reason
+
+
+def test_top_pack_rendered_by_the_workers_equals_the_serial_one(store, synthetic_slide, monkeypatch):
+    """Big slides share the coarse tiles (the first view) out to the worker processes; the pack must
+    be byte-identical to the one rendered in the parent (resume relies on deterministic packs)."""
+    from pathology_hub.tiling import pipeline
+
+    build_pyramid(str(synthetic_slide), store, "p/serial", workers=1)
+    monkeypatch.setattr(pipeline, "_COARSE_SERIAL_MAX", 0)
+    monkeypatch.setattr(pipeline, "_COARSE_CHUNK", 2)
+    build_pyramid(str(synthetic_slide), store, "p/parallel", workers=2)
+    assert store.get_bytes("p/parallel/packs/top.pack") == store.get_bytes("p/serial/packs/top.pack")
+    for info in store.list("p/serial/packs/"):
+        assert store.get_bytes(info.key.replace("p/serial/", "p/parallel/")) == store.get_bytes(info.key)
