@@ -77,6 +77,9 @@ class Settings:
     report_signing_cert: str = ""  # PEM certificate (chain) matching REPORT_SIGNING_KEY
     tile_cache_dir: str = ""       # local copies of tile packs from a remote store; "" = <instance>/tile-cache
     tile_cache_mb: int = 4096      # bound of that folder; 0 turns the cache off
+    verify_rate_limit: str = "30 per minute"   # public report verification lookups per client IP
+    ratelimit_storage_uri: str = "memory://"   # rate-limit counters: memory:// (per process) or redis://...
+    view_audit_window_seconds: float = 60.0    # slide.viewed entries: one per user, slide and window
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -108,4 +111,7 @@ class Settings:
             report_signing_cert=os.environ.get("REPORT_SIGNING_CERT", ""),
             tile_cache_dir=os.environ.get("TILE_CACHE_DIR", ""),
             tile_cache_mb=_env_int("TILE_CACHE_MB", 4096),
+            verify_rate_limit=os.environ.get("VERIFY_RATE_LIMIT") or "30 per minute",
+            ratelimit_storage_uri=os.environ.get("RATELIMIT_STORAGE_URI") or "memory://",
+            view_audit_window_seconds=float(_env_int("VIEW_AUDIT_WINDOW_SECONDS", 60)),
         )

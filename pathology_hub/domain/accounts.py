@@ -138,6 +138,39 @@ def get_user(session: Session, user_id: int) -> User:
     return user
 
 
+# ---------------------------------------------------------------- lock-out
+# One counter for every place that asks for the password again (login, report signing and
+# co-signing): otherwise a stolen session could guess the password through the signing
+# dialog without ever meeting the login lock-out.
+def lockout_policy() -> SessionPolicy:
+    """The lock-out settings for callers outside a request (domain services, CLI)."""
+    from .. import runtime
+    s = runtime.settings()
+    return SessionPolicy(idle=dt.timedelta(minutes=s.session_idle_minutes),
+                         absolute=dt.timedelta(hours=s.session_max_hours),
+                         max_failures=s.login_max_failures, lockout=dt.timedelta(minutes=s.login_lockout_minutes))
+
+
+def locked_minutes(user: User, now: dt.datetime | None = None) -> int:
+    """Whole minutes (rounded up, at least 1) until ``user`` may try a password again; 0 = not locked."""
+    now = now or utcnow()
+    locked_until = as_utc(user.locked_until)
+    if not locked_until or locked_until <= now:
+        return 0
+    return max(1, int((locked_until - now).total_seconds() // 60) + 1)
+
+
+def register_failed_password(user: User, policy: SessionPolicy, now: dt.datetime | None = None) -> bool:
+    """Count one wrong password; returns True when this failure locks the account."""
+    now = now or utcnow()
+    user.failed_logins = (user.failed_logins or 0) + 1
+    if user.failed_logins >= policy.max_failures:
+        user.locked_until = now + policy.lockout
+        user.failed_logins = 0
+        return True
+    return False
+
+
 # ---------------------------------------------------------------- login
 def authenticate(session: Session, username: str, password: str, policy: SessionPolicy,
                  ip: str | None = None, now: dt.datetime | None = None) -> User:
@@ -149,19 +182,13 @@ def authenticate(session: Session, username: str, password: str, policy: Session
         audit.record(session, "login.failed", actor_name=(username or "")[:64], ip=ip,
                      details={"reason": "unknown_user"})
         raise AuthenticationFailed("Wrong username or password.", code="invalid_credentials")
-    locked_until = as_utc(user.locked_until)
-    if locked_until and locked_until > now:
+    minutes = locked_minutes(user, now)
+    if minutes:
         audit.record(session, "login.failed", actor=user, ip=ip, details={"reason": "locked"})
-        minutes = max(1, int((locked_until - now).total_seconds() // 60) + 1)
         raise AuthenticationFailed(f"Too many failed logins; try again in {minutes} minutes.",
                                    code="account_locked", details={"retry_after_minutes": minutes})
     if not passwords.verify_password(user.password_hash, password or ""):
-        user.failed_logins += 1
-        reason = "bad_password"
-        if user.failed_logins >= policy.max_failures:
-            user.locked_until = now + policy.lockout
-            user.failed_logins = 0
-            reason = "locked_now"
+        reason = "locked_now" if register_failed_password(user, policy, now) else "bad_password"
         audit.record(session, "login.failed", actor=user, ip=ip, details={"reason": reason})
         raise AuthenticationFailed("Wrong username or password.", code="invalid_credentials")
     if not user.active or not user.institution.active:
@@ -200,6 +227,12 @@ def resolve_session(session: Session, token: str, policy: SessionPolicy,
         record.last_seen_at = now
     user.session_token = token
     return user
+
+
+def user_id_for_session(session: Session, token: str) -> int | None:
+    """Who a session token belongs (or belonged) to, whatever its state: for attributing audit
+    notes taken while it was valid (see ``view_audit``), never for authorising anything."""
+    return session.scalar(select(UserSession.user_id).where(UserSession.id == _digest(token)))
 
 
 def end_session(session: Session, token: str, ip: str | None = None) -> None:

@@ -38,7 +38,7 @@ from sqlalchemy.orm import Session, object_session
 from ..models import Annotation, Case, Slide, SlideStatus, User, utcnow
 from ..models.consultations import Consultation, ConsultationState as S
 from ..models.reports import Report, ReportFigure, ReportSignature, ReportVersion
-from . import audit, notifications, passwords, policy, report_codes, turnaround
+from . import accounts, audit, notifications, passwords, policy, report_codes, turnaround
 from . import consultations as consultations_svc
 from . import report_documents as docs
 from .errors import AuthenticationFailed, Conflict, DomainError, NotFound, ValidationFailed
@@ -76,9 +76,17 @@ class WrongPassword(AuthenticationFailed):
     code = "invalid_password"
 
 
+class SignerLocked(AuthenticationFailed):
+    """Too many wrong passwords (at login or when signing): the account may not sign until the lock ends.
+
+    Same code as the login refusal, so clients need one message for both."""
+
+    code = "account_locked"
+
+
 def commit_refusal(exc: DomainError) -> bool:
     """Whether the web layer must commit (the audit entry of) this refusal before answering."""
-    return isinstance(exc, (ReportSigned, WrongPassword))
+    return isinstance(exc, (ReportSigned, WrongPassword, SignerLocked))
 
 
 # ---------------------------------------------------------------- policy
@@ -428,13 +436,32 @@ def delete_figure(session: Session, user: User, report: Report, figure_id: int, 
 
 # ---------------------------------------------------------------- signing
 def _check_password(session: Session, user: User, report: Report, password: Any, action: str,
-                    ip: str | None) -> None:
+                    ip: str | None, now: dt.datetime | None = None) -> None:
+    """The signer's password, under the same lock-out as the login (see ``accounts.register_failed_password``).
+
+    A wrong password counts as a failed login; a locked account cannot sign even with the right
+    one.  Both refusals are audited (``report.<action>_failed``) without the password itself."""
     if not isinstance(password, str) or not password:
         raise ValidationFailed("Enter your password to sign.", code="password_required", details={"field": "password"})
-    if not passwords.verify_password(user.password_hash, password):
+    now = _now(now)
+    minutes = accounts.locked_minutes(user, now)
+    if minutes:
         audit.record(session, f"report.{action}_failed", actor=user, object_type="report", object_id=report.id,
-                     case_id=report.case_id, ip=ip, details={"reason": "wrong password"})
+                     case_id=report.case_id, ip=ip, details={"reason": "account_locked"})
+        raise SignerLocked(f"Too many wrong passwords: signing is locked for {minutes} minutes; "
+                           "the report was not signed.", details={"retry_after_minutes": minutes})
+    if not passwords.verify_password(user.password_hash, password):
+        locked_now = accounts.register_failed_password(user, accounts.lockout_policy(), now)
+        audit.record(session, f"report.{action}_failed", actor=user, object_type="report", object_id=report.id,
+                     case_id=report.case_id, ip=ip,
+                     details={"reason": "wrong password", "failed_attempt": True, "locked_now": locked_now})
+        if locked_now:
+            minutes = accounts.locked_minutes(user, now)
+            raise SignerLocked(f"Too many wrong passwords: signing is locked for {minutes} minutes; "
+                               "the report was not signed.", details={"retry_after_minutes": minutes})
         raise WrongPassword("The password is not correct; the report was not signed.")
+    if user.failed_logins:
+        user.failed_logins = 0  # the right password ends a run of failures, as at login
 
 
 def _manifest(user: User, role: str, meaning: str, at: dt.datetime) -> ReportSignature:
@@ -475,7 +502,7 @@ def sign(session: Session, user: User, report: Report, *, password: Any, revisio
     expected = _expected_revision(revision)
     if expected != v.revision:
         raise ReportVersionConflict(v)
-    _check_password(session, user, report, password, "sign", ip)
+    _check_password(session, user, report, password, "sign", ip, now)
     if not v.diagnosis.strip():
         raise ValidationFailed("The diagnosis is required before signing.", code="missing_field",
                                details={"field": "diagnosis"})
@@ -552,7 +579,7 @@ def cosign(session: Session, user: User, report: Report, *, password: Any, meani
         raise Conflict("The signer cannot co-sign their own report.", code="cosigner_is_signer")
     if any(s.role == "co-signer" for s in docs.signatures_of(session, v)):
         raise Conflict("This version already has a co-signature.", code="report_already_cosigned")
-    _check_password(session, user, report, password, "cosign", ip)
+    _check_password(session, user, report, password, "cosign", ip, now)
     meaning = _text(meaning, "meaning", 200) or COSIGN_MEANING
     now = _now(now)
     row = _manifest(user, "co-signer", meaning, now)

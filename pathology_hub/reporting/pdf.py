@@ -129,6 +129,14 @@ LABELS: dict[str, dict[str, str]] = {
                              "that this report is authentic and whether a newer version exists.",
         "footer": "{case} · version {n} · page {x} of {y}",
         "electronic": "This report was signed electronically (PAdES digital signature).",
+        # enum values of the case and consultation, printed as words rather than codes
+        "priority_routine": "Routine",
+        "priority_urgent": "Urgent",
+        "priority_frozen": "Frozen section (intra-operative)",
+        "sex_female": "Female",
+        "sex_male": "Male",
+        "sex_other": "Other",
+        "sex_unknown": "Unknown",
     },
     "zh": {
         "patient_case": "患者与病例",
@@ -191,12 +199,26 @@ LABELS: dict[str, dict[str, str]] = {
                              "即可核实本报告的真实性以及是否存在更新版本。",
         "footer": "{case} · 第 {n} 版 · 第 {x} 页，共 {y} 页",
         "electronic": "本报告已电子签名（PAdES 数字签名）。",
+        "priority_routine": "常规",
+        "priority_urgent": "加急",
+        "priority_frozen": "术中冰冻",
+        "sex_female": "女",
+        "sex_male": "男",
+        "sex_other": "其他",
+        "sex_unknown": "未知",
     },
 }
 
 
 def labels_for(language: str) -> dict[str, str]:
     return LABELS["en"] if (language or "").lower().startswith("en") else LABELS["zh"]
+
+
+def enum_label(lab: dict[str, str], kind: str, value: str) -> str:
+    """The printed word for a stored enum value (``priority``/``sex``); an unknown value prints as stored."""
+    if not value:
+        return ""
+    return lab.get(f"{kind}_{value}", value)
 
 
 # ------------------------------------------------------------------ text helpers
@@ -579,8 +601,9 @@ def render_report_pdf(doc: ReportDocument) -> bytes:
     # patient and case
     story.append(Paragraph(text(lab["patient_case"]), st.h2))
     rows = [(lab["case_number"], doc.case_number), (lab["patient_id"], doc.patient_id),
-            (lab["patient_name"], doc.patient_name), (lab["sex"], doc.sex), (lab["age"], doc.age),
-            (lab["priority"], doc.priority), (lab["requesting_institution"], doc.requesting_institution),
+            (lab["patient_name"], doc.patient_name), (lab["sex"], enum_label(lab, "sex", doc.sex)),
+            (lab["age"], doc.age), (lab["priority"], enum_label(lab, "priority", doc.priority)),
+            (lab["requesting_institution"], doc.requesting_institution),
             (lab["requesting_clinician"], doc.requesting_clinician), (lab["specimen_type"], doc.specimen_type),
             (lab["specimen_site"], doc.specimen_site)]
     story += _grid(rows, st, avail)

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Flask, Response, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, Flask, Response, jsonify, make_response, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
@@ -20,6 +21,7 @@ from ..models.consultations import Consultation
 from ..models.reports import Report, ReportVersion
 from .authz import authorize, load_model
 from .errors import error_response
+from .rate_limit import verify_form_limit, verify_limit
 from .security import client_ip
 from .serializers import iso
 
@@ -51,9 +53,18 @@ def _revision(data: dict[str, Any]) -> Any:
 
 @bp.errorhandler(svc.ReportSigned)
 @bp.errorhandler(svc.WrongPassword)
+@bp.errorhandler(svc.SignerLocked)
 def audited_refusal(exc):
-    """The refusal was audited in this unit of work: keep that record, then answer."""
+    """The refusal was audited in this unit of work (and a wrong password counted toward the
+    lock-out): keep that record, then answer."""
     SessionLocal.commit()
+    if isinstance(exc, svc.SignerLocked):
+        minutes = exc.details.get("retry_after_minutes", 1)
+        resp = make_response(error_response(exc.status, exc.code, _(
+            "Too many wrong passwords: your account is locked for %(minutes)s minutes and cannot sign until then.",
+            minutes=minutes), exc.details))
+        resp.headers["Retry-After"] = str(int(minutes) * 60)
+        return resp
     return error_response(exc.status, exc.code, exc.message, exc.details)
 
 
@@ -401,6 +412,7 @@ def report_page(report: Report):
 
 
 @bp.route("/verify")
+@verify_form_limit
 def verify():
     """Public: a form for the verification code printed (and QR-encoded) on every report."""
     code = (request.args.get("code") or "").strip()
@@ -410,6 +422,7 @@ def verify():
 
 
 @bp.route("/verify/<code>")
+@verify_limit
 def verify_code(code: str):
     """Public: does this code match a signed report, which version, who signed, superseded? No clinical content."""
     result = svc.verify(SessionLocal(), code)
@@ -419,6 +432,7 @@ def verify_code(code: str):
 
 
 @bp.route("/api/v1/verify/<code>")
+@verify_limit
 def api_verify(code: str):
     """Public: the verification result as JSON (404 ``unknown_code``).
     ---
@@ -457,6 +471,8 @@ def _chain_report(c: Consultation) -> Report | None:
 
 
 def init_app(app: Flask) -> None:
+    from . import rate_limit
+    rate_limit.init_app(app)
     app.register_blueprint(bp)
     app.add_template_global(_report_for, "report_for_consultation")
     app.add_template_global(_chain_report, "signed_report_for_chain")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 
-from flask import Blueprint, Flask, Response, current_app, jsonify, render_template, request, session, url_for
+from flask import Blueprint, Flask, Response, current_app, g, jsonify, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
@@ -25,6 +25,7 @@ from ..domain.errors import NotFound
 from ..models import Case, Slide, SlideStatus, Upload, UploadState
 from ..tiling import TileNotFound, TileNotReady, render_tile
 from .tile_fastpath import TileFastPath, forget_reader, reader_for, tile_etag, tile_headers
+from . import view_audit_hook
 from .authz import authorize, load_model
 from .security import client_ip
 from .bundle_strings import viewer_strings
@@ -68,6 +69,8 @@ def slide_json(slide: Slide, *, with_urls: bool = True) -> dict:
     }
     if with_urls and slide.status in (SlideStatus.TILING, SlideStatus.READY):
         token = tile_token(slide)
+        # who this session is and which slide the uid is, for the sampled view audit of tiles
+        view_audit_hook.remember(_session_token(), getattr(current_user, "id", None), slide)
         base = url_for("slides.dzi", uid=slide.uid, version=slide.pyramid_version)
         data["dzi_url"] = f"{base}?t={token}"
         data["thumbnail_url"] = url_for("slides.thumbnail", slide_id=slide.id)
@@ -204,6 +207,17 @@ def _authorise_tiles(uid: str, version: int) -> None:
     if slide is None or slide.pyramid_version != version:
         raise NotFound("Not found.")
     policy.ensure(_me(), "slide.view", slide)
+    g.tile_viewer = (_me().id, slide)
+    view_audit_hook.remember(_session_token(), _me().id, slide)
+
+
+def _note_view(uid: str, level: int) -> None:
+    """Sampled view audit of a tile served by this endpoint (in memory; see view_audit_hook)."""
+    viewer = g.get("tile_viewer")
+    if viewer is not None:
+        view_audit_hook.on_tile_known(viewer[0], viewer[1], level)
+    elif _session_token():
+        view_audit_hook.on_tile(_session_token(), level, uid)
 
 
 @bp.route("/api/v1/tiles/<uid>/v<int:version>/slide.dzi")
@@ -241,6 +255,7 @@ def tile(uid: str, version: int, level: int, col: int, row: int):
         data = _render_on_demand(uid, version, level, col, row)
     except TileNotFound:
         raise NotFound("No such tile.") from None
+    _note_view(uid, level)
     resp = Response(data, mimetype="image/jpeg")
     resp.headers["Content-Length"] = str(len(data))
     return _tile_headers(resp, etag)
@@ -323,4 +338,6 @@ def audit_view(case: Case) -> None:
 
 def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
-    app.wsgi_app = TileFastPath(app.wsgi_app, app)  # type: ignore[method-assign]
+    app.wsgi_app = TileFastPath(app.wsgi_app, app,  # type: ignore[method-assign]
+                                on_tile=view_audit_hook.on_tile)
+    view_audit_hook.install(app)

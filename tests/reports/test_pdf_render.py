@@ -161,6 +161,8 @@ def test_text_extracts_in_chinese_and_english(tmp_path, zh_pdf):
     assert "诊断已批准" in flat and "共同签署人" in flat
     # coded diagnosis, figure caption, magnification, view link, verification code
     assert "ICD-O-3" in txt and "8500/3" in txt
+    # the consultation priority is printed as a word in the label language, never as the stored code
+    assert "优先级加急" in flat and "urgent" not in txt.lower()
     assert "浸润癌巢" in flat and "20×" in flat and "slide=3&x=1200" in flat
     assert "K7Q2-9XWD-4M" in txt and VERIFY_URL in flat
     # footer on every page: case number, version, page x of y
@@ -177,6 +179,7 @@ def test_english_labels_and_superseded_banner(tmp_path):
     assert "Version 2 (amendment)" in flat
     assert "Reason for amendment" in flat
     assert "Signature manifest" in flat and "Version history" in flat
+    assert "Priority Urgent" in flat and "urgent" not in flat
     assert DIAGNOSIS_ZH in re.sub(r"\s+", "", txt), "content is printed as typed whatever the label language"
     pages = page_count(tmp_path, data)
     assert f"RC-2026-00042 · version 2 · page 1 of {pages}" in flat
@@ -338,3 +341,14 @@ def test_addendum_line(tmp_path):
     flat = re.sub(r"\s+", " ", pdftotext(tmp_path, data))
     assert "Version 3 (addendum)" in flat and "Reason for addendum: IHC results" in flat
     assert "SUPERSEDED" not in flat
+
+
+def test_stored_enum_values_print_as_translated_words(tmp_path):
+    """Priority and sex come from the database as codes (``frozen``, ``female``): the PDF prints words."""
+    zh = re.sub(r"\s+", "", pdftotext(tmp_path, render_report_pdf(sample_document(priority="frozen", sex="female"))))
+    assert "优先级术中冰冻" in zh and "性别女" in zh
+    assert "frozen" not in zh and "female" not in zh
+    en = re.sub(r"\s+", " ", pdftotext(tmp_path, render_report_pdf(
+        sample_document(priority="routine", sex="male", language="en"))))
+    assert "Priority Routine" in en and "Sex Male" in en
+    assert "routine" not in en and " male" not in en
