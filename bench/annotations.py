@@ -202,7 +202,7 @@ def list_latency(base: str, info: dict) -> dict:
     api = f"{base}/api/v1/slides/{info['slide_id']}/annotations"
     w, h = info["width"], info["height"]
 
-    def timed(url: str) -> tuple[float, int]:
+    def timed(url: str) -> tuple[float, int, float]:
         times, count = [], 0
         for _ in range(5):
             t = time.perf_counter()
@@ -210,10 +210,13 @@ def list_latency(base: str, info: dict) -> dict:
             times.append((time.perf_counter() - t) * 1000)
             assert resp.status_code == 200, resp.text[:300]
             count = resp.content.count(b'"type":"Feature"')
-        return statistics.median(times), count
-    vp_ms, vp_n = timed(f"{api}?bbox={int(w * 0.45)},{int(h * 0.45)},{int(w * 0.55)},{int(h * 0.55)}")
-    full_ms, full_n = timed(api)
-    return {"viewport_ms": vp_ms, "viewport_features": vp_n, "full_ms": full_ms, "full_features": full_n}
+        return statistics.median(times), count, times[0]
+    # The first request after the server starts pays for serialising the slide's annotations
+    # (they are then cached per worker process until they change): reported separately.
+    vp_ms, vp_n, vp_first = timed(f"{api}?bbox={int(w * 0.45)},{int(h * 0.45)},{int(w * 0.55)},{int(h * 0.55)}")
+    full_ms, full_n, full_first = timed(api)
+    return {"viewport_ms": vp_ms, "viewport_features": vp_n, "full_ms": full_ms, "full_features": full_n,
+            "viewport_first_ms": vp_first, "full_first_ms": full_first}
 
 
 def main() -> int:
@@ -270,6 +273,8 @@ def main() -> int:
     print(f"  viewport bbox (1 % of the slide): {lat['viewport_ms']:.0f} ms for {lat['viewport_features']} "
           f"features   target < 200 ms   {'OK' if lat['viewport_ms'] < 200 else 'MISSED'}")
     print(f"  whole slide: {lat['full_ms']:.0f} ms for {lat['full_features']} features")
+    print(f"  first requests after the server started (serialisation cache cold in that worker): "
+          f"viewport {lat['viewport_first_ms']:.0f} ms, whole slide {lat['full_first_ms']:.0f} ms")
     if args.keep:
         print(f"\nwork directory kept: {work} (screenshot viewer.png)")
     return 0

@@ -29,12 +29,13 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
+import orjson
 import shapely
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from ..models import Annotation, Slide, User, as_utc, utcnow
-from . import audit, policy
+from . import annotation_cache, audit, policy
 from .errors import Conflict, DomainError, Forbidden, NotFound, ValidationFailed
 from .geojson_qupath import (MAX_CLASS_LENGTH, MAX_COMMENT_LENGTH, MAX_NAME_LENGTH, SHAPES, FeatureError,
                              FeatureRecord, display_color, features_of, qupath_properties,
@@ -252,14 +253,36 @@ def _feature_text(feature_id: Any, geometry_text: str, properties: dict) -> str:
 
 
 def _api_properties(a: Any, author_name: str | None, frame: SlideFrame) -> dict[str, Any]:
+    props = _cacheable_properties(a, frame)
+    props["author_name"] = author_name  # last: the list cache splices it per request
+    return props
+
+
+def _cacheable_properties(a: Any, frame: SlideFrame) -> dict[str, Any]:
+    """Everything but the author's display name (which can change without the annotation)."""
     props = {
         "uuid": a.uid, "object_type": a.object_type, "locked": a.locked,
         "class": a.class_name, "color": a.color, "name": a.name, "comment": a.comment, "shape": a.shape,
-        "author": a.author_id, "author_name": author_name,
+        "author": a.author_id,
         "created_at": _iso(a.created_at), "updated_at": _iso(a.updated_at), "version": a.version,
         "measurements": _loads(a.measurements),
     }
     props.update(frame.measurements(a.geom_type, a.area_px, a.length_px))
+    return props
+
+
+def _list_properties(r: Any, frame: SlideFrame) -> dict[str, Any]:
+    """:func:`_cacheable_properties` for orjson: datetimes encoded by orjson (UTC, same text as
+    ``isoformat``) and the stored measurements JSON spliced without parsing it."""
+    stored = r.measurements
+    props = {
+        "uuid": r.uid, "object_type": r.object_type, "locked": r.locked,
+        "class": r.class_name, "color": r.color, "name": r.name, "comment": r.comment, "shape": r.shape,
+        "author": r.author_id, "created_at": as_utc(r.created_at), "updated_at": as_utc(r.updated_at),
+        "version": r.version,
+        "measurements": orjson.Fragment(stored) if stored and stored.startswith("{") else {},
+    }
+    props.update(frame.measurements(r.geom_type, r.area_px, r.length_px))
     return props
 
 
@@ -302,12 +325,9 @@ _LIST_COLUMNS = (Annotation.id, Annotation.uid, Annotation.object_type, Annotati
                  Annotation.created_at, Annotation.updated_at)
 
 
-def _live_rows(session: Session, slide: Slide, *, bbox: tuple[float, float, float, float] | None = None,
-               class_name: str | None = None, author_id: int | None = None) -> Iterable[Any]:
-    """Plain rows (no ORM objects) for speed; the box test is a range query on the indexed edges."""
-    query = (select(*_LIST_COLUMNS, User.full_name.label("author_name"))
-             .join(User, User.id == Annotation.author_id)
-             .where(Annotation.slide_id == slide.id, Annotation.deleted_at.is_(None)))
+def _filtered(query: Any, slide: Slide, bbox: tuple[float, float, float, float] | None,
+              class_name: str | None, author_id: int | None, ids: list[int] | None = None) -> Any:
+    query = query.where(Annotation.slide_id == slide.id, Annotation.deleted_at.is_(None))
     if bbox is not None:
         x0, y0, x1, y1 = bbox
         query = query.where(Annotation.min_x <= x1, Annotation.max_x >= x0,
@@ -316,12 +336,30 @@ def _live_rows(session: Session, slide: Slide, *, bbox: tuple[float, float, floa
         query = query.where(Annotation.class_name == class_name)
     if author_id is not None:
         query = query.where(Annotation.author_id == author_id)
-    return session.execute(query.order_by(Annotation.id))
+    if ids is not None:
+        query = query.where(Annotation.id.in_(ids))
+    return query.order_by(Annotation.id)
+
+
+def _live_rows(session: Session, slide: Slide, *, bbox: tuple[float, float, float, float] | None = None,
+               class_name: str | None = None, author_id: int | None = None,
+               ids: list[int] | None = None) -> Iterable[Any]:
+    """Plain rows (no ORM objects) for speed; the box test is a range query on the indexed edges."""
+    query = select(*_LIST_COLUMNS, User.full_name.label("author_name")).join(User, User.id == Annotation.author_id)
+    return session.execute(_filtered(query, slide, bbox, class_name, author_id, ids))
+
+
+def _live_ids(session: Session, slide: Slide, *, bbox: tuple[float, float, float, float] | None = None,
+              class_name: str | None = None, author_id: int | None = None) -> list[Any]:
+    """Ids and author names only (the feature texts come from the cache)."""
+    query = select(Annotation.id, User.full_name.label("author_name")).join(User, User.id == Annotation.author_id)
+    return list(session.execute(_filtered(query, slide, bbox, class_name, author_id)))
 
 
 def list_collection_text(session: Session, user: User, slide: Slide, *, bbox: str | None = None,
-                         class_name: str | None = None, author: str | None = None) -> str:
-    """The slide's live annotations (optionally those touching a viewport box) as a GeoJSON FeatureCollection."""
+                         class_name: str | None = None, author: str | None = None) -> bytes:
+    """The slide's live annotations (optionally those touching a viewport box) as a GeoJSON
+    FeatureCollection, UTF-8 encoded (10,000 polygons are ~23 MB: encoded once, when cached)."""
     _ensure_view(user, slide)
     box = parse_bbox(bbox)
     author_id = None
@@ -330,9 +368,20 @@ def list_collection_text(session: Session, user: User, slide: Slide, *, bbox: st
             raise ValidationFailed("author must be a user id.", code="invalid_author")
         author_id = int(author)
     frame = SlideFrame.of(slide)
-    features = [_feature_text(r.id, r.geometry, _api_properties(r, r.author_name, frame))
-                for r in _live_rows(session, slide, bbox=box, class_name=class_name or None, author_id=author_id)]
-    return '{"type":"FeatureCollection","features":[' + ",".join(features) + "]}"
+
+    def serialise(rows: Iterable[Any]) -> Iterable[tuple[int, bytes]]:
+        # orjson: the same JSON as json.dumps (compact, UTF-8), about five times faster.
+        for r in rows:
+            props = orjson.dumps(_list_properties(r, frame))
+            yield r.id, b'{"type":"Feature","id":%d,"geometry":%s,"properties":%s' % (
+                r.id, r.geometry.encode(), props[:-1])
+    cached = annotation_cache.features_for(session, slide.id, (frame.mpp_x, frame.mpp_y),
+                                           lambda: serialise(_live_rows(session, slide)))
+    wanted = _live_ids(session, slide, bbox=box, class_name=class_name or None, author_id=author_id)
+    missing = [r.id for r in wanted if r.id not in cached]
+    # Rows written between the revision check and this query are serialised directly.
+    extra = dict(serialise(_live_rows(session, slide, ids=missing))) if missing else {}
+    return annotation_cache.collection(((cached.get(r.id) or extra[r.id], r.author_name) for r in wanted))
 
 
 def get_annotation(session: Session, user: User, slide: Slide, annotation_id: int) -> Annotation:
