@@ -51,7 +51,9 @@ def test_sigkilled_worker_job_is_reaped_and_resumed(app, world, settings, tmp_pa
     from pathology_hub.tiling import PyramidReader, build_pyramid
 
     db = world
-    path = write_synthetic_slide(tmp_path / "big.svs", 14000, 10000, mpp=0.25, seed=13)
+    # Big enough (~12k tiles, ~5 s of block rendering on 2 cores) that the 1 s heartbeats
+    # show the build part-way: a 14k x 10k slide was finished between two heartbeats.
+    path = write_synthetic_slide(tmp_path / "big.svs", 28000, 20000, mpp=0.25, seed=13)
     case = db.scalar(select(Case).where(Case.case_number == "DEMO-2026-001"))
     tech = db.scalar(select(User).where(User.username == "tech"))
     monkeypatch.setattr(jobs, "enqueue", lambda job_id, delay=None: None)  # queue by hand below
@@ -69,6 +71,7 @@ def test_sigkilled_worker_job_is_reaped_and_resumed(app, world, settings, tmp_pa
             job = _job(db, tile_job.id)
             progress = json.loads(job.progress or "{}")
             if progress.get("phase") == "levels" and progress.get("tiles_done", 0) >= 0.2 * progress["tiles_total"]:
+                assert progress["tiles_done"] < progress["tiles_total"], "the build finished before it could be interrupted"
                 break
             assert job.state is not JobState.DONE, "the build finished before it could be interrupted"
             assert job.state is not JobState.FAILED, job.error
