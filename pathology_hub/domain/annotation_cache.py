@@ -1,56 +1,79 @@
 """Serialised annotations kept per process, so listing 10,000 polygons is not re-serialised per request.
 
-Turning a row into its GeoJSON feature (properties, ISO dates, µm measurements,
-JSON encoding) costs ~100 µs; the viewer asks for a slide's annotations in a few
-viewport strips at once, so a slide with 10,000 polygons cost over a second of
-server time on every opening. The feature text of every live annotation of a
-slide is therefore built once and kept, keyed by the slide's *revision*: one
-aggregate over the slide's rows (count, sum of versions, highest id, deleted
-count) that every create, edit (versions only grow), delete and import changes.
-Each request still runs its own query (filters, bounding box, authorisation
-done by the caller) but only fetches ids and author names, and splices the
-cached texts. The author's display name is spliced per request, so renaming a
-user never serves a stale name. Any process that writes or reads sees the
-revision from the database, so several workers or machines stay exact.
+Turning a row into its GeoJSON feature costs ~10-70 µs (less when the row's stored
+``list_text`` can be spliced); the viewer asks for a slide's annotations in a few
+viewport strips at once, so a slide with 10,000 polygons would cost most of a
+second of server time on every opening.
+
+Texts are cached by ``(annotation id, version)`` per slide and calibration. Every
+change to an annotation bumps its version (deletes included), so a cached text is
+never stale and nothing has to be invalidated: after an edit only the edited row is
+serialised again, and after a restart each request serialises only the rows it
+returns (the four strips of an opening share the work instead of each process
+rebuilding the whole slide). Which rows a request returns, and their versions and
+authors' names, always come from the database; the author's display name is spliced
+per request, so renaming a user never serves a stale name.
 """
 
 from __future__ import annotations
 
-import orjson
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
-from typing import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
-
-from ..models import Annotation
+import orjson
 
 MAX_CACHED_BYTES = 256 << 20  # per process; least recently used slides go first
+
+Key = tuple[int, int]  # (annotation id, version)
 
 
 @dataclass
 class _SlideEntry:
-    revision: tuple
-    features: dict[int, bytes]  # annotation id -> UTF-8 feature text without its closing "}}"
-    size: int
+    features: dict[Key, bytes] = field(default_factory=dict)  # UTF-8 feature text without its closing "}}"
+    size: int = 0
 
 
-_entries: "OrderedDict[int, _SlideEntry]" = OrderedDict()
+_entries: "OrderedDict[tuple[int, tuple], _SlideEntry]" = OrderedDict()
 _lock = threading.Lock()
-_build_locks: dict[int, threading.Lock] = {}
 _total = 0
 
 
-def revision(session: Session, slide_id: int, frame_key: tuple) -> tuple:
-    """What the cached texts depend on: the slide's rows and its calibration (µm per pixel)."""
-    row = session.execute(
-        select(func.count(Annotation.id), func.coalesce(func.sum(Annotation.version), 0),
-               func.coalesce(func.max(Annotation.id), 0), func.count(Annotation.deleted_at),
-               func.max(Annotation.created_at), func.max(Annotation.updated_at))
-        .where(Annotation.slide_id == slide_id)).one()
-    return (*tuple(row), frame_key)
+def lookup(slide_id: int, frame_key: tuple, keys: Iterable[Key]) -> dict[Key, bytes]:
+    """The cached texts among ``keys`` (those not cached are simply absent)."""
+    with _lock:
+        entry = _entries.get((slide_id, frame_key))
+        if entry is None:
+            return {}
+        _entries.move_to_end((slide_id, frame_key))
+        cached = entry.features
+        return {k: cached[k] for k in keys if k in cached}
+
+
+def add(slide_id: int, frame_key: tuple, texts: Mapping[Key, bytes], live: Iterable[Key] | None = None) -> None:
+    """Remember ``texts``; with ``live`` (every live key of the slide, from a whole-slide
+    list) also forget the texts of older versions and deleted annotations."""
+    global _total
+    with _lock:
+        entry = _entries.setdefault((slide_id, frame_key), _SlideEntry())
+        _entries.move_to_end((slide_id, frame_key))
+        if live is not None:
+            keep = set(live)
+            for key in [k for k in entry.features if k not in keep]:
+                removed = entry.features.pop(key)
+                entry.size -= len(removed)
+                _total -= len(removed)
+        for key, text in texts.items():
+            old = entry.features.get(key)
+            if old is not None:
+                continue
+            entry.features[key] = text
+            entry.size += len(text)
+            _total += len(text)
+        while _total > MAX_CACHED_BYTES and _entries:
+            _, evicted = _entries.popitem(last=False)
+            _total -= evicted.size
 
 
 def collection(features: Iterable[tuple[bytes, str | None]]) -> bytes:
@@ -69,43 +92,14 @@ def collection(features: Iterable[tuple[bytes, str | None]]) -> bytes:
     return b"".join(parts)
 
 
-def features_for(session: Session, slide_id: int, frame_key: tuple,
-                 build: Callable[[], Iterable[tuple[int, bytes]]]) -> dict[int, bytes]:
-    """The slide's cached open feature texts, rebuilt by ``build()`` when the revision moved."""
-    current = revision(session, slide_id, frame_key)
+def cached_bytes() -> int:
+    """Bytes of feature text held by this process (tests, diagnostics)."""
     with _lock:
-        entry = _entries.get(slide_id)
-        if entry is not None and entry.revision == current:
-            _entries.move_to_end(slide_id)
-            return entry.features
-        build_lock = _build_locks.setdefault(slide_id, threading.Lock())
-    with build_lock:  # concurrent strips of one opening wait for a single build
-        with _lock:
-            entry = _entries.get(slide_id)
-            if entry is not None and entry.revision == current:
-                return entry.features
-        features = dict(build())
-        _store(slide_id, _SlideEntry(current, features, sum(len(t) for t in features.values())))
-        return features
-
-
-def _store(slide_id: int, entry: _SlideEntry) -> None:
-    global _total
-    with _lock:
-        old = _entries.pop(slide_id, None)
-        if old is not None:
-            _total -= old.size
-        if entry.size > MAX_CACHED_BYTES:
-            return
-        _entries[slide_id] = entry
-        _total += entry.size
-        while _total > MAX_CACHED_BYTES and _entries:
-            _, evicted = _entries.popitem(last=False)
-            _total -= evicted.size
+        return _total
 
 
 def clear() -> None:
-    """Forget everything (tests; a new app in the same process)."""
+    """Forget everything (tests; a new app in the same process, whose database may reuse ids)."""
     global _total
     with _lock:
         _entries.clear()

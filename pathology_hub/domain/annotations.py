@@ -26,7 +26,8 @@ import uuid
 from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
-from typing import Any, Iterable
+from types import SimpleNamespace
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 import orjson
@@ -271,19 +272,43 @@ def _cacheable_properties(a: Any, frame: SlideFrame) -> dict[str, Any]:
     return props
 
 
-def _list_properties(r: Any, frame: SlideFrame) -> dict[str, Any]:
-    """:func:`_cacheable_properties` for orjson: datetimes encoded by orjson (UTC, same text as
-    ``isoformat``) and the stored measurements JSON spliced without parsing it."""
+#: Row fields the stored list text depends on (see ``Annotation.list_text``).
+_STORED_FIELDS = ("uid", "object_type", "locked", "class_name", "color", "name", "comment", "shape",
+                  "author_id", "created_at", "updated_at", "version", "measurements")
+
+
+def _stored_properties(r: Any) -> dict[str, Any]:
+    """:func:`_cacheable_properties` minus the µm figures, for orjson: datetimes encoded by
+    orjson (UTC, same text as ``isoformat``) and the stored measurements JSON spliced unparsed."""
     stored = r.measurements
-    props = {
+    return {
         "uuid": r.uid, "object_type": r.object_type, "locked": r.locked,
         "class": r.class_name, "color": r.color, "name": r.name, "comment": r.comment, "shape": r.shape,
         "author": r.author_id, "created_at": as_utc(r.created_at), "updated_at": as_utc(r.updated_at),
         "version": r.version,
         "measurements": orjson.Fragment(stored) if stored and stored.startswith("{") else {},
     }
-    props.update(frame.measurements(r.geom_type, r.area_px, r.length_px))
-    return props
+
+
+def list_text_of(values: Mapping[str, Any]) -> str:
+    """``Annotation.list_text`` for a row with these field values: '"properties":{…' left open,
+    so the list can append the µm figures (they follow the slide's calibration) and the author name."""
+    return '"properties":' + orjson.dumps(_stored_properties(SimpleNamespace(**values)))[:-1].decode()
+
+
+def _row_values(annotation: Annotation) -> dict[str, Any]:
+    return {name: getattr(annotation, name) for name in _STORED_FIELDS}
+
+
+def _list_feature(r: Any, frame: SlideFrame) -> bytes:
+    """A row's list feature text without its author name and closing braces.
+
+    Spliced from the stored geometry and ``list_text`` when the row has one; rows without
+    it (written before migration 0006) are serialised here, to the same bytes."""
+    stored = r.list_text.encode() if r.list_text is not None else (
+        b'"properties":' + orjson.dumps(_stored_properties(r))[:-1])
+    figures = orjson.dumps(frame.measurements(r.geom_type, r.area_px, r.length_px))
+    return b'{"type":"Feature","id":%d,"geometry":%s,%s,%s' % (r.id, r.geometry.encode(), stored, figures[1:-1])
 
 
 def feature_json_text(annotation: Annotation, frame: SlideFrame) -> str:
@@ -322,7 +347,7 @@ _LIST_COLUMNS = (Annotation.id, Annotation.uid, Annotation.object_type, Annotati
                  Annotation.geom_type, Annotation.shape, Annotation.area_px, Annotation.length_px,
                  Annotation.class_name, Annotation.color, Annotation.name, Annotation.comment,
                  Annotation.measurements, Annotation.extra, Annotation.author_id, Annotation.version,
-                 Annotation.created_at, Annotation.updated_at)
+                 Annotation.created_at, Annotation.updated_at, Annotation.list_text)
 
 
 def _filtered(query: Any, slide: Slide, bbox: tuple[float, float, float, float] | None,
@@ -349,10 +374,15 @@ def _live_rows(session: Session, slide: Slide, *, bbox: tuple[float, float, floa
     return session.execute(_filtered(query, slide, bbox, class_name, author_id, ids))
 
 
+#: Up to this many uncached rows are fetched by id; more re-run the list's own query.
+_BY_ID_MAX = 500
+
+
 def _live_ids(session: Session, slide: Slide, *, bbox: tuple[float, float, float, float] | None = None,
               class_name: str | None = None, author_id: int | None = None) -> list[Any]:
-    """Ids and author names only (the feature texts come from the cache)."""
-    query = select(Annotation.id, User.full_name.label("author_name")).join(User, User.id == Annotation.author_id)
+    """Ids, versions and author names only (the feature texts come from the cache)."""
+    query = select(Annotation.id, Annotation.version, User.full_name.label("author_name")) \
+        .join(User, User.id == Annotation.author_id)
     return list(session.execute(_filtered(query, slide, bbox, class_name, author_id)))
 
 
@@ -368,20 +398,24 @@ def list_collection_text(session: Session, user: User, slide: Slide, *, bbox: st
             raise ValidationFailed("author must be a user id.", code="invalid_author")
         author_id = int(author)
     frame = SlideFrame.of(slide)
-
-    def serialise(rows: Iterable[Any]) -> Iterable[tuple[int, bytes]]:
-        # orjson: the same JSON as json.dumps (compact, UTF-8), about five times faster.
-        for r in rows:
-            props = orjson.dumps(_list_properties(r, frame))
-            yield r.id, b'{"type":"Feature","id":%d,"geometry":%s,"properties":%s' % (
-                r.id, r.geometry.encode(), props[:-1])
-    cached = annotation_cache.features_for(session, slide.id, (frame.mpp_x, frame.mpp_y),
-                                           lambda: serialise(_live_rows(session, slide)))
+    frame_key = (frame.mpp_x, frame.mpp_y)
     wanted = _live_ids(session, slide, bbox=box, class_name=class_name or None, author_id=author_id)
-    missing = [r.id for r in wanted if r.id not in cached]
-    # Rows written between the revision check and this query are serialised directly.
-    extra = dict(serialise(_live_rows(session, slide, ids=missing))) if missing else {}
-    return annotation_cache.collection(((cached.get(r.id) or extra[r.id], r.author_name) for r in wanted))
+    keys = [(r.id, r.version) for r in wanted]
+    texts = annotation_cache.lookup(slide.id, frame_key, keys)
+    missing = [k for k in keys if k not in texts]
+    if missing:
+        # Many missing (a cold process): the same filtered query, full rows; a few: by id.
+        rows = _live_rows(session, slide, bbox=box, class_name=class_name or None, author_id=author_id) \
+            if len(missing) > _BY_ID_MAX else _live_rows(session, slide, ids=[k[0] for k in missing])
+        fresh = {(r.id, r.version): _list_feature(r, frame) for r in rows}
+        whole_slide = box is None and not class_name and author_id is None
+        annotation_cache.add(slide.id, frame_key, fresh, live=keys if whole_slide else None)
+        texts.update(fresh)
+        # A row edited between the two queries (PostgreSQL reads each statement afresh) is
+        # answered in its newer version; one deleted in between is left out.
+        newer = {key[0]: text for key, text in fresh.items()}
+        texts.update({k: newer[k[0]] for k in missing if k not in texts and k[0] in newer})
+    return annotation_cache.collection((texts[k], r.author_name) for k, r in zip(keys, wanted) if k in texts)
 
 
 def get_annotation(session: Session, user: User, slide: Slide, annotation_id: int) -> Annotation:
@@ -449,13 +483,14 @@ def create_annotation(session: Session, user: User, slide: Slide, data: dict, *,
     color = _check_class(edit.class_name)
     geom = edit.geometry
     now = utcnow()
-    annotation = Annotation(
+    values = dict(
         slide_id=slide.id, uid=str(uuid.uuid4()), author_id=user.id, object_type="annotation", locked=False,
         geometry=geom.text, geom_type=geom.geom_type, shape=edit.shape,
         min_x=geom.bbox[0], min_y=geom.bbox[1], max_x=geom.bbox[2], max_y=geom.bbox[3],
         area_px=geom.area_px, length_px=geom.length_px, class_name=edit.class_name, color=color,
         name=edit.name or "", comment=edit.comment or "", measurements="{}", extra="{}", version=1,
         created_at=now, updated_at=now)
+    annotation = Annotation(**values, list_text=list_text_of(values))
     session.add(annotation)
     session.flush()
     audit.record(session, "annotation.create", actor=user, object_type="annotation", object_id=annotation.id,
@@ -494,11 +529,19 @@ def _editable(session: Session, user: User, slide: Slide, annotation_id: int, ac
 
 
 def _conditional_update(session: Session, annotation: Annotation, expected: int, values: dict) -> Annotation:
-    """The version check is part of the UPDATE itself, so two concurrent writers cannot both win."""
+    """The version check is part of the UPDATE itself, so two concurrent writers cannot both win.
+
+    The new ``list_text`` is built from the loaded row plus the changes, which is the new row
+    exactly when the loaded row is the one at ``expected`` (every change bumps the version);
+    otherwise (or for a delete) it is cleared, and a list serialises the row itself."""
+    now = utcnow()
+    list_text = None
+    if annotation.version == expected and "deleted_at" not in values:
+        list_text = list_text_of({**_row_values(annotation), **values, "version": expected + 1, "updated_at": now})
     result = session.execute(
         update(Annotation)
         .where(Annotation.id == annotation.id, Annotation.version == expected, Annotation.deleted_at.is_(None))
-        .values(version=Annotation.version + 1, updated_at=utcnow(), **values)
+        .values(version=Annotation.version + 1, updated_at=now, list_text=list_text, **values)
         .execution_options(synchronize_session=False))
     if result.rowcount != 1:
         session.rollback()
@@ -615,6 +658,7 @@ def import_features(session: Session, user: User, slide: Slide, document: Any, *
             "measurements": json.dumps(rec.measurements, ensure_ascii=False, allow_nan=False),
             "extra": json.dumps(rec.extra, ensure_ascii=False), "version": 1, "created_at": now, "updated_at": now,
         })
+        rows[-1]["list_text"] = list_text_of(rows[-1])
     if rows:
         session.execute(insert(Annotation), rows)
     detections = sum(1 for rec, _ in records if rec.object_type != "annotation")

@@ -51,6 +51,11 @@ class Annotation(Base):
     measurements: Mapped[str] = mapped_column(Text, default="{}")  # JSON object name -> number
     extra: Mapped[str] = mapped_column(Text, default="{}")         # other imported properties, kept verbatim
     version: Mapped[int] = mapped_column(Integer, default=1)
+    # The list API's text of this row from '"properties":{' up to (not including) the µm
+    # measurements and author name, written with every change: a process that has no
+    # cached list (restart, change) splices it instead of serialising 10,000 rows.
+    # NULL (rows from before migration 0006, a racing edit) means: serialise on read.
+    list_text: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     deleted_at: Mapped[dt.datetime | None]
