@@ -7,6 +7,8 @@ would), starts the app under gunicorn with its production settings, and opens th
 in headless Debian Chromium (software rendering, no GPU) as the pathologist:
 
   open → interactive   navigation start → annotations fetched, parsed, indexed and drawn
+                       (3 loads, the first right after the server started, then a 4th
+                       after one annotation was edited in the database)
                        (window.pathologyViewer.annotations.state().primary.readyAt), plus
                        the delay of the next animation frame (main thread free again)
   panning fps          requestAnimationFrame callbacks per second while the view is panned
@@ -140,6 +142,17 @@ PAN_JS = """async ([seconds, visible]) => {
 }"""
 
 
+def _edit_one(info: dict) -> None:
+    """Another user's edit of one annotation, written straight to the database (as another
+    web process would): the version moves, so that row's cached text is no longer used."""
+    import sqlite3
+    db = sqlite3.connect(info["env"]["DATABASE_URL"].removeprefix("sqlite:///"))
+    with db:
+        db.execute("UPDATE annotations SET comment = 'edited', version = version + 1, list_text = NULL "
+                   "WHERE id = (SELECT MIN(id) FROM annotations WHERE slide_id = ?)", (info["slide_id"],))
+    db.close()
+
+
 def browser_run(base: str, info: dict, seconds: float, shot: Path) -> dict:
     from playwright.sync_api import sync_playwright
     with sync_playwright() as pw:
@@ -159,7 +172,9 @@ def browser_run(base: str, info: dict, seconds: float, shot: Path) -> dict:
         page.click("[data-testid=login-submit]")
         page.wait_for_url(f"{base}/")
         results = []
-        for attempt in range(3):
+        for attempt in range(4):
+            if attempt == 3:
+                _edit_one(info)
             page.goto(f"{base}/cases/{info['case_id']}/viewer?slide={info['slide_id']}")
             deadline = time.monotonic() + 60
             while not page.evaluate("() => Boolean(window.pathologyViewer && "
@@ -185,13 +200,14 @@ def browser_run(base: str, info: dict, seconds: float, shot: Path) -> dict:
                         chunks: st.timings ? st.timings.chunks.map((c) => [Math.round(c.arrived), Math.round(c.done)]) : []};
             }""")
             results.append(timing)
+        after_edit = results.pop()
         best = min(results, key=lambda r: r["readyAt"])
         pan_on = page.evaluate(PAN_JS, [seconds, True])
         pan_off = page.evaluate(PAN_JS, [seconds, False])
         pan_on2 = page.evaluate(PAN_JS, [seconds, True])
         page.screenshot(path=str(shot))
         browser.close()
-    return {"open": results, "best": best, "pan_on": pan_on, "pan_off": pan_off, "pan_on2": pan_on2}
+    return {"open": results, "after_edit": after_edit, "best": best, "pan_on": pan_on, "pan_off": pan_off, "pan_on2": pan_on2}
 
 
 def list_latency(base: str, info: dict) -> dict:
@@ -257,8 +273,9 @@ def main() -> int:
               f"{r['requestedAt']:.0f} ms, strips [sent, headers, body, parsed in worker, decoded] {r['strips']}, [parsed, drawn] {r['chunks']}, last overlay render "
               f"{r['firstRenderMs']:.0f} ms, next frame after {r['nextFrameMs']:.0f} ms), {r['count']} shapes")
     median = statistics.median(r["readyAt"] for r in run["open"])
-    print(f"  median {median:.0f} ms, best {best['readyAt']:.0f} ms   target < 2000 ms (judged on the median)   "
-          f"{'OK' if median < 2000 else 'MISSED'}")
+    print(f"  median {median:.0f} ms, best {best['readyAt']:.0f} ms, worst {max(r['readyAt'] for r in run['open']):.0f} ms"
+          f"   target < 2000 ms (judged on the median)   {'OK' if median < 2000 else 'MISSED'}")
+    print(f"  4th load, after one annotation was edited elsewhere: ready at {run['after_edit']['readyAt']:.0f} ms")
     print(f"\npanning at full-slide zoom, {args.seconds:g} s each (requestAnimationFrame callbacks per second):")
     for label, key in (("annotations shown", "pan_on"), ("annotations hidden (anchor)", "pan_off"),
                        ("annotations shown, again", "pan_on2")):
