@@ -39,6 +39,7 @@ from .staging import (
     UploadInfo,
     UploadLocked,
     UploadNotFound,
+    aligned_buffer,
     new_upload_id,
     validate_upload_id,
 )
@@ -565,12 +566,12 @@ class TusServer:
         # Bodies that say they fill a buffer in place (``prefers_readinto``, see the gunicorn
         # adapter) skip one allocation and copy per block; everything else is read as bytes.
         readinto = getattr(body, "readinto", None) if getattr(body, "prefers_readinto", False) else None
-        view = memoryview(bytearray(_BLOCK)) if readinto is not None else None
+        view = aligned_buffer(_BLOCK) if readinto is not None else None
         with self.staging.writer(info) as writer:
             while to_read > 0 and body is not None:
                 try:
                     if view is not None:
-                        block = view[:_fill(readinto, view[:min(_BLOCK, to_read)])]
+                        block = view[:_fill(readinto, view[:writer.next_size(min(_BLOCK, to_read))])]
                     else:
                         block = body.read(min(_BLOCK, to_read))
                 except OSError:
@@ -584,7 +585,7 @@ class TusServer:
                     raise self._exceeds_length(info, writer.written + len(block)) if info.length is not None \
                         else UploadRefused(413, "file_too_large",
                                            f"The upload exceeds the largest size allowed, {self.max_size} bytes.")
-                writer.write(block)
+                writer.write(block, aligned_memory=view is not None)
                 to_read -= len(block)
                 if hasher is not None:
                     hasher.update(block)
