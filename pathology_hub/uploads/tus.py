@@ -26,6 +26,7 @@ import json
 import logging
 import threading
 from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Callable, Mapping
 
@@ -84,6 +85,41 @@ def _fill(readinto: Callable[[memoryview], int], view: memoryview) -> int:
             break
         got += n
     return got
+
+
+_HASH_THREADS = ThreadPoolExecutor(8, thread_name_prefix="tus-hash")
+
+
+class _BackgroundHashing:
+    """Feeds each received block to the hashers on helper threads (hashlib releases the GIL for
+    large updates), so hashing overlaps with receiving and writing the next block, and the
+    whole-file SHA-256 and the chunk checksum run side by side.
+
+    At most one block is in flight: :meth:`update` first waits for the previous one, so the
+    caller may refill that block's buffer once the next ``update`` returned; :meth:`wait`
+    before reading a hasher's state.
+    """
+
+    def __init__(self, *hashers: Any) -> None:
+        self._hashers = [h for h in hashers if h is not None]
+        self._pending: list[Future] = []
+        self.blocks = 0
+
+    def update(self, block: Any) -> None:
+        self.wait()
+        self._pending = [_HASH_THREADS.submit(h.update, block) for h in self._hashers]
+        self.blocks += 1
+
+    def wait(self) -> None:
+        pending, self._pending = self._pending, []
+        for fut in pending:
+            fut.result()
+
+    def __enter__(self) -> "_BackgroundHashing":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wait()  # never leave a thread reading a buffer that is about to be reused or freed
 
 
 class UploadRefused(Exception):
@@ -566,11 +602,14 @@ class TusServer:
         # Bodies that say they fill a buffer in place (``prefers_readinto``, see the gunicorn
         # adapter) skip one allocation and copy per block; everything else is read as bytes.
         readinto = getattr(body, "readinto", None) if getattr(body, "prefers_readinto", False) else None
-        view = aligned_buffer(_BLOCK) if readinto is not None else None
-        with self.staging.writer(info) as writer:
+        # Two buffers: block k is hashed (on helper threads) while block k+1 is received into the other.
+        views = (aligned_buffer(_BLOCK), aligned_buffer(_BLOCK)) if readinto is not None else None
+        hashing = _BackgroundHashing(hasher, chunk_hash)
+        with self.staging.writer(info) as writer, hashing:
             while to_read > 0 and body is not None:
                 try:
-                    if view is not None:
+                    if views is not None:
+                        view = views[hashing.blocks % 2]
                         block = view[:_fill(readinto, view[:writer.next_size(min(_BLOCK, to_read))])]
                     else:
                         block = body.read(min(_BLOCK, to_read))
@@ -585,18 +624,18 @@ class TusServer:
                     raise self._exceeds_length(info, writer.written + len(block)) if info.length is not None \
                         else UploadRefused(413, "file_too_large",
                                            f"The upload exceeds the largest size allowed, {self.max_size} bytes.")
-                writer.write(block, aligned_memory=view is not None)
+                writer.write(block, aligned_memory=views is not None)
                 to_read -= len(block)
-                if hasher is not None:
-                    hasher.update(block)
+                hashing.update(block)
                 if chunk_hash is not None:
-                    chunk_hash.update(block)
                     continue
                 since_checkpoint += len(block)
                 if since_checkpoint >= self.checkpoint_bytes and to_read > 0:
                     writer.sync()
+                    hashing.wait()
                     info = self._commit(info, writer.start + writer.written, key, hasher)
                     since_checkpoint = 0
+            hashing.wait()
             if checksum is not None and chunk_hash is not None:
                 if missing:
                     writer.discard()
