@@ -14,7 +14,8 @@ acknowledges), starts the Flask adapter under gunicorn (gthread workers, as
 ``gunicorn.conf.py`` runs production) and uploads:
 
 * the product client, default chunk size, per-chunk SHA-1 ``Upload-Checksum``,
-  timed *including* its whole-file SHA-256 pass (headline row);
+  whole-file SHA-256 computed while sending and declared with the last chunk
+  (``Repr-Digest``), all timed (headline row);
 * raw tuspy ``Uploader`` for comparison, with the SHA-256 handed in precomputed
   (not timed): same chunk size with checksums (what the product client did
   before pipelining), one PATCH for the whole file, and small chunks;
@@ -168,7 +169,7 @@ def main() -> None:
         rehash_s = time.perf_counter() - t0
         print(f"{'plain copy (shutil.copyfile)':44s} {_mbps(size, copy_s):8.0f} MiB/s  ({copy_s:.2f} s, median of 3)")
         print(f"{'plain copy + fsync':44s} {_mbps(size, copy_sync_s):8.0f} MiB/s  ({copy_sync_s:.2f} s, median of 3)")
-        print(f"{'whole-file SHA-256 (client pre-pass alone)':44s} {_mbps(size, rehash_s):8.0f} MiB/s  "
+        print(f"{'whole-file SHA-256 alone (one core)':44s} {_mbps(size, rehash_s):8.0f} MiB/s  "
               f"({rehash_s:.2f} s)")
         # A plain copy *into the object store*: what storing the slide costs with no network at all
         # (LocalStore.put_file: copy + SHA-256 recorded in metadata + fsync + atomic rename).
@@ -224,7 +225,7 @@ def main() -> None:
         hub_s = time.perf_counter() - t0
         assert sent_digest == digest
         report(f"PRODUCT upload_client, {chunk // MiB} MiB chunks + sha1", hub_s, upload_url,
-               "; incl. SHA-256 pass")
+               "; SHA-256 hashed while sending, included")
         if args.only_product:
             return
 

@@ -253,6 +253,29 @@ def _parse_checksum(value: str | None) -> _Checksum | None:
     return _Checksum(algorithm, digest)
 
 
+def _parse_repr_digest(value: str | None) -> str | None:
+    """The hex SHA-256 of the whole file from ``Repr-Digest: sha-256=:<base64>:`` (RFC 9530,
+    as the IETF resumable-uploads draft uses it on append requests); other algorithms are ignored."""
+    if value is None:
+        return None
+    for member in value.split(","):
+        name, _, item = member.strip().partition("=")
+        if name.strip().lower() != "sha-256":
+            continue
+        item = item.strip()
+        try:
+            if not (len(item) > 2 and item[0] == ":" and item[-1] == ":"):
+                raise ValueError
+            digest = base64.b64decode(item[1:-1], validate=True)
+        except (ValueError, binascii.Error):
+            digest = b""
+        if len(digest) != 32:
+            raise UploadRefused(400, "invalid_header",
+                                "Repr-Digest must be sha-256=:<base64 of the 32-byte SHA-256>: (RFC 9530).")
+        return digest.hex()
+    return None
+
+
 def _content_type(value: str | None) -> str:
     return (value or "").split(";", 1)[0].strip().lower()
 
@@ -542,6 +565,7 @@ class TusServer:
         if offset is None:
             raise UploadRefused(400, "missing_offset", "PATCH requires an Upload-Offset header.")
         checksum = _parse_checksum(req.header("Upload-Checksum"))
+        declared_sha256 = _parse_repr_digest(req.header("Repr-Digest"))
         new_length = _parse_int(req.header("Upload-Length"), "Upload-Length")
         size = req.content_length
         if size is not None and self.chunk_limit is not None and size > self.chunk_limit:
@@ -564,6 +588,8 @@ class TusServer:
                     info = self.staging.save(info.evolve(length=new_length))
                 elif new_length != info.length:
                     raise UploadRefused(400, "invalid_length", "Upload-Length cannot change once set.")
+            if declared_sha256 is not None and info.state == ACTIVE:
+                info = self._declare_sha256(info, declared_sha256)
             if info.state != ACTIVE:  # complete (or completing): nothing more to write
                 if size:
                     raise self._exceeds_length(info, size)
@@ -579,6 +605,17 @@ class TusServer:
                                f"The request body ended {missing} bytes early; the bytes received were kept, "
                                f"resume at offset {info.offset}.", h)
         return TusResponse(204, h)
+
+    def _declare_sha256(self, info: UploadInfo, sha256: str) -> UploadInfo:
+        """Record the whole-file SHA-256 a client sends with a PATCH (it may hash while sending,
+        so it knows the digest only by the last chunk); checked at completion like the metadata one."""
+        known = info.metadata.get(SHA256_METADATA_KEY)
+        if known is not None:
+            if known.lower() != sha256:
+                raise UploadRefused(400, "checksum_mismatch",
+                                    "Repr-Digest differs from the SHA-256 declared when the upload was created.")
+            return info
+        return self.staging.save(info.evolve(metadata={**info.metadata, SHA256_METADATA_KEY: sha256}))
 
     def _receive(self, info: UploadInfo, req: TusRequest,
                  checksum: _Checksum | None) -> tuple[UploadInfo, int]:

@@ -147,6 +147,31 @@ def test_whole_file_checksum_mismatch_rejects_upload(server: TusServer, app_hook
     assert json.loads(status.body)["error"]["code"] == "checksum_mismatch"
 
 
+def test_whole_file_sha256_declared_with_the_last_chunk(server: TusServer, app_hooks) -> None:
+    """Repr-Digest (RFC 9530) on a PATCH declares the whole-file SHA-256 of a client that hashes
+    while sending; it is checked at completion exactly like the one in Upload-Metadata."""
+    data = os.urandom(3000)
+    good = f"sha-256=:{b64(hashlib.sha256(data).digest())}:"
+    uid = upload_id(create(server, len(data)))
+    assert patch(server, uid, 0, data[:1000]).status == 204
+    assert patch(server, uid, 1000, data[1000:], Repr_Digest=f"sha-512=:{b64(b'x' * 64)}:, {good}").status == 204
+    [info] = app_hooks.completed
+    assert info.sha256 == hashlib.sha256(data).hexdigest() == info.metadata["sha256"]
+
+    wrong = f"sha-256=:{b64(hashlib.sha256(b'other').digest())}:"
+    uid = upload_id(create(server, len(data)))
+    r = patch(server, uid, 0, data, Repr_Digest=wrong)
+    assert r.status == 422 and error_code(r) == "checksum_mismatch"
+    assert len(app_hooks.completed) == 1  # nothing more handed to the application
+
+    uid = upload_id(create(server, len(data), sha256=hashlib.sha256(data).hexdigest()))
+    r = patch(server, uid, 0, data, Repr_Digest=wrong)
+    assert r.status == 400 and error_code(r) == "checksum_mismatch"
+    assert head(server, uid).headers["Upload-Offset"] == "0"
+    r = patch(server, uid, 0, data, Repr_Digest="sha-256=:not base64:")
+    assert r.status == 400 and error_code(r) == "invalid_header"
+
+
 def test_whole_file_hash_survives_other_process_and_restart(server: TusServer, app_hooks) -> None:
     """The per-process hash cache is lost (restart / other worker): the hash must still be right."""
     from pathology_hub.uploads import tus

@@ -120,7 +120,7 @@ def test_pipelined_upload_matches_and_forgets_finished_upload(live_url, slide, a
     url, digest = _hub(port, tmp_path / "state.json").send(slide, {"filename": slide.name})
     [info] = app_hooks.completed
     assert digest == _sha256(slide) == info.sha256 == app_hooks.stored_sha256(info.id)
-    assert info.metadata["sha256"] == digest  # declared at creation: verified before on_complete
+    assert info.metadata["sha256"] == digest  # declared with the last chunk: verified before on_complete
     assert url.endswith(info.id)
     assert TinyDB(tmp_path / "state.json").all() == []  # nothing left to resume
 
@@ -155,6 +155,22 @@ def test_interrupted_upload_resumes_where_the_server_is(proxy, slide, app_hooks,
     assert size - 3 * CHUNK <= proxy.sent_after_cut < size - 2 * CHUNK
     [info] = app_hooks.completed
     assert info.sha256 == digest == _sha256(slide) == app_hooks.stored_sha256(info.id)
+    assert info.metadata["sha256"] == digest  # the resumed run re-read the sent part to declare it
+
+
+def test_file_modified_during_the_upload_is_refused_before_its_last_chunk(live_url, slide, app_hooks,
+                                                                          tmp_path, monkeypatch) -> None:
+    from pathology_hub import upload_client
+
+    real_init = upload_client.PipelinedUploader.__init__
+
+    def init(self, *args, **kwargs):
+        real_init(self, *args, **kwargs)
+        self.file_mtime_ns -= 1  # as if the scanner rewrote the file after the upload started
+    monkeypatch.setattr(upload_client.PipelinedUploader, "__init__", init)
+    with pytest.raises(UploadError, match="modified while it was being uploaded"):
+        _hub(urlsplit(live_url).port, tmp_path / "state.json", retries=0).send(slide, {"filename": slide.name})
+    assert app_hooks.completed == []
 
 
 def test_other_metadata_is_a_new_upload_not_a_resume(proxy, slide, app_hooks, tmp_path) -> None:
@@ -176,7 +192,7 @@ def test_expired_remembered_upload_starts_again(live_url, slide, app_hooks, cloc
     first = tus_client.TusClient(hub.endpoint, headers=hub.headers).uploader(
         str(slide), chunk_size=CHUNK, metadata={**metadata, "sha256": _sha256(slide)})
     first.upload_chunk()
-    key = hub.resume_key(slide.stat().st_size, {**metadata, "sha256": _sha256(slide)})
+    key = hub.resume_key(slide, metadata)
     TinyDB(state).insert({"key": key, "url": first.url})
     clock.now += dt.timedelta(days=2)
     with caplog.at_level(logging.INFO, logger="pathology_hub.upload"):
