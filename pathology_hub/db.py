@@ -50,6 +50,21 @@ def get_engine() -> Engine:
 
 
 @contextmanager
+def independent_session() -> Iterator[Session]:
+    """A unit of work on a session of its own, never the request's scoped one: work done on the
+    side of a request (or in a task) must neither commit nor discard the caller's unit of work."""
+    session = SessionLocal.session_factory()
+    try:
+        yield session
+        session.commit()
+    except Exception:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+@contextmanager
 def session_scope() -> Iterator[Session]:
     """A unit of work for code outside a request (worker, CLI)."""
     session = SessionLocal()

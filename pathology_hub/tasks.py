@@ -65,28 +65,18 @@ def deliver_notifications_task(notification_ids: list[int]) -> int:
     """E-mail (when SMTP_URL is set) and gateway hooks for new in-app notifications."""
     _ensure_engine()
     from . import runtime
-    from .db import SessionLocal
+    from .db import independent_session
     from .domain import notifications
-    session = SessionLocal.session_factory()  # never the request's scoped session
-    try:
-        sent = notifications.deliver(session, notification_ids, runtime.settings().smtp_url,
+    with independent_session() as session:
+        return notifications.deliver(session, notification_ids, runtime.settings().smtp_url,
                                      runtime.settings().base_url)
-        session.commit()
-        return sent
-    finally:
-        session.close()
 
 
 @huey.periodic_task(crontab(minute="*"))
 def flag_overdue_task() -> list[int]:
     """Every minute: notify triage once about requests past their turnaround target."""
     _ensure_engine()
-    from .db import SessionLocal
+    from .db import independent_session
     from .domain import consultations
-    session = SessionLocal.session_factory()
-    try:
-        flagged = consultations.flag_overdue(session)
-        session.commit()
-        return flagged
-    finally:
-        session.close()
+    with independent_session() as session:
+        return consultations.flag_overdue(session)

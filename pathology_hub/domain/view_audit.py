@@ -38,9 +38,8 @@ import datetime as dt
 import logging
 import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Callable
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -192,7 +191,8 @@ class ViewAggregator:
             if not self._views and not self._unresolved:
                 return 0
         if session_factory is None:
-            session_factory = own_session
+            from ..db import independent_session
+            session_factory = independent_session
         due: dict[tuple[int, int], _View] = {}
         try:
             with session_factory() as session:
@@ -240,22 +240,6 @@ def _merge(views: dict, key: tuple, old: _View) -> None:
     cur.until = max(cur.until, old.until)
     if cur.case_id is None:
         cur.case_id = old.case_id
-
-
-@contextmanager
-def own_session() -> Iterator[Session]:
-    """A session of its own, never the request's scoped one: a flush triggered inside a
-    request must neither commit nor discard that request's unit of work."""
-    from ..db import SessionLocal
-    session = SessionLocal.session_factory()
-    try:
-        yield session
-        session.commit()
-    except Exception:
-        session.rollback()
-        raise
-    finally:
-        session.close()
 
 
 _default = ViewAggregator()
