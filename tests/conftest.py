@@ -178,6 +178,19 @@ def client_for(app, world):
 
 # ------------------------------------------------------------------ live server for browser tests
 @pytest.fixture
+def flask_tile_calls(app, monkeypatch) -> list[int]:
+    """Grows by one per request the Flask tile endpoint answers (the WSGI fast path bypasses it)."""
+    calls: list[int] = []
+    view = app.view_functions["slides.tile"]
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return view(*args, **kwargs)
+    monkeypatch.setitem(app.view_functions, "slides.tile", counting)
+    return calls
+
+
+@pytest.fixture
 def live_server(app):
     from werkzeug.serving import make_server
     server = make_server("127.0.0.1", 0, app, threaded=True)

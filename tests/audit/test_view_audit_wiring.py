@@ -45,20 +45,9 @@ def _tile(info: dict, level: int, col: int, row: int, *, token: bool) -> str:
     return url if token else url.split("?", 1)[0]
 
 
-def _count_flask_tiles(app, monkeypatch) -> list[int]:
-    calls: list[int] = []
-    view = app.view_functions["slides.tile"]
-
-    def counting(*args, **kwargs):
-        calls.append(1)
-        return view(*args, **kwargs)
-    monkeypatch.setitem(app.view_functions, "slides.tile", counting)
-    return calls
-
-
-def test_tiles_of_both_paths_make_one_sampled_entry(app, world, ready_slide, monkeypatch):
+def test_tiles_of_both_paths_make_one_sampled_entry(app, world, ready_slide, flask_tile_calls):
     tech, info, case_id = ready_slide
-    calls = _count_flask_tiles(app, monkeypatch)
+    calls = flask_tile_calls
     for level, col, row in [(10, 0, 0), (11, 1, 1), (12, 2, 1)]:  # fast path (token + session cookie)
         resp = tech.get(_tile(info, level, col, row, token=True))
         assert resp.status_code == 200 and resp.data[:2] == b"\xff\xd8"

@@ -7,25 +7,14 @@ from tests.ingest.conftest import tus_upload
 VOLATILE = {"Date", "Vary", "Set-Cookie"}
 
 
-def _count_flask_calls(app, monkeypatch) -> list[int]:
-    calls: list[int] = []
-    view = app.view_functions["slides.tile"]
-
-    def counting(*args, **kwargs):
-        calls.append(1)
-        return view(*args, **kwargs)
-    monkeypatch.setitem(app.view_functions, "slides.tile", counting)
-    return calls
-
-
 def test_fast_path_serves_token_requests_like_flask(app, client_for, world, synthetic_slide, demo_case_id,
-                                                    monkeypatch):
+                                                    flask_tile_calls):
     tech = client_for("tech")
     assert tus_upload(tech, synthetic_slide, demo_case_id).status_code == 201
     info = tech.get(f"/api/v1/cases/{demo_case_id}/slides").json["slides"][0]
     tile_url = info["dzi_url"].replace("slide.dzi", "slide_files/11/1_1.jpeg")
     bare_url = tile_url.split("?", 1)[0]
-    calls = _count_flask_calls(app, monkeypatch)
+    calls = flask_tile_calls
 
     fast = tech.get(tile_url)
     assert fast.status_code == 200 and calls == [], "a valid token must not reach Flask"
@@ -48,12 +37,12 @@ def test_fast_path_serves_token_requests_like_flask(app, client_for, world, synt
 
 
 def test_token_without_its_session_falls_through_to_the_policy(app, client_for, world, synthetic_slide,
-                                                               demo_case_id, monkeypatch):
+                                                               demo_case_id, flask_tile_calls):
     tech = client_for("tech")
     assert tus_upload(tech, synthetic_slide, demo_case_id).status_code == 201
     info = tech.get(f"/api/v1/cases/{demo_case_id}/slides").json["slides"][0]
     tile_url = info["dzi_url"].replace("slide.dzi", "slide_files/11/1_1.jpeg")
-    calls = _count_flask_calls(app, monkeypatch)
+    calls = flask_tile_calls
 
     other = client_for("tech2")  # another centre's technician with the copied URL
     assert other.get(tile_url).status_code == 404 and calls == [1]
@@ -64,7 +53,7 @@ def test_token_without_its_session_falls_through_to_the_policy(app, client_for, 
 
 
 def test_remembered_grants_and_sessions_expire_with_the_token(app, client_for, world, synthetic_slide,
-                                                              demo_case_id, monkeypatch):
+                                                              demo_case_id, monkeypatch, flask_tile_calls):
     """The fast path memoises verified cookies and tokens; the memo must never outlive them."""
     import time as real_time
 
@@ -75,7 +64,7 @@ def test_remembered_grants_and_sessions_expire_with_the_token(app, client_for, w
     assert tus_upload(tech, synthetic_slide, demo_case_id).status_code == 201
     info = tech.get(f"/api/v1/cases/{demo_case_id}/slides").json["slides"][0]
     tile_url = info["dzi_url"].replace("slide.dzi", "slide_files/11/1_1.jpeg")
-    calls = _count_flask_calls(app, monkeypatch)
+    calls = flask_tile_calls
     assert tech.get(tile_url).status_code == 200 and tech.get(tile_url).status_code == 200
     assert calls == [], "both answered by the fast path, the second from the memo"
 
