@@ -65,8 +65,7 @@ def add(slide_id: int, frame_key: tuple, texts: Mapping[Key, bytes], live: Itera
                 entry.size -= len(removed)
                 _total -= len(removed)
         for key, text in texts.items():
-            old = entry.features.get(key)
-            if old is not None:
+            if key in entry.features:
                 continue
             entry.features[key] = text
             entry.size += len(text)

@@ -174,6 +174,7 @@ class DataWriter:
         view = memoryview(block).cast("B")
         position = self.start + self.written
         if aligned_memory and self._direct_fd is not None and position % DIRECT_ALIGN == 0:
+            self._start_writeback()  # the buffered bytes before this block, so _flushed stays a prefix
             whole = len(view) - len(view) % DIRECT_ALIGN
             done = 0
             try:
@@ -193,10 +194,15 @@ class DataWriter:
             view = view[n:]
             position += n
             self.written += n
-        if _sync_file_range is not None and self.written - self._flushed >= _WRITEBACK_STEP:
+        if self.written - self._flushed >= _WRITEBACK_STEP:
+            self._start_writeback()
+
+    def _start_writeback(self) -> None:
+        """Start writing the buffered bytes not yet on their way to the disk (a hint; sync() makes them durable)."""
+        if _sync_file_range is not None and self.written > self._flushed:
             _sync_file_range(self._fd, self.start + self._flushed, self.written - self._flushed,
                              _SYNC_FILE_RANGE_WRITE)
-            self._flushed = self.written
+        self._flushed = self.written
 
     def sync(self) -> None:
         """Make the bytes durable before an info file claims them."""
