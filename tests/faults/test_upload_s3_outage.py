@@ -288,3 +288,43 @@ def test_gateway_stopped_at_completion_client_gone_worker_finishes(app, world, l
              "503 storage_unavailable + Retry-After (zh message); status 'storing, waiting for storage'",
              "time_to_recover_s": f"{recovered:.2f} after the worker tick (ticks every 60 s)",
              "bytes_sent": gate.sent, "file_bytes": len(data), "data_lost": "none", **checks})
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("locale,expected", [("zh_CN", "存储服务暂时不可用"), ("en", "storage is unavailable")])
+def test_browser_upload_waits_out_the_outage_and_finishes(app, world, live_server, gate, slide_file, browser,
+                                                          demo_case_id, locale, expected):
+    """(a, browser) tus-js-client in Chromium: the uploader shows the outage in the user's language,
+    retries by itself (HEAD first, so nothing is resent) and ends with a ready slide."""
+    from tests.browser_helpers import login, wait_until
+    tech = world.scalar(select(User).where(User.username == "tech"))
+    tech.locale = locale
+    world.commit()
+    settings = app.config["SETTINGS"]
+    settings.upload_chunk_bytes = 256 * 1024
+    settings.upload_storage_retry_after = 3  # long enough to look at the message
+    size = slide_file.stat().st_size
+    gate.hold = lambda environ, n: environ["REQUEST_METHOD"] == "PATCH" and \
+        int(environ.get("HTTP_UPLOAD_OFFSET", 0)) + n == size
+    shots = Path("/work/notes/shots/uploadfault")
+    shots.mkdir(parents=True, exist_ok=True)
+    ctx = browser.new_context(locale=locale.replace("_", "-"), viewport={"width": 1200, "height": 900})
+    page = login(ctx, live_server, "tech")
+    page.goto(f"{live_server}/cases/{demo_case_id}")
+    wait_until(page, "window.pathologyUploader")
+    page.set_input_files("#upload-app input[type=file]", [str(slide_file)])
+    assert gate.held.wait(60)
+    assert s3_ctl("stop-rgw").returncode == 0
+    gate.release()
+    wait_until(page, "pathologyUploader.uploads[0] && pathologyUploader.uploads[0].state === 'waiting'", 30)
+    text = page.evaluate("pathologyUploader.uploads[0].statusText")
+    assert expected in text, text
+    page.locator("#upload-app").scroll_into_view_if_needed()
+    page.screenshot(path=str(shots / f"upload-storage-down-{locale}.png"))
+    wait_until(page, "pathologyUploader.uploads[0].waits >= 2", 30)  # it keeps retrying by itself
+    assert s3_ctl("start-rgw").returncode == 0
+    wait_until(page, "pathologyUploader.uploads[0].state === 'done'", 120)
+    page.screenshot(path=str(shots / f"upload-storage-recovered-{locale}.png"))
+    assert gate.sent == size, f"{gate.sent - size} bytes were sent twice"
+    _final_checks(app, world, slide_file, demo_case_id)
+    ctx.close()
