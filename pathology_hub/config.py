@@ -63,6 +63,8 @@ class Settings:
     institution_quota_bytes: int = 2000 * GiB
     upload_expiry_hours: int = 24
     upload_chunk_bytes: int = 8 << 20
+    max_open_uploads_per_user: int = 20       # unfinished uploads one user (or their API tokens) may hold
+    upload_storage_retry_after: int = 10      # Retry-After (s) while a finished upload waits for storage
     session_idle_minutes: int = 30
     session_max_hours: int = 12
     login_max_failures: int = 5
@@ -97,6 +99,8 @@ class Settings:
             institution_quota_bytes=_env_int("INSTITUTION_QUOTA_BYTES", 2000 * GiB),
             upload_expiry_hours=_env_int("UPLOAD_EXPIRY_HOURS", 24),
             upload_chunk_bytes=_env_int("UPLOAD_CHUNK_MB", 8) << 20,
+            max_open_uploads_per_user=_env_int("MAX_OPEN_UPLOADS_PER_USER", 20),
+            upload_storage_retry_after=_env_int("UPLOAD_STORAGE_RETRY_AFTER", 10),
             session_idle_minutes=_env_int("SESSION_IDLE_MINUTES", 30),
             session_max_hours=_env_int("SESSION_MAX_HOURS", 12),
             login_max_failures=_env_int("LOGIN_MAX_FAILURES", 5),

@@ -60,6 +60,15 @@ def cleanup_uploads_task() -> int:
     return removed
 
 
+@huey.periodic_task(crontab(minute="*"))
+def store_pending_uploads_task() -> list[str]:
+    """Every minute: hand fully received uploads to object storage if it was down when they
+    finished (so they complete even when the uploading client went away)."""
+    _ensure_engine()
+    from .domain.upload_server import retry_pending_uploads
+    return retry_pending_uploads()
+
+
 @huey.task()
 def deliver_notifications_task(notification_ids: list[int]) -> int:
     """E-mail (when SMTP_URL is set) and gateway hooks for new in-app notifications."""

@@ -22,6 +22,11 @@ sending, instead of in a pass before the first byte, saved a quarter of the
 upload time on loopback (bench/upload.py). A resumed upload reads back the
 bytes an earlier run sent, once, to continue the hash; a file modified during
 the upload is refused before its last chunk.
+
+Outages: a server that answers "not now" (503 or 423 with ``Retry-After``: e.g. every byte
+arrived but object storage is down, so the server keeps the file and stores it later) is waited
+out as told for up to ``storage_wait`` seconds, without counting as failed attempts; the client
+then resumes with HEAD, so no byte the server already has is sent again.
 """
 
 from __future__ import annotations
@@ -67,6 +72,11 @@ CHUNK_CHECKSUM = "sha1"
 #: Statuses that a retry cannot fix (bad token, upload gone or failed, too big):
 #: report them at once instead of retrying ``retries`` times.
 _PERMANENT = frozenset({401, 403, 404, 410, 412, 413, 415, 422})
+#: "Not now" answers: the server keeps what it has (e.g. every byte arrived and object storage is
+#: down, or another request is storing the file) and says when to ask again (Retry-After). They are
+#: waited out, not counted as failed attempts, for up to ``storage_wait`` seconds in a row.
+_NOT_NOW = frozenset({423, 503})
+_MAX_RETRY_AFTER = 120.0
 _HASH_BLOCK = 8 << 20
 
 
@@ -287,10 +297,14 @@ class PipelinedUploader(Uploader):
 
     def __init__(self, *args: Any, session: requests.Session | None = None,
                  timeout: float | tuple[float, float] = (30, 300),
-                 chunk_digests: dict[int, tuple[int, bytes]] | None = None, **kwargs: Any) -> None:
+                 chunk_digests: dict[int, tuple[int, bytes]] | None = None,
+                 storage_wait: float = 3600.0, **kwargs: Any) -> None:
         # set before tuspy's __init__, which may already ask the server for the offset
         self.session = session or requests.Session()
         self.timeout = timeout
+        self.storage_wait = storage_wait
+        self.not_now_waits = 0  # how often the server said "not now" (for logs and tests)
+        self._not_now_since: float | None = None
         self.chunk_digests = chunk_digests  # from hash_file(): {offset: (length, digest)}
         self.reader: ChunkReader | None = None
         self.sent_sha256: str | None = None  # declared with the last chunk (Repr-Digest)
@@ -324,16 +338,46 @@ class PipelinedUploader(Uploader):
         with self._reading():
             super().upload_chunk()
 
-    def _do_request(self) -> None:
-        self.request = _PipelinedRequest(self)
-        if self.file_stream is None:
-            self.request.file.close()  # tuspy opens the file for every request; the reader has its own
+    def _not_now(self, status: int, headers: Any, what: str) -> bool:
+        """Wait as told if ``status`` means "not now" and the wait horizon is not used up."""
+        if status not in _NOT_NOW:
+            return False
+        now = time.monotonic()
+        if self._not_now_since is None:
+            self._not_now_since = now
+        if now - self._not_now_since > self.storage_wait:
+            return False
         try:
-            self.request.perform()
-            if not 200 <= self.request.status_code < 300:
-                raise TusUploadFailed("", self.request.status_code, self.request.response_content)
-        except TusUploadFailed as error:
-            self._retry_or_cry(error)
+            seconds = float(headers.get("retry-after"))
+        except (TypeError, ValueError):
+            seconds = float(getattr(self, "retry_delay", 0) or 5)
+        seconds = min(max(seconds, 0.2), _MAX_RETRY_AFTER)
+        log.warning("upload %s: %s answered %s (the server keeps what it received); asking again in %.0f s",
+                    self.url, what, status, seconds)
+        self.not_now_waits += 1
+        time.sleep(seconds)
+        return True
+
+    def _do_request(self) -> None:
+        while True:
+            self.request = _PipelinedRequest(self)
+            if self.file_stream is None:
+                self.request.file.close()  # tuspy opens the file for every request; the reader has its own
+            try:
+                self.request.perform()
+                status = self.request.status_code
+                if 200 <= status < 300:
+                    self._not_now_since = None
+                    return
+                if self._not_now(status, self.request.response_headers, "PATCH"):
+                    # e.g. the last chunk arrived but storage was down: HEAD says where we stand
+                    # (once stored: at the end, so the next PATCH is empty and only confirms it)
+                    self.offset = self.get_offset()
+                    continue
+                raise TusUploadFailed("", status, self.request.response_content)
+            except TusUploadFailed as error:
+                self._retry_or_cry(error)
+                return
 
     def _retry_or_cry(self, error: TusCommunicationError) -> None:
         if getattr(error, "status_code", None) in _PERMANENT:
@@ -343,16 +387,20 @@ class PipelinedUploader(Uploader):
         super()._retry_or_cry(error)
 
     def get_offset(self) -> int:
-        try:
-            resp = self.session.head(self.url, headers=self.get_headers(), verify=self.verify_tls_cert,
-                                     cert=self.client_cert, timeout=self.timeout)
-        except requests.exceptions.RequestException as error:
-            raise TusCommunicationError(error) from error
-        offset = resp.headers.get("upload-offset")
-        if offset is None:
+        while True:
+            try:
+                resp = self.session.head(self.url, headers=self.get_headers(), verify=self.verify_tls_cert,
+                                         cert=self.client_cert, timeout=self.timeout)
+            except requests.exceptions.RequestException as error:
+                raise TusCommunicationError(error) from error
+            offset = resp.headers.get("upload-offset")
+            if offset is not None and 200 <= resp.status_code < 300:
+                self._not_now_since = None
+                return int(offset)
+            if self._not_now(resp.status_code, resp.headers, "HEAD"):
+                continue
             raise TusCommunicationError(f"Attempt to retrieve offset fails with status {resp.status_code}",
                                         resp.status_code, resp.content)
-        return int(offset)
 
     def create_url(self) -> str:
         try:
@@ -385,7 +433,8 @@ class HubUploader:
     """Uploads slide files to one Pathology Hub server with an API token."""
 
     def __init__(self, server: str, token: str, state_file: Path, *, chunk_size: int = DEFAULT_CHUNK,
-                 retries: int = 20, retry_delay: int = 5, timeout: float | tuple[float, float] = (30, 300)) -> None:
+                 retries: int = 20, retry_delay: int = 5, timeout: float | tuple[float, float] = (30, 300),
+                 storage_wait: float = 3600.0) -> None:
         if not token:
             raise UploadError("An API token is needed (flask users token NAME, then --token or PATHOLOGY_HUB_TOKEN).")
         if chunk_size <= 0:
@@ -399,6 +448,7 @@ class HubUploader:
         self.retries = retries
         self.retry_delay = retry_delay
         self.timeout = timeout
+        self.storage_wait = storage_wait  # how long to wait out "storage down, retry later" answers
         self.session = requests.Session()  # keep-alive: one connection (and server worker) for all chunks
 
     def case_id(self, case_number: str) -> int:
@@ -469,7 +519,8 @@ class HubUploader:
             return PipelinedUploader(
                 file_path=str(path), client=client, chunk_size=self.chunk_size, retries=self.retries,
                 retry_delay=self.retry_delay, store_url=True, url_storage=storage, fingerprinter=key,
-                upload_checksum=True, metadata=metadata, session=self.session, timeout=self.timeout)
+                upload_checksum=True, metadata=metadata, session=self.session, timeout=self.timeout,
+                storage_wait=self.storage_wait)
 
         try:
             return make()

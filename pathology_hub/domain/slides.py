@@ -29,13 +29,13 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from storage.base import ObjectStore
-from storage.errors import ObjectNotFound
+from storage.base import ObjectInfo, ObjectStore
+from storage.errors import IntegrityError, ObjectNotFound
 from storage.verify import file_sha256
 
-from ..models import Case, Job, Slide, SlideStatus, StoredOriginal, Upload, UploadState, User, utcnow
+from ..models import Case, Institution, Job, Slide, SlideStatus, StoredOriginal, Upload, UploadState, User, utcnow
 from . import audit, jobs, policy
-from .errors import NotFound, TooLarge, ValidationFailed
+from .errors import DomainError, NotFound, TooLarge, ValidationFailed
 
 log = logging.getLogger("pathology_hub.slides")
 
@@ -79,20 +79,43 @@ def quality_of(slide: Slide) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- uploads
-def institution_usage(session: Session, institution_id: int) -> int:
-    """Bytes of originals linked to the institution's slides plus uploads still arriving."""
+class TooManyOpenUploads(DomainError):
+    status = 429
+    code = "too_many_open_uploads"
+
+
+def _open_upload(now: dt.datetime) -> Any:
+    """Uploads holding a reservation: bytes still arriving (until they expire), or all here
+    and waiting for storage (never expire: the bytes are verified and kept)."""
+    receiving = (Upload.state == UploadState.RECEIVING) & (Upload.expires_at.is_(None) | (Upload.expires_at > now))
+    return receiving | (Upload.state == UploadState.STORING)
+
+
+def institution_usage(session: Session, institution_id: int, now: dt.datetime | None = None) -> int:
+    """Bytes of originals linked to the institution's slides plus uploads still holding a reservation.
+
+    An upload stops counting the moment it is deleted, fails or expires (its row leaves
+    the open states, or its expiry passes even before the sweeper ran)."""
     stored = session.scalar(
         select(func.coalesce(func.sum(StoredOriginal.size), 0))
         .where(StoredOriginal.id.in_(select(Slide.original_id).join(Case).where(
             Case.institution_id == institution_id, Slide.deleted_at.is_(None)))))
     pending = session.scalar(select(func.coalesce(func.sum(Upload.size), 0)).where(
-        Upload.institution_id == institution_id, Upload.state == UploadState.RECEIVING))
+        Upload.institution_id == institution_id, _open_upload(now or utcnow())))
     return int(stored or 0) + int(pending or 0)
+
+
+def open_uploads_of(session: Session, user_id: int, now: dt.datetime | None = None) -> int:
+    """Uploads of one user (all their sessions and API tokens) whose bytes are still arriving."""
+    now = now or utcnow()
+    return int(session.scalar(select(func.count(Upload.id)).where(
+        Upload.user_id == user_id, Upload.state == UploadState.RECEIVING,
+        Upload.expires_at.is_(None) | (Upload.expires_at > now))) or 0)
 
 
 def register_upload(session: Session, user: User, *, case_id: Any, filename: str, size: int | None,
                     stain: str | None, client_sha256: str | None, max_bytes: int, quota_bytes: int,
-                    upload_id: str, expires_at: dt.datetime | None) -> Upload:
+                    upload_id: str, expires_at: dt.datetime | None, max_open: int | None = None) -> Upload:
     """Checks at tus creation time, so a refused upload sends no bytes at all."""
     case = session.get(Case, int(case_id)) if str(case_id or "").isdigit() else None
     if case is None:
@@ -107,10 +130,22 @@ def register_upload(session: Session, user: User, *, case_id: Any, filename: str
     if size > max_bytes:
         raise TooLarge(f"The file is {size / 2**30:.1f} GiB; the largest slide accepted is "
                        f"{max_bytes / 2**30:.1f} GiB.", code="slide_too_large")
+    # Serialise creations per user and per centre (row locks on PostgreSQL; SQLite has one writer),
+    # so parallel requests cannot all pass the checks below before any of them is recorded.
+    session.scalar(select(User.id).where(User.id == user.id).with_for_update())
+    session.scalar(select(Institution.id).where(Institution.id == case.institution_id).with_for_update())
+    if max_open is not None:
+        open_now = open_uploads_of(session, user.id)
+        if open_now >= max_open:
+            raise TooManyOpenUploads(
+                f"You already have {open_now} unfinished uploads (at most {max_open}). Finish or remove "
+                f"some of them, or wait until they expire, before starting another.",
+                details={"open": open_now, "limit": max_open})
     used = institution_usage(session, case.institution_id)
     if used + size > quota_bytes:
         raise TooLarge(f"Your centre's storage quota ({quota_bytes / 2**30:.1f} GiB) would be exceeded: "
-                       f"{used / 2**30:.1f} GiB used, this file is {size / 2**30:.1f} GiB.", code="quota_exceeded")
+                       f"{used / 2**30:.1f} GiB used, this file is {size / 2**30:.1f} GiB.", code="quota_exceeded",
+                       details={"quota_bytes": quota_bytes, "used_bytes": used, "size": size})
     if client_sha256 is not None and not re.fullmatch(r"[0-9a-f]{64}", client_sha256):
         raise ValidationFailed("metadata sha256 must be 64 lower-case hex digits.", code="invalid_sha256")
     upload = Upload(id=upload_id, case_id=case.id, user_id=user.id, institution_id=case.institution_id,
@@ -122,9 +157,12 @@ def register_upload(session: Session, user: User, *, case_id: Any, filename: str
     return upload
 
 
+_OPEN_STATES = (UploadState.RECEIVING, UploadState.STORING)
+
+
 def fail_upload(session: Session, upload_id: str, code: str, message: str) -> None:
     upload = session.get(Upload, upload_id)
-    if upload is not None and upload.state is UploadState.RECEIVING:
+    if upload is not None and upload.state in _OPEN_STATES:
         upload.state = UploadState.FAILED
         upload.error_code, upload.error_message = code, message
         upload.finished_at = utcnow()
@@ -137,6 +175,27 @@ def expire_upload(session: Session, upload_id: str) -> None:
     if upload is not None and upload.state is UploadState.RECEIVING:
         upload.state = UploadState.EXPIRED
         upload.finished_at = utcnow()
+
+
+def cancel_upload(session: Session, upload_id: str, actor: User | None = None) -> None:
+    """The upload was deleted (tus DELETE): its quota reservation and its place among the user's
+    open uploads are released at once."""
+    upload = session.get(Upload, upload_id)
+    if upload is not None and upload.state in _OPEN_STATES:
+        upload.state = UploadState.CANCELLED
+        upload.finished_at = utcnow()
+        audit.record(session, "upload.cancelled", actor=actor, object_type="upload", object_id=upload_id,
+                     case_id=upload.case_id, details={"size": upload.size})
+
+
+def mark_storing(session: Session, upload_id: str, code: str) -> None:
+    """Every byte arrived and was verified, but object storage could not take the file yet."""
+    upload = session.get(Upload, upload_id)
+    if upload is not None and upload.state is UploadState.RECEIVING:
+        upload.state = UploadState.STORING
+        upload.error_code = code
+        audit.record(session, "upload.storing", actor_name=None, object_type="upload", object_id=upload_id,
+                     case_id=upload.case_id, details={"code": code})
 
 
 def expire_stale_uploads(session: Session, now: dt.datetime | None = None) -> int:
@@ -164,12 +223,19 @@ def complete_upload(session: Session, store: ObjectStore, upload_id: str, staged
     original = session.scalar(select(StoredOriginal).where(StoredOriginal.sha256 == sha256))
     if original is None or not store.exists(original.storage_key):
         key = original_key(sha256)
-        size = os.path.getsize(staged_file)
-        # The staged file is deleted by the tus server after this hook, so the store may take it over.
-        store.put_file(key, staged_file, metadata={"filename": SAFE_NAME.sub("_", upload.filename)[:200]},
-                       move=consume, sha256=sha256)
+        # An earlier attempt may have stored the object and then failed (database, crash); with
+        # ``consume`` on the local store it even took the staged file. A verified copy is enough.
+        stored = _verified_copy(store, key, sha256, None)
+        if stored is None:
+            size = os.path.getsize(staged_file)
+            # The tus server deletes the staged file only after this returns, so it may be taken over.
+            store.put_file(key, staged_file, metadata={"filename": SAFE_NAME.sub("_", upload.filename)[:200]},
+                           move=consume, sha256=sha256)
+            stored = _verified_copy(store, key, sha256, size)
+            if stored is None:
+                raise IntegrityError(f"{key}: the stored object does not match the uploaded file")
         if original is None:
-            original = StoredOriginal(sha256=sha256, size=size, storage_key=key)
+            original = StoredOriginal(sha256=sha256, size=stored.size, storage_key=key)
             session.add(original)
             session.flush()
     slide = Slide(uid=uuid.uuid4().hex, case_id=upload.case_id, original_id=original.id,
@@ -178,6 +244,7 @@ def complete_upload(session: Session, store: ObjectStore, upload_id: str, staged
     session.add(slide)
     session.flush()
     upload.state = UploadState.COMPLETE
+    upload.error_code = None
     upload.finished_at = utcnow()
     upload.slide_id = slide.id
     job = jobs.create(session, "ingest", slide_id=slide.id)
@@ -186,6 +253,20 @@ def complete_upload(session: Session, store: ObjectStore, upload_id: str, staged
     session.commit()
     jobs.enqueue(job.id)
     return slide
+
+
+def _verified_copy(store: ObjectStore, key: str, sha256: str, size: int | None) -> ObjectInfo | None:
+    """The object under ``key`` if the store reports the expected SHA-256 (and size): the store
+    recorded the digest of the bytes it received, and S3 checks each part's signed payload
+    hash, so the staged file may go. None when there is no such object (or not that one)."""
+    try:
+        info = store.stat(key)
+    except ObjectNotFound:
+        return None
+    if (info.sha256 or "").lower() != sha256 or (size is not None and info.size != size):
+        log.warning("stored object does not match the upload", extra={"key": key})
+        return None
+    return info
 
 
 def add_local_file(session: Session, store: ObjectStore, case: Case, user: User, path: Path,

@@ -1,11 +1,17 @@
 """The tus server configured for this deployment: hooks bind uploads to cases,
-quotas and object storage. Framework-free so the worker can run its clean-up."""
+quotas and object storage. Framework-free so the worker can run its clean-up
+and retry the hand-over of uploads that arrived while storage was down."""
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import uuid
 from typing import Any
+
+from sqlalchemy.exc import OperationalError
+
+from storage.errors import IntegrityError, StorageUnavailable
 
 from .. import runtime
 from ..db import SessionLocal
@@ -15,6 +21,8 @@ from ..uploads.tus import TusServer, UploadRefused
 from . import policy
 from . import slides as slide_service
 from .errors import DomainError
+
+log = logging.getLogger("pathology_hub.uploads")
 
 _server: TusServer | None = None
 
@@ -28,22 +36,62 @@ def _before_create(length: int | None, metadata: dict[str, str], principal: Any)
             db, principal, case_id=metadata.get("case_id"), filename=metadata.get("filename", ""),
             size=length, stain=metadata.get("stain"), client_sha256=metadata.get("sha256"),
             max_bytes=settings.max_slide_bytes, quota_bytes=settings.institution_quota_bytes,
-            upload_id=row_id,
+            upload_id=row_id, max_open=settings.max_open_uploads_per_user,
             expires_at=dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=settings.upload_expiry_hours))
         db.commit()
     except DomainError as exc:
         db.rollback()
-        raise UploadRefused(exc.status, exc.code, exc.message) from None
+        raise UploadRefused(exc.status, exc.code, exc.message, details=exc.details) from None
     return {"upload_row": row_id, "user_id": principal.id, "case_id": int(metadata["case_id"])}
 
 
 def _on_complete(info) -> None:
+    """Store the verified file and create its slide; "not now" while storage (or the database) is away.
+
+    The tus server keeps the staged file until this returns, so a refusal with
+    ``retry_after`` loses nothing: the upload becomes ``storing`` and is handed over
+    again by the client's next HEAD or by :func:`retry_pending_uploads`.
+    """
     db = SessionLocal()
+    row = info.owner["upload_row"]
     try:
-        slide_service.complete_upload(db, runtime.store(), info.owner["upload_row"], str(info.data_path), info.sha256)
+        slide_service.complete_upload(db, runtime.store(), row, str(info.data_path), info.sha256)
     except DomainError as exc:
         db.rollback()
-        raise UploadRefused(exc.status, exc.code, exc.message) from None
+        raise UploadRefused(exc.status, exc.code, exc.message, details=exc.details) from None
+    except (StorageUnavailable, IntegrityError, OperationalError) as exc:
+        db.rollback()
+        code = "storage_unavailable" if not isinstance(exc, OperationalError) else "database_unavailable"
+        log.warning("upload hand-over deferred", extra={"upload_id": row, "error_code": code})
+        try:
+            slide_service.mark_storing(db, row, code)
+            db.commit()
+        except OperationalError:
+            db.rollback()  # the staging state still says "storing"; the row follows on success
+        retry_after = runtime.settings().upload_storage_retry_after
+        raise UploadRefused(503, code, "Every byte of the file arrived and is kept safely, but object storage "
+                                       "is unavailable right now; the upload finishes by itself when it is back.",
+                            retry_after=retry_after) from None
+
+
+def _on_end(info, reason: str) -> None:
+    """Release the upload's quota reservation and its place among the user's open uploads."""
+    row = (info.owner or {}).get("upload_row")
+    if not row:
+        return
+    db = SessionLocal()
+    try:
+        if reason == "cancelled":
+            slide_service.cancel_upload(db, row)
+        elif reason == "expired":
+            slide_service.expire_upload(db, row)
+        else:
+            err = info.error or {}
+            slide_service.fail_upload(db, row, err.get("code", "upload_failed"), err.get("message", ""))
+        db.commit()
+    except Exception:
+        db.rollback()
+        raise
 
 
 def _authorize(info, principal: User) -> bool:
@@ -60,5 +108,14 @@ def server() -> TusServer:
     if _server is None or _server.staging.root != (settings.instance_path / "uploads").resolve():
         _server = TusServer(StagingArea(settings.instance_path / "uploads"), max_size=settings.max_slide_bytes,
                             expiration=dt.timedelta(hours=settings.upload_expiry_hours),
-                            before_create=_before_create, on_complete=_on_complete, authorize=_authorize)
+                            before_create=_before_create, on_complete=_on_complete, authorize=_authorize,
+                            on_end=_on_end, handover_retry_after=settings.upload_storage_retry_after)
     return _server
+
+
+def retry_pending_uploads() -> list[str]:
+    """Hand over every fully received upload still waiting for storage (worker, every minute)."""
+    try:
+        return server().retry_pending()
+    finally:
+        SessionLocal.remove()

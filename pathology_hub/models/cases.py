@@ -104,6 +104,7 @@ class Slide(Base):
 
 class UploadState(str, enum.Enum):
     RECEIVING = "receiving"
+    STORING = "storing"  # every byte arrived and was verified; waiting for object storage
     COMPLETE = "complete"
     FAILED = "failed"
     EXPIRED = "expired"

@@ -48,8 +48,12 @@ def _load_sync_file_range() -> Any:
 _sync_file_range = _load_sync_file_range()
 _SYNC_FILE_RANGE_WRITE = 2
 
-#: Upload states. ``completing`` means on_complete was started but its end was not recorded.
-ACTIVE, COMPLETING, COMPLETE, FAILED = "active", "completing", "complete", "failed"
+#: Upload states. ``completing`` means on_complete was started but its end was not recorded;
+#: ``storing`` means every byte arrived and was verified but the hand-over to the application
+#: (object storage) could not be done yet: the data file is kept and the hand-over retried.
+ACTIVE, COMPLETING, STORING, COMPLETE, FAILED = "active", "completing", "storing", "complete", "failed"
+#: States whose bytes are all here and still waiting to be handed over.
+HANDOVER_PENDING = frozenset({COMPLETING, STORING})
 
 
 class InvalidUploadId(ValueError):

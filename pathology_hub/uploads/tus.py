@@ -35,6 +35,8 @@ from .staging import (
     COMPLETE,
     COMPLETING,
     FAILED,
+    HANDOVER_PENDING,
+    STORING,
     InvalidUploadId,
     StagingArea,
     UploadInfo,
@@ -127,15 +129,24 @@ class UploadRefused(Exception):
 
     Hooks raise it, e.g. ``UploadRefused(413, "quota_exceeded", "...")``;
     the message ends up in the JSON error body, so write it for the user.
+    ``details`` (JSON-serialisable) goes into the body too, for clients and for
+    adapters that word the message in the user's language. ``retry_after``
+    (seconds) is sent as ``Retry-After``; raised by ``on_complete`` it means
+    "not now": the verified bytes are kept and the hand-over is retried.
     """
 
     def __init__(self, status: int, code: str, message: str,
-                 headers: Mapping[str, str] | None = None) -> None:
+                 headers: Mapping[str, str] | None = None, *,
+                 details: Mapping[str, Any] | None = None, retry_after: int | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.headers = dict(headers or {})
+        self.details = dict(details or {})
+        self.retry_after = retry_after
+        if retry_after is not None:
+            self.headers.setdefault("Retry-After", str(int(retry_after)))
 
 
 class ClientDisconnected(OSError):
@@ -177,6 +188,12 @@ class TusResponse:
 BeforeCreate = Callable[[int | None, dict[str, str], object], Mapping[str, Any] | None]
 OnComplete = Callable[[UploadInfo], None]
 Authorize = Callable[[UploadInfo, object], bool]
+#: ``on_end(info, reason)``: the upload ended without reaching the application
+#: (reason "cancelled", "expired" or "failed"), so its reservations can be released.
+OnEnd = Callable[[UploadInfo, str], None]
+
+#: Seconds a client is told to wait while another request hands the upload over.
+HANDOVER_BUSY_RETRY_AFTER = 5
 
 
 def http_date(value: dt.datetime) -> str:
@@ -340,12 +357,30 @@ class TusServer:
     * ``before_create(length, metadata, principal)`` may raise
       :class:`UploadRefused` (quota, size, missing metadata) and returns the
       owner context (a JSON-serialisable dict) stored with the upload.
-    * ``on_complete(info)`` runs exactly once, under the upload's lock, when
-      every byte arrived and the whole-file SHA-256 (``info.sha256``) matched
-      the client's; it reads ``info.data_path`` (deleted afterwards). Raising
-      :class:`UploadRefused` marks the upload failed with that code.
+    * ``on_complete(info)`` runs under the upload's lock when every byte
+      arrived and the whole-file SHA-256 (``info.sha256``) matched the
+      client's; it reads ``info.data_path``, which is deleted only after it
+      returned. Raising :class:`UploadRefused` marks the upload failed with
+      that code, unless the refusal carries ``retry_after`` (storage down):
+      then, as after any unexpected exception, the upload becomes ``storing``,
+      its verified bytes are kept and the hand-over is tried again by the next
+      HEAD or PATCH and by :meth:`retry_pending` (run it periodically), so it
+      must be idempotent. It runs once successfully.
+    * ``on_end(info, reason)`` runs when an upload ends without being handed
+      over: terminated (DELETE), expired, or failed.
     * ``authorize(info, principal)`` returning False answers 404, so other
       users cannot even learn that an upload id exists.
+
+    All bytes received but the hand-over pending (``storing``): the PATCH that
+    brought the last bytes answers 503 with ``Retry-After`` and
+    ``Upload-Offset`` = length (nothing needs resending). A later HEAD (or an
+    empty PATCH at the final offset) tries the hand-over again: once it
+    succeeds HEAD answers 200 with ``Upload-Offset`` = ``Upload-Length``, so
+    tus clients resume straight to "done". While it still cannot, HEAD answers
+    423 with ``Retry-After`` and *no* ``Upload-Offset``: tus-js-client creates
+    a brand-new upload on any other non-2xx HEAD (and would re-send the whole
+    file) but retries a 423, and tuspy reads ``Upload-Offset`` whatever the
+    status, so an offset there would make it report success too early.
     """
 
     def __init__(
@@ -358,6 +393,8 @@ class TusServer:
         before_create: BeforeCreate | None = None,
         on_complete: OnComplete | None = None,
         authorize: Authorize | None = None,
+        on_end: OnEnd | None = None,
+        handover_retry_after: int = 10,
         lock_wait: float = 3.0,
         checkpoint_bytes: int = 64 << 20,
         incremental_catchup: int = 256 << 20,
@@ -370,6 +407,8 @@ class TusServer:
         self.before_create = before_create
         self.on_complete = on_complete
         self.authorize = authorize
+        self.on_end = on_end
+        self.handover_retry_after = handover_retry_after
         self.lock_wait = lock_wait
         self.checkpoint_bytes = checkpoint_bytes
         self.incremental_catchup = incremental_catchup
@@ -391,7 +430,12 @@ class TusServer:
                 raise UploadRefused(405, "method_not_allowed", f"{method} is not allowed on the upload collection.",
                                     {"Allow": "OPTIONS, POST"})
             if method == "HEAD":
-                return self._head(req)
+                try:
+                    return self._head(req)
+                except UploadRefused as exc:
+                    # tuspy takes Upload-Offset from any HEAD answer: only a 200 may carry it
+                    exc.headers.pop("Upload-Offset", None)
+                    raise
             if method == "PATCH":
                 return self._patch(req)
             if method == "DELETE":
@@ -399,13 +443,14 @@ class TusServer:
             raise UploadRefused(405, "method_not_allowed", f"{method} is not allowed on an upload.",
                                 {"Allow": "OPTIONS, HEAD, PATCH, DELETE, GET"})
         except UploadRefused as exc:
-            return self._error(exc.status, exc.code, exc.message, exc.headers)
+            return self._error(exc.status, exc.code, exc.message, exc.headers, exc.details)
         except (UploadNotFound, InvalidUploadId):
             return self._error(404, "upload_not_found", "No such upload; it may have been terminated or "
                                                         "removed after expiring. Start a new upload.")
         except UploadLocked:
             return self._error(423, "upload_locked", "Another request is writing to this upload; "
-                                                     "retry in a few seconds.")
+                                                     "retry in a few seconds.",
+                               {"Retry-After": str(HANDOVER_BUSY_RETRY_AFTER)})
 
     # responses -------------------------------------------------------------
     @staticmethod
@@ -415,11 +460,14 @@ class TusServer:
         return headers
 
     def _error(self, status: int, code: str, message: str,
-               headers: Mapping[str, str] | None = None) -> TusResponse:
+               headers: Mapping[str, str] | None = None, details: Mapping[str, Any] | None = None) -> TusResponse:
         h = self._headers()
         h.update(headers or {})
         h["Content-Type"] = "application/json"
-        body = json.dumps({"error": {"code": code, "message": message}}).encode("utf-8")
+        error: dict[str, Any] = {"code": code, "message": message}
+        if details:
+            error["details"] = dict(details)
+        body = json.dumps({"error": error}).encode("utf-8")
         return TusResponse(status, h, body)
 
     def _info_headers(self, info: UploadInfo) -> dict[str, str]:
@@ -465,6 +513,8 @@ class TusServer:
 
     def _head(self, req: TusRequest) -> TusResponse:
         info = self._load(req)
+        if info.state in HANDOVER_PENDING:
+            info = self._retry_handover_for_head(req, info)
         h = self._info_headers(info)
         if info.length is None:
             h["Upload-Defer-Length"] = "1"
@@ -473,6 +523,26 @@ class TusServer:
         if info.metadata:
             h["Upload-Metadata"] = encode_metadata(info.metadata)
         return TusResponse(200, h)
+
+    def _retry_handover_for_head(self, req: TusRequest, info: UploadInfo) -> UploadInfo:
+        """Every byte is here: try the hand-over now; 423 + Retry-After while it cannot be done."""
+        try:
+            with self.staging.lock(info.id, wait=0):
+                info = self._load(req)
+                if info.state in HANDOVER_PENDING:
+                    info = self._hand_over(info)
+                return info
+        except UploadLocked:
+            raise UploadRefused(423, "upload_storing",
+                                "Every byte of this upload arrived; it is being stored right now. "
+                                "Check again in a few seconds.",
+                                details={"retry_after": HANDOVER_BUSY_RETRY_AFTER},
+                                retry_after=HANDOVER_BUSY_RETRY_AFTER) from None
+        except UploadRefused as exc:
+            if exc.retry_after is None:  # failed for good: the 4xx/5xx as it is
+                raise
+            raise UploadRefused(423, exc.code, exc.message, exc.headers, details=exc.details,
+                                retry_after=exc.retry_after) from None
 
     def _status(self, req: TusRequest) -> TusResponse:
         """GET: JSON progress for the web UI (not part of tus, no Tus-Resumable needed)."""
@@ -489,7 +559,9 @@ class TusServer:
     def _delete(self, req: TusRequest) -> TusResponse:
         upload_id = validate_upload_id(req.path_id or "")
         with self.staging.lock(upload_id, wait=self.lock_wait):
-            self._load(req, allow_failed=True, allow_expired=True)
+            info = self._load(req, allow_failed=True, allow_expired=True)
+            if self.on_end is not None and info.state not in (COMPLETE, FAILED):
+                self.on_end(info, "cancelled")  # first: if it fails, the client can DELETE again
             self.staging.delete(upload_id)
         _HASHES.drop((str(self.staging.root), upload_id))
         return TusResponse(204, self._headers())
@@ -590,6 +662,8 @@ class TusServer:
                     raise UploadRefused(400, "invalid_length", "Upload-Length cannot change once set.")
             if declared_sha256 is not None and info.state == ACTIVE:
                 info = self._declare_sha256(info, declared_sha256)
+            if info.state in HANDOVER_PENDING and not size:  # an empty PATCH at the end: "finish it"
+                info = self._hand_over(info)
             if info.state != ACTIVE:  # complete (or completing): nothing more to write
                 if size:
                     raise self._exceeds_length(info, size)
@@ -725,7 +799,7 @@ class TusServer:
         return hasher.hexdigest()
 
     def _complete(self, info: UploadInfo) -> UploadInfo:
-        """Verify the whole file, hand it to the application once, and drop the staged bytes."""
+        """Verify the whole file, then hand it to the application (see :meth:`_hand_over`)."""
         sha = self._final_sha256(info)
         info = info.evolve(sha256=sha)
         expected = info.metadata.get(SHA256_METADATA_KEY)
@@ -733,28 +807,80 @@ class TusServer:
             self._fail(info, "checksum_mismatch",
                        f"The uploaded file's SHA-256 is {sha} but the client declared {expected.lower()}; "
                        f"the file was corrupted on the way or the wrong file was sent. Upload it again.")
+        return self._hand_over(info)
+
+    def _hand_over(self, info: UploadInfo) -> UploadInfo:
+        """Give the verified file to the application; drop the staged bytes only once it took them.
+
+        Caller holds the upload's lock. A refusal fails the upload; "not now" (a refusal
+        with ``retry_after``, or any unexpected error) keeps the bytes as ``storing``.
+        """
         info = self.staging.save(info.evolve(state=COMPLETING))
         if self.on_complete is not None:
             try:
                 self.on_complete(info)
             except UploadRefused as exc:
+                if exc.retry_after is not None:
+                    self._defer(info, exc)
                 self._fail(info, exc.code, exc.message, exc.status)
             except Exception:
-                log.exception("upload %s: on_complete failed", info.id)
-                self._fail(info, "processing_failed",
-                           "The file arrived intact but could not be stored; please try again later.", 500)
+                log.exception("upload %s: on_complete failed; the verified file is kept and retried", info.id)
+                self._defer(info, UploadRefused(
+                    500, "processing_failed",
+                    "The file arrived intact and is kept, but it could not be stored yet; "
+                    "the server retries by itself.", retry_after=self.handover_retry_after))
         now = self.clock()
-        info = self.staging.save(info.evolve(state=COMPLETE, completed=now, expires=now + self.expiration))
+        info = self.staging.save(info.evolve(state=COMPLETE, error=None, completed=now,
+                                             expires=now + self.expiration))
         self.staging.discard_data(info.id)
         return info
 
+    def _defer(self, info: UploadInfo, exc: UploadRefused) -> None:
+        """Keep the verified bytes for a later hand-over and tell the client when to ask again.
+
+        A ``storing`` upload never expires: its bytes are complete and verified, and
+        deleting them would lose the slide (an administrator can still DELETE it).
+        """
+        self.staging.save(info.evolve(state=STORING, error={"code": exc.code, "message": exc.message},
+                                      expires=None))
+        log.warning("upload %s: hand-over deferred (%s); the verified file is kept", info.id, exc.code)
+        retry_after = exc.retry_after if exc.retry_after is not None else self.handover_retry_after
+        headers = {**exc.headers, "Upload-Offset": str(info.offset), "Upload-Error": exc.code}
+        raise UploadRefused(exc.status, exc.code, exc.message, headers,
+                            details={**exc.details, "retry_after": retry_after}, retry_after=retry_after)
+
     def _fail(self, info: UploadInfo, code: str, message: str, status: int = 422) -> None:
         now = self.clock()
-        self.staging.save(info.evolve(state=FAILED, error={"code": code, "message": message},
-                                      completed=now, expires=now + self.expiration))
+        info = self.staging.save(info.evolve(state=FAILED, error={"code": code, "message": message},
+                                             completed=now, expires=now + self.expiration))
         self.staging.discard_data(info.id)
+        if self.on_end is not None:
+            try:
+                self.on_end(info, "failed")
+            except Exception:  # the client must still hear why its upload failed
+                log.exception("upload %s: on_end failed", info.id)
         raise UploadRefused(status, code, message,
                             {"Upload-Offset": str(info.offset), "Upload-Error": code})
+
+    def retry_pending(self) -> list[str]:
+        """Try the hand-over of every upload waiting for it (``storing``, or ``completing`` left by a
+        killed process); return the ids handed over. Run periodically, so an upload completes even
+        when its client went away; uploads locked by a request right now are skipped."""
+        done: list[str] = []
+        for upload_id in list(self.staging.ids()):
+            try:
+                if self.staging.load(upload_id).state not in HANDOVER_PENDING:
+                    continue
+                with self.staging.lock(upload_id, wait=0):
+                    info = self.staging.load(upload_id)
+                    if info.state in HANDOVER_PENDING:
+                        self._hand_over(info)
+                        done.append(upload_id)
+            except (UploadLocked, UploadNotFound):
+                continue
+            except UploadRefused as exc:
+                log.info("upload %s: hand-over still not possible (%s)", upload_id, exc.code)
+        return done
 
     # housekeeping ----------------------------------------------------------
     def cleanup_expired(self, now: dt.datetime | None = None) -> int:
@@ -771,8 +897,13 @@ class TusServer:
                     info = self.staging.load(upload_id)
                     if info.expires is None or info.expires > now:
                         continue
-                    if info.state == COMPLETING:
-                        log.warning("upload %s expired while its completion was never recorded", upload_id)
+                    if info.state in HANDOVER_PENDING:
+                        continue  # verified bytes waiting for storage: retry_pending's, never swept
+                    if self.on_end is not None and info.state == ACTIVE:
+                        try:
+                            self.on_end(info, "expired")
+                        except Exception:  # the row is released by its own expiry later
+                            log.exception("upload %s: on_end failed", upload_id)
                     self.staging.delete(upload_id)
                     removed += 1
             except (UploadLocked, UploadNotFound):

@@ -117,6 +117,13 @@ def upload_strings() -> dict[str, str]:
         'secondsLeft': _('{s} s'),
         'minutesLeft': _('{m} min {s} s'),
         'hoursLeft': _('{h} h {m} min'),
+        'storageWaiting': _('Every byte of the file arrived and is kept safely, but storage is unavailable '
+                            'right now. The upload finishes by itself when it is back.'),
+        'serverBusy': _('The server asked to wait a moment.'),
+        'retryingAt': _('Trying again at {time}…'),
+        'status_storing': _('Stored as soon as storage is available…'),
+        'status_uploading': _('Processing on the server…'),
+        'status_processing': _('Processing on the server…'),
         'status_ready': _('Ready'),
         'status_done': _('Ready'),
         'status_failed': _('Processing failed'),

@@ -88,7 +88,7 @@ def case_slides(case: Case):
     """
     db = SessionLocal()
     uploads = db.scalars(select(Upload).where(Upload.case_id == case.id, Upload.state.in_(
-        [UploadState.FAILED, UploadState.RECEIVING])).order_by(Upload.created_at.desc()))
+        [UploadState.FAILED, UploadState.RECEIVING, UploadState.STORING])).order_by(Upload.created_at.desc()))
     return jsonify({"slides": [slide_json(s) for s in case.slides],
                     "uploads": [{"id": u.id, "filename": u.filename, "state": u.state.value, "size": u.size,
                                  "error_code": u.error_code, "error_message": u.error_message}
@@ -184,13 +184,33 @@ def upload_status(upload_id: str):
     if upload.state is UploadState.FAILED:
         return jsonify({"status": "failed", "error": {"code": upload.error_code, "message": upload.error_message}})
     if slide is None:
-        return jsonify({"status": "uploading" if upload.state is UploadState.RECEIVING else upload.state.value})
+        return jsonify(_unfinished_status(upload, info))
     status = {SlideStatus.READY: "ready", SlideStatus.REJECTED: "rejected", SlideStatus.FAILED: "failed"}.get(
         slide.status, "processing")
     body = {"status": status, "slide_id": slide.id, "slide_status": slide.status.value}
     if slide.reject_message:
         body["error"] = {"code": slide.reject_code, "message": slide.reject_message}
     return jsonify(body)
+
+
+def _unfinished_status(upload: Upload, info) -> dict:
+    """Where an upload without a slide stands, from the row and the staged upload together:
+    the row says "receiving" while the hand-over that follows the last byte is under way."""
+    from ..uploads.staging import HANDOVER_PENDING, STORING
+    body: dict = {"status": upload.state.value, "received_bytes": info.offset, "size": upload.size}
+    if upload.state is UploadState.STORING or info.state == STORING:
+        body.update(status="storing", waiting_for="storage",
+                    message=_("All of the file arrived and is kept safely; waiting for storage to take it. "
+                              "It finishes by itself."))
+    elif upload.state is UploadState.RECEIVING and info.state in HANDOVER_PENDING:
+        body.update(status="storing", waiting_for=None, message=_("All of the file arrived; storing it now."))
+    elif upload.state is UploadState.RECEIVING:
+        body.update(status="uploading", message=_("Waiting for the rest of the file."))
+    elif upload.state is UploadState.CANCELLED:
+        body["message"] = _("This upload was removed.")
+    elif upload.state is UploadState.EXPIRED:
+        body["message"] = _("This upload expired before all of the file arrived.")
+    return body
 
 
 # ---------------------------------------------------------------- Deep Zoom

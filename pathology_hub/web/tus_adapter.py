@@ -22,7 +22,24 @@ from flask import Blueprint, Response, request, url_for
 from werkzeug.exceptions import ClientDisconnected as WerkzeugClientDisconnected
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from pathology_hub.uploads.tus import ClientDisconnected, TusRequest, TusServer
+from pathology_hub.uploads.tus import ClientDisconnected, TusRequest, TusResponse, TusServer
+
+#: Rewrites an error answer's message for the user (language, wording); gets the code,
+#: the core's English message and the error's ``details``, returns the message to send.
+Localize = Callable[[str, str, dict], str]
+
+
+def localized(result: TusResponse, localize: Localize | None) -> TusResponse:
+    """The response with its JSON error message passed through ``localize`` (others unchanged)."""
+    if localize is None or not result.body or result.headers.get("Content-Type") != "application/json":
+        return result
+    try:
+        payload = json.loads(result.body)
+        error = payload["error"]
+        error["message"] = localize(error["code"], error["message"], error.get("details") or {})
+    except (ValueError, KeyError, TypeError):
+        return result
+    return TusResponse(result.status, result.headers, json.dumps(payload, ensure_ascii=False).encode("utf-8"))
 
 
 class _DisconnectAwareStream:
@@ -113,12 +130,14 @@ def make_tus_blueprint(
     url_prefix: str = "/api/v1/uploads",
     authenticate: Callable[[], object | None],
     name: str = "tus",
+    localize: Localize | None = None,
 ) -> Blueprint:
     """Routes OPTIONS/POST on the collection and HEAD/PATCH/DELETE/GET on ``/<upload_id>``.
 
     ``authenticate()`` returns the principal (user, API token...) or None for
     a 401; the principal is handed to the server's ``before_create`` and
     ``authorize`` hooks. OPTIONS (capability discovery) needs no login.
+    ``localize`` words error messages for the user (see :data:`Localize`).
     """
     bp = Blueprint(name, __name__, url_prefix=url_prefix)
 
@@ -150,7 +169,7 @@ def make_tus_blueprint(
             location_base=url_for(f"{bp.name}.collection"),
             principal=principal,
         )
-        result = server.handle(tus_request)
+        result = localized(server.handle(tus_request), localize)
         response = Response(result.body, status=result.status, headers=result.headers)
         if not result.body and "Content-Type" not in result.headers:
             del response.headers["Content-Type"]

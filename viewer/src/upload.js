@@ -15,6 +15,13 @@ import { formatBytes, formatDuration, formatRate, RateMeter } from "./upload/for
 const RETRY_DELAYS = [0, 1000, 3000, 5000, 10000, 20000, 30000];
 const TERMINAL_OK = new Set(["ready", "done", "complete", "completed"]);
 const TERMINAL_FAIL = new Set(["failed", "error", "rejected"]);
+// "Not now" answers: every byte may already be on the server (storage down, the file being
+// stored) or the server is briefly busy. The widget waits Retry-After and resumes by itself,
+// however long that takes: tus resumes with HEAD, so nothing already received is sent again.
+const WAIT_STATUSES = new Set([423, 503]);
+const STORAGE_CODES = new Set(["storage_unavailable", "database_unavailable", "processing_failed", "upload_storing"]);
+const DEFAULT_WAIT_S = 10;
+const MAX_WAIT_S = 120;
 
 // Resolved now: document.currentScript is only set while this script first runs.
 const SCRIPT_SRC = document.currentScript ? document.currentScript.src : null;
@@ -24,8 +31,7 @@ function defaultWorkerUrl() {
   return "/static/dist/sha256-worker.js";
 }
 
-/** Pull {"error":{"message"}} out of a tus error's response, if the server sent one. */
-function serverErrorMessage(err) {
+function serverError(err) {
   const response = err && err.originalResponse;
   if (!response) return null;
   let body = "";
@@ -36,12 +42,42 @@ function serverErrorMessage(err) {
   }
   try {
     const json = JSON.parse(body);
-    if (json && json.error && json.error.message) return String(json.error.message);
-    if (json && typeof json.message === "string") return json.message;
+    if (json && json.error) return json.error;
+    if (json && typeof json.message === "string") return { message: json.message };
   } catch (e) {
-    /* not JSON */
+    /* not JSON (HEAD answers have no body at all) */
   }
   return null;
+}
+
+/** Pull {"error":{"message"}} out of a tus error's response, if the server sent one. */
+function serverErrorMessage(err) {
+  const error = serverError(err);
+  return error && error.message ? String(error.message) : null;
+}
+
+function header(response, name) {
+  try {
+    return response.getHeader(name);
+  } catch (e) {
+    return null;
+  }
+}
+
+/**
+ * For an answer meaning "not now, ask again later": {seconds, code}; otherwise null.
+ * 503/423, or any answer with Retry-After that names a storage hand-over (a 500 that kept the file).
+ */
+function waitAdvice(err) {
+  const response = err && err.originalResponse;
+  if (!response) return null;
+  const status = response.getStatus();
+  const error = serverError(err);
+  const code = (error && error.code) || header(response, "Upload-Error") || null;
+  const retryAfter = Number.parseInt(header(response, "Retry-After") || "", 10);
+  if (!WAIT_STATUSES.has(status) && !(Number.isFinite(retryAfter) && STORAGE_CODES.has(code))) return null;
+  const seconds = Number.isFinite(retryAfter) ? Math.min(MAX_WAIT_S, Math.max(1, retryAfter)) : DEFAULT_WAIT_S;
+  return { seconds, code, message: error && error.message ? String(error.message) : null };
 }
 
 /** Serialises hashing through one worker: parallel hashing would only contend for disk. */
@@ -107,6 +143,9 @@ class UploadItem {
     this.error = null;
     this.errorStatus = null;
     this.serverStatus = null;
+    this.serverMessage = null;
+    this.waitTimer = null;
+    this.waits = 0;
     this.resumed = false;
     this.meter = new RateMeter();
     this.speed = null;
@@ -143,6 +182,7 @@ class UploadItem {
       speed: this.speed, sha256: this.sha256, hashEngine: this.hashEngine,
       uploadUrl: this.uploadUrl, resumed: this.resumed,
       error: this.error, errorStatus: this.errorStatus, serverStatus: this.serverStatus,
+      waits: this.waits,
       statusText: this.statusEl.textContent,
     };
   }
@@ -164,6 +204,12 @@ class UploadItem {
       onProgress: (sent, total) => this._onProgress(sent, total),
       onSuccess: () => this._onSuccess(),
       onError: (err) => this._onError(err),
+      // "Not now" answers are not errors to count down: wait as told (see _onError) instead.
+      onShouldRetry: (err) => {
+        if (waitAdvice(err)) return false;
+        const status = err && err.originalResponse ? err.originalResponse.getStatus() : 0;
+        return (status < 400 || status >= 500 || status === 409) && navigator.onLine !== false;
+      },
     };
   }
 
@@ -241,10 +287,34 @@ class UploadItem {
 
   _onError(err) {
     const response = err && err.originalResponse;
+    const wait = waitAdvice(err);
+    if (wait && this.state === "uploading") {
+      this._waitAndResume(wait);
+      return;
+    }
     this.errorStatus = response ? response.getStatus() : null;
     this.error = serverErrorMessage(err) || (response ? this.t("failed") : this.t("networkError"));
     this.state = "error";
     this.render();
+  }
+
+  /** Show why the server said "not now", then resume (HEAD first, so nothing is sent twice). */
+  _waitAndResume(wait) {
+    this.state = "waiting";
+    this.waits += 1;
+    this.errorStatus = null;
+    const storage = STORAGE_CODES.has(wait.code);
+    this.error = wait.message || (storage ? this.t("storageWaiting") : this.t("serverBusy"));
+    this.waitUntil = Date.now() + wait.seconds * 1000;
+    this.render();
+    clearTimeout(this.waitTimer);
+    this.waitTimer = setTimeout(() => {
+      this.waitTimer = null;
+      if (this.state !== "waiting") return;
+      this.state = "uploading";
+      this.render();
+      this.upload.start();
+    }, wait.seconds * 1000);
   }
 
   async _poll() {
@@ -262,6 +332,7 @@ class UploadItem {
           const json = await response.json();
           const status = String(json.status || "").toLowerCase();
           this.serverStatus = status;
+          this.serverMessage = typeof json.message === "string" ? json.message : null;
           if (TERMINAL_OK.has(status)) {
             this.state = "done";
           } else if (TERMINAL_FAIL.has(status)) {
@@ -280,7 +351,9 @@ class UploadItem {
   }
 
   pause() {
-    if (this.state !== "uploading" || !this.upload) return;
+    if (!(this.state === "uploading" || this.state === "waiting") || !this.upload) return;
+    clearTimeout(this.waitTimer);
+    this.waitTimer = null;
     this.upload.abort(false);
     this.state = "paused";
     this.render();
@@ -302,8 +375,14 @@ class UploadItem {
   }
 
   remove() {
+    clearTimeout(this.waitTimer);
     if (this.state === "hashing") this.app.hasher.cancel(this.id);
-    if (this.upload && (this.state === "uploading" || this.state === "paused")) this.upload.abort(false);
+    if (this.upload && this.upload.url && ["uploading", "paused", "waiting", "error"].includes(this.state)) {
+      // Removed for good: terminate it on the server too (tus DELETE), which releases its quota reservation.
+      this.upload.abort(true).catch(() => {});
+    } else if (this.upload && (this.state === "uploading" || this.state === "paused")) {
+      this.upload.abort(false);
+    }
     this.state = "removed";
     this.el.remove();
     this.app.items = this.app.items.filter((item) => item !== this);
@@ -326,7 +405,10 @@ class UploadItem {
         });
       }
       case "paused": return t("paused", { percent: pct(this.bytesTotal ? this.bytesSent / this.bytesTotal : 0) });
-      case "processing": return this.serverStatus ? t(`status_${this.serverStatus}`) : t("processing");
+      case "waiting": return `${this.error} ${t("retryingAt", { time: new Date(this.waitUntil).toLocaleTimeString() })}`;
+      case "processing":
+        if (this.serverStatus === "storing" && this.serverMessage) return this.serverMessage;
+        return this.serverStatus ? t(`status_${this.serverStatus}`) : t("processing");
       case "done": return t("done");
       case "error": return this.error || t("failed");
       default: return "";
@@ -342,7 +424,7 @@ class UploadItem {
     this.bar.setAttribute("aria-valuenow", String(percent));
     this.el.dataset.state = this.state;
     this.statusEl.textContent = this._statusText();
-    this.pauseBtn.hidden = this.state !== "uploading";
+    this.pauseBtn.hidden = !(this.state === "uploading" || this.state === "waiting");
     this.resumeBtn.hidden = !(this.state === "paused" || (this.state === "error" && this.sha256 && !this._isFinalError()));
     this.removeBtn.hidden = this.state === "uploading" || this.state === "processing";
   }
