@@ -82,6 +82,7 @@ class Settings:
     verify_rate_limit: str = "30 per minute"   # public report verification lookups per client IP
     ratelimit_storage_uri: str = "memory://"   # rate-limit counters: memory:// (per process) or redis://...
     view_audit_window_seconds: float = 60.0    # slide.viewed entries: one per user, slide and window
+    ondemand_tile_wait_seconds: float = 3.0    # how long a tile request waits for a worker to render it
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -118,4 +119,5 @@ class Settings:
             verify_rate_limit=os.environ.get("VERIFY_RATE_LIMIT") or "30 per minute",
             ratelimit_storage_uri=os.environ.get("RATELIMIT_STORAGE_URI") or "memory://",
             view_audit_window_seconds=float(_env_int("VIEW_AUDIT_WINDOW_SECONDS", 60)),
+            ondemand_tile_wait_seconds=float(_env_int("ONDEMAND_TILE_WAIT_SECONDS", 3)),
         )

@@ -89,3 +89,18 @@ def flag_overdue_task() -> list[int]:
     from .domain import consultations
     with independent_session() as session:
         return consultations.flag_overdue(session)
+
+
+@huey.task(expires=30, priority=10)
+def render_tile_task(uid: str, version: int, level: int, col: int, row: int) -> bool:
+    """A tile the viewer wants before the pipeline stored it (see domain/tile_render.py).
+
+    Expires unstarted after 30 s: by then the viewer has retried and the pipeline
+    has probably stored the tile itself.
+    """
+    _ensure_engine()
+    from . import runtime
+    from .db import independent_session
+    from .domain import tile_render
+    with independent_session() as session:
+        return tile_render.render_into_store(session, runtime.store(), uid, version, level, col, row)

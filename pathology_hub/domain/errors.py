@@ -45,3 +45,15 @@ class AuthenticationFailed(DomainError):
 class TooLarge(DomainError):
     status = 413
     code = "too_large"
+
+
+class NotReadyYet(DomainError):
+    """Something that will exist shortly (a tile being rendered): ask again after ``retry_after`` s."""
+
+    status = 503
+    code = "not_ready"
+
+    def __init__(self, message: str, *, code: str | None = None, details: dict | None = None,
+                 retry_after: int = 2) -> None:
+        super().__init__(message, code=code, details=details)
+        self.retry_after = retry_after

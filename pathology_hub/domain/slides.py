@@ -293,21 +293,37 @@ def cache_dir() -> Path:
     return path
 
 
-def local_original(store: ObjectStore, original: StoredOriginal, filename: str) -> Path:
-    """A local file of the original for native readers (OpenSlide needs a path).
+def _cached_original_path(original: StoredOriginal, filename: str) -> Path:
+    return cache_dir() / "originals" / original.sha256 / (SAFE_NAME.sub("_", filename) or "slide")
 
-    The local-folder backend already has one; other backends are downloaded once
-    into the worker's cache, verified against the recorded SHA-256.
+
+def local_original_if_present(store: ObjectStore, original: StoredOriginal, filename: str) -> Path | None:
+    """The original's local file when this machine already has one, without downloading it.
+
+    Used where fetching a whole original would be out of all proportion (one on-demand tile).
     """
     local = getattr(store, "local_path", None)
     if callable(local):
         path = Path(local(original.storage_key))
         if path.exists():
             return path
-    target_dir = cache_dir() / "originals" / original.sha256
-    target = target_dir / (SAFE_NAME.sub("_", filename) or "slide")
+    target = _cached_original_path(original, filename)
     if target.exists() and target.stat().st_size == original.size:
         return target
+    return None
+
+
+def local_original(store: ObjectStore, original: StoredOriginal, filename: str) -> Path:
+    """A local file of the original for native readers (OpenSlide needs a path).
+
+    The local-folder backend already has one; other backends are downloaded once
+    into the worker's cache, verified against the recorded SHA-256.
+    """
+    present = local_original_if_present(store, original, filename)
+    if present is not None:
+        return present
+    target = _cached_original_path(original, filename)
+    target_dir = target.parent
     target_dir.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(target.suffix + ".part")
     import hashlib

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import uuid
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, jsonify, make_response, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
@@ -43,7 +43,11 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(DomainError)
     def domain_error(exc: DomainError):
         SessionLocal.rollback()
-        return error_response(exc.status, exc.code, exc.message, exc.details)
+        resp = make_response(error_response(exc.status, exc.code, exc.message, exc.details))
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after is not None:
+            resp.headers["Retry-After"] = str(int(retry_after))
+        return resp
 
     @app.errorhandler(StorageError)
     def storage_error(exc: StorageError):

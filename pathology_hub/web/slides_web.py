@@ -21,9 +21,9 @@ from ..db import SessionLocal
 from ..domain import jobs, policy
 from ..domain import slides as slide_service
 from ..domain import tile_access
-from ..domain.errors import NotFound
+from ..domain.errors import NotFound, NotReadyYet
 from ..models import Case, Slide, SlideStatus, Upload, UploadState
-from ..tiling import TileNotFound, TileNotReady, render_tile
+from ..tiling import TileNotFound, TileNotReady
 from .tile_fastpath import TileFastPath, forget_reader, reader_for, tile_etag, tile_headers
 from . import view_audit_hook
 from .authz import authorize, load_model
@@ -288,19 +288,30 @@ def _tile_headers(resp: Response, etag: str) -> Response:
 
 
 def _render_on_demand(uid: str, version: int, level: int, col: int, row: int) -> bytes:
-    """A tile the pipeline has not stored yet: render it from the original once and keep it."""
+    """A tile the pipeline has not stored yet: a worker renders it (see domain/tile_render.py).
+
+    The web process never opens an original itself. It waits briefly for the worker;
+    when none answers in time (all busy tiling, or the original is not on a worker's
+    disk) the viewer gets 503 with Retry-After and asks again.
+    """
+    from huey.exceptions import HueyException
+    from ..domain.tile_render import ondemand_key
+    from ..tasks import render_tile_task
     store = runtime.store()
-    key = f"pyramids/{uid}/v{version}/ondemand/{level}/{col}_{row}.jpeg"
+    key = ondemand_key(uid, version, level, col, row)
     try:
         return store.get_bytes(key)
     except ObjectNotFound:  # not rendered before; a storage outage still answers 503
         pass
-    slide = SessionLocal().scalar(select(Slide).where(Slide.uid == uid))
-    if slide is None:
-        raise NotFound("Not found.")
-    data = render_tile(str(slide_service.openable_path(store, slide)), level, col, row)
-    store.put_bytes(key, data, content_type="image/jpeg")
-    return data
+    try:
+        rendered = render_tile_task(uid, version, level, col, row).get(
+            blocking=True, timeout=runtime.settings().ondemand_tile_wait_seconds, revoke_on_timeout=True)
+    except HueyException:  # timed out, or the task failed (logged by the worker)
+        rendered = False
+    if rendered:
+        return store.get_bytes(key)
+    raise NotReadyYet(_("This part of the slide is still being prepared; it appears in a few seconds."),
+                      code="tile_not_ready", retry_after=2)
 
 
 # ---------------------------------------------------------------- viewer page
