@@ -268,7 +268,11 @@ def check_password_limited(session: Session, user: User, password: str, policy: 
 # ---------------------------------------------------------------- login
 def authenticate(session: Session, username: str, password: str, policy: SessionPolicy,
                  ip: str | None = None, now: dt.datetime | None = None) -> User:
-    """Check credentials with lock-out after repeated failures; every outcome is audited."""
+    """Check credentials with lock-out after repeated failures; every outcome is audited.
+
+    The failure counter is kept in short transactions of their own (see
+    :func:`reserve_password_attempt`), so ``session`` is committed on the way: call this before
+    the unit of work has changes of its own."""
     now = now or utcnow()
     user = session.scalar(select(User).where(User.username == (username or "").strip()))
     if user is None:

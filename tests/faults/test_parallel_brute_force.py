@@ -123,3 +123,19 @@ def test_parallel_right_signing_passwords_are_not_counted_wrong(live_server, cli
     assert "wrong password" not in _reasons(world, "report.sign_failed")
     user = _user(world, "pathologist")
     assert user.failed_logins == 0 and user.locked_until is None
+
+
+def test_slots_of_killed_checks_lock_the_account_instead_of_freeing_guesses(client_for, world, monkeypatch):
+    """A process killed mid-check never settles its slot: after the wait, that counts as failures."""
+    from pathology_hub.domain import accounts
+    monkeypatch.setattr(accounts, "RESERVATION_WAIT_SECONDS", 0.3)
+    user = _user(world, "pathologist")
+    user.failed_logins = LIMIT  # every slot reserved by checks that will never report
+    world.commit()
+    assert client_for().login("pathologist", PASSWORD).status_code == 401
+    assert _reasons(world, "login.failed") == ["locked"]
+    user = _user(world, "pathologist")
+    assert user.locked_until is not None and user.failed_logins == 0
+    user.locked_until = None  # the lock-out ends: a fresh run of slots
+    world.commit()
+    assert client_for().login("pathologist", PASSWORD).status_code == 302
