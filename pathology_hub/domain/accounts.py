@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import random
 import re
 import secrets
+import time
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import inspect, or_, select, update
 from sqlalchemy.orm import Session
 
 from ..models import ApiToken, Institution, Role, Tier, User, UserSession, as_utc, utcnow
@@ -153,28 +155,124 @@ def lockout_policy() -> SessionPolicy:
 
 def locked_minutes(user: User, now: dt.datetime | None = None) -> int:
     """Whole minutes (rounded up, at least 1) until ``user`` may try a password again; 0 = not locked."""
-    now = now or utcnow()
-    locked_until = as_utc(user.locked_until)
+    return _minutes_until(user.locked_until, now or utcnow())
+
+
+def _minutes_until(locked_until: dt.datetime | None, now: dt.datetime) -> int:
+    locked_until = as_utc(locked_until)
     if not locked_until or locked_until <= now:
         return 0
     return max(1, int((locked_until - now).total_seconds() // 60) + 1)
 
 
-def register_failed_password(user: User, policy: SessionPolicy, now: dt.datetime | None = None) -> bool:
-    """Count one wrong password; returns True when this failure locks the account."""
+#: How long an attempt waits for a free slot while other checks of the same account's password
+#: are in flight, before it gives up and treats the missing outcomes as failures (fail safe).
+RESERVATION_WAIT_SECONDS = 10.0
+_POLL_SECONDS = 0.02
+
+
+@dataclass(frozen=True)
+class PasswordAttempt:
+    """One reserved password check: ``ordinal`` is its place in the current run of failures
+    (1..max_failures); 0 means the account is locked and the password must not be checked."""
+    user_id: int
+    ordinal: int
+    locked_minutes: int = 0
+
+
+def _utc(value: dt.datetime) -> dt.datetime:
+    return value.astimezone(dt.timezone.utc) if value.tzinfo else value
+
+
+def reserve_password_attempt(session: Session, user: User, policy: SessionPolicy,
+                             now: dt.datetime | None = None) -> PasswordAttempt:
+    """Count a password check as a failure *before* it runs, atomically, or refuse it.
+
+    This is what bounds guessing whatever the concurrency: a single conditional
+    ``UPDATE ... SET failed_logins = failed_logins + 1 ... RETURNING`` takes one of the
+    ``max_failures`` slots of the current run (refused while the account is locked) and is
+    committed at once, so no lock is held while the hash is computed and parallel requests can
+    never read the same count. A right password hands its slot back
+    (:func:`settle_password_attempt`); a process that dies mid-check leaves it counted.
+
+    When every slot is taken by checks still running, the attempt waits for one of them to
+    finish (a right password frees the slots, a wrong last one locks the account), so parallel
+    logins with the right password all get through. A slot never given back (its process was
+    killed) is resolved after ``RESERVATION_WAIT_SECONDS`` by locking the account.
+
+    Commits ``session``: call it before the unit of work has changes of its own.
+    """
     now = now or utcnow()
-    user.failed_logins = (user.failed_logins or 0) + 1
-    if user.failed_logins >= policy.max_failures:
-        user.locked_until = now + policy.lockout
-        user.failed_logins = 0
-        return True
-    return False
+    when = _utc(now)
+    deadline = time.monotonic() + RESERVATION_WAIT_SECONDS
+    not_locked = or_(User.locked_until.is_(None), User.locked_until <= when)
+    while True:
+        try:
+            ordinal = session.execute(
+                update(User).where(User.id == user.id, User.failed_logins < policy.max_failures, not_locked)
+                .values(failed_logins=User.failed_logins + 1).returning(User.failed_logins)
+                .execution_options(synchronize_session=False)).scalar()
+            if ordinal is not None:
+                return PasswordAttempt(user.id, ordinal)
+            minutes = _minutes_until(session.scalar(select(User.locked_until).where(User.id == user.id)), now)
+            if minutes:
+                return PasswordAttempt(user.id, 0, minutes)
+            if time.monotonic() >= deadline:
+                session.execute(update(User).where(User.id == user.id, User.failed_logins >= policy.max_failures,
+                                                   not_locked)
+                                .values(locked_until=when + policy.lockout, failed_logins=0)
+                                .execution_options(synchronize_session=False))
+                return PasswordAttempt(user.id, 0, max(1, int(policy.lockout.total_seconds() // 60)))
+        finally:
+            session.commit()  # the slot is taken (or not) for everyone, and no lock is kept
+        time.sleep(_POLL_SECONDS * (0.5 + random.random()))
+
+
+def settle_password_attempt(session: Session, user: User, attempt: PasswordAttempt, correct: bool,
+                            policy: SessionPolicy, now: dt.datetime | None = None) -> bool:
+    """Record the outcome of a reserved check (committed); True when this failure locked the account.
+
+    Wrong: the slot stays counted; the check that held the last slot locks the account (and a new
+    run starts at 0). Right: the run of failures ends (count 0, no lock), as a right password always did.
+    """
+    now = now or utcnow()
+    locked_now = False
+    stmt = update(User).where(User.id == attempt.user_id).execution_options(synchronize_session=False)
+    if correct:
+        session.execute(stmt.values(failed_logins=0, locked_until=None))
+    elif attempt.ordinal >= policy.max_failures:
+        session.execute(stmt.values(failed_logins=0, locked_until=_utc(now) + policy.lockout))
+        locked_now = True
+    session.commit()
+    if inspect(user).persistent:
+        session.expire(user, ["failed_logins", "locked_until"])
+    return locked_now
+
+
+def check_password_limited(session: Session, user: User, password: str, policy: SessionPolicy,
+                           now: dt.datetime | None = None) -> tuple[bool, PasswordAttempt, bool]:
+    """Reserve, verify, settle: ``(correct, attempt, locked_now)``. ``attempt.ordinal == 0`` means
+    the account is locked and the password was not checked. Commits ``session`` (see
+    :func:`reserve_password_attempt`); no database connection is held while the hash is computed."""
+    attempt = reserve_password_attempt(session, user, policy, now)
+    if not attempt.ordinal:
+        return False, attempt, False
+    correct = False
+    try:
+        correct = passwords.verify_password(user.password_hash, password)
+    finally:
+        locked_now = settle_password_attempt(session, user, attempt, correct, policy, now)
+    return correct, attempt, locked_now
 
 
 # ---------------------------------------------------------------- login
 def authenticate(session: Session, username: str, password: str, policy: SessionPolicy,
                  ip: str | None = None, now: dt.datetime | None = None) -> User:
-    """Check credentials with lock-out after repeated failures; every outcome is audited."""
+    """Check credentials with lock-out after repeated failures; every outcome is audited.
+
+    The failure counter is kept in short transactions of their own (see
+    :func:`reserve_password_attempt`), so ``session`` is committed on the way: call this before
+    the unit of work has changes of its own."""
     now = now or utcnow()
     user = session.scalar(select(User).where(User.username == (username or "").strip()))
     if user is None:
@@ -182,20 +280,19 @@ def authenticate(session: Session, username: str, password: str, policy: Session
         audit.record(session, "login.failed", actor_name=(username or "")[:64], ip=ip,
                      details={"reason": "unknown_user"})
         raise AuthenticationFailed("Wrong username or password.", code="invalid_credentials")
-    minutes = locked_minutes(user, now)
-    if minutes:
+    correct, attempt, locked_now = check_password_limited(session, user, password or "", policy, now)
+    if attempt.locked_minutes:
+        minutes = attempt.locked_minutes
         audit.record(session, "login.failed", actor=user, ip=ip, details={"reason": "locked"})
         raise AuthenticationFailed(f"Too many failed logins; try again in {minutes} minutes.",
                                    code="account_locked", details={"retry_after_minutes": minutes})
-    if not passwords.verify_password(user.password_hash, password or ""):
-        reason = "locked_now" if register_failed_password(user, policy, now) else "bad_password"
+    if not correct:
+        reason = "locked_now" if locked_now else "bad_password"
         audit.record(session, "login.failed", actor=user, ip=ip, details={"reason": reason})
         raise AuthenticationFailed("Wrong username or password.", code="invalid_credentials")
     if not user.active or not user.institution.active:
         audit.record(session, "login.failed", actor=user, ip=ip, details={"reason": "inactive"})
         raise AuthenticationFailed("This account is deactivated.", code="account_inactive")
-    user.failed_logins = 0
-    user.locked_until = None
     user.last_login_at = now
     audit.record(session, "login", actor=user, ip=ip)
     return user

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
@@ -13,8 +15,10 @@ MIN_PASSWORD_LENGTH = 10
 
 def configure(time_cost: int, memory_kib: int) -> None:
     """Tests lower the cost; production keeps the argon2-cffi defaults or higher."""
-    global _hasher
-    _hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_kib)
+    global _hasher, _dummy
+    if (_hasher.time_cost, _hasher.memory_cost) != (time_cost, memory_kib) or _dummy is None:
+        _hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_kib)
+        _dummy = None
 
 
 def check_strength(password: str) -> None:
@@ -34,9 +38,14 @@ def verify_password(stored_hash: str, password: str) -> bool:
         return False
 
 
-# A hash to verify against when the username is unknown, so timing does not reveal which users exist.
 def dummy_verify(password: str) -> None:
-    verify_password(_DUMMY, password)
+    """Verify against a throw-away hash when the username is unknown, so that the answer takes as
+    long as for a real user and timing does not reveal which usernames exist. Argon2 costs what
+    the *hash* says, so the dummy is made with the configured parameters, like every real hash."""
+    global _dummy
+    if _dummy is None:
+        _dummy = _hasher.hash(secrets.token_urlsafe(16))
+    verify_password(_dummy, password)
 
 
-_DUMMY = PasswordHasher(time_cost=1, memory_cost=8192).hash("not-a-real-password")
+_dummy: str | None = None

@@ -38,7 +38,7 @@ from sqlalchemy.orm import Session, object_session
 from ..models import Annotation, Case, Slide, SlideStatus, User, utcnow
 from ..models.consultations import Consultation, ConsultationState as S
 from ..models.reports import Report, ReportFigure, ReportSignature, ReportVersion
-from . import accounts, audit, notifications, passwords, policy, report_codes, turnaround
+from . import accounts, audit, notifications, policy, report_codes, turnaround
 from . import consultations as consultations_svc
 from . import report_documents as docs
 from .errors import AuthenticationFailed, Conflict, DomainError, NotFound, ValidationFailed
@@ -437,21 +437,21 @@ def delete_figure(session: Session, user: User, report: Report, figure_id: int, 
 # ---------------------------------------------------------------- signing
 def _check_password(session: Session, user: User, report: Report, password: Any, action: str,
                     ip: str | None, now: dt.datetime | None = None) -> None:
-    """The signer's password, under the same lock-out as the login (see ``accounts.register_failed_password``).
+    """The signer's password, under the same lock-out as the login (see ``accounts.reserve_password_attempt``).
 
     A wrong password counts as a failed login; a locked account cannot sign even with the right
     one.  Both refusals are audited (``report.<action>_failed``) without the password itself."""
     if not isinstance(password, str) or not password:
         raise ValidationFailed("Enter your password to sign.", code="password_required", details={"field": "password"})
     now = _now(now)
-    minutes = accounts.locked_minutes(user, now)
-    if minutes:
+    limits = accounts.lockout_policy()
+    correct, attempt, locked_now = accounts.check_password_limited(session, user, password, limits, now)
+    if attempt.locked_minutes:
         audit.record(session, f"report.{action}_failed", actor=user, object_type="report", object_id=report.id,
                      case_id=report.case_id, ip=ip, details={"reason": "account_locked"})
-        raise SignerLocked(f"Too many wrong passwords: signing is locked for {minutes} minutes; "
-                           "the report was not signed.", details={"retry_after_minutes": minutes})
-    if not passwords.verify_password(user.password_hash, password):
-        locked_now = accounts.register_failed_password(user, accounts.lockout_policy(), now)
+        raise SignerLocked(f"Too many wrong passwords: signing is locked for {attempt.locked_minutes} minutes; "
+                           "the report was not signed.", details={"retry_after_minutes": attempt.locked_minutes})
+    if not correct:
         audit.record(session, f"report.{action}_failed", actor=user, object_type="report", object_id=report.id,
                      case_id=report.case_id, ip=ip,
                      details={"reason": "wrong password", "failed_attempt": True, "locked_now": locked_now})
@@ -460,8 +460,6 @@ def _check_password(session: Session, user: User, report: Report, password: Any,
             raise SignerLocked(f"Too many wrong passwords: signing is locked for {minutes} minutes; "
                                "the report was not signed.", details={"retry_after_minutes": minutes})
         raise WrongPassword("The password is not correct; the report was not signed.")
-    if user.failed_logins:
-        user.failed_logins = 0  # the right password ends a run of failures, as at login
 
 
 def _manifest(user: User, role: str, meaning: str, at: dt.datetime) -> ReportSignature:

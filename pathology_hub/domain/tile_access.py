@@ -1,9 +1,10 @@
-"""Short-lived tile tokens: authorise each tile request without a database query.
+"""Short-lived tile tokens: authorise tile requests without a database query per tile.
 
 A token is an HMAC over the slide, the pyramid version, an expiry and a digest
 of the viewer's login-session token. A tile URL copied into another browser
 fails because that browser lacks the session; an expired token falls back to
-the full per-request policy check.
+the full per-request policy check. The token proves which session asked; whether that
+session still stands (logout, deactivation) is checked by ``session_liveness``.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ import hashlib
 import hmac
 import time
 
-# Short, so a session ended by logout or deactivation stops its tile URLs soon; past it, tiles
-# are still served through the full (database) check while the session lives.
+# Past it, tiles are served through the full (database) check while the session lives. A token
+# never outlives its session by more than a second: the tile paths also ask ``session_liveness``.
 TOKEN_TTL_SECONDS = 15 * 60
 
 

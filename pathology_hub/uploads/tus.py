@@ -415,9 +415,18 @@ class TusServer:
         self.clock = clock
 
     # dispatch --------------------------------------------------------------
+    @staticmethod
+    def _effective_method(req: TusRequest) -> str:
+        """``X-HTTP-Method-Override`` counts on a POST only (the way clients behind PATCH-hostile
+        proxies send PATCH, HEAD or DELETE). On any other method it is ignored: a GET or HEAD must
+        stay a safe request, since CSRF checks and proxies judge a request by its real method."""
+        method = req.method.upper()
+        override = (req.header("X-HTTP-Method-Override") or "").strip().upper()
+        return override if method == "POST" and override else method
+
     def handle(self, req: TusRequest) -> TusResponse:
         """Answer one request; never raises for client or hook errors."""
-        method = (req.header("X-HTTP-Method-Override") or req.method).upper()
+        method = self._effective_method(req)
         try:
             if method == "OPTIONS":
                 return self._options()

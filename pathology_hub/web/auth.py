@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlparse
 
-from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
 
@@ -64,6 +64,9 @@ def logout():
     if token:
         accounts.end_session(db, token, ip=client_ip())
         db.commit()
+        liveness = current_app.extensions.get("session_liveness")
+        if liveness is not None:  # tiles of this session stop now here, within a second elsewhere
+            liveness.forget(token)
     logout_user()
     lang = session.get("lang")
     session.clear()

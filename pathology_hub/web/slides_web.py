@@ -219,7 +219,8 @@ def _authorise_tiles(uid: str, version: int) -> None:
     if not UID_RE.match(uid):
         raise NotFound("Not found.")
     if tile_access.check_token(current_app.config["SECRET_KEY"], request.args.get("t"), uid, version,
-                               _session_token()):
+                               _session_token()) and current_app.extensions["session_liveness"].is_live(
+                                   _session_token()):
         return
     if not current_user.is_authenticated:
         raise NotFound("Not found.")

@@ -12,6 +12,7 @@ and the usual JSON errors. The two paths send the same headers.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import threading
 import time
@@ -21,7 +22,9 @@ from typing import Any, Callable, Iterable
 from werkzeug.http import parse_cookie
 
 from .. import runtime
+from ..db import get_engine
 from ..domain import tile_access
+from ..domain.session_liveness import LivenessCache
 from ..tiling import PyramidReader, TileNotFound, TileNotReady
 
 TILE_MAX_AGE = 7 * 24 * 3600
@@ -96,6 +99,11 @@ class TileFastPath:
         # results are remembered until the earlier of their own expiry and a short recheck.
         self._sessions: dict[str, tuple[str, float]] = {}
         self._grants: dict[tuple[str, str, int, str], float] = {}
+        # ...but whether the session still stands (logout, deactivation) is asked of the
+        # database, at most once a second per session and process (shared with the Flask path).
+        self.liveness = LivenessCache(get_engine, lambda: dt.timedelta(
+            hours=flask_app.config["SETTINGS"].session_max_hours))
+        flask_app.extensions["session_liveness"] = self.liveness
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         if environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
@@ -152,6 +160,11 @@ class TileFastPath:
         token = query[1] if query else None
         session_token = self._session_token(environ) if token else None
         if not self._granted(token, uid, version, session_token):
+            return None
+        try:
+            if not self.liveness.is_live(session_token):
+                return None  # ended session: Flask refuses it (or serves another valid session)
+        except Exception:  # noqa: BLE001 - database trouble gets Flask's error handling and logging
             return None
         level, col, row = int(match["level"]), int(match["col"]), int(match["row"])
         etag = tile_etag(uid, version, level, col, row)

@@ -301,3 +301,12 @@ def test_concurrent_patch_is_locked(server: TusServer) -> None:
     assert locked.status == 423 and error_code(locked) == "upload_locked"
     assert result["r"].status == 204
     assert patch(server, uid, 0, b"y" * 10).status == 409
+
+
+def test_method_override_never_turns_a_safe_method_into_a_write(server: TusServer) -> None:
+    uid = upload_id(create(server, 3))
+    for method, override in (("GET", "PATCH"), ("GET", "DELETE"), ("HEAD", "DELETE"), ("OPTIONS", "PATCH")):
+        h = dict(V, **OCTET, **{"Upload-Offset": "0", "X-HTTP-Method-Override": override})
+        server.handle(TusRequest(method, uid, h, io.BytesIO(b"abc"), 3, principal="alice"))
+        r = head(server, uid)
+        assert r.status == 200 and r.headers["Upload-Offset"] == "0", f"{method} as {override}: a write happened"
