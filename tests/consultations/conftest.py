@@ -9,7 +9,31 @@ from pathology_hub.models import Case, Institution, User
 from pathology_hub.models.consultations import Consultation, ConsultationState
 from tests.ingest.conftest import synthetic_slide, tus_upload  # noqa: F401 - fixture re-export
 
-__all__ = ["tus_upload", "synthetic_slide"]
+__all__ = ["tus_upload", "synthetic_slide", "signed_version_row"]
+
+
+def signed_version_row(db, c: Consultation, signer: User, diagnosis: str, *, at=None):
+    """A signed report version written straight into the tables (no PDF), for state-machine tests
+    that need a result in force without rendering and signing a document."""
+    from pathology_hub.models import utcnow
+    from pathology_hub.models.reports import Report, ReportVersion
+    at = at or utcnow()
+    report = db.scalar(select(Report).where(Report.consultation_id == c.id))
+    if report is None:
+        report = Report(consultation_id=c.id, case_id=c.case_id, created_by_id=signer.id, created_at=at)
+        db.add(report)
+        db.flush()
+    number = 1 + len(report.versions)
+    v = ReportVersion(report_id=report.id, number=number, kind="original" if number == 1 else "amendment",
+                      status="signed", diagnosis=diagnosis, author_id=signer.id, created_at=at, updated_at=at,
+                      signed_at=at, signed_by_id=signer.id)
+    for old in report.versions:
+        if old.status == "signed":
+            old.status, old.superseded_at, old.superseded_by_number = "superseded", at, number
+    db.add(v)
+    db.flush()
+    db.refresh(report)
+    return v
 
 
 @pytest.fixture

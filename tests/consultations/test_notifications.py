@@ -102,7 +102,7 @@ def test_each_event_notifies_the_right_people(world, users, make_consultation):
     assert kinds_for("expert") == ["escalated"]
     svc.assign(db, users["expert"], child, users["expert"].id)
     svc.accept(db, users["expert"], child)
-    svc.mark_reported(db, users["expert"], child, "opinion")
+    svc.mark_reported(db, users["expert"], child)
     assert kinds_for("pathologist")[-1] == "reported"
     svc.return_result(db, users["expert"], child, "advice")
     assert kinds_for("clinician")[-1] == "returned" and kinds_for("tech")[-1] == "returned"
