@@ -730,6 +730,7 @@ def verify(session: Session, code: str) -> dict[str, Any] | None:
         "code": code, "result": "valid" if ok else "failed", "valid": ok,
         "version": v.number, "kind": v.kind, "status": v.status,
         "superseded": v.status == "superseded", "superseded_by": v.superseded_by_number,
+        "superseded_at_text": f"{docs.local_time(v.superseded_at):%Y-%m-%d %H:%M:%S}" if v.superseded_at else None,
         "latest_version": latest.number if latest else v.number,
         "institution": report.consultation.receiving_institution.name if report.consultation.receiving_institution else "",
         "signatures": [{"role": s.role, "full_name": s.full_name, "institution": s.institution, "meaning": s.meaning,

@@ -199,6 +199,8 @@ def test_amended_result_reaches_everyone_and_needs_a_new_acknowledgement(
     v1_code = ok(clin.get(f"/api/v1/reports/{rid}"))["versions"][0]["verification_code"]
     verified = ok(client_for(None).get(f"/api/v1/verify/{v1_code}"))
     assert verified["superseded"] is True and verified["superseded_by"] == 2 and verified["latest_version"] == 2
+    assert verified["superseded_at_text"]
+    assert texts(client_for(None).get(f"/verify/{v1_code}").get_data(as_text=True), "verify-superseded-at")
 
     assert snapshot(db) == before, "a GET changed stored state"
     read = db.scalars(select(AuditEvent.action).where(AuditEvent.id > audit_before)).all()
