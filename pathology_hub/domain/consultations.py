@@ -8,6 +8,8 @@ States and transitions (``TRANSITIONS``)::
     in_review --escalate--> escalated    (a child request goes to the next tier; when the child
     escalated --child_reported--> reported  is reported the parent follows: internal transition)
     in_review --mark_reported--> reported --return_result--> returned --acknowledge--> acknowledged
+    returned|acknowledged --result_amended--> returned   (internal: an amendment or addendum was signed;
+                                          the new version in force needs its own acknowledgement)
     any state before reporting --cancel--> cancelled   (requester side, reason required)
 
 Every transition is checked in this order: the request must be visible (else 404), the
@@ -21,6 +23,10 @@ institution may triage (assign) requests waiting there.
 
 ``mark_reported`` is internal: it is fired by signing the report (domain/reports.py), never
 requested over the API, so a consultation is reported only with a signed report.
+
+No opinion or diagnosis is stored on a request: the result is read from the signed report
+versions by :mod:`pathology_hub.domain.results`.  ``acknowledge`` is an explicit act for one
+report version (the one in force), never a side effect of reading.
 """
 
 from __future__ import annotations
@@ -34,7 +40,8 @@ from sqlalchemy.orm import Session, object_session
 
 from ..models import Case, Institution, Priority, Role, SlideStatus, User, utcnow
 from ..models.consultations import Consultation, ConsultationEvent, ConsultationState as S
-from . import audit, notifications, policy, turnaround
+from ..models.reports import ResultAcknowledgement
+from . import audit, notifications, policy, results, turnaround
 from .errors import Conflict, NotFound, ValidationFailed
 
 TEXT_LIMIT = 10_000
@@ -65,6 +72,7 @@ TRANSITIONS: dict[str, Transition] = dict([
     _t("child_reported", {S.ESCALATED}, S.REPORTED, internal=True),
     _t("return_result", {S.REPORTED}, S.RETURNED),
     _t("acknowledge", {S.RETURNED}, S.ACKNOWLEDGED),
+    _t("result_amended", {S.RETURNED, S.ACKNOWLEDGED}, S.RETURNED, internal=True),  # fired by signing a new version
     _t("cancel", BEFORE_REPORT, S.CANCELLED),
 ])
 PUBLIC_TRANSITIONS = [name for name, t in TRANSITIONS.items() if not t.internal]
@@ -398,7 +406,6 @@ def escalate(session: Session, user: User, c: Consultation, preliminary_opinion:
     session.add(child)
     session.flush()
     session.refresh(child)
-    c.preliminary_opinion = opinion
     _move(session, c, "escalate", user, now=now, ip=ip, comment=opinion, details={"child_id": child.id})
     child.receiving_institution_id = receiving.id
     child.receiving_institution = receiving
@@ -411,20 +418,18 @@ def escalate(session: Session, user: User, c: Consultation, preliminary_opinion:
     return child
 
 
-def mark_reported(session: Session, user: User, c: Consultation, opinion: Any, *, ip: str | None = None,
+def mark_reported(session: Session, user: User, c: Consultation, *, ip: str | None = None,
                   now: dt.datetime | None = None) -> None:
-    """Record the signed report's diagnosis as the opinion; an escalated parent follows its child.
+    """The report is signed; an escalated parent follows its child.  Nothing of the report is copied:
+    pages read the result from the report versions (:func:`results.result_in_force`).
 
     Called only by :func:`pathology_hub.domain.reports.sign` (internal transition)."""
     _begin(user, c, "mark_reported")
-    opinion = _text(opinion, "opinion", required=True)
     now = _now(now)
-    c.opinion = opinion
     c.reported_at = now
     _move(session, c, "mark_reported", user, now=now, ip=ip)
     parent = c.parent
     if parent is not None and parent.state is S.ESCALATED:
-        parent.opinion = opinion
         parent.reported_at = now
         _move(session, parent, "child_reported", user, now=now, ip=ip, details={"child_id": c.id})
         notifications.notify(session, [parent.assignee], "reported", parent)
@@ -447,15 +452,82 @@ def return_result(session: Session, user: User, c: Consultation, advice: Any = "
     notifications.notify(session, [root.case.requesting_clinician, root.case.created_by], "returned", root)
 
 
-def acknowledge(session: Session, user: User, c: Consultation, *, ip: str | None = None,
-                now: dt.datetime | None = None) -> None:
-    """The requesting clinician has opened the result; returned children are acknowledged with it."""
+def _chain_below(session: Session, c: Consultation) -> list[Consultation]:
+    """``c`` and every escalation below it, top down."""
+    out, frontier = [], [c]
+    while frontier:
+        item = frontier.pop(0)
+        out.append(item)
+        frontier.extend(children_of(session, item))
+    return out
+
+
+def _version_number(value: Any) -> int:
+    if isinstance(value, bool) or value in (None, ""):
+        raise ValidationFailed("Say which version of the result you have read (field \"version\").",
+                               code="missing_field", details={"field": "version"})
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        raise ValidationFailed("version must be an integer.", code="invalid_field",
+                               details={"field": "version"}) from None
+
+
+class ResultVersionOutdated(Conflict):
+    """The clinician read an older version than the one now in force (an amendment came in between)."""
+
+    code = "result_version_outdated"
+
+
+class NoSignedResult(Conflict):
+    code = "no_signed_result"
+
+
+def acknowledge(session: Session, user: User, c: Consultation, version: Any = None, *, ip: str | None = None,
+                now: dt.datetime | None = None) -> ResultAcknowledgement:
+    """"I have read this result": the requesting clinician acknowledges one report version, explicitly.
+
+    ``version`` is the number of the version the clinician read; it must be the one in force,
+    otherwise 409 ``result_version_outdated`` (an amendment was signed while they were reading).
+    The acknowledgement is recorded for that version on the referral the centre made, and every
+    returned request of the chain moves to acknowledged.  ``acknowledged_at`` keeps the first
+    acknowledgement (the turnaround stage ends there); later ones are in ``result_acknowledgements``.
+    """
     _begin(user, c, "acknowledge")
+    number = _version_number(version)
+    root = results.root_of(c)
+    v = results.version_in_force(session, root)
+    if v is None:
+        raise NoSignedResult("There is no signed result to acknowledge yet.")
+    if number != v.number:
+        raise ResultVersionOutdated(
+            f"Version {number} is not the result in force: version {v.number} replaced it. "
+            f"Read version {v.number} and acknowledge it.", details={"version": number, "in_force": v.number})
     now = _now(now)
-    for item in [c, *children_of(session, c)]:
+    ack = ResultAcknowledgement(consultation_id=root.id, version_id=v.id, user_id=user.id, at=now)
+    session.add(ack)
+    for item in _chain_below(session, root):
         if item.state is S.RETURNED:
-            item.acknowledged_at = now
-            _move(session, item, "acknowledge", user, now=now, ip=ip)
+            item.acknowledged_at = item.acknowledged_at or now
+            _move(session, item, "acknowledge", user, now=now, ip=ip, comment=f"v{v.number}",
+                  details={"version": v.number, "report_id": v.report_id})
+    return ack
+
+
+def result_amended(session: Session, user: User, c: Consultation, version: Any, *, ip: str | None = None,
+                   now: dt.datetime | None = None) -> list[Consultation]:
+    """A new version of ``c``'s report was signed: the whole chain waits for a new acknowledgement.
+
+    Internal (fired by :func:`pathology_hub.domain.reports.sign`); returns the requests moved."""
+    now = _now(now)
+    moved = []
+    for item in _chain_below(session, results.root_of(c)):
+        if item.state in TRANSITIONS["result_amended"].sources:
+            _move(session, item, "result_amended", user, now=now, ip=ip, reason=version.reason,
+                  comment=f"v{version.number} ({version.kind})",
+                  details={"version": version.number, "kind": version.kind, "report_id": version.report_id})
+            moved.append(item)
+    return moved
 
 
 def cancel(session: Session, user: User, c: Consultation, reason: Any, *, ip: str | None = None,

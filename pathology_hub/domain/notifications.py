@@ -36,8 +36,19 @@ TEXTS: dict[str, tuple[str, str]] = {
     "returned": ("Consultation result returned (case {case})", "会诊结果已回传（病例 {case}）"),
     "overdue": ("Consultation past its turnaround target (case {case})", "会诊已超出时限（病例 {case}）"),
     "report_signed": ("The consultation report has been signed (case {case})", "会诊报告已签发（病例 {case}）"),
-    "report_amended": ("The consultation report has a new version (case {case})", "会诊报告已更新版本（病例 {case}）"),
+    "report_amended": ("AMENDED RESULT: case {case}, version {version} replaces version {previous_version}",
+                       "更正报告：病例 {case} 第 {version} 版已取代第 {previous_version} 版"),
+    "report_addendum": ("Addendum to the result: case {case}, version {version}",
+                        "补充报告：病例 {case} 第 {version} 版"),
 }
+#: Kinds about a result: their links open the result page, where it is read and acknowledged.
+RESULT_KINDS = {"returned", "report_signed", "report_amended", "report_addendum"}
+#: Lines of an amendment/addendum e-mail: (param, English label, Chinese label), in this order.
+CHANGE_LINES = (("reason", "Reason", "原因"),
+                ("diagnosis", "Diagnosis in force (version {version})", "现行诊断（第 {version} 版）"),
+                ("previous_diagnosis", "Superseded diagnosis (version {previous_version})",
+                 "已被取代的诊断（第 {previous_version} 版）"),
+                ("signer", "Signed by", "签发医师"), ("institution", "Institution", "签发机构"))
 
 Hook = Callable[[Notification, User, str], None]
 #: Gateways called for every delivered notification with (notification, user, text).
@@ -94,10 +105,37 @@ def mark_read(session: Session, user: User, ids: list[int] | None) -> int:
 
 
 # ---------------------------------------------------------------- delivery outside the app
+class _Params(dict):
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
 def text_of(n: Notification) -> str:
     en, zh = TEXTS[n.kind]
-    case = params_of(n).get("case", "")
-    return f"{zh.format(case=case)} / {en.format(case=case)}"
+    params = _Params(params_of(n))
+    return f"{zh.format_map(params)} / {en.format_map(params)}"
+
+
+def body_of(n: Notification, link: str) -> str:
+    """The e-mail body: for a new report version the change and its reason come first, in both languages."""
+    params = _Params(params_of(n))
+    lines = [text_of(n), ""]
+    if n.kind in ("report_amended", "report_addendum"):
+        for key, en, zh in CHANGE_LINES:
+            if key == "previous_diagnosis" and not params.get("diagnosis_changed"):
+                continue
+            if params.get(key):
+                lines.append(f"{zh.format_map(params)} / {en.format_map(params)}: {params[key]}")
+        lines += ["", "请阅读更正后的结果并确认已阅。 / Please read the result and confirm you have read it.", ""]
+    lines.append(link)
+    return "\n".join(lines) + "\n"
+
+
+def link_of(n: Notification, base_url: str = "") -> str:
+    if not n.consultation_id:
+        return base_url or "/"
+    suffix = "/result" if n.kind in RESULT_KINDS else ""
+    return f"{base_url}/consultations/{n.consultation_id}{suffix}"
 
 
 def send_email(smtp_url: str, to: str, subject: str, body: str) -> None:
@@ -129,10 +167,10 @@ def deliver(session: Session, ids: list[int], smtp_url: str, base_url: str = "")
                                                          Notification.delivered_at.is_(None))):
         user = session.get(User, n.user_id)
         text = text_of(n)
-        link = f"{base_url}/consultations/{n.consultation_id}" if n.consultation_id else base_url
+        link = link_of(n, base_url)
         if smtp_url and user is not None and user.email:
             try:
-                send_email(smtp_url, user.email, f"[Pathology Hub] {text}", f"{text}\n\n{link}\n")
+                send_email(smtp_url, user.email, f"[Pathology Hub] {text}", body_of(n, link))
                 sent += 1
             except (OSError, smtplib.SMTPException) as exc:
                 log.warning("notification e-mail failed", extra={"notification_id": n.id, "error": str(exc)})

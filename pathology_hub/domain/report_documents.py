@@ -127,8 +127,9 @@ def build_document(session: Session, version: ReportVersion, *, signatures: list
     signing_inst = c.receiving_institution or (signer.institution if signer else None)
     preliminary, preliminary_by = "", ""
     if c.parent is not None and c.preliminary_opinion:
+        # the district's own statement, attributed to the pathologist who escalated and their hospital
         preliminary = c.preliminary_opinion
-        preliminary_by = c.parent.assignee.full_name if c.parent.assignee else ""
+        preliminary_by = f"{c.created_by.full_name} ({c.requesting_institution.name})"
     figures = []
     store = runtime.store()
     for f in figures_of(session, version):

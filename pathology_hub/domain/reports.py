@@ -11,14 +11,18 @@ Lifecycle of one version (``ReportVersion.status``)::
   one conditional ``UPDATE … WHERE id=? AND revision=? AND status='draft'``: of two
   concurrent sign requests exactly one matches a row (SQLite serialises writers, PostgreSQL
   re-evaluates the WHERE after the row lock), the other gets 409.  The consultation then
-  moves to reported and the result is returned to the referring centre at once (the report's
-  recommendations are the follow-up advice), so the requesting clinician's first opening of
-  the PDF acknowledges it.
+  moves to reported and the result is returned to the referring centre at once.  Nothing of
+  the report is copied onto the consultation: every page reads the result in force from the
+  versions (:mod:`pathology_hub.domain.results`).  Reading a report (page, PDF, FHIR) never
+  acknowledges it; the clinician acknowledges a version explicitly (``consultations.acknowledge``).
 * A signed version is immutable: every change attempt is refused (409 ``report_signed``) and
   audited (``report.edit_refused``).  Changes are new versions: an addendum (adds information;
   the diagnosis must stay as it was) or an amendment (changes the diagnosis; reason required).
   Signing version N+1 marks N superseded and stores an additional signed "superseded copy" of
   N (banner: superseded by N+1), served from then on; the original bytes and hash are kept.
+  The chain goes back to "returned" (an acknowledgement of N does not cover N+1) and the
+  referring clinician, the centre, the escalating pathologist and whoever acknowledged an
+  earlier version are notified, in the app and by e-mail, with the change and its reason.
 * A co-signature (another pathologist's concurrence) adds a manifest row and a re-rendered,
   re-signed PDF listing both signatures, kept next to the original (which stays verifiable).
 """
@@ -37,8 +41,8 @@ from sqlalchemy.orm import Session, object_session
 
 from ..models import Annotation, Case, Slide, SlideStatus, User, utcnow
 from ..models.consultations import Consultation, ConsultationState as S
-from ..models.reports import Report, ReportFigure, ReportSignature, ReportVersion
-from . import accounts, audit, notifications, policy, report_codes, turnaround
+from ..models.reports import Report, ReportFigure, ReportSignature, ReportVersion, ResultAcknowledgement
+from . import accounts, audit, notifications, policy, report_codes, results, turnaround
 from . import consultations as consultations_svc
 from . import report_documents as docs
 from .errors import AuthenticationFailed, Conflict, DomainError, NotFound, ValidationFailed
@@ -536,13 +540,31 @@ def sign(session: Session, user: User, report: Report, *, password: Any, revisio
                  details={"version": v.number, "kind": v.kind, "sha256": pdf.sha256, "meaning": meaning})
     if previous is not None:
         _supersede(session, user, previous, v, now=now, ip=ip)
-        notifications.notify(session, clinicians_to_notify(session, c), "report_amended", c, version=v.number)
+        consultations_svc.result_amended(session, user, c, v, ip=ip, now=now)
+        _notify_new_version(session, c, previous, v, user)
     else:
-        consultations_svc.mark_reported(session, user, c, v.diagnosis, ip=ip, now=now)
-        consultations_svc.return_result(session, user, c, v.recommendations, ip=ip, now=now)
-        notifications.notify(session, clinicians_to_notify(session, c), "report_signed", c, version=v.number)
+        consultations_svc.mark_reported(session, user, c, ip=ip, now=now)
+        consultations_svc.return_result(session, user, c, "", ip=ip, now=now)
+        notifications.notify(session, clinicians_to_notify(session, c), "report_signed",
+                             results.root_of(c), version=v.number)
     session.flush()
     return v
+
+
+def _notify_new_version(session: Session, c: Consultation, previous: ReportVersion, v: ReportVersion,
+                        signer: User) -> None:
+    """Tell everyone who may have acted on the old result: the change and its reason come first."""
+    root = results.root_of(c)
+    acted = [a.user for a in session.scalars(select(ResultAcknowledgement).where(
+        ResultAcknowledgement.consultation_id == root.id))]
+    people = [*clinicians_to_notify(session, c), root.created_by, *acted]
+    kind = "report_amended" if v.kind == "amendment" else "report_addendum"
+    notifications.notify(session, [u for u in people if u is not None and u.id != signer.id], kind, root,
+                         version=v.number, previous_version=previous.number, reason=v.reason,
+                         previous_diagnosis=previous.diagnosis, diagnosis=v.diagnosis,
+                         diagnosis_changed=previous.diagnosis != v.diagnosis
+                         or previous.diagnosis_code != v.diagnosis_code,
+                         signer=signer.full_name, institution=signer.institution.name)
 
 
 def _supersede(session: Session, user: User, old: ReportVersion, new: ReportVersion, *, now: dt.datetime,
@@ -639,7 +661,7 @@ def pdf_of(session: Session, user: User, report: Report, number: int | None = No
            ip: str | None = None, now: dt.datetime | None = None) -> tuple[bytes, str, ReportVersion]:
     """The signed PDF to hand out (the superseded copy for an old version, unless ``original``).
 
-    The requesting clinician's first download acknowledges the returned consultation.
+    Downloading is reading: it is audited and never acknowledges the result.
     """
     from .. import runtime
     if number is None:
@@ -658,19 +680,8 @@ def pdf_of(session: Session, user: User, report: Report, number: int | None = No
     audit.record(session, "report.downloaded", actor=user, object_type="report", object_id=report.id,
                  case_id=report.case_id, ip=ip, details={"version": v.number, "file": chosen.kind,
                                                          "sha256": chosen.sha256})
-    acknowledge_if_requester(session, user, report, ip=ip, now=now)
     name = f"report-{report.consultation.case.case_number}-v{v.number}{'-original' if original else ''}.pdf"
     return data, name, v
-
-
-def acknowledge_if_requester(session: Session, user: User, report: Report, *, ip: str | None = None,
-                             now: dt.datetime | None = None) -> bool:
-    """First opening of a signed report by the requesting clinician acknowledges the whole chain."""
-    root = _consultation_root(report.consultation)
-    if root.state is S.RETURNED and policy.can(user, "consultation.acknowledge", root):
-        consultations_svc.acknowledge(session, user, root, ip=ip, now=now)
-        return True
-    return False
 
 
 FHIR_STATUS = {"original": "final", "amendment": "amended", "addendum": "appended"}
@@ -717,6 +728,7 @@ def verify(session: Session, code: str) -> dict[str, Any] | None:
         "code": code, "result": "valid" if ok else "failed", "valid": ok,
         "version": v.number, "kind": v.kind, "status": v.status,
         "superseded": v.status == "superseded", "superseded_by": v.superseded_by_number,
+        "superseded_at_text": f"{docs.local_time(v.superseded_at):%Y-%m-%d %H:%M:%S}" if v.superseded_at else None,
         "latest_version": latest.number if latest else v.number,
         "institution": report.consultation.receiving_institution.name if report.consultation.receiving_institution else "",
         "signatures": [{"role": s.role, "full_name": s.full_name, "institution": s.institution, "meaning": s.meaning,

@@ -51,8 +51,12 @@ class Consultation(Base):
     requested_expert_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     subspecialty: Mapped[str] = mapped_column(String(64), default="")
     question: Mapped[str] = mapped_column(Text, default="")
+    #: On an escalation (child) request: the district pathologist's own preliminary opinion, sent
+    #: upwards with it.  Never a result: results live only in the signed report versions
+    #: (:mod:`pathology_hub.domain.results`).
     preliminary_opinion: Mapped[str] = mapped_column(Text, default="")
-    opinion: Mapped[str] = mapped_column(Text, default="")
+    #: Advice typed by the pathologist who returned the result by hand; the signed report's
+    #: recommendations are read from the report, never copied here.
     follow_up_advice: Mapped[str] = mapped_column(Text, default="")
     cancel_reason: Mapped[str] = mapped_column(Text, default="")
     #: JSON list of [start, end] ISO pairs while waiting on the centre (end null while open).

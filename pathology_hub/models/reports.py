@@ -121,3 +121,25 @@ class ReportFigure(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class ResultAcknowledgement(Base):
+    """A clinician's explicit "I have read this result" for one signed report version.
+
+    It belongs to the version, not to the request: signing an amendment or addendum puts a
+    new version in force, which no acknowledgement covers yet, so the result asks for it again.
+    ``consultation_id`` is the referral the clinician acknowledged (the root of an escalation chain).
+    """
+
+    __tablename__ = "result_acknowledgements"
+    __table_args__ = (UniqueConstraint("consultation_id", "version_id",
+                                       name="uq_result_acknowledgements_consultation_version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    consultation_id: Mapped[int] = mapped_column(ForeignKey("consultations.id"), index=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("report_versions.id"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    version: Mapped[ReportVersion] = relationship()
+    user: Mapped[User] = relationship()

@@ -16,7 +16,8 @@ from flask_login import current_user
 from ..db import SessionLocal
 from ..domain import consultations as svc
 from ..domain import notifications as notes
-from ..domain import policy, turnaround, worklists
+from ..domain import policy, results, turnaround, worklists
+from ..domain.report_documents import local_time
 from ..domain.errors import DomainError, ValidationFailed
 from ..models import Case, User, utcnow
 from ..models.consultations import Consultation, ConsultationState as S, Notification
@@ -36,7 +37,9 @@ ACTION_LABELS = {"submit": _l("Submit for consultation"), "assign": _l("Assign")
                  "answer_info": _l("Answer the request"), "escalate": _l("Escalate"),
                  "mark_reported": _l("Mark reported"), "return_result": _l("Return the result"),
                  "acknowledge": _l("Acknowledge"), "cancel": _l("Cancel the request"),
-                 "create": _l("Created"), "child_reported": _l("Escalation reported")}
+                 "create": _l("Created"), "child_reported": _l("Escalation reported"),
+                 "result_amended": _l("Result amended: a new report version was signed"),
+                 "legacy_opinion": _l("Opinion recorded before signed reports (not a signed result)")}
 FLAG_LABELS = {"ok": _l("on time"), "approaching": _l("approaching target"), "overdue": _l("overdue"),
                "met": _l("target met"), "missed": _l("target missed")}
 LIST_LABELS = {"technician": _l("Consultations needing the centre"), "triage": _l("Waiting for triage"),
@@ -47,7 +50,16 @@ STAGE_LABELS = {"submitted_to_assigned": _l("submitted → assigned"), "assigned
 
 
 def _note_text(n: Notification) -> str:
-    case = notes.params_of(n).get("case", "")
+    params = notes.params_of(n)
+    case = params.get("case", "")
+    if n.kind == "report_amended":
+        text = _("AMENDED RESULT: case %(case)s, version %(version)s replaces version %(previous)s",
+                 case=case, version=params.get("version", ""), previous=params.get("previous_version", ""))
+        return f"{text}. {_('Reason')}: {params['reason']}" if params.get("reason") else text
+    if n.kind == "report_addendum":
+        text = _("Addendum to the result: case %(case)s, version %(version)s", case=case,
+                 version=params.get("version", ""))
+        return f"{text}. {_('Reason')}: {params['reason']}" if params.get("reason") else text
     return {"triage_new": _("New consultation request waiting for triage (case %(case)s)", case=case),
             "assigned": _("Consultation assigned to you (case %(case)s)", case=case),
             "info_requested": _("The pathologist requests more information (case %(case)s)", case=case),
@@ -56,8 +68,7 @@ def _note_text(n: Notification) -> str:
             "reported": _("The escalated consultation has been reported (case %(case)s)", case=case),
             "returned": _("Consultation result returned (case %(case)s)", case=case),
             "overdue": _("Consultation past its turnaround target (case %(case)s)", case=case),
-            "report_signed": _("The consultation report has been signed (case %(case)s)", case=case),
-            "report_amended": _("The consultation report has a new version (case %(case)s)", case=case)}.get(n.kind, n.kind)
+            "report_signed": _("The consultation report has been signed (case %(case)s)", case=case)}.get(n.kind, n.kind)
 
 
 def _me() -> User:
@@ -82,6 +93,14 @@ def _person(u: User | None) -> dict | None:
     return {"id": u.id, "username": u.username, "full_name": u.full_name, "institution": u.institution.code} if u else None
 
 
+def _result_json(c: Consultation) -> dict[str, Any] | None:
+    """The result in force, from the report versions (``None`` before a version is signed)."""
+    if c.state not in (S.REPORTED, S.RETURNED, S.ACKNOWLEDGED):
+        return None
+    result = results.result_in_force(SessionLocal(), c)
+    return result.as_json() if result is not None else None
+
+
 def consultation_json(c: Consultation, viewer: User, *, full: bool = False) -> dict[str, Any]:
     tat = turnaround.status(c, utcnow())
     data = {
@@ -95,10 +114,12 @@ def consultation_json(c: Consultation, viewer: User, *, full: bool = False) -> d
         "acknowledged_at": iso(c.acknowledged_at), "tat": tat.as_json() if tat else None,
         "allowed": svc.allowed_from(c.state), "actions": svc.actions_for(viewer, c),
         "url": url_for("consultations.detail_page", consultation_id=c.id),
+        "result": _result_json(c),
     }
     if full:
         db = SessionLocal()
-        data.update({"question": c.question, "preliminary_opinion": c.preliminary_opinion, "opinion": c.opinion,
+        data.update({"question": c.question, "preliminary_opinion": c.preliminary_opinion,
+                     "preliminary_opinions": [p.as_json() for p in results.preliminary_opinions(db, c)],
                      "follow_up_advice": c.follow_up_advice, "cancel_reason": c.cancel_reason,
                      "children": [k.id for k in svc.children_of(db, c)],
                      "events": [{"transition": e.transition, "from": e.from_state, "to": e.to_state,
@@ -167,13 +188,15 @@ def _dispatch(name: str, c: Consultation, data: dict[str, Any]) -> dict[str, Any
     if name == "escalate":
         child = svc.escalate(db, user, c, data.get("preliminary_opinion"), expert_id=data.get("expert_id"), ip=ip)
         return {"child_id": child.id}
+    if name == "acknowledge":
+        svc.acknowledge(db, user, c, data.get("version"), ip=ip)
+        return {"acknowledged_version": int(str(data.get("version")).strip())}
     simple: dict[str, Callable[[], None]] = {
         "accept": lambda: svc.accept(db, user, c, ip=ip),
         "decline": lambda: svc.decline(db, user, c, data.get("reason"), ip=ip),
         "request_info": lambda: svc.request_info(db, user, c, data.get("comment"), ip=ip),
         "answer_info": lambda: svc.answer_info(db, user, c, data.get("comment"), ip=ip),
         "return_result": lambda: svc.return_result(db, user, c, data.get("follow_up_advice"), ip=ip),
-        "acknowledge": lambda: svc.acknowledge(db, user, c, ip=ip),
         "cancel": lambda: svc.cancel(db, user, c, data.get("reason"), ip=ip),
     }
     if name not in simple:
@@ -189,6 +212,7 @@ TRANSITION_FIELDS = {"submit": "acknowledge_warnings: {type: boolean}",
                      "answer_info": "comment: {type: string}",
                      "escalate": "preliminary_opinion: {type: string}, expert_id: {type: integer}",
                      "return_result": "follow_up_advice: {type: string}",
+                     "acknowledge": "version: {type: integer, description: the report version read; must be the one in force (409 result_version_outdated)}",
                      "cancel": "reason: {type: string}"}
 
 
@@ -259,7 +283,7 @@ def api_notifications():
     """
     db, user = SessionLocal(), _me()
     items = [{"id": n.id, "kind": n.kind, "text": _note_text(n), "consultation_id": n.consultation_id,
-              "url": url_for("consultations.detail_page", consultation_id=n.consultation_id) if n.consultation_id else None,
+              "url": notes.link_of(n) if n.consultation_id else None, "params": notes.params_of(n),
               "created_at": iso(n.created_at), "read": n.read_at is not None} for n in notes.recent(db, user)]
     return jsonify({"unread": notes.unread_count(db, user), "notifications": items})
 
@@ -313,15 +337,20 @@ def act_page(c: Consultation):
     """Every action form posts here with ``transition``; errors come back as a message."""
     db = SessionLocal()
     name = request.form.get("transition", "")
+    back = "consultations.result_page" if name == "acknowledge" else "consultations.detail_page"
     try:
         extra = _dispatch(name, c, request.form.to_dict())
     except DomainError as exc:
         db.rollback()
         if exc.status == 404:
             raise
-        flash(exc.message, "error")
-        return redirect(url_for("consultations.detail_page", consultation_id=c.id))
+        flash(_error_text(exc), "error")
+        return redirect(url_for(back, consultation_id=c.id))
     db.commit()
+    if name == "acknowledge":
+        flash(_("You confirmed that you have read version %(n)s of the result.", n=extra.get("acknowledged_version", "")),
+              "success")
+        return redirect(url_for(back, consultation_id=c.id))
     flash(_("Done: %(action)s.", action=ACTION_LABELS.get(name, name)), "success")
     if "child_id" in extra:
         return redirect(url_for("consultations.detail_page", consultation_id=c.id))
@@ -330,16 +359,26 @@ def act_page(c: Consultation):
     return redirect(url_for("main.home"))  # e.g. after declining: the request is no longer ours to see
 
 
+def _error_text(exc: DomainError) -> str:
+    """The refusals a clinician meets on the result page, in their language."""
+    if exc.code == "result_version_outdated":
+        return _("A newer version of the result (version %(n)s) was signed while you were reading; "
+                 "read it and confirm again.", n=exc.details.get("in_force", ""))
+    if exc.code == "no_signed_result":
+        return _("There is no signed result to acknowledge yet.")
+    return exc.message
+
+
 @bp.route("/consultations/<int:consultation_id>/result")
 @authorize("consultation.view", load=load_model(Consultation, "consultation_id"), as_arg="c")
 def result_page(c: Consultation):
-    """The result for the referring centre; the requesting clinician's first visit acknowledges it."""
+    """The result for the referring centre, read from the report versions.  Reading never acknowledges:
+    the clinician confirms with the "I have read this result" button (a POST for one version)."""
     db, user = SessionLocal(), _me()
-    if c.state is S.RETURNED and policy.can(user, "consultation.acknowledge", c):
-        svc.acknowledge(db, user, c, ip=client_ip())
-        db.commit()
-    chain = [c, *svc.children_of(db, c)]
-    return render_template("consultation_result.html", c=c, chain=chain)
+    result = results.result_in_force(db, c)
+    return render_template("consultation_result.html", c=c, result=result,
+                           preliminaries=results.preliminary_opinions(db, c),
+                           can_acknowledge=result is not None and "acknowledge" in svc.actions_for(user, c))
 
 
 @bp.route("/cases/<int:case_id>/consultations", methods=["POST"])
@@ -396,6 +435,22 @@ def _case_panel(case: Case) -> dict[str, Any]:
             "can_create": policy.can(user, "consultation.create", case)}
 
 
+def _result_of(c: Consultation) -> results.Result | None:
+    """For templates: the result in force of a request (worklists, case panel, pages)."""
+    if c.state not in (S.REPORTED, S.RETURNED, S.ACKNOWLEDGED):
+        return None
+    return results.result_in_force(SessionLocal(), c)
+
+
+def _preliminaries_of(c: Consultation) -> list[results.Preliminary]:
+    return results.preliminary_opinions(SessionLocal(), c)
+
+
+def _local_dt(value) -> str:
+    """A stored time as the network's local time (``TURNAROUND_TIMEZONE``), as on the signed PDF."""
+    return f"{local_time(value):%Y-%m-%d %H:%M}" if value is not None else ""
+
+
 def _unread() -> int:
     user = _me()
     return notes.unread_count(SessionLocal(), user) if user.is_authenticated else 0
@@ -411,3 +466,6 @@ def init_app(app: Flask) -> None:
     app.add_template_global(lambda f: FLAG_LABELS.get(f, f), "tat_flag_label")
     app.add_template_global(lambda n: LIST_LABELS.get(n, n), "worklist_label")
     app.add_template_global(lambda s: STAGE_LABELS.get(s, s), "tat_stage_label")
+    app.add_template_global(_result_of, "consultation_result")
+    app.add_template_global(_preliminaries_of, "preliminary_opinions")
+    app.add_template_global(_local_dt, "local_dt")

@@ -76,7 +76,9 @@ def version_json(db, v: ReportVersion, report: Report) -> dict[str, Any]:
         **svc.version_json_fields(v),
         "created_at": iso(v.created_at), "updated_at": iso(v.updated_at), "signed_at": iso(v.signed_at),
         "signed_by": v.signed_by.full_name if v.signed_by else None,
-        "superseded_by": v.superseded_by_number, "verification_code": v.verification_code,
+        "superseded_by": v.superseded_by_number, "superseded_at": iso(v.superseded_at),
+        "superseded_at_text": (f"{docs.local_time(v.superseded_at):%Y-%m-%d %H:%M}" if v.superseded_at else None),
+        "verification_code": v.verification_code,
         "verification_url": url_for("reports.verify_code", code=v.verification_code) if v.verification_code else None,
         "signatures": [{"role": s.role, "full_name": s.full_name, "institution": s.institution, "meaning": s.meaning,
                         "signed_at": docs.local_time(s.signed_at).replace(microsecond=0).isoformat(),
@@ -98,6 +100,13 @@ def _local_text(value, tz_name: str) -> str:
     return f"{local:%Y-%m-%d %H:%M:%S} ({tz_name}, UTC{offset[:3]}:{offset[3:]})"
 
 
+def _preliminary_by(c: Consultation) -> str:
+    """Who wrote the preliminary opinion an escalation carries: the district pathologist, at the district."""
+    if c.parent_id is None or not c.preliminary_opinion:
+        return ""
+    return f"{c.created_by.full_name} · {c.requesting_institution.name}"
+
+
 def report_json(report: Report, user: User) -> dict[str, Any]:
     db = SessionLocal()
     versions = svc.visible_versions(user, report)
@@ -107,6 +116,7 @@ def report_json(report: Report, user: User) -> dict[str, Any]:
         "id": report.id, "consultation_id": c.id, "case_id": report.case_id, "case_number": c.case.case_number,
         "consultation_state": c.state.value, "question": c.question,
         "preliminary_opinion": c.preliminary_opinion if c.parent_id else "",
+        "preliminary_opinion_by": _preliminary_by(c),
         "versions": [version_json(db, v, report) for v in versions],
         "current": version_json(db, versions[-1], report) if versions else None,
         "can": {"edit": last.status == "draft" and policy.can(user, "report.edit", report),
@@ -453,27 +463,10 @@ def _report_for(c: Consultation) -> Report | None:
     return svc.for_consultation(SessionLocal(), user, c)
 
 
-def _chain_report(c: Consultation) -> Report | None:
-    """The report that answers ``c``: its own, else its escalation's (the expert's report is the final one)."""
-    from ..domain import consultations as consultations_svc
-    user = _me()
-    if not user.is_authenticated:
-        return None
-    db = SessionLocal()
-    frontier = [c]
-    while frontier:
-        item = frontier.pop(0)
-        report = svc.for_consultation(db, user, item) if policy.can(user, "consultation.view", item) else None
-        if report is not None and svc.latest_signed(report) is not None:
-            return report
-        frontier.extend(consultations_svc.children_of(db, item))
-    return None
-
-
 def init_app(app: Flask) -> None:
     from . import rate_limit
     rate_limit.init_app(app)
     app.register_blueprint(bp)
     app.add_template_global(_report_for, "report_for_consultation")
-    app.add_template_global(_chain_report, "signed_report_for_chain")
     app.add_template_global(lambda s: STATUS_LABELS.get(s, s), "report_status_label")
+    app.add_template_global(lambda k: KIND_LABELS.get(k, k), "report_kind_label")

@@ -50,7 +50,11 @@ def test_assignment_escalation_and_decline(client_for, make_consultation, demo_c
     child_id = resp.json["child_id"]
     # Escalation extends access to triage at the university; the district pathologist keeps it.
     assert _sees(expert, cid) and _sees(path_c, cid)
-    assert expert.get(f"/api/v1/consultations/{c.id}").json["preliminary_opinion"] == "p"
+    # the preliminary opinion is stored once, on the escalation, and stays the district pathologist's
+    assert expert.get(f"/api/v1/consultations/{child_id}").json["preliminary_opinion"] == "p"
+    [prelim] = expert.get(f"/api/v1/consultations/{c.id}").json["preliminary_opinions"]
+    assert prelim["text"] == "p" and prelim["by"]["id"] == users["pathologist"].id
+    assert prelim["by"]["institution_code"] == "DIST1"
     assert expert.post(f"/api/v1/consultations/{child_id}/assign", json={"assignee_id": users["expert"].id}).status_code == 200
     # The expert declines: back to triage at UNIV, and the decliner loses access.
     bad = expert.post(f"/api/v1/consultations/{child_id}/decline", json={})

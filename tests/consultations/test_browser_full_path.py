@@ -4,7 +4,7 @@ technician of COMM1 → triage (admin) at DIST1 → pathologist of DIST1 (accept
 → technician answers and adds a slide → pathologist escalates with a preliminary opinion →
 university expert triages (automatic assignment) and accepts → the expert writes the report
 beside the slides and signs it with the password → the clinician finds the signed report in the
-worklist and downloads it (acknowledged).
+worklist, downloads it and confirms "I have read this result".
 
 Every step is clicked through the real pages; each user's worklist and notification bell are
 checked as they see them.  The bell polls every 30 s, so each context gets Playwright's fake
@@ -263,7 +263,7 @@ def test_referral_triage_information_escalation_through_the_ui(browser, live_ser
             writer.close()
         path_.goto(f"/consultations/{cid}")
         assert path_.state() == "returned"  # the district request is answered by the expert's report
-        assert "Adenocarcinoma, intestinal type." in path_.page.text_content("[data-testid=opinion]")
+        assert "Adenocarcinoma, intestinal type." in path_.page.text_content("[data-testid=result-diagnosis]")
 
         # ---- the centre: the clinician finds the signed report in the worklist and downloads it
         clin.goto("/")
@@ -276,7 +276,10 @@ def test_referral_triage_information_escalation_through_the_ui(browser, live_ser
             clin.page.click("[data-testid=report-pdf-1]")
         assert download.value.suggested_filename.endswith("-v1.pdf")
         clin.goto(f"/consultations/{cid}")
-        assert clin.state() == "acknowledged"  # the first opening of the signed report acknowledged it
+        assert clin.state() == "returned"  # reading and downloading never acknowledge
+        with clin.page.expect_navigation():
+            clin.page.click("[data-testid=acknowledge-button]")  # "I have read this result (version 1)"
+        assert clin.state() == "acknowledged"
         clin.shot(artifacts, "9-clinician-acknowledged")
 
         # ---- the admin's turnaround dashboard now charts the completed stages

@@ -74,16 +74,21 @@ def test_centre_to_district_to_university_and_back(client_for, db, users, synthe
                    {"password": "demo-pass-2026", "revision": report["current"]["revision"]})
     assert signed["current"]["status"] == "signed"
     parent = path_c.get(f"/api/v1/consultations/{cid}").json  # the district pathologist lost nothing
-    assert parent["state"] == "returned" and parent["opinion"] == "Adenocarcinoma, intestinal type."
-    assert parent["preliminary_opinion"] == "Atypical glands; IHC?" and parent["follow_up_advice"] == "Refer to surgery."
+    assert parent["state"] == "returned" and "opinion" not in parent
+    in_force = parent["result"]["in_force"]
+    assert in_force["diagnosis"] == "Adenocarcinoma, intestinal type." and in_force["recommendations"] == "Refer to surgery."
+    assert in_force["signed_by"]["full_name"] == users["expert"].full_name  # the expert's, not the district's
+    [prelim] = parent["preliminary_opinions"]
+    assert prelim["text"] == "Atypical glands; IHC?" and prelim["by"]["full_name"] == users["pathologist"].full_name
     assert tech.get(f"/api/v1/consultations/{child_id}").json["state"] == "returned"
     assert tech.get(f"/api/v1/consultations/{cid}").json["state"] == "returned"
 
-    # Opening the result page acknowledges it, once.
+    # Opening the result page does not acknowledge it; the clinician confirms version 1 explicitly.
     page = clin.get(f"/consultations/{cid}/result")
     assert page.status_code == 200 and "Adenocarcinoma" in page.get_data(as_text=True)
+    assert clin.get(f"/api/v1/consultations/{cid}").json["state"] == "returned"
+    _post(clin, f"/api/v1/consultations/{cid}/acknowledge", {"version": 1})
     assert clin.get(f"/api/v1/consultations/{cid}").json["state"] == "acknowledged"
-    assert clin.get(f"/consultations/{cid}/result").status_code == 200
 
     db.expire_all()
     parent_events = [e.transition for e in db.scalars(select(ConsultationEvent).where(

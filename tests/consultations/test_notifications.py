@@ -2,49 +2,12 @@
 
 from __future__ import annotations
 
-import socket
-from email import message_from_bytes
-from email.policy import default as email_policy
-import time
-
-import pytest
-from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
 from pathology_hub.domain import notifications
 from pathology_hub.models import Slide, SlideStatus
 from pathology_hub.models.consultations import ConsultationState as S, Notification
-
-
-class Sink:
-    def __init__(self):
-        self.messages = []
-
-    async def handle_DATA(self, server, session, envelope):  # noqa: ANN001 - aiosmtpd protocol
-        msg = message_from_bytes(envelope.content, policy=email_policy)
-        self.messages.append((envelope.rcpt_tos, f"{msg['Subject']}\n{msg.get_content()}"))
-        return "250 OK"
-
-
-@pytest.fixture
-def smtp_sink(settings):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    sink = Sink()
-    controller = Controller(sink, hostname="127.0.0.1", port=port)
-    controller.start()
-    settings.smtp_url = f"smtp://127.0.0.1:{port}?from=hub@example.org"
-    yield sink
-    controller.stop()
-    settings.smtp_url = ""
-
-
-def _wait_for(sink, n):
-    deadline = time.time() + 5
-    while len(sink.messages) < n and time.time() < deadline:
-        time.sleep(0.05)
-    return sink.messages
+from tests.consultations.conftest import wait_for_mail as _wait_for
 
 
 def test_submit_notifies_triage_and_emails(client_for, db, users, demo_case, make_consultation, smtp_sink):
@@ -102,7 +65,7 @@ def test_each_event_notifies_the_right_people(world, users, make_consultation):
     assert kinds_for("expert") == ["escalated"]
     svc.assign(db, users["expert"], child, users["expert"].id)
     svc.accept(db, users["expert"], child)
-    svc.mark_reported(db, users["expert"], child, "opinion")
+    svc.mark_reported(db, users["expert"], child)
     assert kinds_for("pathologist")[-1] == "reported"
     svc.return_result(db, users["expert"], child, "advice")
     assert kinds_for("clinician")[-1] == "returned" and kinds_for("tech")[-1] == "returned"

@@ -11,6 +11,7 @@ from pathology_hub.domain import consultations as svc
 from pathology_hub.domain import turnaround as tat
 from pathology_hub.models import Priority
 from pathology_hub.models.consultations import ConsultationState as S, Notification
+from tests.consultations.conftest import signed_version_row
 
 UTC = dt.timezone.utc
 T0 = dt.datetime(2026, 3, 2, 0, 0, tzinfo=UTC)  # a Monday 08:00 in Shanghai
@@ -52,9 +53,10 @@ def test_constructed_history_with_a_pause(world, users, make_consultation):
     status = tat.status(c, h(22))                                     # 22 h elapsed, 4 h paused
     assert status.elapsed_seconds == 18 * 3600 and status.flag == "ok"
     assert tat.status(c, h(25)).flag == "approaching"                # 21 h of 24 h = 87 %
-    svc.mark_reported(db, users["pathologist"], c, "opinion", now=h(13))
+    svc.mark_reported(db, users["pathologist"], c, now=h(13))
+    signed_version_row(db, c, users["pathologist"], "Benign.", at=h(13))
     svc.return_result(db, users["pathologist"], c, "", now=h(13.5))
-    svc.acknowledge(db, users["clinician"], c, now=h(14))
+    svc.acknowledge(db, users["clinician"], c, 1, now=h(14))
     db.commit()
     assert tat.status(c, h(100)).flag == "met" and tat.status(c, h(100)).elapsed_seconds == 9 * 3600
     assert tat.stage_seconds(c) == {"submitted_to_assigned": 7200, "assigned_to_accepted": 3600,

@@ -1,4 +1,4 @@
-"""Delivery of signed reports: the clinician's download (acknowledges), FHIR export, public verification,
+"""Delivery of signed reports: the clinician's download (never acknowledges), FHIR export, public verification,
 tampering detection, and the two-thread concurrent signing race."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ def _actions(db, action):
     return db.scalars(select(AuditEvent).where(AuditEvent.action == action)).all()
 
 
-def test_clinician_sees_the_report_in_the_worklist_and_first_download_acknowledges(client_for, scenario, db):
+def test_clinician_sees_the_report_in_the_worklist_and_acknowledges_only_by_posting(client_for, scenario, db):
     report = signed_report(client_for, scenario)
     clin = client_for("clinician")
     items = ok(clin.get("/api/v1/worklist"))["worklists"]["clinician"]
@@ -39,11 +39,13 @@ def test_clinician_sees_the_report_in_the_worklist_and_first_download_acknowledg
     assert "attachment" in resp.headers["Content-Disposition"]
     db.expire_all()
     c = db.get(Consultation, scenario.consultation_id)
-    assert c.state.value == "acknowledged" and c.acknowledged_at is not None
+    assert c.state.value == "returned" and c.acknowledged_at is None  # reading never acknowledges
     downloads = _actions(db, "report.downloaded")
     assert {a.actor_name for a in downloads} == {"tech", "clinician"}
-    assert len(_actions(db, "consultation.acknowledge")) == 1
-    assert clin.get(f"/api/v1/reports/{report['id']}/pdf").status_code == 200  # again: no second acknowledgement
+    assert len(_actions(db, "consultation.acknowledge")) == 0
+    ok(clin.post(f"/api/v1/consultations/{scenario.consultation_id}/acknowledge", json={"version": 1}))
+    db.expire_all()
+    assert db.get(Consultation, scenario.consultation_id).state.value == "acknowledged"
     assert len(_actions(db, "consultation.acknowledge")) == 1
     page = clin.get(f"/reports/{report['id']}")
     assert page.status_code == 200 and DRAFT["diagnosis"] in page.get_data(as_text=True)

@@ -89,8 +89,11 @@ def test_sign_requires_the_password_and_moves_the_consultation(client_for, scena
     assert sig["signed_at"].endswith("+08:00")
     db.expire_all()
     c = db.get(Consultation, scenario.consultation_id)
-    assert c.state.value == "returned" and c.opinion == DRAFT["diagnosis"]
-    assert c.follow_up_advice == DRAFT["recommendations"]
+    assert c.state.value == "returned" and not hasattr(c, "opinion")  # no copied diagnosis column
+    from pathology_hub.domain import results
+    in_force = results.result_in_force(db, c).in_force
+    assert (in_force.diagnosis, in_force.recommendations, in_force.signer) == (
+        DRAFT["diagnosis"], DRAFT["recommendations"], users["pathologist"].full_name)
     assert len(_audit(db, "report.signed")) == 1
     kinds = {n.kind for n in db.scalars(select(Notification).where(Notification.consultation_id == c.id))}
     assert "report_signed" in kinds
@@ -192,7 +195,11 @@ def test_escalated_case_expert_signs_final_report_and_district_pathologist_cosig
     db.expire_all()
     assert db.get(Consultation, child.id).state.value == "returned"
     assert db.get(Consultation, parent.id).state.value == "returned"  # child_reported, then returned with it
-    assert db.get(Consultation, parent.id).opinion == DRAFT["diagnosis"]
+    from pathology_hub.domain import results
+    parent_result = results.result_in_force(db, db.get(Consultation, parent.id))
+    assert parent_result.in_force.diagnosis == DRAFT["diagnosis"]
+    assert parent_result.in_force.signer == users["expert"].full_name  # the expert's, not the district's
+    assert parent_result.in_force.institution == users["expert"].institution.name
 
     rid = signed["id"]
     assert e.post(f"/api/v1/reports/{rid}/cosign",
