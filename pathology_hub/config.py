@@ -80,6 +80,7 @@ class Settings:
     verify_rate_limit: str = "30 per minute"   # public report verification lookups per client IP
     ratelimit_storage_uri: str = "memory://"   # rate-limit counters: memory:// (per process) or redis://...
     view_audit_window_seconds: float = 60.0    # slide.viewed entries: one per user, slide and window
+    withdrawn_slide_retention_days: int = 30   # objects of a withdrawn slide are deleted after this many days
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -114,4 +115,5 @@ class Settings:
             verify_rate_limit=os.environ.get("VERIFY_RATE_LIMIT") or "30 per minute",
             ratelimit_storage_uri=os.environ.get("RATELIMIT_STORAGE_URI") or "memory://",
             view_audit_window_seconds=float(_env_int("VIEW_AUDIT_WINDOW_SECONDS", 60)),
+            withdrawn_slide_retention_days=_env_int("WITHDRAWN_SLIDE_RETENTION_DAYS", 30),
         )

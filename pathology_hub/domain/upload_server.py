@@ -28,7 +28,7 @@ def _before_create(length: int | None, metadata: dict[str, str], principal: Any)
             db, principal, case_id=metadata.get("case_id"), filename=metadata.get("filename", ""),
             size=length, stain=metadata.get("stain"), client_sha256=metadata.get("sha256"),
             max_bytes=settings.max_slide_bytes, quota_bytes=settings.institution_quota_bytes,
-            upload_id=row_id,
+            upload_id=row_id, allow_duplicate=(metadata.get("allow_duplicate") or "").lower() in ("1", "true", "yes"),
             expires_at=dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=settings.upload_expiry_hours))
         db.commit()
     except DomainError as exc:

@@ -24,6 +24,7 @@ from . import charts
 from .authz import authorize, load_model
 from .security import client_ip
 from .serializers import iso
+from .slide_text import localized_message
 
 bp = Blueprint("consultations", __name__)
 
@@ -319,7 +320,7 @@ def act_page(c: Consultation):
         db.rollback()
         if exc.status == 404:
             raise
-        flash(exc.message, "error")
+        flash(localized_message(exc), "error")
         return redirect(url_for("consultations.detail_page", consultation_id=c.id))
     db.commit()
     flash(_("Done: %(action)s.", action=ACTION_LABELS.get(name, name)), "success")

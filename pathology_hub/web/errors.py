@@ -43,7 +43,8 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(DomainError)
     def domain_error(exc: DomainError):
         SessionLocal.rollback()
-        return error_response(exc.status, exc.code, exc.message, exc.details)
+        from .slide_text import localized_message
+        return error_response(exc.status, exc.code, localized_message(exc), exc.details)
 
     @app.errorhandler(StorageError)
     def storage_error(exc: StorageError):
