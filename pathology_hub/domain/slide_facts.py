@@ -138,7 +138,8 @@ def locked(session: Session, slide: Slide) -> bool:
 
 
 def can_edit(session: Session, user: User, slide: Slide) -> bool:
-    return policy.can(user, "slide.edit", slide) and not locked(session, slide)
+    """Offered on the case page (a rejected file has nothing to label: it is withdrawn instead)."""
+    return policy.can(user, "slide.edit", slide) and slide.status not in UNVIEWED and not locked(session, slide)
 
 
 def can_withdraw(session: Session, user: User, slide: Slide) -> bool:

@@ -60,7 +60,7 @@ def test_a_rejected_slide_is_named_and_can_be_withdrawn(client_for, db, syntheti
     # The worklist counts both slides; the case lists a withdraw action for the rejected one.
     assert ">2</td>" in tech.get("/", headers=EN).get_data(as_text=True)
     listing = tech.get(f"/api/v1/cases/{demo_case_id}/slides").json["slides"]
-    assert [s["actions"] for s in listing] == [{"edit": True, "withdraw": True}, {"edit": True, "withdraw": True}]
+    assert [s["actions"] for s in listing] == [{"edit": True, "withdraw": True}, {"edit": False, "withdraw": True}]
 
     # Withdrawal needs an explicit confirmation, and only the centre's technician may do it.
     refused = tech.post(f"/api/v1/slides/{bad.id}/withdraw", json={"reason": "bad file"})

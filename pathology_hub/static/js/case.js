@@ -56,7 +56,8 @@
       reason.setAttribute("data-role", "reason");
       if (s.reject_message) {
         reason.title = s.reject_message;
-        reason.appendChild(el("span", "muted", " (" + s.reject_message + ")"));
+        // the detailed message exists in English only: a tooltip everywhere, shown inline in English
+        if (labels.showDetail) { reason.appendChild(el("span", "muted", " (" + s.reject_message + ")")); }
       }
       status.appendChild(reason);
     }
