@@ -83,6 +83,7 @@ class Settings:
     ratelimit_storage_uri: str = "memory://"   # rate-limit counters: memory:// (per process) or redis://...
     view_audit_window_seconds: float = 60.0    # slide.viewed entries: one per user, slide and window
     ondemand_tile_wait_seconds: float = 3.0    # how long a tile request waits for a worker to render it
+    withdrawn_slide_retention_days: int = 30   # objects of a withdrawn slide are deleted after this many days
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -120,4 +121,5 @@ class Settings:
             ratelimit_storage_uri=os.environ.get("RATELIMIT_STORAGE_URI") or "memory://",
             view_audit_window_seconds=float(_env_int("VIEW_AUDIT_WINDOW_SECONDS", 60)),
             ondemand_tile_wait_seconds=float(_env_int("ONDEMAND_TILE_WAIT_SECONDS", 3)),
+            withdrawn_slide_retention_days=_env_int("WITHDRAWN_SLIDE_RETENTION_DAYS", 30),
         )

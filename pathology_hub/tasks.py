@@ -69,6 +69,17 @@ def store_pending_uploads_task() -> list[str]:
     return retry_pending_uploads()
 
 
+@huey.periodic_task(crontab(minute="23"))
+def purge_withdrawn_slides_task() -> list[int]:
+    """Hourly: delete the stored objects of withdrawn slides past their retention period."""
+    _ensure_engine()
+    from . import runtime
+    from .db import independent_session
+    from .domain import slide_facts
+    with independent_session() as session:
+        return slide_facts.purge_withdrawn(session, runtime.store())
+
+
 @huey.task()
 def deliver_notifications_task(notification_ids: list[int]) -> int:
     """E-mail (when SMTP_URL is set) and gateway hooks for new in-app notifications."""

@@ -38,10 +38,10 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, object_session
 
-from ..models import Case, Institution, Priority, Role, SlideStatus, User, utcnow
+from ..models import Case, Institution, Priority, Role, User, utcnow
 from ..models.consultations import Consultation, ConsultationEvent, ConsultationState as S
 from ..models.reports import ResultAcknowledgement
-from . import audit, notifications, policy, results, turnaround
+from . import audit, notifications, policy, results, slide_facts, turnaround
 from .errors import Conflict, NotFound, ValidationFailed
 
 TEXT_LIMIT = 10_000
@@ -267,11 +267,12 @@ def submit(session: Session, user: User, c: Consultation, *, acknowledge_warning
     warnings: list[dict[str, Any]] = []
     if not skip_slide_check_for_demo_seed:
         slides = c.case.slides
-        not_ready = [{"slide_id": s.id, "status": s.status.value} for s in slides if s.status is not SlideStatus.READY]
+        not_ready = slide_facts.blocking(c.case)  # each blocking slide with its reason (web layer translates)
         if not slides or not_ready:
+            named = "; ".join(f"{b['label']} ({b['filename']}): {b['status']}, {b['reason_code']}" for b in not_ready)
             raise ValidationFailed("Every slide of the case must be ready (and there must be at least one) "
-                                   "before the request is submitted.", code="slides_not_ready",
-                                   details={"slides": not_ready})
+                                   "before the request is submitted" + (f". Blocking: {named}." if named else "."),
+                                   code="slides_not_ready", details={"slides": not_ready})
         warnings = slide_warnings(c.case)
         if warnings and not acknowledge_warnings:
             raise ValidationFailed("The slides have quality-check warnings; acknowledge them to submit.",

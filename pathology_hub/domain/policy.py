@@ -109,8 +109,15 @@ def _slide_view(user: User, slide: Slide) -> bool:
     return slide.deleted_at is None and case_visible(user, slide.case)
 
 
-@rule("slide.delete")
-def _slide_delete(user: User, slide: Slide) -> bool:
+@rule("slide.withdraw")
+def _slide_withdraw(user: User, slide: Slide) -> bool:
+    """Technicians of the uploading centre (whether the slide is still withdrawable: domain/slide_facts.py)."""
+    return _case_edit(user, slide.case)
+
+
+@rule("slide.edit")
+def _slide_edit(user: User, slide: Slide) -> bool:
+    """Stain and block/part label: technicians of the uploading centre, before submission (slide_facts.py)."""
     return _case_edit(user, slide.case)
 
 

@@ -20,7 +20,7 @@ from .. import runtime
 from ..models import User, as_utc
 from ..models.consultations import Consultation
 from ..models.reports import Report, ReportFigure, ReportFile, ReportSignature, ReportVersion
-from ..reporting.document import Figure, ReportDocument, Signature, VersionEntry
+from ..reporting.document import Figure, ReportDocument, Signature, SlideEntry, VersionEntry
 from . import turnaround
 
 _identity_lock = threading.Lock()
@@ -153,7 +153,7 @@ def build_document(session: Session, version: ReportVersion, *, signatures: list
         diagnosis_code_display=version.diagnosis_code_display, comment=version.comment,
         recommendations=version.recommendations, answer_to_question=version.answer_to_question,
         preliminary_opinion=preliminary, preliminary_opinion_by=preliminary_by,
-        figures=tuple(figures), version=version.number, version_kind=version.kind,
+        figures=tuple(figures), slides=slide_entries(case), version=version.number, version_kind=version.kind,
         amendment_reason=version.reason, signatures=tuple(signatures),
         history=_history(report, version, overrides), superseded_by=superseded_by,
         verification_code=verification_code,
@@ -162,13 +162,27 @@ def build_document(session: Session, version: ReportVersion, *, signatures: list
     )
 
 
+def slide_entries(case) -> tuple[SlideEntry, ...]:
+    """The case's viewable slides with their stain and block, as printed in the PDF and sent in FHIR."""
+    from ..models import SlideStatus
+    from .slide_facts import category_of, stain_name
+    out = []
+    for s in case.slides:
+        if s.status is not SlideStatus.READY:
+            continue
+        cat = category_of(s)
+        out.append(SlideEntry(label=s.label, block_label=s.block_label or "", stain_category=cat.value if cat else "",
+                              stain_name=stain_name(s), uid=s.uid))
+    return tuple(out)
+
+
 def _slide_label(f: ReportFigure) -> str:
     from sqlalchemy.orm import object_session
 
     from ..models import Slide
     session = object_session(f)
     slide = session.get(Slide, f.slide_id) if session is not None else None
-    return f"{slide.label} {slide.stain}".strip() if slide is not None else ""
+    return " ".join(p for p in (slide.label, slide.block_label, slide.stain) if p) if slide is not None else ""
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ from storage.verify import file_sha256
 
 from ..models import Case, Institution, Job, Slide, SlideStatus, StoredOriginal, Upload, UploadState, User, utcnow
 from . import audit, jobs, policy
-from .errors import DomainError, NotFound, TooLarge, ValidationFailed
+from .errors import Conflict, DomainError, NotFound, TooLarge, ValidationFailed
 
 log = logging.getLogger("pathology_hub.slides")
 
@@ -115,8 +115,12 @@ def open_uploads_of(session: Session, user_id: int, now: dt.datetime | None = No
 
 def register_upload(session: Session, user: User, *, case_id: Any, filename: str, size: int | None,
                     stain: str | None, client_sha256: str | None, max_bytes: int, quota_bytes: int,
-                    upload_id: str, expires_at: dt.datetime | None, max_open: int | None = None) -> Upload:
-    """Checks at tus creation time, so a refused upload sends no bytes at all."""
+                    upload_id: str, expires_at: dt.datetime | None, max_open: int | None = None,
+                    allow_duplicate: bool = False) -> Upload:
+    """Checks at tus creation time, so a refused upload sends no bytes at all.
+
+    A declared SHA-256 that is already a live slide of the case is refused (409 ``duplicate_slide``)
+    unless the client chose to attach it again (``allow_duplicate``); that choice is audited."""
     case = session.get(Case, int(case_id)) if str(case_id or "").isdigit() else None
     if case is None:
         raise ValidationFailed("The upload must name an existing case (metadata case_id).", code="unknown_case")
@@ -148,12 +152,19 @@ def register_upload(session: Session, user: User, *, case_id: Any, filename: str
                        details={"quota_bytes": quota_bytes, "used_bytes": used, "size": size})
     if client_sha256 is not None and not re.fullmatch(r"[0-9a-f]{64}", client_sha256):
         raise ValidationFailed("metadata sha256 must be 64 lower-case hex digits.", code="invalid_sha256")
+    from .slide_facts import duplicates
+    same = duplicates(session, case, client_sha256) if client_sha256 else []
+    if same and not allow_duplicate:
+        first = same[0]
+        raise Conflict(f"This file is already slide {first.label} (id {first.id}) of this case; send metadata "
+                       "allow_duplicate=1 to attach it again.", code="duplicate_slide",
+                       details={"slide_id": first.id, "label": first.label, "slides": [s.id for s in same]})
     upload = Upload(id=upload_id, case_id=case.id, user_id=user.id, institution_id=case.institution_id,
                     filename=filename, size=size, stain=(stain or "H&E").strip()[:STAIN_MAX] or "H&E",
                     client_sha256=client_sha256, expires_at=expires_at)
     session.add(upload)
     audit.record(session, "upload.create", actor=user, object_type="upload", object_id=upload_id, case_id=case.id,
-                 details={"size": size})
+                 details={"size": size, **({"duplicate_of": [s.id for s in same]} if same else {})})
     return upload
 
 
@@ -461,22 +472,3 @@ def get_slide(session: Session, user: User, slide_id: int) -> Slide:
         raise NotFound("No such slide.")
     policy.ensure(user, "slide.view", slide)
     return slide
-
-
-def delete_slide(session: Session, store: ObjectStore, user: User, slide: Slide, ip: str | None = None) -> None:
-    """Soft-delete the record (kept for audit); remove its pyramid and derived images."""
-    policy.ensure(user, "slide.delete", slide)
-    slide.deleted_at = utcnow()
-    audit.record(session, "slide.delete", actor=user, object_type="slide", object_id=slide.id,
-                 case_id=slide.case_id, ip=ip)
-    session.commit()
-    store.delete_prefix(f"pyramids/{slide.uid}/")
-    store.delete_prefix(slide_prefix(slide) + "/")
-    # The original stays while another live slide links it (uploaded twice, stored once).
-    others = session.scalar(select(func.count(Slide.id)).where(Slide.original_id == slide.original_id,
-                                                               Slide.deleted_at.is_(None)))
-    if not others and slide.original is not None:
-        try:
-            store.delete(slide.original.storage_key)
-        except ObjectNotFound:
-            pass

@@ -37,6 +37,7 @@ def _before_create(length: int | None, metadata: dict[str, str], principal: Any)
             size=length, stain=metadata.get("stain"), client_sha256=metadata.get("sha256"),
             max_bytes=settings.max_slide_bytes, quota_bytes=settings.institution_quota_bytes,
             upload_id=row_id, max_open=settings.max_open_uploads_per_user,
+            allow_duplicate=(metadata.get("allow_duplicate") or "").lower() in ("1", "true", "yes"),
             expires_at=dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=settings.upload_expiry_hours))
         db.commit()
     except DomainError as exc:

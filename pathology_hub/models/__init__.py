@@ -2,12 +2,12 @@
 
 from .accounts import ApiToken, AuditEvent, Institution, Role, Tier, User, UserSession, referral_links
 from .base import Base, as_utc, utcnow
-from .cases import Case, Priority, Sex, Slide, SlideStatus, StoredOriginal, Upload, UploadState
+from .cases import Case, Priority, Sex, Slide, SlideStatus, StainCategory, StoredOriginal, Upload, UploadState
 from .jobs import Job, JobState
 
 __all__ = [
     "ApiToken", "AuditEvent", "Base", "Case", "Institution", "Job", "JobState", "Priority", "Role",
-    "Sex", "Slide", "SlideStatus", "StoredOriginal", "Tier", "Upload", "UploadState", "User",
+    "Sex", "Slide", "SlideStatus", "StainCategory", "StoredOriginal", "Tier", "Upload", "UploadState", "User",
     "UserSession", "as_utc", "referral_links", "utcnow",
 ]
 from .consultations import Consultation, ConsultationEvent, ConsultationState, Notification  # noqa: E402,F401

@@ -35,6 +35,17 @@ class SlideStatus(str, enum.Enum):
     TILING = "tiling"
     READY = "ready"
     FAILED = "failed"
+    WITHDRAWN = "withdrawn"  # taken off the case before submission; the row stays for the audit trail
+
+
+class StainCategory(str, enum.Enum):
+    """What kind of stain a slide carries; the marker or stain name is free text beside it."""
+
+    HE = "he"                      # haematoxylin and eosin
+    IHC = "ihc"                    # immunohistochemistry (marker: Ki-67, CD20…)
+    SPECIAL = "special"            # special stain (PAS, Masson…)
+    FLUORESCENCE = "fluorescence"  # e.g. FISH, immunofluorescence
+    MULTIPLEX = "multiplex"        # multiplex IHC/IF panels
 
 
 class Case(Base):
@@ -85,7 +96,9 @@ class Slide(Base):
     uid: Mapped[str] = mapped_column(String(32), unique=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
     label: Mapped[str] = mapped_column(String(64), default="")
-    stain: Mapped[str] = mapped_column(String(64), default="H&E")
+    stain: Mapped[str] = mapped_column(String(64), default="H&E")  # marker / stain name (free text)
+    stain_category: Mapped[StainCategory | None] = mapped_column(_enum(StainCategory))  # None: unclassified
+    block_label: Mapped[str] = mapped_column(String(32), default="", server_default="")  # block / part, e.g. "A1"
     original_filename: Mapped[str] = mapped_column(String(255), default="")
     original_id: Mapped[int | None] = mapped_column(ForeignKey("stored_originals.id"))
     status: Mapped[SlideStatus] = mapped_column(_enum(SlideStatus), default=SlideStatus.INSPECTING)
@@ -97,6 +110,11 @@ class Slide(Base):
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     deleted_at: Mapped[dt.datetime | None]
+    # Withdrawal (domain/slide_facts.py): deleted_at is set too, so every listing and count skips the row.
+    withdrawn_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    withdraw_reason: Mapped[str | None] = mapped_column(Text)
+    purge_after: Mapped[dt.datetime | None]  # its objects are deleted after this (retention period)
+    purged_at: Mapped[dt.datetime | None]
 
     case: Mapped[Case] = relationship(back_populates="slides", lazy="joined")
     original: Mapped[StoredOriginal | None] = relationship(lazy="joined")

@@ -22,6 +22,17 @@ class Figure:
 
 
 @dataclass(frozen=True)
+class SlideEntry:
+    """One slide of the case as examined: label, block/part and stain (category + marker/stain name)."""
+
+    label: str
+    block_label: str = ""
+    stain_category: str = ""  # he | ihc | special | fluorescence | multiplex | "" (unclassified)
+    stain_name: str = ""      # e.g. "Ki-67"; "" for plain H&E
+    uid: str = ""
+
+
+@dataclass(frozen=True)
 class Signature:
     """The signature manifest: who signed, for whom, when, and what the signature means."""
 
@@ -80,6 +91,7 @@ class ReportDocument:
     preliminary_opinion_by: str = ""
     # evidence
     figures: tuple[Figure, ...] = ()
+    slides: tuple[SlideEntry, ...] = ()   # the case's slides (stain and block as set before submission)
     # signing and versions
     version: int = 1
     version_kind: str = "original"        # "original" | "addendum" | "amendment"

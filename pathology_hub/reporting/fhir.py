@@ -116,6 +116,10 @@ def diagnostic_report(doc: ReportDocument, *, report_id: int, status: str, pdf: 
             coding["display"] = doc.diagnosis_code_display
         resource["conclusionCode"] = [{"coding": [coding], "text": doc.diagnosis_code_display or doc.diagnosis
                                        or doc.diagnosis_code}]
+    specimens = slide_specimens(doc)
+    if specimens:
+        resource["contained"] = specimens
+        resource["specimen"] = [{"reference": f"#{sp['id']}", "display": sp["type"]["text"]} for sp in specimens]
     data = bytes(pdf)
     attachment = {
         "contentType": "application/pdf",
@@ -131,6 +135,41 @@ def diagnostic_report(doc: ReportDocument, *, report_id: int, status: str, pdf: 
         del attachment["url"]
     resource["presentedForm"] = [attachment]
     return resource
+
+
+STAIN_SYSTEM = "urn:pathology-hub:stain-category"
+SLIDE_SYSTEM = "urn:pathology-hub:slide"
+BLOCK_SYSTEM = "urn:pathology-hub:block"
+STAIN_DISPLAY = {"he": "Hematoxylin and eosin", "ihc": "Immunohistochemistry", "special": "Special stain",
+                 "fluorescence": "Fluorescence", "multiplex": "Multiplex"}
+
+
+def slide_specimens(doc: ReportDocument) -> list[dict]:
+    """One contained Specimen per slide examined: the slide (identifier, label), its block/part as
+    ``parent`` and the stain as ``processing`` (category as a coding, marker in the text)."""
+    out = []
+    for i, s in enumerate(doc.slides, start=1):
+        stain_text = " ".join(p for p in (STAIN_DISPLAY.get(s.stain_category, ""), s.stain_name) if p) \
+            or s.stain_name or "unspecified"
+        procedure: dict = {"text": stain_text}
+        if s.stain_category:
+            procedure["coding"] = [{"system": STAIN_SYSTEM, "code": s.stain_category,
+                                    "display": STAIN_DISPLAY.get(s.stain_category, s.stain_category)}]
+        specimen: dict = {
+            "resourceType": "Specimen", "id": f"slide-{i}",
+            "identifier": [{"system": SLIDE_SYSTEM, "value": s.uid or s.label}],
+            "type": {"text": f"Slide {s.label}".strip()},
+            "processing": [{"description": "Stain", "procedure": procedure}],
+            "container": [{"identifier": [{"system": SLIDE_SYSTEM + "-label", "value": s.label}],
+                           "description": "Glass slide"}],
+        }
+        if s.block_label:
+            specimen["parent"] = [{"identifier": {"system": BLOCK_SYSTEM, "value": s.block_label},
+                                   "display": f"Block {s.block_label}"}]
+        if doc.patient_id:
+            specimen["subject"] = {"identifier": {"system": PATIENT_SYSTEM, "value": doc.patient_id}}
+        out.append(specimen)
+    return out
 
 
 # ---------------------------------------------------------------- validation
@@ -255,7 +294,33 @@ def validate_diagnostic_report(resource: dict) -> list[str]:
     if isinstance(resource.get("presentedForm"), list):
         for i, att in enumerate(resource["presentedForm"]):
             _check_attachment(att, f"presentedForm[{i}]", problems)
+    _check_specimens(resource, problems)
     return problems
+
+
+def _check_specimens(resource: dict, problems: list[str]) -> None:
+    """Contained Specimens need a resourceType and an id; ``specimen`` references must resolve to them."""
+    contained = resource.get("contained") if isinstance(resource.get("contained"), list) else []
+    ids = set()
+    for i, item in enumerate(contained):
+        if not isinstance(item, dict) or not _nonempty_str(item.get("resourceType")):
+            problems.append(f"contained[{i}] must be a resource with a resourceType")
+            continue
+        if not (isinstance(item.get("id"), str) and _ID_RE.match(item["id"])):
+            problems.append(f"contained[{i}].id must be an id")
+            continue
+        ids.add(item["id"])
+        if item["resourceType"] == "Specimen":
+            for j, proc in enumerate(item.get("processing") or []):
+                if "procedure" in proc:
+                    _check_codeable(proc["procedure"], f"contained[{i}].processing[{j}].procedure", problems)
+            if "type" in item:
+                _check_codeable(item["type"], f"contained[{i}].type", problems)
+    for i, ref in enumerate(resource.get("specimen") or [] if isinstance(resource.get("specimen"), list) else []):
+        _check_reference(ref, f"specimen[{i}]", problems)
+        target = ref.get("reference", "") if isinstance(ref, dict) else ""
+        if target.startswith("#") and target[1:] not in ids:
+            problems.append(f"specimen[{i}].reference {target} does not resolve to a contained resource")
 
 
 def _check_attachment(att: object, where: str, problems: list[str]) -> None:

@@ -97,6 +97,14 @@ LABELS: dict[str, dict[str, str]] = {
         "figure": "Figure",
         "magnification": "Magnification",
         "slide": "Slide",
+        "slides": "Slides examined",
+        "block": "Block / part",
+        "stain": "Stain",
+        "stain_he": "H&E",
+        "stain_ihc": "IHC",
+        "stain_special": "Special stain",
+        "stain_fluorescence": "Fluorescence",
+        "stain_multiplex": "Multiplex",
         "view_link": "View in the viewer",
         "signatures": "Signature manifest",
         "sig_name": "Name",
@@ -167,6 +175,14 @@ LABELS: dict[str, dict[str, str]] = {
         "figure": "图",
         "magnification": "放大倍数",
         "slide": "切片",
+        "slides": "送检切片",
+        "block": "蜡块/部位",
+        "stain": "染色",
+        "stain_he": "HE 染色",
+        "stain_ihc": "免疫组化",
+        "stain_special": "特殊染色",
+        "stain_fluorescence": "荧光染色",
+        "stain_multiplex": "多重染色",
         "view_link": "在阅片器中查看",
         "signatures": "签名清单",
         "sig_name": "姓名",
@@ -445,6 +461,26 @@ def _figure(fig: Figure, index: int, st: _Styles, lab: dict[str, str], avail: fl
             Spacer(1, 5 * mm)]
 
 
+def stain_text(lab: dict[str, str], category: str, name: str) -> str:
+    """"IHC Ki-67" / "免疫组化 Ki-67"; an unclassified stain prints as typed."""
+    if not category:
+        return name
+    label = lab.get(f"stain_{category}", category)
+    return f"{label} {name}".strip() if name else label
+
+
+def _slides(doc: ReportDocument, st: _Styles, lab: dict[str, str], avail: float) -> list:
+    if not doc.slides:
+        return []
+    rows = [[Paragraph(text(lab[k]), st.label) for k in ("slide", "block", "stain")]]
+    for s in doc.slides:
+        rows.append([Paragraph(text(s.label), st.cell), Paragraph(text(s.block_label or "—"), st.cell),
+                     Paragraph(text(stain_text(lab, s.stain_category, s.stain_name) or "—"), st.cell)])
+    t = Table(rows, colWidths=[avail * w for w in (0.2, 0.3, 0.5)], repeatRows=1, splitInRow=1)
+    t.setStyle(_table_style())
+    return [CondPageBreak(25 * mm), Paragraph(text(lab["slides"]), st.h2), t]
+
+
 def _signatures(doc: ReportDocument, st: _Styles, lab: dict[str, str], avail: float) -> list:
     out: list = [Paragraph(text(lab["signatures"]), st.h2)]
     if not doc.signatures:
@@ -637,6 +673,7 @@ def render_report_pdf(doc: ReportDocument) -> bytes:
                                  ("TOPPADDING", (0, 0), (-1, -1), 4), ("BOTTOMPADDING", (0, 0), (-1, -1), 6)]))
         story += [Spacer(1, 4 * mm), box]
 
+    story += _slides(doc, st, lab, avail)
     if doc.figures:
         story.append(Paragraph(text(lab["figures"]), st.h2))
         for i, fig in enumerate(doc.figures, start=1):

@@ -23,6 +23,8 @@ def register_web(app: Flask) -> None:
     from . import slides_web, uploads_web
     uploads_web.init_app(app)
     slides_web.init_app(app)
+    from . import slide_edits_web
+    slide_edits_web.init_app(app)
     from . import annotations_web, consultations_web
     consultations_web.init_app(app)
     annotations_web.init_app(app)

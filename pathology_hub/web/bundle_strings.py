@@ -128,4 +128,8 @@ def upload_strings() -> dict[str, str]:
         'status_done': _('Ready'),
         'status_failed': _('Processing failed'),
         'status_error': _('Processing failed'),
+        'duplicate': _('This file is already slide {label} of this case ({filename}).'),
+        'openExisting': _('Open slide {label}'),
+        'uploadAnyway': _('Upload anyway'),
+        'skipDuplicate': _("Don't upload"),
     }

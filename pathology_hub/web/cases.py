@@ -65,6 +65,13 @@ def detail(case: Case):
             "endpoint": url_for("tus.collection"), "caseId": case.id, "csrfToken": generate_csrf(),
             "headers": {"X-CSRFToken": generate_csrf()}, "chunkSize": current_app.config["SETTINGS"].upload_chunk_bytes,
             "statusUrlTemplate": url_for("slides.upload_status", upload_id="UPLOAD").replace("UPLOAD", "{uploadId}"),
+            # asked with the file's SHA-256 before any byte is sent (duplicate warning)
+            "duplicateCheckUrl": url_for("slides.case_slides", case_id=case.id),
             "i18n": upload_strings()}, ensure_ascii=False)
+    from .slides_web import slide_json
+    from .slide_text import STAIN_CATEGORY_LABELS
+    rows = [slide_json(s) for s in case.slides]
     return render_template("case_detail.html", case=case, can_upload=can_upload, upload_config=upload_config,
-                           quality_of=slide_service.quality_of, qc_message=qc_message)
+                           quality_of=slide_service.quality_of, qc_message=qc_message, rows=rows,
+                           stain_categories=STAIN_CATEGORY_LABELS,
+                           retention_days=current_app.config["SETTINGS"].withdrawn_slide_retention_days)

@@ -25,6 +25,7 @@ from . import charts
 from .authz import authorize, load_model
 from .security import client_ip
 from .serializers import iso
+from .slide_text import localized_message
 
 bp = Blueprint("consultations", __name__)
 
@@ -366,7 +367,7 @@ def _error_text(exc: DomainError) -> str:
                  "read it and confirm again.", n=exc.details.get("in_force", ""))
     if exc.code == "no_signed_result":
         return _("There is no signed result to acknowledge yet.")
-    return exc.message
+    return localized_message(exc)
 
 
 @bp.route("/consultations/<int:consultation_id>/result")

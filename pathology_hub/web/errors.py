@@ -43,7 +43,8 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(DomainError)
     def domain_error(exc: DomainError):
         SessionLocal.rollback()
-        resp = make_response(error_response(exc.status, exc.code, exc.message, exc.details))
+        from .slide_text import localized_message
+        resp = make_response(error_response(exc.status, exc.code, localized_message(exc), exc.details))
         retry_after = getattr(exc, "retry_after", None)
         if retry_after is not None:
             resp.headers["Retry-After"] = str(int(retry_after))

@@ -18,10 +18,10 @@ from storage.errors import ObjectNotFound
 
 from .. import runtime
 from ..db import SessionLocal
-from ..domain import jobs, policy
+from ..domain import jobs, policy, slide_facts
 from ..domain import slides as slide_service
 from ..domain import tile_access
-from ..domain.errors import NotFound, NotReadyYet
+from ..domain.errors import NotFound, NotReadyYet, ValidationFailed
 from ..models import Case, Slide, SlideStatus, Upload, UploadState
 from ..tiling import TileNotFound, TileNotReady
 from .tile_fastpath import TileFastPath, forget_reader, reader_for, tile_etag, tile_headers
@@ -29,6 +29,7 @@ from . import view_audit_hook
 from .authz import authorize, load_model
 from .security import client_ip
 from .bundle_strings import viewer_strings
+from . import slide_text
 from .serializers import iso
 
 bp = Blueprint("slides", __name__)
@@ -62,6 +63,13 @@ def slide_json(slide: Slide, *, with_urls: bool = True) -> dict:
         "width": desc.get("width"), "height": desc.get("height"), "level_count": desc.get("level_count"),
         "mpp": desc.get("mpp_x"), "objective_power": desc.get("objective_power"), "vendor": desc.get("vendor"),
         "format": desc.get("format"), "scan_date": desc.get("scan_date"),
+        "stain_category": cat.value if (cat := slide_facts.category_of(slide)) else None,
+        "stain_name": slide_facts.stain_name(slide), "stain_display": slide_text.stain_display(slide),
+        "block_label": slide.block_label or "",
+        "reason": slide_text.reason_label(slide.reject_code) if slide.reject_code else None,
+        "duplicate_of": [{"id": d.id, "label": d.label} for d in slide_facts.duplicate_of(SessionLocal(), slide)],
+        "actions": {"edit": slide_facts.can_edit(SessionLocal(), _me(), slide),
+                    "withdraw": slide_facts.can_withdraw(SessionLocal(), _me(), slide)},
         "quality": slide_service.quality_of(slide) or None,
         "progress": jobs.progress_of(job) if job is not None else {},
         "job": {"kind": job.kind, "state": job.state.value, "attempts": job.attempts, "error": job.error}
@@ -84,9 +92,16 @@ def case_slides(case: Case):
     """Slides and uploads of a case with processing status.
     ---
     get:
-      summary: List a case's slides (status, progress, quality warnings) and its failed uploads
+      summary: List a case's slides (status, progress, quality warnings, stain, allowed actions) and its failed uploads
+      parameters:
+        - {name: sha256, in: query, schema: {type: string}, description: only the live slides made from a file with this SHA-256 (duplicate check before uploading)}
     """
     db = SessionLocal()
+    sha256 = request.args.get("sha256")
+    if sha256 is not None:  # "is this file already a slide of the case?" asked before any byte is sent
+        if not re.fullmatch(r"[0-9a-f]{64}", sha256):
+            raise ValidationFailed("sha256 must be 64 lower-case hex digits.", code="invalid_sha256")
+        return jsonify({"slides": [slide_json(s) for s in slide_facts.duplicates(db, case, sha256)], "uploads": []})
     uploads = db.scalars(select(Upload).where(Upload.case_id == case.id, Upload.state.in_(
         [UploadState.FAILED, UploadState.RECEIVING, UploadState.STORING])).order_by(Upload.created_at.desc()))
     return jsonify({"slides": [slide_json(s) for s in case.slides],
@@ -114,18 +129,20 @@ def slide_detail(slide: Slide):
 
 
 @bp.route("/api/v1/slides/<int:slide_id>", methods=["DELETE"])
-@authorize("slide.delete", load=load_model(Slide, "slide_id"), as_arg="slide")
+@authorize("slide.withdraw", load=load_model(Slide, "slide_id"), as_arg="slide")
 def delete_slide(slide: Slide):
-    """Delete a slide: the record is kept for audit, its pyramid is removed.
+    """Withdraw a slide from its case (same as POST .../withdraw): the record is kept for audit, its
+    objects are deleted after the retention period; 409 slide_locked once submitted.
     ---
     delete:
-      summary: Delete a slide
+      summary: Withdraw (delete) a slide
+      parameters:
+        - {name: reason, in: query, schema: {type: string}}
       responses:
-        204: {description: deleted}
+        204: {description: withdrawn}
     """
-    uid = slide.uid
-    slide_service.delete_slide(SessionLocal(), runtime.store(), _me(), slide, ip=client_ip())
-    forget_reader(uid)
+    from .slide_edits_web import withdraw_now
+    withdraw_now(slide, request.args.get("reason", ""))
     return Response(status=204)
 
 
@@ -327,12 +344,13 @@ def viewer(case: Case):
         names = [n for n in desc.get("associated_images", [])
                  if n != "label" or policy.can(_me(), "slide.view_label", s)]
         slides.append({
-            "id": s.id, "name": f"{s.label} · {s.stain}", "stain": s.stain, "dziUrl": j["dzi_url"],
+            "id": s.id, "name": " · ".join(p for p in (s.label, s.block_label, j["stain_display"]) if p),
+            "stain": j["stain_display"], "blockLabel": s.block_label or "", "dziUrl": j["dzi_url"],
             "thumbnailUrl": j["thumbnail_url"], "mpp": j["mpp"], "objectivePower": j["objective_power"],
             "width": j["width"], "height": j["height"], "status": s.status.value,
             "metadata": {k: v for k, v in {
                 # Name, stain, size, resolution and objective power are shown by the viewer itself.
-                _("Vendor"): j["vendor"], _("Format"): j["format"], _("Levels"): j["level_count"],
+                _("Block / part"): s.block_label, _("Vendor"): j["vendor"], _("Format"): j["format"], _("Levels"): j["level_count"],
                 _("Scan date"): j["scan_date"], _("File"): s.original_filename}.items() if v not in (None, "")},
             "associatedImages": [{"name": n, "url": url_for("slides.associated", slide_id=s.id, name=n)}
                                  for n in names],

@@ -48,6 +48,13 @@ MATRIX: dict[tuple[str, str], dict[str, int]] = {
     ("GET", "/api/v1/cases/<int:case_id>/slides"): {"anon": 401, "tech": 200, "clinician": 200, "*": 404},
     ("GET", "/api/v1/slides/<int:slide_id>"): {"anon": 401, "tech": 200, "clinician": 200, "*": 404},
     ("DELETE", "/api/v1/slides/<int:slide_id>"): {"anon": 401, "tech": 204, "clinician": 403, "*": 404},
+    # Withdrawal needs {"confirm": true} (422 without); editing with no stain field changes nothing (200).
+    ("POST", "/api/v1/slides/<int:slide_id>/withdraw"): {"anon": 401, "tech": 422, "clinician": 403, "*": 404},
+    ("PATCH", "/api/v1/slides/<int:slide_id>"): {"anon": 401, "tech": 200, "clinician": 403, "*": 404},
+    ("POST", "/cases/<int:case_id>/slides/<int:slide_id>/withdraw"): {"anon": 302, "tech": 302, "clinician": 403,
+                                                                     "*": 404},
+    ("POST", "/cases/<int:case_id>/slides/<int:slide_id>/facts"): {"anon": 302, "tech": 302, "clinician": 403,
+                                                                  "*": 404},
     ("GET", "/api/v1/slides/<int:slide_id>/thumbnail.jpg"): {"anon": 401, "tech": 200, "clinician": 200, "*": 404},
     ("GET", "/api/v1/slides/<int:slide_id>/associated/<name>.png"): {"anon": 401, "tech": 200, "clinician": 200, "*": 404},
     # Annotations: technicians/clinicians only once the report is signed (403 before); pathologists of

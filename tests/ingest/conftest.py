@@ -14,11 +14,14 @@ def tus_metadata(**values: str) -> str:
 
 
 def tus_upload(client, path: Path, case_id: int, *, stain: str = "H&E", sha256: str | None = None,
-               filename: str | None = None):
-    """Creation-with-upload in one request, as small tus clients do."""
+               filename: str | None = None, allow_duplicate: bool = False):
+    """Creation-with-upload in one request, as small tus clients do.
+
+    ``allow_duplicate``: attach a file that is already a slide of the case (else 409 duplicate_slide)."""
     data = path.read_bytes()
     digest = sha256 or hashlib.sha256(data).hexdigest()
-    meta = tus_metadata(filename=filename or path.name, case_id=str(case_id), stain=stain, sha256=digest)
+    extra = {"allow_duplicate": "1"} if allow_duplicate else {}
+    meta = tus_metadata(filename=filename or path.name, case_id=str(case_id), stain=stain, sha256=digest, **extra)
     return client.post("/api/v1/uploads/", data=data, headers={
         "Tus-Resumable": "1.0.0", "Upload-Length": str(len(data)), "Upload-Metadata": meta,
         "Content-Type": "application/offset+octet-stream"})

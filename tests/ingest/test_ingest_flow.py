@@ -60,7 +60,9 @@ def test_upload_inspect_tile_and_serve(client_for, db, synthetic_slide, demo_cas
 def test_duplicate_upload_is_stored_once_and_linked_twice(client_for, db, synthetic_slide, demo_case_id):
     tech = client_for("tech")
     assert tus_upload(tech, synthetic_slide, demo_case_id).status_code == 201
-    assert tus_upload(tech, synthetic_slide, demo_case_id, filename="again.svs").status_code == 201
+    assert tus_upload(tech, synthetic_slide, demo_case_id, filename="again.svs").status_code == 409  # duplicate_slide
+    assert tus_upload(tech, synthetic_slide, demo_case_id, filename="again.svs",
+                      allow_duplicate=True).status_code == 201
     db.expire_all()
     assert len(db.scalars(select(Slide)).all()) == 2
     assert len(db.scalars(select(StoredOriginal)).all()) == 1
@@ -117,14 +119,19 @@ def test_label_only_for_the_uploading_centre(client_for, db, shared_slides, demo
     assert "thumbnail" in names
 
 
-def test_deleting_a_slide_deletes_its_pyramid(client_for, db, synthetic_slide, demo_case_id):
+def test_deleting_a_slide_deletes_its_pyramid_after_the_retention_period(client_for, db, synthetic_slide,
+                                                                         demo_case_id):
     from pathology_hub import runtime
+    from pathology_hub.domain import slide_facts
     tech = client_for("tech")
     tus_upload(tech, synthetic_slide, demo_case_id)
     slide = _only_slide(db)
     store = runtime.store()
     assert any(True for _ in store.list(f"pyramids/{slide.uid}/"))
-    assert tech.delete(f"/api/v1/slides/{slide.id}").status_code == 204
+    assert tech.delete(f"/api/v1/slides/{slide.id}").status_code == 204  # a withdrawal (slide_facts.py)
+    assert any(True for _ in store.list(f"pyramids/{slide.uid}/"))  # kept during the retention period
+    db.expire_all()
+    slide_facts.purge_withdrawn(db, store, now=db.get(Slide, slide.id).purge_after)
     assert not any(True for _ in store.list(f"pyramids/{slide.uid}/"))
     assert tech.get(f"/api/v1/slides/{slide.id}").status_code == 404
     db.expire_all()

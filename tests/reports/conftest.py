@@ -33,7 +33,9 @@ class Scenario:
     slide_id: int
 
 
-def make_in_review(db, client_for, users, slide_path, *, number: str = "C-REP-1") -> Scenario:
+def make_in_review(db, client_for, users, slide_path, *, number: str = "C-REP-1",
+                   slide_facts: dict | None = None) -> Scenario:
+    """``slide_facts``: stain/block set through the API before submission (PATCH /api/v1/slides/<id>)."""
     from pathology_hub.domain import consultations as svc
     from tests.ingest.conftest import tus_upload
     tech = users["tech"]
@@ -45,6 +47,9 @@ def make_in_review(db, client_for, users, slide_path, *, number: str = "C-REP-1"
     assert tus_upload(client_for("tech"), slide_path, case.id).status_code == 201
     db.expire_all()
     slide = db.scalars(select(Slide).where(Slide.case_id == case.id)).one()
+    if slide_facts:
+        assert client_for("tech").patch(f"/api/v1/slides/{slide.id}", json=slide_facts).status_code == 200
+        db.expire_all()
     c = svc.create(db, tech, case, {"question": "Benign or malignant?"})
     svc.submit(db, tech, c, acknowledge_warnings=True)
     svc.assign(db, users["pathologist"], c, users["pathologist"].id)

@@ -80,6 +80,12 @@ function waitAdvice(err) {
   return { seconds, code, message: error && error.message ? String(error.message) : null };
 }
 
+/** The stable error code of a tus error's JSON body ({"error":{"code"}}), if any. */
+function serverErrorCode(err) {
+  const error = serverError(err);
+  return error && error.code ? String(error.code) : null;
+}
+
 /** Serialises hashing through one worker: parallel hashing would only contend for disk. */
 class HashQueue {
   constructor(url) {
@@ -169,7 +175,8 @@ class UploadItem {
         h("span", { class: "ph-upload-size" }, formatBytes(this.file.size)),
         h("span", { class: "ph-upload-actions" }, this.pauseBtn, this.resumeBtn, this.removeBtn)),
       this.bar,
-      this.statusEl);
+      this.statusEl,
+      this.dupEl = h("div", { class: "ph-duplicate", "data-role": "duplicate", hidden: true }));
     this.render();
   }
 
@@ -183,6 +190,7 @@ class UploadItem {
       uploadUrl: this.uploadUrl, resumed: this.resumed,
       error: this.error, errorStatus: this.errorStatus, serverStatus: this.serverStatus,
       waits: this.waits,
+      duplicates: (this.duplicates || []).map((d) => d.id),
       statusText: this.statusEl.textContent,
     };
   }
@@ -255,10 +263,60 @@ class UploadItem {
     }
     if (this.state === "removed") return;
     this.upload.options.metadata.sha256 = this.sha256;
+    // Before any byte is sent: is this file already a slide of the case?
+    const existing = await this._findDuplicates();
+    if (this.state === "removed") return;
+    if (existing.length) {
+      this._showDuplicate(existing);
+      return;
+    }
+    this._send();
+  }
+
+  _send() {
     this.state = "uploading";
     this.meter.reset(0);
     this.render();
     this.upload.start();
+  }
+
+  async _findDuplicates() {
+    const url = this.app.config.duplicateCheckUrl;
+    if (!url || !this.sha256) return [];
+    try {
+      const sep = url.includes("?") ? "&" : "?";
+      const response = await fetch(`${url}${sep}sha256=${encodeURIComponent(this.sha256)}`, {
+        credentials: "same-origin", headers: { Accept: "application/json" },
+      });
+      if (!response.ok) return [];
+      const json = await response.json();
+      return Array.isArray(json.slides) ? json.slides : [];
+    } catch (e) {
+      return []; // the server checks again when the upload is created
+    }
+  }
+
+  /** Warn, link to the existing slide, and let the user choose: upload anyway or not at all. */
+  _showDuplicate(slides) {
+    const t = this.t;
+    const first = slides[0];
+    this.duplicates = slides;
+    this.state = "duplicate";
+    const href = first.viewer_url || `${window.location.pathname}#slide-${first.id}`;
+    this.dupEl.replaceChildren(
+      h("a", { href, "data-testid": "duplicate-link" }, t("openExisting", { label: first.label })),
+      h("button", { type: "button", class: "ph-btn ph-btn-primary", "data-testid": "upload-anyway",
+        onclick: () => this.uploadAnyway() }, t("uploadAnyway")),
+      h("button", { type: "button", class: "ph-btn", "data-testid": "skip-duplicate",
+        onclick: () => this.remove() }, t("skipDuplicate")));
+    this.render();
+  }
+
+  /** The deliberate choice: attach the same file again (the server records it). */
+  uploadAnyway() {
+    if (this.state !== "duplicate") return;
+    this.upload.options.metadata.allow_duplicate = "1";
+    this._send();
   }
 
   _onProgress(sent, total) {
@@ -286,6 +344,18 @@ class UploadItem {
   }
 
   _onError(err) {
+    if (serverErrorCode(err) === "duplicate_slide" && !this.upload.options.metadata.allow_duplicate) {
+      // Another upload of the same file finished after our check: show the same choice.
+      this._findDuplicates().then((slides) => {
+        if (slides.length) this._showDuplicate(slides);
+        else this._onErrorShown(err);
+      });
+      return;
+    }
+    this._onErrorShown(err);
+  }
+
+  _onErrorShown(err) {
     const response = err && err.originalResponse;
     const wait = waitAdvice(err);
     if (wait && this.state === "uploading") {
@@ -411,6 +481,10 @@ class UploadItem {
         return this.serverStatus ? t(`status_${this.serverStatus}`) : t("processing");
       case "done": return t("done");
       case "error": return this.error || t("failed");
+      case "duplicate": {
+        const first = (this.duplicates || [])[0] || {};
+        return t("duplicate", { label: first.label || "", filename: first.filename || "" });
+      }
       default: return "";
     }
   }
@@ -427,6 +501,7 @@ class UploadItem {
     this.pauseBtn.hidden = !(this.state === "uploading" || this.state === "waiting");
     this.resumeBtn.hidden = !(this.state === "paused" || (this.state === "error" && this.sha256 && !this._isFinalError()));
     this.removeBtn.hidden = this.state === "uploading" || this.state === "processing";
+    this.dupEl.hidden = this.state !== "duplicate";
   }
 }
 
@@ -502,6 +577,7 @@ function boot() {
     addFiles: (files) => app.addFiles(files),
     pause: (id) => app.items.find((i) => i.id === id)?.pause(),
     resume: (id) => app.items.find((i) => i.id === id)?.resume(),
+    uploadAnyway: (id) => app.items.find((i) => i.id === id)?.uploadAnyway(),
   };
 }
 

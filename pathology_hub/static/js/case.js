@@ -25,11 +25,22 @@
     return pct + "% (" + p.tiles_done + "/" + p.tiles_total + ")" + eta;
   }
 
+  function fill(template, key, value) { return String(template || "").replace("{" + key + "}", value); }
+
   function row(s) {
     var tr = el("tr");
     tr.setAttribute("data-slide-id", s.id);
-    tr.appendChild(el("td", null, s.label));
-    tr.appendChild(el("td", null, s.stain));
+    tr.id = "slide-" + s.id;
+    var name = el("td", null, s.label);
+    if (s.block_label) {
+      var block = el("div", "muted", (labels.block || "Block") + " " + s.block_label);
+      block.setAttribute("data-role", "block");
+      name.appendChild(block);
+    }
+    tr.appendChild(name);
+    var stain = el("td", null, s.stain_display || s.stain);
+    stain.setAttribute("data-role", "stain");
+    tr.appendChild(stain);
     tr.appendChild(el("td", null, s.filename));
     var status = el("td");
     var badge = el("span", "badge badge-" + s.status, labels[s.status] || s.status);
@@ -38,10 +49,23 @@
     var prog = el("span", "muted", " " + progressText(s));
     prog.setAttribute("data-role", "progress");
     status.appendChild(prog);
-    if (s.reject_message) {
-      var reason = el("div", "reject", s.reject_message);
+    if (s.reject_code) {
+      var text = s.status === "rejected" ? fill(labels.rejectedReason, "reason", s.reason || s.reject_code)
+        : (s.reason || s.reject_code);
+      var reason = el("div", "reject", text);
       reason.setAttribute("data-role", "reason");
+      if (s.reject_message) {
+        reason.title = s.reject_message;
+        // the detailed message exists in English only: a tooltip everywhere, shown inline in English
+        if (labels.showDetail) { reason.appendChild(el("span", "muted", " (" + s.reject_message + ")")); }
+      }
       status.appendChild(reason);
+    }
+    if (s.duplicate_of && s.duplicate_of.length) {
+      var dup = el("div", "warn", "⚠ " + fill(labels.duplicateOf, "labels",
+        s.duplicate_of.map(function (d) { return d.label; }).join(", ")));
+      dup.setAttribute("data-role", "duplicate");
+      status.appendChild(dup);
     }
     tr.appendChild(status);
     var quality = el("td");
@@ -50,22 +74,88 @@
       quality.appendChild(el("div", "warn", "⚠ " + (labels[w.code] || w.message)));
     });
     tr.appendChild(quality);
-    var action = el("td");
+    var action = el("td", "slide-actions");
     if (s.status === "ready" || s.status === "tiling") {
       var a = el("a", null, labels.view || "View");
       a.href = viewerUrl + "?slide=" + s.id;
       action.appendChild(a);
     }
+    var actions = s.actions || {};
+    if (actions.edit) { action.appendChild(button("edit", "small", labels.edit, s.id)); }
+    if (actions.withdraw) { action.appendChild(button("withdraw", "small danger", labels.withdraw, s.id)); }
     tr.appendChild(action);
     return tr;
   }
 
+  function button(kind, cls, text, id) {
+    var b = el("button", cls, text);
+    b.type = "button";
+    b.setAttribute("data-action", kind);
+    b.setAttribute("data-testid", kind + "-slide-" + id);
+    return b;
+  }
+
+  // ---- dialogs: withdraw (with confirmation) and the stain/block editor
+  var slidesById = {};
+  var withdrawUrl = card.getAttribute("data-withdraw-url");
+  var factsUrl = card.getAttribute("data-facts-url");
+
+  function actionUrl(template, id) { return template.replace(/\/0\/(withdraw|facts)$/, "/" + id + "/$1"); }
+
+  function openDialog(id, slide) {
+    var dialog = document.getElementById(id);
+    if (!dialog || typeof dialog.showModal !== "function") { return null; }
+    dialog.querySelectorAll("[data-role=slide-name]").forEach(function (n) {
+      n.textContent = slide.label + (slide.filename ? " (" + slide.filename + ")" : "");
+    });
+    dialog.showModal();
+    return dialog;
+  }
+
+  try {
+    JSON.parse((document.getElementById("slides-json") || {}).textContent || "[]").forEach(function (s) {
+      slidesById[String(s.id)] = s;
+    });
+  } catch (e) { /* the first poll fills it */ }
+
+  tbody.addEventListener("click", function (event) {
+    var target = event.target.closest ? event.target.closest("button[data-action]") : null;
+    if (!target) { return; }
+    var tr = target.closest("tr");
+    var slide = slidesById[tr.getAttribute("data-slide-id")];
+    if (!slide) { return; }
+    var kind = target.getAttribute("data-action");
+    if (kind === "withdraw") {
+      var form = document.getElementById("withdraw-form");
+      form.action = actionUrl(withdrawUrl, slide.id);
+      form.elements.reason.value = slide.status === "rejected" && slide.reason
+        ? fill(labels.rejectedReason, "reason", slide.reason) : "";
+      openDialog("withdraw-dialog", slide);
+    } else if (kind === "edit") {
+      var facts = document.getElementById("facts-form");
+      facts.action = actionUrl(factsUrl, slide.id);
+      facts.elements.stain_category.value = slide.stain_category || "he";
+      facts.elements.stain.value = slide.stain_name || "";
+      facts.elements.block_label.value = slide.block_label || "";
+      openDialog("facts-dialog", slide);
+      facts.elements.stain_category.focus();
+    }
+  });
+  document.querySelectorAll("dialog [data-action=close]").forEach(function (b) {
+    b.addEventListener("click", function () { b.closest("dialog").close(); });
+  });
+
   function render(data) {
+    slidesById = {};
+    data.slides.forEach(function (s) { slidesById[String(s.id)] = s; });
+    if (document.querySelector("dialog[open]")) { return; }  // never redraw under an open dialog
     if (data.slides.length) {
       var rows = document.createDocumentFragment();
       data.slides.forEach(function (s) { rows.appendChild(row(s)); });
       tbody.textContent = "";
       tbody.appendChild(rows);
+    } else if (tbody.querySelector("tr[data-slide-id]")) {
+      tbody.textContent = "";  // the last slide was withdrawn elsewhere
     }
     var box = document.getElementById("failed-uploads");
     if (box) {

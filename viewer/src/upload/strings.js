@@ -30,4 +30,8 @@ export const UPLOAD_STRINGS = {
   status_done: "Ready",
   status_failed: "Processing failed",
   status_error: "Processing failed",
+  duplicate: "This file is already slide {label} of this case ({filename}).",
+  openExisting: "Open slide {label}",
+  uploadAnyway: "Upload anyway",
+  skipDuplicate: "Don't upload",
 };

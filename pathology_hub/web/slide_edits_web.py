@@ -1,0 +1,156 @@
+"""Changing a slide before submission: stain and block/part label, and withdrawal.
+
+JSON API for clients and two form routes for the case page (its dialogs post here and come
+back with a flashed message).  The rules live in :mod:`pathology_hub.domain.slide_facts`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Flask, current_app, flash, jsonify, redirect, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+
+from ..db import SessionLocal
+from ..domain import policy, slide_facts
+from ..domain.errors import DomainError, NotFound, ValidationFailed
+from ..models import Case, Slide
+from .authz import authorize, load_model
+from .security import client_ip
+from .slide_text import localized_message, stain_display
+from .tile_fastpath import forget_reader
+
+bp = Blueprint("slide_edits", __name__)
+
+
+def _me():
+    return current_user._get_current_object()
+
+
+def _json() -> dict[str, Any]:
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise ValidationFailed("The request body must be a JSON object.", code="invalid_json")
+    return data
+
+
+def _confirmed(value: Any) -> bool:
+    return value is True or str(value).lower() in ("true", "1", "yes", "on")
+
+
+def withdraw_now(slide: Slide, reason: Any) -> None:
+    """Withdraw and commit (shared by DELETE, the withdraw endpoint and the case page)."""
+    db = SessionLocal()
+    slide_facts.withdraw(db, _me(), slide, reason,
+                         retention_days=current_app.config["SETTINGS"].withdrawn_slide_retention_days, ip=client_ip())
+    db.commit()
+    forget_reader(slide.uid)
+
+
+def _facts_json(slide: Slide) -> dict[str, Any]:
+    cat = slide_facts.category_of(slide)
+    return {"id": slide.id, "label": slide.label, "stain_category": cat.value if cat else None,
+            "stain_name": slide_facts.stain_name(slide), "stain": slide.stain, "stain_display": stain_display(slide),
+            "block_label": slide.block_label or "", "status": slide.status.value}
+
+
+# ---------------------------------------------------------------- API
+@bp.route("/api/v1/slides/<int:slide_id>/withdraw", methods=["POST"])
+@authorize("slide.withdraw", load=load_model(Slide, "slide_id"), as_arg="slide")
+def api_withdraw(slide: Slide):
+    """Withdraw a rejected or unwanted slide from its case before submission (audited).
+    ---
+    post:
+      summary: Withdraw a slide (409 slide_locked after submission; 422 confirmation_required without confirm)
+      requestBody:
+        content:
+          application/json:
+            schema: {type: object, required: [confirm], properties: {confirm: {type: boolean, description: must be true}, reason: {type: string, maxLength: 500}}}
+    """
+    data = _json()
+    if not _confirmed(data.get("confirm")):
+        raise ValidationFailed("Send confirm: true to withdraw the slide.", code="confirmation_required",
+                               details={"field": "confirm"})
+    withdraw_now(slide, data.get("reason", ""))
+    return jsonify({**_facts_json(slide), "withdrawn": True,
+                    "purge_after": slide.purge_after.isoformat() if slide.purge_after else None})
+
+
+@bp.route("/api/v1/slides/<int:slide_id>", methods=["PATCH"])
+@authorize("slide.edit", load=load_model(Slide, "slide_id"), as_arg="slide")
+def api_update(slide: Slide):
+    """Set a slide's stain (category and marker/stain name) and block/part label before submission.
+    ---
+    patch:
+      summary: Edit stain and block label (409 slide_locked after submission)
+      requestBody:
+        content:
+          application/json:
+            schema: {type: object, properties: {stain_category: {type: string, enum: [he, ihc, special, fluorescence, multiplex]}, stain: {type: string, maxLength: 64, description: marker or stain name, required for ihc and special}, block_label: {type: string, maxLength: 32}}}
+    """
+    db = SessionLocal()
+    changes = slide_facts.update_facts(db, _me(), slide, _json(), ip=client_ip())
+    db.commit()
+    return jsonify({**_facts_json(slide), "changes": changes})
+
+
+# ---------------------------------------------------------------- case page forms
+def _slide_of(case: Case, slide_id: int) -> Slide:
+    slide = SessionLocal().get(Slide, slide_id)
+    if slide is None or slide.case_id != case.id or slide.deleted_at is not None:
+        raise NotFound("No such slide.")
+    return slide
+
+
+def _back(case: Case):
+    return redirect(url_for("cases.detail", case_id=case.id) + "#slides-card")
+
+
+@bp.route("/cases/<int:case_id>/slides/<int:slide_id>/withdraw", methods=["POST"])
+@authorize("case.view", load=load_model(Case, "case_id"))
+def page_withdraw(case_id: int, slide_id: int):
+    case = SessionLocal().get(Case, case_id)
+    slide = _slide_of(case, slide_id)
+    label = slide.label
+    policy.ensure(_me(), "slide.withdraw", slide)  # 403 before asking for the confirmation
+    try:
+        if not _confirmed(request.form.get("confirm")):
+            raise ValidationFailed("Confirm the withdrawal.", code="confirmation_required")
+        withdraw_now(slide, request.form.get("reason", ""))
+    except DomainError as exc:
+        SessionLocal().rollback()
+        if exc.status == 404:
+            raise
+        if exc.status == 403:
+            raise
+        flash(_("Please confirm the withdrawal.") if exc.code == "confirmation_required" else localized_message(exc),
+              "error")
+        return _back(case)
+    flash(_("Slide %(label)s was withdrawn from the case.", label=label), "success")
+    return _back(case)
+
+
+@bp.route("/cases/<int:case_id>/slides/<int:slide_id>/facts", methods=["POST"])
+@authorize("case.view", load=load_model(Case, "case_id"))
+def page_update(case_id: int, slide_id: int):
+    case = SessionLocal().get(Case, case_id)
+    slide = _slide_of(case, slide_id)
+    data = {k: v for k, v in request.form.items() if k in ("stain_category", "stain", "block_label")}
+    try:
+        changes = slide_facts.update_facts(SessionLocal(), _me(), slide, data, ip=client_ip())
+    except DomainError as exc:
+        SessionLocal().rollback()
+        if exc.status in (403, 404):
+            raise
+        flash(localized_message(exc), "error")
+        return _back(case)
+    SessionLocal().commit()
+    if changes:
+        flash(_("Slide %(label)s: stain %(stain)s, block %(block)s saved.", label=slide.label,
+                stain=stain_display(slide), block=slide.block_label or "—"), "success")
+    return _back(case)
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(bp)

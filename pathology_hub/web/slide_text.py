@@ -1,0 +1,124 @@
+"""Words about slides in the user's language: stain categories, statuses, rejection reasons,
+and the message of a refused submission that names every blocking slide.
+
+The domain raises English messages with stable codes and structured details; pages and JSON
+answers are built from those here (see :func:`localized_message`), so a Chinese user never
+reads "Every slide of the case must be ready…" in English.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+
+from ..domain import slide_facts
+from ..domain.errors import DomainError
+from ..models import Slide, StainCategory
+
+STAIN_CATEGORY_LABELS = {StainCategory.HE.value: _l("H&E"), StainCategory.IHC.value: _l("IHC"),
+                         StainCategory.SPECIAL.value: _l("Special stain"),
+                         StainCategory.FLUORESCENCE.value: _l("Fluorescence"),
+                         StainCategory.MULTIPLEX.value: _l("Multiplex")}
+STATUS_LABELS = {"inspecting": _l("inspecting"), "rejected": _l("rejected"), "tiling": _l("tiling"),
+                 "ready": _l("ready"), "failed": _l("failed"), "withdrawn": _l("withdrawn")}
+REJECT_LABELS = {
+    "not_an_image": _l("the file is not a slide or image"),
+    "unsupported_format": _l("the file format is not supported"),
+    "corrupt_image": _l("the image is damaged"),
+    "truncated_file": _l("the file is incomplete (truncated)"),
+    "probe_crashed": _l("the file could not be read safely"),
+    "probe_timeout": _l("reading the file took too long"),
+    "probe_out_of_memory": _l("the file needs too much memory to read"),
+    "too_many_pixels": _l("the image is larger than the limit"),
+    "unsafe_archive": _l("the archive is unsafe"),
+    "archive_too_large": _l("the archive is too large"),
+    "empty_archive": _l("the archive is empty"),
+    "corrupt_archive": _l("the archive is damaged"),
+    "ambiguous_archive": _l("the archive contains several slides"),
+    "empty_file": _l("the file is empty"),
+    "inspection_failed": _l("inspection failed"),
+    "tiling_failed": _l("building the image pyramid failed"),
+    "inspecting": _l("still being inspected"),
+    "tiling": _l("still being processed"),
+}
+
+
+def stain_category_label(value: str | None) -> str:
+    return str(STAIN_CATEGORY_LABELS.get(value or "", value or ""))
+
+
+def stain_display(slide: Slide) -> str:
+    """"H&E", "IHC Ki-67", "特殊染色 PAS" or, for an unclassified legacy value, the text as stored."""
+    category = slide_facts.category_of(slide)
+    name = slide_facts.stain_name(slide)
+    if category is None:
+        return slide.stain or ""
+    label = stain_category_label(category.value)
+    return f"{label} {name}".strip() if name else label
+
+
+def reason_label(code: str | None) -> str:
+    return str(REJECT_LABELS.get(code or "", code or ""))
+
+
+def _blocking_line(item: dict[str, Any]) -> str:
+    status = str(STATUS_LABELS.get(item.get("status", ""), item.get("status", "")))
+    reason = reason_label(item.get("reason_code"))
+    return _("%(label)s (%(file)s): %(status)s, %(reason)s", label=item.get("label", ""),
+             file=item.get("filename", ""), status=status, reason=reason) if reason and reason != status else \
+        _("%(label)s (%(file)s): %(status)s", label=item.get("label", ""), file=item.get("filename", ""),
+          status=status)
+
+
+def _slides_not_ready(exc: DomainError) -> str:
+    items = exc.details.get("slides") or []
+    if not items:
+        return _("The case has no slide yet: upload at least one slide before submitting the request.")
+    lines = "; ".join(_blocking_line(i) for i in items)
+    return _("The request cannot be submitted until every slide is ready. Blocking: %(slides)s. "
+             "Withdraw a rejected or unwanted slide on the case page, or wait until processing finishes.",
+             slides=lines)
+
+
+def _slide_locked(exc: DomainError) -> str:
+    return _("This slide was submitted for consultation and can no longer be changed or withdrawn.")
+
+
+def _duplicate(exc: DomainError) -> str:
+    return _("This file is already slide %(label)s of this case. To attach it again, confirm that you want a "
+             "second copy (metadata allow_duplicate).", label=exc.details.get("label", ""))
+
+
+def _field_error(exc: DomainError) -> str:
+    field = exc.details.get("field", "")
+    names = {"stain": _("Stain or marker"), "block_label": _("Block / part"), "stain_category": _("Stain type"),
+             "reason": _("Reason")}
+    if field not in names or (field == "reason" and exc.code != "field_too_long"):
+        return exc.message  # the same codes are raised for other forms' fields
+    if exc.code == "field_too_long":
+        return _("%(field)s is too long (at most %(max)s characters).", field=names[field],
+                 max=exc.details.get("max", ""))
+    if exc.code == "invalid_characters":
+        return _("%(field)s may contain letters, digits, spaces and - + / ( ) . , & : # %% only.", field=names[field])
+    if exc.code == "missing_field":
+        return _("%(field)s is required for this stain type (e.g. the IHC marker).", field=names[field])
+    if exc.code == "invalid_stain_category":
+        return _("Choose a stain type from the list.")
+    if exc.code == "invalid_stain_name":
+        return _("H&E is its own stain type; choose H&E instead.")
+    return exc.message
+
+
+_LOCALIZERS: dict[str, Callable[[DomainError], str]] = {
+    "slides_not_ready": _slides_not_ready, "slide_locked": _slide_locked, "duplicate_slide": _duplicate,
+    "field_too_long": _field_error, "invalid_characters": _field_error, "missing_field": _field_error,
+    "invalid_stain_category": _field_error, "invalid_stain_name": _field_error,
+}
+
+
+def localized_message(exc: DomainError) -> str:
+    """The error's message in the user's language when this module knows its code, else as raised."""
+    fn = _LOCALIZERS.get(exc.code)
+    return fn(exc) if fn is not None else exc.message
