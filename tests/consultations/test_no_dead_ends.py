@@ -17,7 +17,7 @@ PREFERENCE = ["submit", "assign", "accept", "answer_info", "request_info", "retu
               "escalate", "decline", "cancel"]
 FIELDS = {"decline": {"reason": "walk"}, "cancel": {"reason": "walk"}, "request_info": {"comment": "walk"},
           "answer_info": {"comment": "walk"}, "escalate": {"preliminary_opinion": "walk"},
-          "submit": {"acknowledge_warnings": True}}
+          "submit": {"acknowledge_warnings": True}, "acknowledge": {"version": 1}}
 
 
 @pytest.fixture
@@ -30,10 +30,14 @@ def ready_slide(world, demo_case):
     return slide
 
 
-def _setup(state: S, make_consultation) -> tuple[Consultation, list[Consultation]]:
-    """A request in ``state`` with what that state implies (assignee, escalation child)."""
+def _setup(state: S, make_consultation, db) -> tuple[Consultation, list[Consultation]]:
+    """A request in ``state`` with what that state implies (assignee, signed result, escalation child)."""
+    from tests.consultations.conftest import signed_version_row
     assignee = "pathologist" if state not in (S.DRAFT, S.TRIAGE) else None
     c = make_consultation(state, assignee=assignee)
+    if state in (S.REPORTED, S.RETURNED, S.ACKNOWLEDGED):
+        signed_version_row(db, c, c.assignee, "walk diagnosis")
+        db.commit()
     children = []
     if state is S.ESCALATED:
         children.append(make_consultation(S.TRIAGE, receiving="UNIV", parent=c))
@@ -58,7 +62,7 @@ def test_the_walk_covers_every_state():
 
 @pytest.mark.parametrize("state", [s for s in S], ids=lambda s: s.value)
 def test_every_state_offers_a_way_on(state, world, make_consultation, client_for, ready_slide):
-    c, children = _setup(state, make_consultation)
+    c, children = _setup(state, make_consultation, world)
     offers = _offers(world, c)
     assert offers, f"nobody can see a request in state {state.value}"
     offered = {name: acts for name, acts in offers.items() if acts}
