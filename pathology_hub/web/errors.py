@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from typing import Callable
 
 from flask import Flask, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
@@ -21,6 +22,17 @@ STORAGE_STATUS = {ObjectNotFound: (404, "The stored object was not found."),
                   StorageUnavailable: (503, "Object storage is unavailable right now; please retry shortly."),
                   IntegrityError: (500, "A stored object failed its integrity check."),
                   InvalidKey: (400, "Invalid object reference.")}
+
+
+#: Error codes whose message is rendered in the user's language (the domain stays free of Flask):
+#: code -> function of the exception returning the translated text.  Filled by the web modules.
+TRANSLATED_MESSAGES: dict[str, Callable[[DomainError], str]] = {}
+
+
+def message_of(exc: DomainError) -> str:
+    """The message of a domain error, translated when its code is registered above."""
+    translate = TRANSLATED_MESSAGES.get(exc.code)
+    return translate(exc) if translate is not None else exc.message
 
 
 def wants_json() -> bool:
@@ -43,7 +55,7 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(DomainError)
     def domain_error(exc: DomainError):
         SessionLocal.rollback()
-        return error_response(exc.status, exc.code, exc.message, exc.details)
+        return error_response(exc.status, exc.code, message_of(exc), exc.details)
 
     @app.errorhandler(StorageError)
     def storage_error(exc: StorageError):
