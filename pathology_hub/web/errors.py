@@ -15,6 +15,7 @@ from storage.errors import IntegrityError, InvalidKey, ObjectNotFound, StorageEr
 
 from ..db import SessionLocal
 from ..domain.errors import DomainError
+from . import refusal_audit_hook
 
 log = logging.getLogger("pathology_hub.web")
 
@@ -54,6 +55,7 @@ def error_response(status: int, code: str, message: str, details: dict | None = 
 def init_app(app: Flask) -> None:
     @app.errorhandler(DomainError)
     def domain_error(exc: DomainError):
+        refusal_audit_hook.on_domain_error(exc)  # before the rollback expires the refused object
         SessionLocal.rollback()
         return error_response(exc.status, exc.code, message_of(exc), exc.details)
 
