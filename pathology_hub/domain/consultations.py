@@ -322,7 +322,8 @@ def candidates(session: Session, c: Consultation) -> list[User]:
     an active pathologist who has not declined, so a request cannot get stuck in triage."""
     matching = specialists(session, c)
     ids = {u.id for u in matching}
-    others = sorted((u for u in _pathologists(session, c) if u.id not in ids), key=lambda u: (load_of(session, u.id), u.id))
+    others = sorted((u for u in _pathologists(session, c) if u.id not in ids),
+                    key=lambda u: (load_of(session, u.id), u.id))
     return matching + others
 
 
