@@ -207,30 +207,59 @@ def worker_command(workers: int) -> None:
                    "on slow or unreliable links use 4-8.")
 @click.option("--settle", default=10.0, type=float, help="seconds a file must stop growing before upload")
 @click.option("--once", is_flag=True, help="with --watch: upload what is there now and exit")
-def upload_command(files, case_number, watch_dir, pattern, server, token, stain, chunk_size, settle, once) -> None:
+@click.option("--wait", "wait_seconds", default=600.0, type=click.FloatRange(min=0), show_default=True,
+              help="seconds to wait for the server's inspection verdict on each file")
+@click.option("--no-wait", is_flag=True, help="do not wait for the verdict (exit 0 once the bytes are sent)")
+def upload_command(files, case_number, watch_dir, pattern, server, token, stain, chunk_size, settle, once,
+                   wait_seconds, no_wait) -> None:
     """Upload slides with resumable tus uploads (from a scanner workstation).
 
     flask upload --case C-2026-17 slide1.svs slide2.ndpi
     flask upload --watch /scans --case-from-filename '^(?P<case>C-\\d+-\\d+)_'
+
+    After the last byte the server inspects each file; the command waits for that verdict
+    and prints it (a rejected file with the server's error code and message).  Exit status:
+    0 every file accepted, 1 a file was rejected or its verdict did not come within --wait,
+    2 a file could not be uploaded (or bad usage, token, server).  --watch keeps going after
+    a rejection and logs it.
     """
     from pathlib import Path
 
-    from .upload_client import DEFAULT_CHUNK, HubUploader, UploadError, watch
+    from .upload_client import DEFAULT_CHUNK, HubUploader, UploadError, describe, watch
     state = Path(_settings().instance_path) / "upload-client-state.json"
+    wait = None if no_wait else wait_seconds
     try:
         uploader = HubUploader(server or _settings().base_url, token, state,
                                chunk_size=chunk_size << 20 if chunk_size else DEFAULT_CHUNK)
         if watch_dir:
-            watch(uploader, Path(watch_dir), pattern, settle=settle, once=once, stain=stain, echo=click.echo)
+            watch(uploader, Path(watch_dir), pattern, settle=settle, once=once, stain=stain, echo=click.echo,
+                  wait=wait)
             return
         if not case_number or not files:
             raise UploadError("Give --case and at least one FILE, or --watch DIR.")
-        for path in files:
-            result = uploader.upload(Path(path), case_number, stain=stain)
-            click.echo(f"uploaded {Path(path).name} to case {case_number} (sha256 {result.sha256})")
+        uploader.case_id(case_number)  # token, server and case: fail once, before any file
     except UploadError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
+    counts = {"accepted": 0, "rejected": 0, "pending": 0, "sent": 0, "failed": 0}
+    for path in files:
+        try:
+            result = uploader.upload(Path(path), case_number, stain=stain)
+            verdict = uploader.verdict(result.url, timeout=wait) if wait is not None else None
+        except UploadError as exc:
+            click.echo(f"error: {exc}", err=True)
+            counts["failed"] += 1
+            continue
+        click.echo(describe(Path(path), case_number, result, verdict), err=bool(verdict and verdict.refused))
+        kind = "sent" if verdict is None else "accepted" if verdict.accepted else \
+            "rejected" if verdict.refused else "pending"
+        counts[kind] += 1
+    summary = ", ".join(f"{n} {kind}" for kind, n in counts.items() if n)
+    click.echo(f"{len(files)} file(s): {summary}")
+    if counts["failed"]:
+        sys.exit(2)
+    if counts["rejected"] or counts["pending"]:
+        sys.exit(1)
 
 
 def register_cli(app: Flask) -> None:

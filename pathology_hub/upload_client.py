@@ -92,6 +92,33 @@ class UploadResult:
     sha256: str
 
 
+#: Verdict statuses of ``GET /api/v1/upload-status/<id>``: the server took the file as a slide
+#: (it may still be tiling), or refused it after inspection / failed processing it.
+ACCEPTED = frozenset({"ready", "tiling"})
+REFUSED = frozenset({"rejected", "failed"})
+
+
+@dataclass
+class Verdict:
+    """What the server made of an uploaded file.
+
+    ``status``: "ready" or "tiling" (accepted), "rejected" or "failed" (with the server's
+    ``code`` and ``message``), or "pending" when no verdict came within the wait."""
+
+    status: str
+    code: str = ""
+    message: str = ""
+    slide_id: int | None = None
+
+    @property
+    def accepted(self) -> bool:
+        return self.status in ACCEPTED
+
+    @property
+    def refused(self) -> bool:
+        return self.status in REFUSED
+
+
 def sha256_of(path: Path) -> str:
     """Whole-file SHA-256 (hex)."""
     return hash_file(path)[0]
@@ -475,6 +502,39 @@ class HubUploader:
         log.info("uploaded", extra={"file": path.name, "case_id": case_id, "bytes": path.stat().st_size})
         return UploadResult(path=path, case_number=case_number, url=url, sha256=digest)
 
+    def verdict(self, upload_url: str, *, timeout: float = 600.0, interval: float = 1.0,
+                clock: Callable[[], float] = time.monotonic) -> Verdict:
+        """Wait (at most ``timeout`` seconds) until the server has inspected the uploaded file.
+
+        The bytes arriving is not the server accepting them: inspection (format, readability,
+        sandboxed probe) runs as a background job after the last chunk, and a file can be
+        rejected then.  Polls ``/api/v1/upload-status/<id>``; "pending" when time runs out."""
+        upload_id = upload_url.rstrip("/").rsplit("/", 1)[-1]
+        url = f"{self.server}/api/v1/upload-status/{upload_id}"
+        deadline = clock() + max(0.0, timeout)
+        delay = min(interval, 0.25)
+        while True:
+            try:
+                resp = self.session.get(url, headers=self.headers, timeout=30)
+            except requests.RequestException as exc:
+                raise UploadError(f"The server {self.server} cannot be reached ({type(exc).__name__}).") from exc
+            if resp.status_code != 200:
+                code, message = _json_error(resp.content)
+                raise UploadError(f"{code}: {message}" if code else message or f"HTTP {resp.status_code}")
+            body = resp.json()
+            status = body.get("status", "")
+            error = body.get("error") or {}
+            if status in REFUSED:
+                return Verdict(status, str(error.get("code") or status), str(error.get("message") or ""),
+                               body.get("slide_id"))
+            slide_status = body.get("slide_status")
+            if status in ACCEPTED or slide_status in ACCEPTED:
+                return Verdict(slide_status if slide_status in ACCEPTED else status, slide_id=body.get("slide_id"))
+            if clock() >= deadline:
+                return Verdict("pending", slide_id=body.get("slide_id"))
+            time.sleep(max(0.0, min(delay, deadline - clock())))
+            delay = min(delay * 2, interval)
+
     def send(self, path: Path, metadata: dict[str, str]) -> tuple[str, str]:
         """Upload one file with ``metadata``; return (upload URL, SHA-256).
 
@@ -540,10 +600,17 @@ def _failure(exc: TusCommunicationError) -> str:
 
 
 def _json_message(raw: bytes | str) -> str:
+    code, message = _json_error(raw)
+    return f"{message} ({code})" if code and message else message
+
+
+def _json_error(raw: bytes | str) -> tuple[str, str]:
+    """(code, message) of the server's ``{"error": {"code", "message"}}``; ("", raw text) otherwise."""
     try:
-        return json.loads(raw)["error"]["message"]
-    except (ValueError, KeyError, TypeError):
-        return raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
+        error = json.loads(raw)["error"]
+        return str(error.get("code") or ""), str(error["message"])
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return "", raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
 
 
 def _error_message(resp: requests.Response) -> str:
@@ -574,14 +641,31 @@ def settled_files(folder: Path, seen: dict[str, tuple[int, float, float]], settl
             yield path
 
 
+def describe(path: Path, case_number: str, result: UploadResult, verdict: Verdict | None) -> str:
+    """One line per file for the CLI: accepted, rejected with the server's code and message, or pending."""
+    sent = f"{path.name} to case {case_number} (sha256 {result.sha256[:12]}…)"
+    if verdict is None:
+        return f"uploaded {sent}; not waiting for the inspection"
+    if verdict.accepted:
+        return f"uploaded {sent}: accepted ({verdict.status})"
+    if verdict.refused:
+        return f"rejected {sent}: {verdict.code}: {verdict.message}".rstrip(": ")
+    return f"uploaded {sent}: no verdict yet (still being inspected); check the case page later"
+
+
 def watch(uploader: HubUploader, folder: Path, pattern: str, *, settle: float = 10.0, interval: float = 2.0,
-          once: bool = False, stain: str = "H&E", echo: Callable[[str], None] = print) -> list[UploadResult]:
+          once: bool = False, stain: str = "H&E", echo: Callable[[str], None] = print,
+          wait: float | None = 600.0) -> list[tuple[UploadResult, Verdict | None]]:
+    """Upload every settled file named after a case; with ``wait`` (seconds), wait for each verdict.
+
+    A rejected file is logged with the server's code and message and remembered, so it is
+    not sent again; the watch goes on with the next file."""
     folder = Path(folder)
     regex = re.compile(pattern)
     done_file = folder / ".pathology-hub-done.json"
     done: dict[str, str] = json.loads(done_file.read_text()) if done_file.exists() else {}
     seen: dict[str, tuple[int, float, float]] = {}
-    results: list[UploadResult] = []
+    results: list[tuple[UploadResult, Verdict | None]] = []
     while True:
         for path in settled_files(folder, seen, 0 if once else settle):
             key = f"{path.name}:{path.stat().st_size}"
@@ -594,13 +678,17 @@ def watch(uploader: HubUploader, folder: Path, pattern: str, *, settle: float = 
                 continue
             try:
                 result = uploader.upload(path, case_number, stain=stain)
+                verdict = uploader.verdict(result.url, timeout=wait) if wait is not None else None
             except UploadError as exc:
                 echo(f"error: {exc}")
                 continue
-            results.append(result)
-            done[key] = result.sha256
+            results.append((result, verdict))
+            done[key] = f"rejected:{verdict.code}" if verdict is not None and verdict.refused else result.sha256
             done_file.write_text(json.dumps(done, indent=1))
-            echo(f"uploaded {path.name} to case {case_number} (sha256 {result.sha256[:12]}…)")
+            line = describe(path, case_number, result, verdict)
+            if verdict is not None and verdict.refused:
+                log.warning("upload rejected", extra={"file": path.name, "error_code": verdict.code})
+            echo(line)
         if once:
             return results
         time.sleep(interval)

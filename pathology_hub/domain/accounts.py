@@ -14,7 +14,7 @@ from sqlalchemy import inspect, or_, select, update
 from sqlalchemy.orm import Session
 
 from ..models import ApiToken, Institution, Role, Tier, User, UserSession, as_utc, utcnow
-from . import audit, passwords
+from . import audit, passwords, subspecialties as vocabulary
 from .errors import AuthenticationFailed, Conflict, NotFound, ValidationFailed
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_.-]{3,64}$")
@@ -82,7 +82,7 @@ def set_institution_active(session: Session, inst: Institution, active: bool, ac
 
 # ---------------------------------------------------------------- users
 def create_user(session: Session, *, username: str, full_name: str, password: str, role: Role | str,
-                institution: Institution, email: str | None = None, subspecialties: str = "",
+                institution: Institution, email: str | None = None, subspecialties: str | list[str] = "",
                 actor: User | None = None) -> User:
     if not USERNAME_RE.match(username or ""):
         raise ValidationFailed("Username must be 3–64 letters, digits, '.', '-' or '_'.", code="invalid_username")
@@ -96,17 +96,29 @@ def create_user(session: Session, *, username: str, full_name: str, password: st
         raise ValidationFailed("Technicians belong to community health centres.", code="invalid_role")
     if role is Role.PATHOLOGIST and institution.tier is Tier.COMMUNITY:
         raise ValidationFailed("Pathologists belong to district or university hospitals.", code="invalid_role")
+    stored = vocabulary.validate_codes(subspecialties)
     passwords.check_strength(password)
     if session.scalar(select(User).where(User.username == username)):
         raise Conflict(f"The username {username} is taken.", code="username_taken")
     user = User(username=username, full_name=full_name.strip(), email=email, role=role,
                 institution_id=institution.id, password_hash=passwords.hash_password(password),
-                subspecialties=subspecialties)
+                subspecialties=stored)
     session.add(user)
     session.flush()
     audit.record(session, "user.create", actor=actor, object_type="user", object_id=user.id,
                  details={"username": username, "role": role.value, "institution": institution.code})
     return user
+
+
+def set_subspecialties(session: Session, user: User, codes: str | list[str], actor: User | None = None) -> None:
+    """Set a pathologist's subspecialties (codes of the configured list; unknown codes are refused)."""
+    stored = vocabulary.validate_codes(codes)
+    if user.role is not Role.PATHOLOGIST and stored:
+        raise ValidationFailed("Only pathologists have subspecialties.", code="invalid_role")
+    before = user.subspecialties
+    user.subspecialties = stored
+    audit.record(session, "user.subspecialties", actor=actor, object_type="user", object_id=user.id,
+                 details={"from": vocabulary.split_stored(before), "to": vocabulary.split_stored(stored)})
 
 
 def set_user_active(session: Session, user: User, active: bool, actor: User | None = None) -> None:

@@ -41,7 +41,7 @@ from sqlalchemy.orm import Session, object_session
 from ..models import Case, Institution, Priority, Role, User, utcnow
 from ..models.consultations import Consultation, ConsultationEvent, ConsultationState as S
 from ..models.reports import ResultAcknowledgement
-from . import audit, notifications, policy, results, slide_facts, turnaround
+from . import audit, notifications, policy, results, slide_facts, subspecialties, turnaround
 from .errors import Conflict, NotFound, ValidationFailed
 
 TEXT_LIMIT = 10_000
@@ -233,7 +233,7 @@ def create(session: Session, user: User, case: Case, data: dict[str, Any], *, ip
     expert = _validate_expert(session, case.institution, data.get("expert_id"))
     c = Consultation(case_id=case.id, state=S.DRAFT, priority=priority, requesting_institution_id=case.institution_id,
                      question=_text(data.get("question"), "question", required=True),
-                     subspecialty=_text(data.get("subspecialty"), "subspecialty")[:64],
+                     subspecialty=subspecialties.validate_code(data.get("subspecialty")),
                      requested_expert_id=expert.id if expert else None, created_by_id=user.id,
                      created_at=now, updated_at=now)
     session.add(c)
@@ -298,18 +298,42 @@ def load_of(session: Session, user_id: int) -> int:
         Consultation.assignee_id == user_id, Consultation.state.in_(ACTIVE_ASSIGNED))) or 0
 
 
-def candidates(session: Session, c: Consultation) -> list[User]:
-    """Pathologists who may take the request, least loaded first (subspecialty match required if set)."""
+def _pathologists(session: Session, c: Consultation) -> list[User]:
+    """Active pathologists of the receiving institution who have not declined the request."""
     if c.receiving_institution_id is None:
         return []
     declined = decliners(session, c.id)
-    pool = [u for u in session.scalars(select(User).where(
+    return [u for u in session.scalars(select(User).where(
         User.institution_id == c.receiving_institution_id, User.role == Role.PATHOLOGIST, User.active.is_(True)))
         if u.id not in declined]
+
+
+def has_subspecialty(user: User, code: str) -> bool:
+    return code in subspecialties.split_stored(user.subspecialties)
+
+
+def specialists(session: Session, c: Consultation) -> list[User]:
+    """Pathologists with the request's subspecialty (everyone when none is named), least loaded first."""
+    pool = _pathologists(session, c)
     if c.subspecialty:
-        wanted = c.subspecialty.strip().lower()
-        pool = [u for u in pool if wanted in {s.strip().lower() for s in (u.subspecialties or "").split(",")}]
+        pool = [u for u in pool if has_subspecialty(u, c.subspecialty)]
     return sorted(pool, key=lambda u: (load_of(session, u.id), u.id))
+
+
+def no_subspecialty_match(session: Session, c: Consultation) -> bool:
+    """A subspecialty is named but no available pathologist has it: triage falls back to everyone."""
+    return bool(c.subspecialty) and not specialists(session, c) and bool(_pathologists(session, c))
+
+
+def candidates(session: Session, c: Consultation) -> list[User]:
+    """Whom triage may assign: every available pathologist of the receiving institution, those with
+    the subspecialty first, each group least loaded first.  Never empty while the institution has
+    an active pathologist who has not declined, so a request cannot get stuck in triage."""
+    matching = specialists(session, c)
+    ids = {u.id for u in matching}
+    others = sorted((u for u in _pathologists(session, c) if u.id not in ids),
+                    key=lambda u: (load_of(session, u.id), u.id))
+    return matching + others
 
 
 def _assign_to(session: Session, c: Consultation, assignee: User, actor: User, *, now: dt.datetime,
@@ -323,15 +347,18 @@ def _assign_to(session: Session, c: Consultation, assignee: User, actor: User, *
 
 def assign(session: Session, user: User, c: Consultation, assignee_id: Any = None, *, ip: str | None = None,
            now: dt.datetime | None = None) -> User:
-    """Assign to the named pathologist, or (no id) to the least-loaded one with the subspecialty."""
+    """Assign to the named pathologist, or (no id) to the least-loaded one with the subspecialty; when
+    nobody has it, to the least-loaded pathologist of the institution (the event says so)."""
     _begin(user, c, "assign")
     now = _now(now)
     pool = candidates(session, c)
     if assignee_id in (None, ""):
         if not pool:
-            raise ValidationFailed("No pathologist with the needed subspecialty is available.",
+            raise ValidationFailed("No pathologist of the receiving institution is available.",
                                    code="no_pathologist_available")
-        assignee, reason = pool[0], "auto"
+        assignee = pool[0]
+        reason = "auto" if not c.subspecialty or has_subspecialty(assignee, c.subspecialty) \
+            else "auto_no_subspecialty_match"
     else:
         assignee = next((u for u in pool if str(u.id) == str(assignee_id)), None)
         if assignee is None:
@@ -341,7 +368,7 @@ def assign(session: Session, user: User, c: Consultation, assignee_id: Any = Non
                                    "who has not declined this request.", code="invalid_assignee",
                                    details={"field": "assignee_id", "known": str(assignee_id).isdigit()
                                             and int(assignee_id) in all_ids})
-        reason = ""
+        reason = "" if not c.subspecialty or has_subspecialty(assignee, c.subspecialty) else "no_subspecialty_match"
     _assign_to(session, c, assignee, user, now=now, ip=ip, reason=reason)
     return assignee
 

@@ -38,15 +38,26 @@ def can(user: User | None, action: str, obj: Any = None) -> bool:
 
 
 def ensure(user: User | None, action: str, obj: Any = None) -> None:
+    """Raise 404 (object hidden) or 403 unless ``user`` may do ``action``.
+
+    The exception carries ``refusal = (action, obj)``: the web layer audits refusals about
+    objects (sampled, ``domain/refusal_audit.py``) so that probing is visible."""
     if can(user, action, obj):
         return
+    raise _refused(user, action, obj)
+
+
+def _refused(user: User | None, action: str, obj: Any) -> NotFound | Forbidden:
+    exc: NotFound | Forbidden
     if action in _HIDDEN_WHEN_DENIED:
-        raise NotFound("Not found.")
-    view_action = next((a for cls, a in _VIEW_ACTION.items() if isinstance(obj, cls)), None)
-    if view_action and not can(user, view_action, obj):
-        # Refusing with 403 would confirm that the object exists.
-        raise NotFound("Not found.")
-    raise Forbidden("You do not have permission to do this.")
+        exc = NotFound("Not found.")
+    elif (view_action := next((a for cls, a in _VIEW_ACTION.items() if isinstance(obj, cls)), None)) \
+            and not can(user, view_action, obj):
+        exc = NotFound("Not found.")  # refusing with 403 would confirm that the object exists
+    else:
+        exc = Forbidden("You do not have permission to do this.")
+    exc.refusal = (action, obj)  # type: ignore[attr-defined]
+    return exc
 
 
 #: For each kind of object, the action that decides whether it is visible at all.

@@ -32,3 +32,7 @@ def register_web(app: Flask) -> None:
     reports_web.init_app(app)
     from . import audit_web
     audit_web.init_app(app)
+    from . import subspecialties_web
+    subspecialties_web.init_app(app)
+    from . import refusal_audit_hook
+    refusal_audit_hook.install(app)

@@ -12,6 +12,7 @@ from ..domain import accounts
 from ..domain.errors import DomainError
 from ..models import Institution, Role, Tier, User
 from .authz import authorize, load_model
+from .errors import message_of
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -61,16 +62,31 @@ def users():
                                  full_name=request.form.get("full_name", ""), password=request.form.get("password", ""),
                                  role=request.form.get("role", ""), institution=inst,
                                  email=request.form.get("email") or None,
-                                 subspecialties=request.form.get("subspecialties", ""), actor=_actor())
+                                 subspecialties=request.form.getlist("subspecialties"), actor=_actor())
             db.commit()
             flash(_("User created."), "success")
             return redirect(url_for("admin.users"))
         except DomainError as exc:
             db.rollback()
-            flash(exc.message, "error")
+            flash(message_of(exc), "error")
     items = list(db.scalars(select(User).order_by(User.institution_id, User.username)))
     insts = list(db.scalars(select(Institution).order_by(Institution.code)))
     return render_template("admin_users.html", users=items, institutions=insts, Role=Role)
+
+
+@bp.route("/users/<int:user_id>/subspecialties", methods=["POST"])
+@authorize("admin.manage", load=load_model(User, "user_id"), as_arg="user")
+def user_subspecialties(user: User):
+    """A pathologist's subspecialties, chosen from the configured list (used by automatic assignment)."""
+    db = SessionLocal()
+    try:
+        accounts.set_subspecialties(db, user, request.form.getlist("subspecialties"), actor=_actor())
+        db.commit()
+        flash(_("Subspecialties of %(name)s saved.", name=user.full_name), "success")
+    except DomainError as exc:
+        db.rollback()
+        flash(message_of(exc), "error")
+    return redirect(url_for("admin.users"))
 
 
 @bp.route("/users/<int:user_id>/active", methods=["POST"])

@@ -103,7 +103,7 @@ def create_user():
       requestBody:
         content:
           application/json:
-            schema: {type: object, required: [username, full_name, password, role, institution], properties: {username: {type: string}, full_name: {type: string}, password: {type: string}, role: {type: string, enum: [technician, pathologist, clinician, admin]}, institution: {type: string}, email: {type: string}, subspecialties: {type: string}}}
+            schema: {type: object, required: [username, full_name, password, role, institution], properties: {username: {type: string}, full_name: {type: string}, password: {type: string}, role: {type: string, enum: [technician, pathologist, clinician, admin]}, institution: {type: string}, email: {type: string}, subspecialties: {type: array, items: {type: string}, description: codes from /api/v1/subspecialties (a comma-separated string is accepted too)}}}
       responses:
         201: {description: created}
     """
@@ -115,7 +115,7 @@ def create_user():
     user = accounts.create_user(db, username=str(data.get("username", "")), full_name=str(data.get("full_name", "")),
                                 password=str(data.get("password", "")), role=str(data.get("role", "")),
                                 institution=inst, email=data.get("email"),
-                                subspecialties=str(data.get("subspecialties", "")), actor=me())
+                                subspecialties=data.get("subspecialties") or "", actor=me())
     db.commit()
     return jsonify(user_json(user)), 201
 
@@ -137,6 +137,27 @@ def set_user_active(user: User):
         raise ValidationFailed("active must be true or false.", code="invalid_field")
     db = SessionLocal()
     accounts.set_user_active(db, user, data["active"], actor=me())
+    db.commit()
+    return jsonify(user_json(user))
+
+
+@bp.route("/users/<int:user_id>/subspecialties", methods=["PUT"])
+@authorize("admin.manage", load=load_model(User, "user_id"), as_arg="user")
+def set_user_subspecialties(user: User):
+    """Set a pathologist's subspecialties (admin); automatic assignment matches these codes.
+    ---
+    put:
+      summary: Set a pathologist's subspecialties
+      requestBody:
+        content:
+          application/json:
+            schema: {type: object, required: [subspecialties], properties: {subspecialties: {type: array, items: {type: string}, description: codes from /api/v1/subspecialties; 422 unknown_subspecialty otherwise}}}
+    """
+    data = json_body()
+    if "subspecialties" not in data:
+        raise ValidationFailed("subspecialties is required.", code="missing_field", details={"field": "subspecialties"})
+    db = SessionLocal()
+    accounts.set_subspecialties(db, user, data["subspecialties"], actor=me())
     db.commit()
     return jsonify(user_json(user))
 

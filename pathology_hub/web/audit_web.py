@@ -9,17 +9,27 @@ from typing import Iterator
 
 from flask import Blueprint, Flask, Response, flash, redirect, render_template, request, stream_with_context, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import select
 
 from ..db import SessionLocal
-from ..domain import audit
+from ..domain import audit, refusal_audit
 from ..domain.errors import ValidationFailed
 from ..models import Case, Institution, User
 from .authz import authorize
 from .security import client_ip
 
 bp = Blueprint("audit", __name__, url_prefix="/admin")
+
+#: Readable names of the actions an administrator looks for most (the code is shown as well).
+ACTION_LABELS = {"access.refused": _l("Access refused (403/404, sampled)"),
+                 "slide.viewed": _l("Slide viewed (sampled)"), "case.view_slides": _l("Viewer opened"),
+                 "report.viewed": _l("Report viewed"), "login": _l("Logged in"), "login.failed": _l("Login failed"),
+                 "logout": _l("Logged out"), "user.subspecialties": _l("Subspecialties changed"),
+                 "slide.rejected": _l("Slide rejected at inspection")}
+#: One-click filters on the audit page (action prefixes).
+QUICK_FILTERS = ("access.refused", "slide.viewed", "login.failed")
 
 PAGE_SIZE = 100
 #: Entries re-verified on every page view; the full chain is checked on demand (button / CLI).
@@ -38,6 +48,7 @@ def _filter_args() -> dict:
 @authorize("audit.view")
 def audit_page():
     db = SessionLocal()
+    refusal_audit.maybe_flush(every_call=True)  # refusal windows that have elapsed show up now
     args = _filter_args()
     error = None
     try:
@@ -115,3 +126,5 @@ def audit_csv():
 
 def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
+    app.add_template_global(lambda a: ACTION_LABELS.get(a, ""), "audit_action_label")
+    app.add_template_global(QUICK_FILTERS, "audit_quick_filters")

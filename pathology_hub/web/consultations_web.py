@@ -22,10 +22,11 @@ from ..domain.errors import DomainError, ValidationFailed
 from ..models import Case, User, utcnow
 from ..models.consultations import Consultation, ConsultationState as S, Notification
 from . import charts
+from .errors import message_of
+from .subspecialties_web import label as subspecialty_label
 from .authz import authorize, load_model
 from .security import client_ip
 from .serializers import iso
-from .slide_text import localized_message
 
 bp = Blueprint("consultations", __name__)
 
@@ -45,6 +46,10 @@ FLAG_LABELS = {"ok": _l("on time"), "approaching": _l("approaching target"), "ov
                "met": _l("target met"), "missed": _l("target missed")}
 LIST_LABELS = {"technician": _l("Consultations needing the centre"), "triage": _l("Waiting for triage"),
                "pathologist": _l("Assigned to me"), "clinician": _l("Results for my requests")}
+#: Assignment reasons recorded by the state machine (history column).
+REASON_LABELS = {"auto": _l("automatic"), "requested expert": _l("requested expert"),
+                 "auto_no_subspecialty_match": _l("automatic; no pathologist has the subspecialty"),
+                 "no_subspecialty_match": _l("no pathologist has the subspecialty")}
 STAGE_LABELS = {"submitted_to_assigned": _l("submitted → assigned"), "assigned_to_accepted": _l("assigned → accepted"),
                 "accepted_to_reported": _l("accepted → reported"),
                 "reported_to_acknowledged": _l("reported → acknowledged")}
@@ -107,6 +112,7 @@ def consultation_json(c: Consultation, viewer: User, *, full: bool = False) -> d
     data = {
         "id": c.id, "case_id": c.case_id, "case_number": c.case.case_number, "parent_id": c.parent_id,
         "state": c.state.value, "priority": c.priority.value, "subspecialty": c.subspecialty,
+        "subspecialty_label": subspecialty_label(c.subspecialty) or None,
         "requesting_institution": c.requesting_institution.code, "origin_institution": c.case.institution.code,
         "receiving_institution": c.receiving_institution.code if c.receiving_institution else None,
         "assignee": _person(c.assignee), "requested_expert": _person(c.requested_expert),
@@ -158,7 +164,7 @@ def api_create(case: Case):
       requestBody:
         content:
           application/json:
-            schema: {type: object, required: [question], properties: {question: {type: string}, subspecialty: {type: string}, priority: {type: string, enum: [routine, urgent, frozen]}, expert_id: {type: integer, description: a pathologist of a higher-tier institution in the chain; the request is pre-assigned to them}}}
+            schema: {type: object, required: [question], properties: {question: {type: string}, subspecialty: {type: string, description: a code from /api/v1/subspecialties (422 unknown_subspecialty otherwise)}, priority: {type: string, enum: [routine, urgent, frozen]}, expert_id: {type: integer, description: a pathologist of a higher-tier institution in the chain; the request is pre-assigned to them}}}
       responses:
         201: {description: created (state draft)}
     """
@@ -208,7 +214,7 @@ def _dispatch(name: str, c: Consultation, data: dict[str, Any]) -> dict[str, Any
 
 
 TRANSITION_FIELDS = {"submit": "acknowledge_warnings: {type: boolean}",
-                     "assign": "assignee_id: {type: integer, description: omit to auto-assign to the least-loaded pathologist with the subspecialty}",
+                     "assign": "assignee_id: {type: integer, description: omit to auto-assign to the least-loaded pathologist with the subspecialty (or, when nobody has it, of the institution)}",
                      "decline": "reason: {type: string}", "request_info": "comment: {type: string}",
                      "answer_info": "comment: {type: string}",
                      "escalate": "preliminary_opinion: {type: string}, expert_id: {type: integer}",
@@ -322,6 +328,7 @@ def detail_page(c: Consultation):
     return render_template("consultation_detail.html", c=c, actions=actions, history=svc.history(db, c),
                            children=svc.children_of(db, c), tat=turnaround.status(c, utcnow()),
                            candidates=svc.candidates(db, c) if "assign" in actions else [],
+                           no_subspecialty_match="assign" in actions and svc.no_subspecialty_match(db, c),
                            experts=_experts(c) if "escalate" in actions else [],
                            warnings=svc.slide_warnings(c.case) if "submit" in actions else [])
 
@@ -367,7 +374,7 @@ def _error_text(exc: DomainError) -> str:
                  "read it and confirm again.", n=exc.details.get("in_force", ""))
     if exc.code == "no_signed_result":
         return _("There is no signed result to acknowledge yet.")
-    return localized_message(exc)
+    return message_of(exc)
 
 
 @bp.route("/consultations/<int:consultation_id>/result")
@@ -390,7 +397,7 @@ def create_page(case: Case):
         c = svc.create(db, _me(), case, request.form.to_dict(), ip=client_ip())
     except DomainError as exc:
         db.rollback()
-        flash(exc.message, "error")
+        flash(message_of(exc), "error")
         return redirect(url_for("cases.detail", case_id=case.id))
     db.commit()
     flash(_("Consultation request created as a draft."), "success")
@@ -470,3 +477,4 @@ def init_app(app: Flask) -> None:
     app.add_template_global(_result_of, "consultation_result")
     app.add_template_global(_preliminaries_of, "preliminary_opinions")
     app.add_template_global(_local_dt, "local_dt")
+    app.add_template_global(lambda r: REASON_LABELS.get(r, r), "consultation_reason_label")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from typing import Callable
 
 from flask import Flask, jsonify, make_response, render_template, request
 from flask_wtf.csrf import CSRFError
@@ -14,6 +15,7 @@ from storage.errors import IntegrityError, InvalidKey, ObjectNotFound, StorageEr
 
 from ..db import SessionLocal
 from ..domain.errors import DomainError
+from . import refusal_audit_hook
 
 log = logging.getLogger("pathology_hub.web")
 
@@ -21,6 +23,20 @@ STORAGE_STATUS = {ObjectNotFound: (404, "The stored object was not found."),
                   StorageUnavailable: (503, "Object storage is unavailable right now; please retry shortly."),
                   IntegrityError: (500, "A stored object failed its integrity check."),
                   InvalidKey: (400, "Invalid object reference.")}
+
+
+#: Error codes whose message is rendered in the user's language (the domain stays free of Flask):
+#: code -> function of the exception returning the translated text.  Filled by the web modules.
+TRANSLATED_MESSAGES: dict[str, Callable[[DomainError], str]] = {}
+
+
+def message_of(exc: DomainError) -> str:
+    """The message of a domain error, translated when its code is registered above."""
+    translate = TRANSLATED_MESSAGES.get(exc.code)
+    if translate is not None:
+        return translate(exc)
+    from .slide_text import localized_message  # slide and submission refusals, by code
+    return localized_message(exc)
 
 
 def wants_json() -> bool:
@@ -42,9 +58,9 @@ def error_response(status: int, code: str, message: str, details: dict | None = 
 def init_app(app: Flask) -> None:
     @app.errorhandler(DomainError)
     def domain_error(exc: DomainError):
+        refusal_audit_hook.on_domain_error(exc)  # before the rollback expires the refused object
         SessionLocal.rollback()
-        from .slide_text import localized_message
-        resp = make_response(error_response(exc.status, exc.code, localized_message(exc), exc.details))
+        resp = make_response(error_response(exc.status, exc.code, message_of(exc), exc.details))
         retry_after = getattr(exc, "retry_after", None)
         if retry_after is not None:
             resp.headers["Retry-After"] = str(int(retry_after))

@@ -20,7 +20,7 @@ def institution_json(inst: Institution) -> dict[str, Any]:
 def user_json(user: User) -> dict[str, Any]:
     return {"id": user.id, "username": user.username, "full_name": user.full_name, "role": user.role.value,
             "institution": user.institution.code, "active": user.active, "locale": user.locale,
-            "subspecialties": user.subspecialties}
+            "subspecialties": [c.strip() for c in (user.subspecialties or "").split(",") if c.strip()]}
 
 
 def case_json(case: Case, viewer: User) -> dict[str, Any]:

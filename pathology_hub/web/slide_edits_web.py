@@ -18,7 +18,8 @@ from ..domain.errors import DomainError, NotFound, ValidationFailed
 from ..models import Case, Slide
 from .authz import authorize, load_model
 from .security import client_ip
-from .slide_text import localized_message, stain_display
+from .errors import message_of
+from .slide_text import stain_display
 from .tile_fastpath import forget_reader
 
 bp = Blueprint("slide_edits", __name__)
@@ -124,7 +125,7 @@ def page_withdraw(case_id: int, slide_id: int):
             raise
         if exc.status == 403:
             raise
-        flash(_("Please confirm the withdrawal.") if exc.code == "confirmation_required" else localized_message(exc),
+        flash(_("Please confirm the withdrawal.") if exc.code == "confirmation_required" else message_of(exc),
               "error")
         return _back(case)
     flash(_("Slide %(label)s was withdrawn from the case.", label=label), "success")
@@ -143,7 +144,7 @@ def page_update(case_id: int, slide_id: int):
         SessionLocal().rollback()
         if exc.status in (403, 404):
             raise
-        flash(localized_message(exc), "error")
+        flash(message_of(exc), "error")
         return _back(case)
     SessionLocal().commit()
     if changes:

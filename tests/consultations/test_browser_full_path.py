@@ -121,7 +121,7 @@ def test_referral_triage_information_escalation_through_the_ui(browser, live_ser
         # ---- the draft request, then submission only after acknowledging the warning
         panel = tech.page.locator("[data-testid=consultations]")
         panel.locator("textarea[name=question]").fill("胃窦活检：癌？Gastric antrum biopsy: carcinoma?")
-        panel.locator("input[name=subspecialty]").fill("gastrointestinal")
+        panel.locator("select[name=subspecialty]").select_option("gastrointestinal")
         with tech.page.expect_navigation():
             panel.locator("[data-testid=create-consultation]").click()
         cid = int(re.search(r"/consultations/(\d+)", tech.page.url).group(1))

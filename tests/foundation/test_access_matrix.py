@@ -31,6 +31,7 @@ MATRIX: dict[tuple[str, str], dict[str, int]] = {
     ("GET", "/admin/users"): {"anon": 302, "admin": 200, "*": 403},
     ("POST", "/admin/users"): {"anon": 302, "admin": 200, "*": 403},
     ("POST", "/admin/users/<int:user_id>/active"): {"anon": 302, "admin": 302, "*": 403},
+    ("POST", "/admin/users/<int:user_id>/subspecialties"): {"anon": 302, "admin": 302, "*": 403},
     ("GET", "/admin/audit"): {"anon": 302, "admin": 200, "*": 403},
     ("GET", "/admin/audit.csv"): {"anon": 302, "admin": 200, "*": 403},
     ("POST", "/admin/audit/verify"): {"anon": 302, "admin": 302, "*": 403},
@@ -41,6 +42,7 @@ MATRIX: dict[tuple[str, str], dict[str, int]] = {
     ("GET", "/api/v1/users"): {"anon": 401, "admin": 200, "*": 403},
     ("POST", "/api/v1/users"): {"anon": 401, "admin": 422, "*": 403},
     ("PUT", "/api/v1/users/<int:user_id>/active"): {"anon": 401, "admin": 422, "*": 403},
+    ("PUT", "/api/v1/users/<int:user_id>/subspecialties"): {"anon": 401, "admin": 422, "*": 403},
     ("GET", "/api/v1/cases"): {"anon": 401, "admin": 403, "*": 200},
     ("POST", "/api/v1/cases"): {"anon": 401, "tech": 422, "tech2": 422, "*": 403},
     ("GET", "/api/v1/cases/<int:case_id>"): {"anon": 401, "tech": 200, "clinician": 200, "*": 404},
@@ -101,6 +103,7 @@ MATRIX: dict[tuple[str, str], dict[str, int]] = {
     # centre sees reports only once signed, and no pathologist has access to that case. Who may do what on a
     # live report is covered per role in tests/reports.
     ("GET", "/api/v1/report-codes"): {"anon": 401, "*": 200},
+    ("GET", "/api/v1/subspecialties"): {"anon": 401, "*": 200},
     ("GET", "/api/v1/cases/<int:case_id>/reports"): {"anon": 401, "tech": 200, "clinician": 200, "*": 404},
     ("GET", "/api/v1/consultations/<int:consultation_id>/report"): {"anon": 401, "*": 404},
     ("POST", "/api/v1/consultations/<int:consultation_id>/report"):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import shutil
 
+import pytest
+
 from sqlalchemy import select
 
 from pathology_hub.models import Slide, SlideStatus
@@ -53,3 +55,58 @@ def test_watch_folder_uploads_by_file_name(app, world, live_server, synthetic_sl
     assert "uploaded" not in r.output
     world.expire_all()
     assert len(world.scalars(select(Slide)).all()) == 1
+
+
+def _junk(path):
+    """Bytes that are no slide at all, under a slide's extension: the server accepts the upload and
+    rejects the file only when it inspects it, after the last chunk."""
+    path.write_bytes(b"this is not a whole-slide image\n" * 4096)
+    return path
+
+
+def test_rejected_file_exits_non_zero_with_the_servers_code(app, world, live_server, tmp_path):
+    junk = _junk(tmp_path / "junk.svs")
+    r = app.test_cli_runner().invoke(args=["upload", "--server", live_server, "--token", _token(app),
+                                           "--case", "DEMO-2026-001", str(junk)])
+    assert r.exit_code == 1, r.output
+    world.expire_all()
+    rejected = world.scalars(select(Slide)).one()
+    assert rejected.status is SlideStatus.REJECTED and rejected.reject_code
+    assert "rejected junk.svs to case DEMO-2026-001" in r.output
+    assert f"{rejected.reject_code}: {rejected.reject_message}" in r.output
+    assert "1 file(s): 1 rejected" in r.output
+    assert "uploaded junk.svs" not in r.output
+
+
+@pytest.mark.slow  # ~10 s: the good file is tiled
+def test_watch_logs_a_rejection_and_goes_on(app, world, live_server, synthetic_slide, tmp_path):
+    folder = tmp_path / "scanner"
+    folder.mkdir()
+    _junk(folder / "DEMO-2026-001_block-A0.svs")
+    shutil.copy(synthetic_slide, folder / "DEMO-2026-001_block-A1.svs")
+    args = ["upload", "--server", live_server, "--token", _token(app), "--watch", str(folder),
+            "--case-from-filename", r"^(?P<case>DEMO-\d+-\d+)_", "--once"]
+    r = app.test_cli_runner().invoke(args=args)
+    assert r.exit_code == 0, r.output
+    assert "rejected DEMO-2026-001_block-A0.svs" in r.output
+    assert "uploaded DEMO-2026-001_block-A1.svs" in r.output and "accepted (ready)" in r.output
+    r = app.test_cli_runner().invoke(args=args)  # the rejected file is not sent again
+    assert "DEMO-2026-001_block-A0.svs" not in r.output
+    world.expire_all()
+    assert len(world.scalars(select(Slide)).all()) == 2
+
+
+def test_verdict_wait_is_bounded(app, world, live_server, synthetic_slide):
+    """No worker runs the inspection: the command stops waiting, says so and does not claim success."""
+    from pathology_hub.queue import huey
+    huey.immediate = False
+    try:
+        base = ["upload", "--server", live_server, "--token", _token(app), "--case", "DEMO-2026-001"]
+        r = app.test_cli_runner().invoke(args=[*base, "--wait", "0.5", str(synthetic_slide)])
+        assert r.exit_code == 1, r.output
+        assert "no verdict yet" in r.output and "1 pending" in r.output
+        r = app.test_cli_runner().invoke(args=[*base, "--no-wait", str(synthetic_slide)])
+        assert r.exit_code == 0, r.output
+        assert "not waiting for the inspection" in r.output and "1 sent" in r.output
+    finally:
+        huey.immediate = True
