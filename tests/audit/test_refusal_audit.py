@@ -136,7 +136,7 @@ def test_legitimate_users_leave_no_refusal_entries(client_for, world, probed):
 
 
 def test_403_on_an_object_is_audited_too(client_for, world, probed):
-    """The clinician sees the case but may not upload to it: 403, noted with the action."""
+    """The clinician sees the case but may not withdraw its slides (DELETE withdraws): 403, noted with the action."""
     clinician = client_for("clinician")
     r = clinician.delete(f"/api/v1/slides/{probed['slide']}")
     assert r.status_code == 403
@@ -144,7 +144,7 @@ def test_403_on_an_object_is_audited_too(client_for, world, probed):
     (entry,) = _refusals(world)
     details = json.loads(entry.details)
     assert (entry.object_type, entry.actor_name) == ("slide", "clinician")
-    assert details["statuses"] == {"403": 1} and details["actions"] == ["slide.delete"]
+    assert details["statuses"] == {"403": 1} and details["actions"] == ["slide.withdraw"]
 
 
 def test_admin_filters_refusals_with_a_translated_name(client_for, world, probed, app):
