@@ -66,5 +66,8 @@ def detail(case: Case):
             "headers": {"X-CSRFToken": generate_csrf()}, "chunkSize": current_app.config["SETTINGS"].upload_chunk_bytes,
             "statusUrlTemplate": url_for("slides.upload_status", upload_id="UPLOAD").replace("UPLOAD", "{uploadId}"),
             "i18n": upload_strings()}, ensure_ascii=False)
+    from .slides_web import can_retry, reject_text, storage_wait_json
     return render_template("case_detail.html", case=case, can_upload=can_upload, upload_config=upload_config,
-                           quality_of=slide_service.quality_of, qc_message=qc_message)
+                           quality_of=slide_service.quality_of, qc_message=qc_message,
+                           reject_text=reject_text, can_retry=can_retry,
+                           storage_wait=lambda s: storage_wait_json(slide_service.latest_job(SessionLocal(), s)))
