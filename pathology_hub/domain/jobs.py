@@ -107,6 +107,25 @@ class JobContext:
         self.job_id = job_id
         self.owner = owner
         self._last_beat = utcnow()
+        self._storage_ok = False
+
+    def storage_ok(self) -> None:
+        """The handler just wrote to object storage: a storage wait this job was in is over.
+
+        Until then a retried job still counts as waiting (the case page says so), and its
+        outage keeps counting towards the horizon.
+        """
+        if self._storage_ok:
+            return
+        self._storage_ok = True
+        session = self._factory()
+        try:
+            session.execute(update(Job).where(Job.id == self.job_id, Job.lease_owner == self.owner,
+                                              Job.storage_wait_since.is_not(None))
+                            .values(storage_wait_since=None, retry_at=None))
+            session.commit()
+        finally:
+            session.close()
 
     def heartbeat(self, progress: dict[str, Any] | None = None, *, force: bool = False) -> None:
         now = utcnow()

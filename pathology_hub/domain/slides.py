@@ -307,6 +307,7 @@ def run_ingest(session: Session, job: Job, ctx: jobs.JobContext) -> None:
     source = openable_path(store, slide)
     thumb = make_thumbnail(source, (1024, 1024))
     store.put_bytes(thumbnail_key(slide), thumb, content_type="image/jpeg")
+    ctx.storage_ok()
     for name, data in extract_associated_images(source).items():
         store.put_bytes(associated_key(slide, name), data, content_type="image/png")
     report = assess_quality(Image.open(io.BytesIO(thumb)), desc)
@@ -329,6 +330,8 @@ def run_tiling(session: Session, job: Job, ctx: jobs.JobContext) -> None:
     source = openable_path(store, slide)
 
     def progress(p) -> None:
+        if p.phase == "preview":  # reported right after the preview manifest was stored
+            ctx.storage_ok()
         ctx.heartbeat({"phase": p.phase, "tiles_done": p.tiles_done, "tiles_total": p.tiles_total,
                        "level": p.level, "eta_seconds": p.eta_seconds,
                        "elapsed_seconds": round(p.elapsed_seconds, 1)}, force=p.phase != "levels")
@@ -368,7 +371,7 @@ def latest_job(session: Session, slide: Slide) -> Job | None:
 
 def storage_wait(job: Job | None) -> dict[str, Any] | None:
     """Since when the slide's job waits for object storage and when it tries next, or None."""
-    if job is None or job.state is not JobState.QUEUED or job.storage_wait_since is None:
+    if job is None or job.state not in (JobState.QUEUED, JobState.RUNNING) or job.storage_wait_since is None:
         return None
     return {"since": as_utc(job.storage_wait_since), "next_attempt_at": as_utc(job.retry_at)}
 

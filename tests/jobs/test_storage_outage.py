@@ -120,6 +120,24 @@ def test_outage_consumes_no_attempt_and_backs_off_exponentially_to_the_cap(
     assert world.get(Slide, tiling_slide.id).status is SlideStatus.READY
 
 
+def test_a_retry_run_shows_the_wait_until_storage_took_a_write(world, tiling_slide, queued, monkeypatch,
+                                                              client_for):
+    from pathology_hub.domain import jobs
+    _outage_handler(monkeypatch, [1])
+    job = world.scalar(select(Job).where(Job.slide_id == tiling_slide.id))
+    assert _run(world, job.id) == "waiting-for-storage"
+    api = client_for("tech")
+    seen = []
+
+    def retry_run(session, job, ctx):
+        seen.append(api.get(f"/api/v1/slides/{tiling_slide.id}").json["waiting_for_storage"])
+        ctx.storage_ok()  # e.g. the preview manifest was stored
+        seen.append(api.get(f"/api/v1/slides/{tiling_slide.id}").json["waiting_for_storage"])
+    monkeypatch.setitem(jobs._HANDLERS, "tile", retry_run)
+    assert _run(world, job.id) == "done"
+    assert seen[0] is not None and seen[1] is None
+
+
 def test_outage_beyond_the_horizon_fails_with_that_reason(world, tiling_slide, clock, queued, monkeypatch,
                                                          client_for):
     monkeypatch.setenv("STORAGE_OUTAGE_HORIZON_SECONDS", "600")
