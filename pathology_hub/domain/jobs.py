@@ -156,7 +156,6 @@ def run(session_factory: Callable[[], Session], job_id: int, owner: str | None =
             return "not-claimed"
         fn = _HANDLERS[job.kind]
         ctx = JobContext(session_factory, job_id, owner)
-        started = utcnow()
         try:
             fn(session, job, ctx)
         except LeaseLost:
@@ -169,7 +168,7 @@ def run(session_factory: Callable[[], Session], job_id: int, owner: str | None =
             return "failed"
         except StorageUnavailable as exc:
             session.rollback()
-            return _wait_for_storage(session, job_id, owner, exc, started)
+            return _wait_for_storage(session, job_id, owner, exc)
         except Exception as exc:  # noqa: BLE001 - any crash is retried, bounded
             session.rollback()
             log.exception("job crashed", extra={"job_id": job_id, "kind": job.kind})
@@ -187,18 +186,15 @@ def run(session_factory: Callable[[], Session], job_id: int, owner: str | None =
         session.close()
 
 
-def _wait_for_storage(session: Session, job_id: int, owner: str, exc: StorageUnavailable,
-                      started: dt.datetime) -> str:
+def _wait_for_storage(session: Session, job_id: int, owner: str, exc: StorageUnavailable) -> str:
     """Storage is down: give the attempt back and try again later, or fail once past the horizon.
 
-    The outage is counted from the first failed run; a run that went on for longer than the
-    longest pause evidently had storage for a while, so its failure starts a new outage.
+    The outage counts from the first failed run; it is over once a run wrote to storage again
+    (``JobContext.storage_ok``) or the job ended otherwise, so a later outage counts afresh.
     """
     now = utcnow()
     job = session.get(Job, job_id, populate_existing=True)
-    since = as_utc(job.storage_wait_since)
-    if since is None or (now - started).total_seconds() > storage_wait_max_delay():
-        since = now
+    since = as_utc(job.storage_wait_since) or now
     waited = now - since
     if waited >= storage_outage_horizon():
         minutes = round(waited.total_seconds() / 60)

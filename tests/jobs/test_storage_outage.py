@@ -159,19 +159,20 @@ def test_outage_beyond_the_horizon_fails_with_that_reason(world, tiling_slide, c
     assert "unreachable for too long" in shown["reject_message"] and shown["retry_url"]
 
 
-def test_an_outage_after_a_long_healthy_run_starts_a_new_wait(world, tiling_slide, clock, queued, monkeypatch):
-    """Storage that came back for a while resets the horizon's count."""
+def test_an_outage_after_storage_came_back_counts_afresh(world, tiling_slide, clock, queued, monkeypatch):
+    """A run that wrote to storage ended the old outage: a new one does not inherit its minutes."""
     from pathology_hub.domain import jobs
-    monkeypatch.setenv("STORAGE_OUTAGE_MAX_DELAY_SECONDS", "60")
+    monkeypatch.setenv("STORAGE_OUTAGE_HORIZON_SECONDS", "1800")
 
-    def slow_then_down(session, job, ctx):
-        clock.advance(300)  # five minutes of tiling with storage up, then it goes away
+    def works_then_down(session, job, ctx):
+        ctx.storage_ok()  # the preview manifest was stored
+        clock.advance(300)  # five minutes of tiling, then storage goes away
         raise StorageUnavailable("gone")
-    monkeypatch.setitem(jobs._HANDLERS, "tile", slow_then_down)
+    monkeypatch.setitem(jobs._HANDLERS, "tile", works_then_down)
     job = world.scalar(select(Job).where(Job.slide_id == tiling_slide.id))
     job.storage_wait_since = clock.now - dt.timedelta(minutes=29)
     world.commit()
-    assert _run(world, job.id) == "waiting-for-storage"
+    assert _run(world, job.id) == "waiting-for-storage"  # not "failed": 29 + 5 min is not one outage
     job = world.get(Job, job.id)
     assert job.storage_wait_since.replace(tzinfo=dt.timezone.utc) == clock.now
 
@@ -218,6 +219,11 @@ def test_retry_a_failed_slide_from_the_api(world, tiling_slide, queued, client_f
     slide.status = SlideStatus.FAILED
     db.commit()
     assert client_for("admin").post(f"/api/v1/slides/{slide.id}/retry").status_code == 202  # admin may too
+
+    spec = client_for(None).get("/api/v1/openapi.json").json["paths"]["/api/v1/slides/{slide_id}/retry"]["post"]
+    assert {"202", "403", "404", "409"} <= set(map(str, spec["responses"]))
+    assert "slide_not_failed" in spec["responses"]["409"]["description"]
+    assert "retry_not_allowed" in spec["responses"]["403"]["description"]
 
 
 def test_retry_button_on_the_case_page(world, tiling_slide, queued, client_for):
