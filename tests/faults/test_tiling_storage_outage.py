@@ -182,28 +182,36 @@ def run_outage(*, outage_seconds: float, app, world, settings, client_for, tmp_p
     slide = db.get(Slide, slide.id)
     assert slide.status is SlideStatus.READY and slide.reject_code is None
 
-    # Nothing lost: every tile equals an undisturbed build of the same file in the same store.
+    # Nothing lost: the pyramid is byte-identical to an undisturbed build of the same file in the
+    # same store (every object; the manifest up to its own key prefix), and its tiles are readable.
     store = runtime.store()
-    build_pyramid(str(path), store, "reference/undisturbed")
-    resumed = PyramidReader(store, slide_service.pyramid_prefix(slide))
-    reference = PyramidReader(store, "reference/undisturbed")
-    geometry = reference.geometry
+    ours_prefix, ref_prefix = slide_service.pyramid_prefix(slide), "reference/undisturbed"
+    build_pyramid(str(path), store, ref_prefix)
+    ours = {i.key[len(ours_prefix):] for i in store.list(ours_prefix + "/")}
+    ref = {i.key[len(ref_prefix):] for i in store.list(ref_prefix + "/")}
+    assert ours == ref and "/manifest.json" in ref and sum(n.endswith(".pack") for n in ref) > 10, (ours ^ ref)
+    for obj in sorted(ref):
+        a, b = store.get_bytes(ours_prefix + obj), store.get_bytes(ref_prefix + obj)
+        if obj.endswith(".json"):
+            a, b = a.replace(ours_prefix.encode(), b"<prefix>"), b.replace(ref_prefix.encode(), b"<prefix>")
+        assert a == b, f"{obj} differs from the undisturbed build"
+    resumed = PyramidReader(store, ours_prefix)
+    geometry = resumed.geometry
     checked = 0
-    for level in range(geometry.level_count):
+    for level in range(geometry.level_count):  # the corners and centre of every level decode
         cols, rows = geometry.level_tiles(level)
-        for col in range(cols):
-            for row in range(rows):
-                assert resumed.tile(level, col, row) == reference.tile(level, col, row), (level, col, row)
-                checked += 1
-    assert checked == geometry.tile_count()
+        for col, row in {(0, 0), (cols - 1, rows - 1), (cols // 2, rows // 2)}:
+            assert resumed.tile(level, col, row)[:2] == b"\xff\xd8", (level, col, row)
+            checked += 1
     figures.update({"time_to_recover_seconds": round(recovered, 1), "first_waiting_status_seconds":
-                    round(first_wait, 1), "attempts": job.attempts, "tiles_checked": checked,
+                    round(first_wait, 1), "attempts": job.attempts, "objects_compared": len(ref), "tiles_decoded": checked,
                     "data_lost": "none"})
     (artifacts / f"faults-tiling-{name}.json").write_text(json.dumps(figures, indent=1, ensure_ascii=False))
     print(json.dumps(figures, ensure_ascii=False))
     return figures
 
 
+@pytest.mark.single_pass  # ~2 min of wall time; the job logic on PostgreSQL is tested in tests/jobs
 def test_gateway_stopped_60s_during_tiling(app, world, settings, client_for, tmp_path, monkeypatch, artifacts):
     run_outage(outage_seconds=60, app=app, world=world, settings=settings, client_for=client_for,
                tmp_path=tmp_path, monkeypatch=monkeypatch, artifacts=artifacts, name="60s")
