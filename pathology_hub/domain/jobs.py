@@ -6,6 +6,13 @@ renews the lease with heartbeats while it works, and a reaper re-queues jobs
 whose lease expired.  Handlers must be idempotent (tile writes are), so a job
 delivered twice finishes once: the second claim fails while the first holds
 the lease, and a finished job is never claimed again.
+
+Object storage being unreachable (``StorageUnavailable``) is not the job's
+fault: such a run gives its attempt back and the job waits (state *queued*,
+``storage_wait_since`` set) with exponential back-off capped at
+``STORAGE_OUTAGE_MAX_DELAY_SECONDS``.  Only when storage stays away for
+``STORAGE_OUTAGE_HORIZON_SECONDS`` (default 30 minutes) does the job fail, with
+a reason saying so; a technician can retry it once storage is back.
 """
 
 from __future__ import annotations
@@ -20,6 +27,8 @@ from typing import Any, Callable
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
+from storage.errors import StorageUnavailable
+
 from ..models import Job, JobState, as_utc, utcnow
 
 log = logging.getLogger("pathology_hub.jobs")
@@ -27,6 +36,25 @@ log = logging.getLogger("pathology_hub.jobs")
 LEASE = dt.timedelta(seconds=int(os.environ.get("JOB_LEASE_SECONDS", "60")))
 Handler = Callable[[Session, Job, "JobContext"], None]
 _HANDLERS: dict[str, Handler] = {}
+
+
+#: First pause after a storage outage hit a job; doubles with the outage's length up to the cap.
+STORAGE_WAIT_BASE_SECONDS = 2.0
+
+
+def storage_outage_horizon() -> dt.timedelta:
+    """How long a job waits for object storage before it is marked failed (read per call: tests set it)."""
+    return dt.timedelta(seconds=float(os.environ.get("STORAGE_OUTAGE_HORIZON_SECONDS", "1800")))
+
+
+def storage_wait_max_delay() -> float:
+    """The longest pause between two attempts while storage is down (bounds the delay after it returns)."""
+    return max(STORAGE_WAIT_BASE_SECONDS, float(os.environ.get("STORAGE_OUTAGE_MAX_DELAY_SECONDS", "60")))
+
+
+def storage_wait_delay(waited: dt.timedelta) -> float:
+    """Next pause: as long as the outage has lasted so far (so pauses double), within [base, cap]."""
+    return min(storage_wait_max_delay(), max(STORAGE_WAIT_BASE_SECONDS, waited.total_seconds()))
 
 
 class JobFailed(Exception):
@@ -79,6 +107,25 @@ class JobContext:
         self.job_id = job_id
         self.owner = owner
         self._last_beat = utcnow()
+        self._storage_ok = False
+
+    def storage_ok(self) -> None:
+        """The handler just wrote to object storage: a storage wait this job was in is over.
+
+        Until then a retried job still counts as waiting (the case page says so), and its
+        outage keeps counting towards the horizon.
+        """
+        if self._storage_ok:
+            return
+        self._storage_ok = True
+        session = self._factory()
+        try:
+            session.execute(update(Job).where(Job.id == self.job_id, Job.lease_owner == self.owner,
+                                              Job.storage_wait_since.is_not(None))
+                            .values(storage_wait_since=None, retry_at=None))
+            session.commit()
+        finally:
+            session.close()
 
     def heartbeat(self, progress: dict[str, Any] | None = None, *, force: bool = False) -> None:
         now = utcnow()
@@ -119,6 +166,9 @@ def run(session_factory: Callable[[], Session], job_id: int, owner: str | None =
             _finish(session, job_id, owner, JobState.FAILED, str(exc))
             _on_failure(session, job_id)
             return "failed"
+        except StorageUnavailable as exc:
+            session.rollback()
+            return _wait_for_storage(session, job_id, owner, exc)
         except Exception as exc:  # noqa: BLE001 - any crash is retried, bounded
             session.rollback()
             log.exception("job crashed", extra={"job_id": job_id, "kind": job.kind})
@@ -136,9 +186,44 @@ def run(session_factory: Callable[[], Session], job_id: int, owner: str | None =
         session.close()
 
 
+def _wait_for_storage(session: Session, job_id: int, owner: str, exc: StorageUnavailable) -> str:
+    """Storage is down: give the attempt back and try again later, or fail once past the horizon.
+
+    The outage counts from the first failed run; it is over once a run wrote to storage again
+    (``JobContext.storage_ok``) or the job ended otherwise, so a later outage counts afresh.
+    """
+    now = utcnow()
+    job = session.get(Job, job_id, populate_existing=True)
+    since = as_utc(job.storage_wait_since) or now
+    waited = now - since
+    if waited >= storage_outage_horizon():
+        minutes = round(waited.total_seconds() / 60)
+        log.warning("storage outage outlasted the horizon", extra={"job_id": job_id, "kind": job.kind,
+                                                                     "waited_seconds": round(waited.total_seconds())})
+        session.execute(update(Job).where(Job.id == job_id, Job.lease_owner == owner).values(
+            state=JobState.FAILED, error=f"object storage unreachable for {minutes} min: {exc}"[:2000],
+            lease_until=None, lease_owner=None, attempts=Job.attempts - 1, storage_wait_since=since,
+            retry_at=None))
+        session.commit()
+        _on_failure(session, job_id)
+        return "failed"
+    delay = storage_wait_delay(waited)
+    log.warning("storage unavailable; job waits", extra={"job_id": job_id, "kind": job.kind,
+                                                         "retry_in_seconds": round(delay, 1)})
+    session.execute(update(Job).where(Job.id == job_id, Job.lease_owner == owner).values(
+        state=JobState.QUEUED, error=f"waiting for object storage: {exc}"[:2000], lease_until=None,
+        lease_owner=None, attempts=Job.attempts - 1, storage_wait_since=since,
+        retry_at=now + dt.timedelta(seconds=delay)))
+    session.commit()
+    enqueue(job_id, delay=delay)
+    return "waiting-for-storage"
+
+
 def _finish(session: Session, job_id: int, owner: str, state: JobState, error: str | None) -> None:
+    """End a run that was not about storage: any storage wait is over."""
     session.execute(update(Job).where(Job.id == job_id, Job.lease_owner == owner)
-                    .values(state=state, error=error, lease_until=None, lease_owner=None))
+                    .values(state=state, error=error, lease_until=None, lease_owner=None,
+                            storage_wait_since=None, retry_at=None))
     session.commit()
 
 
@@ -162,12 +247,17 @@ def _on_failure(session: Session, job_id: int) -> None:
 
 
 def reap(session: Session, now: dt.datetime | None = None) -> list[int]:
-    """Re-queue jobs whose worker died (lease expired) or whose queue message was lost."""
+    """Re-queue jobs whose worker died (lease expired) or whose queue message was lost.
+
+    A job waiting for storage is stale only once its planned retry is a minute overdue
+    (the delayed queue message was lost, e.g. with an in-memory queue).
+    """
     now = now or utcnow()
     stale_queue = now - dt.timedelta(minutes=5)
     ids = list(session.scalars(select(Job.id).where(or_(
         (Job.state == JobState.RUNNING) & (Job.lease_until < now),
-        (Job.state == JobState.QUEUED) & (Job.updated_at < stale_queue)))))
+        (Job.state == JobState.QUEUED) & Job.retry_at.is_(None) & (Job.updated_at < stale_queue),
+        (Job.state == JobState.QUEUED) & (Job.retry_at < now - dt.timedelta(minutes=1))))))
     for job_id in ids:
         job = session.get(Job, job_id)
         if job.state is JobState.RUNNING and job.attempts >= job.max_attempts:
@@ -177,6 +267,7 @@ def reap(session: Session, now: dt.datetime | None = None) -> list[int]:
             _on_failure(session, job_id)
             continue
         job.updated_at = now
+        job.retry_at = None  # the planned retry's message is overdue: this one replaces it
         session.commit()
         enqueue(job_id)
     return ids

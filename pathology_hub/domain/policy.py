@@ -132,6 +132,13 @@ def _slide_edit(user: User, slide: Slide) -> bool:
     return _case_edit(user, slide.case)
 
 
+@rule("slide.retry")
+def _slide_retry(user: User, slide: Slide) -> bool:
+    """Re-running a failed slide's processing shows no patient data: its centre's technicians
+    and the platform administrators (who operate storage and workers) may do it."""
+    return slide.deleted_at is None and (user.role is Role.ADMIN or _case_edit(user, slide.case))
+
+
 @rule("slide.view_label")
 def _slide_label(user: User, slide: Slide) -> bool:
     """The label shows patient identity: the uploading centre and pathologists on the case only."""

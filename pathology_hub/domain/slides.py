@@ -26,16 +26,17 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from storage.base import ObjectInfo, ObjectStore
 from storage.errors import IntegrityError, ObjectNotFound
 from storage.verify import file_sha256
 
-from ..models import Case, Institution, Job, Slide, SlideStatus, StoredOriginal, Upload, UploadState, User, utcnow
+from ..models import (Case, Institution, Job, JobState, Slide, SlideStatus, StoredOriginal, Upload, UploadState, User,
+                      as_utc, utcnow)
 from . import audit, jobs, policy
-from .errors import Conflict, DomainError, NotFound, TooLarge, ValidationFailed
+from .errors import Conflict, DomainError, Forbidden, NotFound, TooLarge, ValidationFailed
 
 log = logging.getLogger("pathology_hub.slides")
 
@@ -414,6 +415,7 @@ def run_ingest(session: Session, job: Job, ctx: jobs.JobContext) -> None:
     source = openable_path(store, slide)
     thumb = make_thumbnail(source, (1024, 1024))
     store.put_bytes(thumbnail_key(slide), thumb, content_type="image/jpeg")
+    ctx.storage_ok()
     for name, data in extract_associated_images(source).items():
         store.put_bytes(associated_key(slide, name), data, content_type="image/png")
     report = assess_quality(Image.open(io.BytesIO(thumb)), desc)
@@ -436,6 +438,8 @@ def run_tiling(session: Session, job: Job, ctx: jobs.JobContext) -> None:
     source = openable_path(store, slide)
 
     def progress(p) -> None:
+        if p.phase == "preview":  # reported right after the preview manifest was stored
+            ctx.storage_ok()
         ctx.heartbeat({"phase": p.phase, "tiles_done": p.tiles_done, "tiles_total": p.tiles_total,
                        "level": p.level, "eta_seconds": p.eta_seconds,
                        "elapsed_seconds": round(p.elapsed_seconds, 1)}, force=p.phase != "levels")
@@ -452,18 +456,63 @@ def run_tiling(session: Session, job: Job, ctx: jobs.JobContext) -> None:
     session.commit()
 
 
+#: reject_code of a slide whose job gave up because object storage stayed unreachable past the horizon.
+STORAGE_UNAVAILABLE = "storage_unavailable"
+
+
 @jobs.on_failure("ingest")
 @jobs.on_failure("tile")
 def _mark_failed(session: Session, job: Job) -> None:
     slide = session.get(Slide, job.slide_id)
     if slide is not None and slide.status in (SlideStatus.INSPECTING, SlideStatus.TILING):
         slide.status = SlideStatus.FAILED
-        slide.reject_code = "tiling_failed" if job.kind == "tile" else "inspection_failed"
+        if job.storage_wait_since is not None:  # failed waiting for storage, not on the slide itself
+            slide.reject_code = STORAGE_UNAVAILABLE
+        else:
+            slide.reject_code = "tiling_failed" if job.kind == "tile" else "inspection_failed"
         slide.reject_message = (job.error or "processing failed")[:2000]
 
 
 def latest_job(session: Session, slide: Slide) -> Job | None:
     return session.scalar(select(Job).where(Job.slide_id == slide.id).order_by(Job.id.desc()).limit(1))
+
+
+def storage_wait(job: Job | None) -> dict[str, Any] | None:
+    """Since when the slide's job waits for object storage and when it tries next, or None."""
+    if job is None or job.state not in (JobState.QUEUED, JobState.RUNNING) or job.storage_wait_since is None:
+        return None
+    return {"since": as_utc(job.storage_wait_since), "next_attempt_at": as_utc(job.retry_at)}
+
+
+def retry_slide(session: Session, user: User, slide: Slide, ip: str | None = None) -> Job:
+    """Send a failed slide through processing again (technician of its centre, or an admin).
+
+    The stage that failed runs again: inspection when the ingest job failed, otherwise
+    tiling, which resumes from the packs already stored. A conditional update makes two
+    simultaneous retries start one job.
+    """
+    if not policy.can(user, "slide.retry", slide):
+        policy.ensure(user, "slide.view", slide)  # hidden slides answer 404, as everywhere
+        raise Forbidden("Only a technician of the slide's centre or an administrator can retry it.",
+                        code="retry_not_allowed")
+    if slide.status is not SlideStatus.FAILED:
+        raise Conflict("Only a slide whose processing failed can be retried.", code="slide_not_failed")
+    last = latest_job(session, slide)
+    kind = "ingest" if (last is not None and last.kind == "ingest") or not description_of(slide) else "tile"
+    status = SlideStatus.INSPECTING if kind == "ingest" else SlideStatus.TILING
+    previous = {"reject_code": slide.reject_code}
+    claimed = session.execute(update(Slide).where(Slide.id == slide.id, Slide.status == SlideStatus.FAILED)
+                              .values(status=status, reject_code=None, reject_message=None))
+    if claimed.rowcount != 1:
+        session.rollback()
+        raise Conflict("Only a slide whose processing failed can be retried.", code="slide_not_failed")
+    job = jobs.create(session, kind, slide_id=slide.id)
+    audit.record(session, "slide.retry", actor=user, object_type="slide", object_id=slide.id,
+                 case_id=slide.case_id, ip=ip, details={"job": kind, **previous})
+    session.commit()
+    session.refresh(slide)
+    jobs.enqueue(job.id)
+    return job
 
 
 def get_slide(session: Session, user: User, slide_id: int) -> Slide:

@@ -38,5 +38,9 @@ class Job(Base):
     heartbeat_at: Mapped[dt.datetime | None]
     progress: Mapped[str] = mapped_column(Text, default="{}")
     error: Mapped[str | None] = mapped_column(Text)
+    #: Start of the object-storage outage this job is waiting out (None when not waiting).
+    storage_wait_since: Mapped[dt.datetime | None]
+    #: When the next attempt is due while waiting for storage.
+    retry_at: Mapped[dt.datetime | None]
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)

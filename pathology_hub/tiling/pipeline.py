@@ -84,9 +84,41 @@ class PyramidResult:
 _worker_source: SlideSource | None = None
 
 
-def _worker_init(slide_path: str) -> None:
+def _worker_init(slide_path: str, owner_pid: int | None = None) -> None:
     global _worker_source
+    if owner_pid is not None:
+        _die_with_owner(owner_pid)
     _worker_source = SlideSource(slide_path)
+
+
+def _die_with_owner(owner_pid: int) -> None:
+    """Exit as soon as the process that built the pool dies, even by SIGKILL (no cleanup runs there).
+
+    A killed job worker otherwise leaves its tiling processes (~280 MB each) behind for good.
+    Two guards: PR_SET_PDEATHSIG (SIGKILL when our parent dies: the job process with
+    ``fork``, the forkserver with ``forkserver``), and a thread waiting on a pidfd of
+    the owner itself, since the forkserver may outlive it.
+    """
+    import signal
+    import threading
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG (Linux)
+    except (OSError, AttributeError):
+        pass
+    try:
+        pidfd = os.pidfd_open(owner_pid)
+    except ProcessLookupError:
+        os._exit(1)  # the owner died before we started
+    except (AttributeError, OSError):
+        return  # not Linux >= 5.3: PR_SET_PDEATHSIG alone
+
+    def watch() -> None:
+        import select
+        select.select([pidfd], [], [])  # readable once the owner has exited
+        os._exit(1)
+    threading.Thread(target=watch, name="owner-watch", daemon=True).start()
 
 
 def _worker_block(bx: int, by: int, key: str, quality: int) -> tuple[bytes, PackInfo]:
@@ -168,7 +200,7 @@ class _Build:
         """The worker processes, started once and shared by the top pack and the blocks."""
         if self._processes is None:
             self._processes = ProcessPoolExecutor(self.workers, mp_context=_mp_context(),
-                                                  initializer=_worker_init, initargs=(self.source.path,))
+                                                  initializer=_worker_init, initargs=(self.source.path, os.getpid()))
         return self._processes
 
     # -- helpers --
@@ -206,6 +238,15 @@ class _Build:
 
     # -- phases --
     def run(self) -> PyramidResult:
+        """Build; whatever happens (a storage outage mid-build), no worker process or queued upload outlives it."""
+        try:
+            return self._run()
+        finally:
+            if self._processes is not None:
+                self._processes.shutdown(wait=True, cancel_futures=True)
+            self.uploads.shutdown(wait=True, cancel_futures=True)
+
+    def _run(self) -> PyramidResult:
         blank_key = f"{self.prefix}/blank.jpgs"
         blank_data, self.blank_table = _blank_object(self.source, self.quality)
         if blank_key not in self.existing:

@@ -24,6 +24,7 @@ STAIN_CATEGORY_LABELS = {StainCategory.HE.value: _l("H&E"), StainCategory.IHC.va
 STATUS_LABELS = {"inspecting": _l("inspecting"), "rejected": _l("rejected"), "tiling": _l("tiling"),
                  "ready": _l("ready"), "failed": _l("failed"), "withdrawn": _l("withdrawn")}
 REJECT_LABELS = {
+    "storage_unavailable": _l("object storage was unreachable for too long; retry the slide"),
     "not_an_image": _l("the file is not a slide or image"),
     "unsupported_format": _l("the file format is not supported"),
     "corrupt_image": _l("the image is damaged"),

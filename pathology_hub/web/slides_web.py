@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 import re
 
-from flask import Blueprint, Flask, Response, current_app, g, jsonify, render_template, request, session, url_for
+from flask import (Blueprint, Flask, Response, current_app, flash, g, jsonify, redirect, render_template, request,
+                   session, url_for)
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
@@ -21,7 +22,7 @@ from ..db import SessionLocal
 from ..domain import jobs, policy, slide_facts
 from ..domain import slides as slide_service
 from ..domain import tile_access
-from ..domain.errors import NotFound, NotReadyYet, ValidationFailed
+from ..domain.errors import Conflict, Forbidden, NotFound, NotReadyYet, ValidationFailed
 from ..models import Case, Slide, SlideStatus, Upload, UploadState
 from ..tiling import TileNotFound, TileNotReady
 from .tile_fastpath import TileFastPath, forget_reader, reader_for, tile_etag, tile_headers
@@ -49,6 +50,28 @@ def tile_token(slide: Slide) -> str:
                                   _session_token() or "")
 
 
+# ---------------------------------------------------------------- status in words
+def reject_text(slide: Slide) -> str | None:
+    """Why the slide failed, in the user's language where the reason is ours (not the file's)."""
+    if slide.reject_code == slide_service.STORAGE_UNAVAILABLE:
+        return _("Object storage was unreachable for too long, so processing stopped. "
+                 "Nothing was lost: retry the slide once storage is back.")
+    return slide.reject_message
+
+
+def storage_wait_json(job) -> dict | None:
+    wait = slide_service.storage_wait(job)
+    if wait is None:
+        return None
+    return {"since": iso(wait["since"]), "next_attempt_at": iso(wait["next_attempt_at"]),
+            "message": _("Waiting for object storage, which is unreachable; processing resumes by itself "
+                         "when it is back. Nothing is lost.")}
+
+
+def can_retry(slide: Slide) -> bool:
+    return slide.status is SlideStatus.FAILED and policy.can(_me(), "slide.retry", slide)
+
+
 # ---------------------------------------------------------------- JSON: slides of a case
 def slide_json(slide: Slide, *, with_urls: bool = True) -> dict:
     desc = slide_service.description_of(slide)
@@ -56,7 +79,9 @@ def slide_json(slide: Slide, *, with_urls: bool = True) -> dict:
     data = {
         "id": slide.id, "uid": slide.uid, "case_id": slide.case_id, "label": slide.label, "stain": slide.stain,
         "filename": slide.original_filename, "status": slide.status.value,
-        "reject_code": slide.reject_code, "reject_message": slide.reject_message,
+        "reject_code": slide.reject_code, "reject_message": reject_text(slide),
+        "waiting_for_storage": storage_wait_json(job),
+        "retry_url": url_for("slides.retry", slide_id=slide.id) if can_retry(slide) else None,
         "created_at": iso(slide.created_at), "pyramid_version": slide.pyramid_version,
         "sha256": slide.original.sha256 if slide.original else None,
         "size": slide.original.size if slide.original else None,
@@ -146,6 +171,59 @@ def delete_slide(slide: Slide):
     return Response(status=204)
 
 
+def _retry(slide_id: int) -> Slide:
+    """Retry through the domain, with its refusals worded in the user's language."""
+    db = SessionLocal()
+    slide = db.get(Slide, slide_id)
+    if slide is None:
+        raise NotFound("Not found.")
+    try:
+        slide_service.retry_slide(db, _me(), slide, ip=client_ip())
+    except Forbidden as exc:
+        if exc.code != "retry_not_allowed":
+            raise
+        raise Forbidden(_("Only a technician of the slide's centre or an administrator can retry it."),
+                        code=exc.code) from None
+    except Conflict as exc:
+        raise Conflict(_("Only a slide whose processing failed can be retried."), code=exc.code) from None
+    return slide
+
+
+@bp.route("/api/v1/slides/<int:slide_id>/retry", methods=["POST"])
+def retry(slide_id: int):
+    """Retry a slide whose inspection or tiling failed (technician of its centre, or admin).
+    ---
+    post:
+      summary: Retry a failed slide
+      description: >-
+        Runs the stage that failed again (tiling resumes from the packs already stored).
+        No request body. Audited as `slide.retry`.
+      responses:
+        202: {description: "processing restarted; the slide as in GET /api/v1/slides/{slide_id} (status inspecting or tiling)"}
+        403: {description: "`retry_not_allowed`: only a technician of the slide's centre or an administrator may retry", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
+        404: {description: "`not_found`: no such slide, or not visible to you", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
+        409: {description: "`slide_not_failed`: the slide is not in state failed (nothing to retry)", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
+    """
+    return jsonify(slide_json(_retry(slide_id))), 202
+
+
+@bp.route("/slides/<int:slide_id>/retry", methods=["POST"])
+def retry_form(slide_id: int):
+    """The case page's Retry button (form post with CSRF token); back to the case page."""
+    try:
+        slide = _retry(slide_id)
+    except (Forbidden, Conflict) as exc:
+        slide = SessionLocal().get(Slide, slide_id)
+        if not policy.can(_me(), "case.view", slide.case):
+            raise
+        flash(exc.message, "error")
+        return redirect(url_for("cases.detail", case_id=slide.case_id))
+    flash(_("Slide %(label)s is being processed again.", label=slide.label), "success")
+    if policy.can(_me(), "case.view", slide.case):
+        return redirect(url_for("cases.detail", case_id=slide.case_id))
+    return redirect(url_for("main.home"))
+
+
 @bp.route("/api/v1/slides/<int:slide_id>/thumbnail.jpg")
 @authorize("slide.view", load=load_model(Slide, "slide_id"), as_arg="slide")
 def thumbnail(slide: Slide):
@@ -204,9 +282,10 @@ def upload_status(upload_id: str):
         return jsonify(_unfinished_status(upload, info))
     status = {SlideStatus.READY: "ready", SlideStatus.REJECTED: "rejected", SlideStatus.FAILED: "failed"}.get(
         slide.status, "processing")
-    body = {"status": status, "slide_id": slide.id, "slide_status": slide.status.value}
+    body = {"status": status, "slide_id": slide.id, "slide_status": slide.status.value,
+            "waiting_for_storage": storage_wait_json(slide_service.latest_job(SessionLocal(), slide))}
     if slide.reject_message:
-        body["error"] = {"code": slide.reject_code, "message": slide.reject_message}
+        body["error"] = {"code": slide.reject_code, "message": reject_text(slide)}
     return jsonify(body)
 
 

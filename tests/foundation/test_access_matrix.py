@@ -57,6 +57,11 @@ MATRIX: dict[tuple[str, str], dict[str, int]] = {
                                                                      "*": 404},
     ("POST", "/cases/<int:case_id>/slides/<int:slide_id>/facts"): {"anon": 302, "tech": 302, "clinician": 403,
                                                                   "*": 404},
+    # Retry: the matrix slide is ready, so whoever may retry gets 409 slide_not_failed (the admin too, who
+    # cannot see the case); a case viewer who may not retry gets 403, everyone else 404.
+    ("POST", "/api/v1/slides/<int:slide_id>/retry"): {"anon": 401, "tech": 409, "admin": 409, "clinician": 403,
+                                                      "*": 404},
+    ("POST", "/slides/<int:slide_id>/retry"): {"anon": 302, "tech": 302, "clinician": 302, "admin": 409, "*": 404},
     ("GET", "/api/v1/slides/<int:slide_id>/thumbnail.jpg"): {"anon": 401, "tech": 200, "clinician": 200, "*": 404},
     ("GET", "/api/v1/slides/<int:slide_id>/associated/<name>.png"): {"anon": 401, "tech": 200, "clinician": 200, "*": 404},
     # Annotations: technicians/clinicians only once the report is signed (403 before); pathologists of

@@ -1,6 +1,7 @@
-"""A worker killed with SIGKILL in the middle of a pyramid: the reaper re-queues the job
-(its lease expired), a new worker resumes from the packs already stored, and the
-finished pyramid is identical to an uninterrupted build."""
+"""A worker killed with SIGKILL in the middle of a pyramid: its tiling processes die with it
+(none is left orphaned), the reaper re-queues the job (its lease expired), a new worker
+resumes from the packs already stored, and the finished pyramid is identical to an
+uninterrupted build."""
 
 from __future__ import annotations
 
@@ -34,6 +35,36 @@ def _worker(settings) -> subprocess.Popen:
 
 def _call(settings, code: str) -> None:
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=_env(settings), check=True, timeout=60)
+
+
+def _descendants(pid: int) -> set[int]:
+    """Every process below ``pid`` (children of all its threads, recursively), from /proc."""
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        parent = todo.pop()
+        try:
+            tasks = os.listdir(f"/proc/{parent}/task")
+        except FileNotFoundError:
+            continue
+        for tid in tasks:
+            try:
+                with open(f"/proc/{parent}/task/{tid}/children") as fh:
+                    kids = {int(x) for x in fh.read().split()}
+            except FileNotFoundError:
+                continue
+            todo.extend(kids - found)
+            found |= kids
+    return found
+
+
+def _alive(pid: int) -> bool:
+    """Running and not a zombie (an orphan reaped late by init is dead already)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
 
 
 def _job(db, job_id: int) -> Job:
@@ -77,8 +108,21 @@ def test_sigkilled_worker_job_is_reaped_and_resumed(app, world, settings, tmp_pa
             assert job.state is not JobState.FAILED, job.error
             assert time.monotonic() < deadline, f"no progress: {job.state} {progress}"
             time.sleep(0.05)
+        children = _descendants(first.pid)
+        # The forkserver and at least one tiling process: the check below can fail.
+        assert len(children) >= 2, children
+        os.kill(first.pid, signal.SIGKILL)  # the worker process only, as the OOM killer or an operator would
+        first.wait(timeout=10)
+        deadline = time.monotonic() + 5
+        while any(_alive(p) for p in children) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        orphans = {p for p in children if _alive(p)}
+        assert not orphans, f"tiling processes outlived their SIGKILLed worker: {orphans}"
     finally:
-        os.killpg(first.pid, signal.SIGKILL)  # the consumer, its worker process and the tiling pool
+        try:
+            os.killpg(first.pid, signal.SIGKILL)  # whatever is left of its process group
+        except ProcessLookupError:
+            pass
         first.wait(timeout=10)
     interrupted_at = json.loads(_job(db, tile_job.id).progress)["tiles_done"]
     assert _job(db, tile_job.id).state is JobState.RUNNING  # nobody told the database

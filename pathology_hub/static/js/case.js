@@ -19,6 +19,7 @@
 
   function progressText(s) {
     var p = s.progress || {};
+    if (s.waiting_for_storage) { return s.waiting_for_storage.message; }
     if (s.status !== "tiling" || !p.tiles_total) { return ""; }
     var pct = Math.floor(100 * p.tiles_done / p.tiles_total);
     var eta = p.eta_seconds ? " · ~" + Math.ceil(p.eta_seconds) + " s" : "";
@@ -43,7 +44,8 @@
     tr.appendChild(stain);
     tr.appendChild(el("td", null, s.filename));
     var status = el("td");
-    var badge = el("span", "badge badge-" + s.status, labels[s.status] || s.status);
+    var badge = el("span", "badge badge-" + s.status,
+                   s.waiting_for_storage ? labels.waiting_storage : (labels[s.status] || s.status));
     badge.setAttribute("data-role", "status");
     status.appendChild(badge);
     var prog = el("span", "muted", " " + progressText(s));
@@ -79,6 +81,8 @@
       var a = el("a", null, labels.view || "View");
       a.href = viewerUrl + "?slide=" + s.id;
       action.appendChild(a);
+    } else if (s.retry_url) {
+      action.appendChild(retryForm(s.retry_url));
     }
     var actions = s.actions || {};
     if (actions.edit) { action.appendChild(button("edit", "small", labels.edit, s.id)); }
@@ -144,6 +148,26 @@
   document.querySelectorAll("dialog [data-action=close]").forEach(function (b) {
     b.addEventListener("click", function () { b.closest("dialog").close(); });
   });
+
+  // A plain form post (CSRF token from the page), as the server-rendered row has.
+  function retryForm(action) {
+    var form = el("form");
+    form.method = "post";
+    form.action = action.replace("/api/v1/slides/", "/slides/");
+    form.setAttribute("data-role", "retry");
+    form.className = "inline-form";
+    var token = el("input");
+    token.type = "hidden";
+    token.name = "csrf_token";
+    var meta = document.querySelector('meta[name="csrf-token"]');
+    token.value = meta ? meta.getAttribute("content") : "";
+    form.appendChild(token);
+    var button = el("button", "small", labels.retry || "Retry");
+    button.type = "submit";
+    button.setAttribute("data-testid", "retry-slide");
+    form.appendChild(button);
+    return form;
+  }
 
   function render(data) {
     slidesById = {};
