@@ -11,7 +11,7 @@ the same shape as ``subspecialties.json``::
                          "en": "Gastrointestinal pathology", "aliases": ["gi", "消化"]}]}
 
 ``aliases`` are optional: they only serve :func:`match_text`, which maps free text written
-before the vocabulary existed (migration 0013) onto codes.
+before the vocabulary existed (migration 0009) onto codes.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Migration 0011 on data written the old way: the copied ``opinion`` column goes, nothing clinical is lost,
+"""Migration 0007 on data written the old way: the copied ``opinion`` column goes, nothing clinical is lost,
 and an acknowledgement of a version that an amendment has since replaced no longer counts."""
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def _insert(conn, meta, name: str, **values) -> int:
     return conn.execute(table.insert().values(**row)).inserted_primary_key[0]
 
 
-def test_0011_keeps_clinical_text_and_asks_again_for_an_outdated_acknowledgement(tmp_path):
+def test_0007_keeps_clinical_text_and_asks_again_for_an_outdated_acknowledgement(tmp_path):
     url = f"sqlite:///{tmp_path / 'm.db'}"
     upgrade(url, "0006")
     engine = sa.create_engine(url)

@@ -5,7 +5,7 @@ back-off until storage returns or the outage outlasts STORAGE_OUTAGE_HORIZON_SEC
 These columns say since when it waits (the case page shows it) and when it is due.
 
 Revision ID: 0010
-Revises: 0006
+Revises: 0009
 Create Date: 2026-11-24 10:00:00
 """
 from alembic import op
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 
 revision = '0010'
-down_revision = '0013'
+down_revision = '0009'
 branch_labels = None
 depends_on = None
 

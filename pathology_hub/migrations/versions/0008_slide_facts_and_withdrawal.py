@@ -8,16 +8,16 @@
 * ``purge_after``, ``purged_at``: its stored objects are deleted only after the retention
   period (``WITHDRAWN_SLIDE_RETENTION_DAYS``), by the periodic purge.
 
-Revision ID: 0012
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-11-24 10:00:00
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0012'
-down_revision = '0011'
+revision = '0008'
+down_revision = '0007'
 branch_labels = None
 depends_on = None
 

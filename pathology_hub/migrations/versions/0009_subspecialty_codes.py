@@ -9,8 +9,8 @@ code.  A value that names nothing is kept as written: pages show it as stored, i
 no profile, and triage can still assign any pathologist (with a note).  Downgrade keeps
 the codes: they are valid free text.
 
-Revision ID: 0013
-Revises: 0006
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-11-24 10:00:00
 """
 import logging
@@ -19,8 +19,8 @@ from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0013'
-down_revision = '0012'
+revision = '0009'
+down_revision = '0008'
 branch_labels = None
 depends_on = None
 

@@ -35,7 +35,7 @@ Downgrade re-creates ``opinion`` from the latest signed diagnosis of the answeri
 drops ``result_acknowledgements``; it does not restore the duplicated preliminary opinions,
 the cleared follow-up advice or the states changed above.
 
-Revision ID: 0011
+Revision ID: 0007
 Revises: 0006
 Create Date: 2026-11-24 09:00:00
 """
@@ -47,7 +47,7 @@ from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0011'
+revision = '0007'
 down_revision = '0006'
 branch_labels = None
 depends_on = None
@@ -201,7 +201,7 @@ def _acknowledgements_per_version(conn, chain: _Chain, now: dt.datetime) -> None
                                                                                          updated_at=now))
             conn.execute(events.insert().values(
                 consultation_id=cid, transition='result_amended', from_state='acknowledged', to_state='returned',
-                actor_id=None, at=now, reason='version %d was acknowledged; version %d is in force (migration 0011)'
+                actor_id=None, at=now, reason='version %d was acknowledged; version %d is in force (migration 0007)'
                 % (version.number, latest.number), comment='v%d' % latest.number))
 
 
