@@ -210,8 +210,10 @@ def worker_command(workers: int) -> None:
 @click.option("--wait", "wait_seconds", default=600.0, type=click.FloatRange(min=0), show_default=True,
               help="seconds to wait for the server's inspection verdict on each file")
 @click.option("--no-wait", is_flag=True, help="do not wait for the verdict (exit 0 once the bytes are sent)")
+@click.option("--allow-duplicate", is_flag=True,
+              help="attach a file even if it is already a slide of the case (otherwise it is skipped with a warning)")
 def upload_command(files, case_number, watch_dir, pattern, server, token, stain, chunk_size, settle, once,
-                   wait_seconds, no_wait) -> None:
+                   wait_seconds, no_wait, allow_duplicate) -> None:
     """Upload slides with resumable tus uploads (from a scanner workstation).
 
     flask upload --case C-2026-17 slide1.svs slide2.ndpi
@@ -219,13 +221,14 @@ def upload_command(files, case_number, watch_dir, pattern, server, token, stain,
 
     After the last byte the server inspects each file; the command waits for that verdict
     and prints it (a rejected file with the server's error code and message).  Exit status:
-    0 every file accepted, 1 a file was rejected or its verdict did not come within --wait,
-    2 a file could not be uploaded (or bad usage, token, server).  --watch keeps going after
+    0 every file accepted, 1 a file was rejected, was already a slide of the case (not sent; see
+    --allow-duplicate) or its verdict did not come within --wait, 2 a file could not be uploaded
+    (or bad usage, token, server).  --watch keeps going after
     a rejection and logs it.
     """
     from pathlib import Path
 
-    from .upload_client import DEFAULT_CHUNK, HubUploader, UploadError, describe, watch
+    from .upload_client import DEFAULT_CHUNK, DuplicateSlide, HubUploader, UploadError, describe, watch
     state = Path(_settings().instance_path) / "upload-client-state.json"
     wait = None if no_wait else wait_seconds
     try:
@@ -241,11 +244,15 @@ def upload_command(files, case_number, watch_dir, pattern, server, token, stain,
     except UploadError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
-    counts = {"accepted": 0, "rejected": 0, "pending": 0, "sent": 0, "failed": 0}
+    counts = {"accepted": 0, "rejected": 0, "pending": 0, "sent": 0, "duplicate": 0, "failed": 0}
     for path in files:
         try:
-            result = uploader.upload(Path(path), case_number, stain=stain)
+            result = uploader.upload(Path(path), case_number, stain=stain, allow_duplicate=allow_duplicate)
             verdict = uploader.verdict(result.url, timeout=wait) if wait is not None else None
+        except DuplicateSlide as exc:
+            click.echo(f"warning: {exc}", err=True)
+            counts["duplicate"] += 1
+            continue
         except UploadError as exc:
             click.echo(f"error: {exc}", err=True)
             counts["failed"] += 1
@@ -258,7 +265,7 @@ def upload_command(files, case_number, watch_dir, pattern, server, token, stain,
     click.echo(f"{len(files)} file(s): {summary}")
     if counts["failed"]:
         sys.exit(2)
-    if counts["rejected"] or counts["pending"]:
+    if counts["rejected"] or counts["pending"] or counts["duplicate"]:
         sys.exit(1)
 
 

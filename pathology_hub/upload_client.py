@@ -84,6 +84,19 @@ class UploadError(Exception):
     """A clear, user-facing reason why a file could not be uploaded."""
 
 
+class DuplicateSlide(UploadError):
+    """The file is already a slide of the case; nothing was sent."""
+
+    def __init__(self, path: Path, case_number: str, slides: list[dict[str, Any]], server: str) -> None:
+        first = slides[0]
+        link = f"{server}/cases/{first.get('case_id')}#slide-{first.get('id')}"
+        labels = ", ".join(str(s.get("label")) for s in slides)
+        super().__init__(f"{Path(path).name} is already slide {labels} of case {case_number} ({link}); "
+                         "it was not sent again. Use --allow-duplicate to attach it again on purpose.")
+        self.slides = slides
+        self.link = link
+
+
 @dataclass
 class UploadResult:
     path: Path
@@ -493,14 +506,42 @@ class HubUploader:
             raise UploadError(f"No case {case_number} at your centre; create it first.")
         return int(matches[0]["id"])
 
-    def upload(self, path: Path, case_number: str, *, stain: str = "H&E") -> UploadResult:
+    def upload(self, path: Path, case_number: str, *, stain: str = "H&E",
+               allow_duplicate: bool = False) -> UploadResult:
+        """Send one file to a case; a file that is already a slide of the case is not sent
+        (DuplicateSlide) unless ``allow_duplicate`` says attaching it again is deliberate."""
         path = Path(path)
         if not path.is_file():
             raise UploadError(f"{path} is not a file.")
         case_id = self.case_id(case_number)
-        url, digest = self.send(path, {"filename": path.name, "case_id": str(case_id), "stain": stain})
+        metadata = {"filename": path.name, "case_id": str(case_id), "stain": stain}
+        if allow_duplicate:
+            metadata["allow_duplicate"] = "1"
+        else:
+            same = self.same_file_slides(path, case_id)
+            if same:
+                raise DuplicateSlide(path, case_number, same, self.server)
+        url, digest = self.send(path, metadata)
         log.info("uploaded", extra={"file": path.name, "case_id": case_id, "bytes": path.stat().st_size})
         return UploadResult(path=path, case_number=case_number, url=url, sha256=digest)
+
+    def same_file_slides(self, path: Path, case_id: int) -> list[dict[str, Any]]:
+        """Slides of the case whose original is this very file (same SHA-256).
+
+        The file is hashed only when a slide of the same size exists, so the usual case
+        (a new file) costs one small request and no extra pass over a multi-GB file."""
+        try:
+            resp = self.session.get(f"{self.server}/api/v1/cases/{case_id}/slides", headers=self.headers, timeout=30)
+        except requests.RequestException as exc:
+            raise UploadError(f"The server {self.server} cannot be reached ({type(exc).__name__}).") from exc
+        if resp.status_code != 200:
+            raise UploadError(_error_message(resp))
+        size = path.stat().st_size
+        candidates = [s for s in resp.json().get("slides", []) if s.get("size") == size and s.get("sha256")]
+        if not candidates:
+            return []
+        digest = sha256_of(path)
+        return [s for s in candidates if s["sha256"] == digest]
 
     def verdict(self, upload_url: str, *, timeout: float = 600.0, interval: float = 1.0,
                 clock: Callable[[], float] = time.monotonic) -> Verdict:
@@ -679,6 +720,11 @@ def watch(uploader: HubUploader, folder: Path, pattern: str, *, settle: float = 
             try:
                 result = uploader.upload(path, case_number, stain=stain)
                 verdict = uploader.verdict(result.url, timeout=wait) if wait is not None else None
+            except DuplicateSlide as exc:  # logged once, not sent again on every scan of the folder
+                echo(f"warning: {exc}")
+                done[key] = "duplicate"
+                done_file.write_text(json.dumps(done, indent=1))
+                continue
             except UploadError as exc:
                 echo(f"error: {exc}")
                 continue

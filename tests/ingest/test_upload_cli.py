@@ -105,8 +105,35 @@ def test_verdict_wait_is_bounded(app, world, live_server, synthetic_slide):
         r = app.test_cli_runner().invoke(args=[*base, "--wait", "0.5", str(synthetic_slide)])
         assert r.exit_code == 1, r.output
         assert "no verdict yet" in r.output and "1 pending" in r.output
-        r = app.test_cli_runner().invoke(args=[*base, "--no-wait", str(synthetic_slide)])
+        r = app.test_cli_runner().invoke(args=[*base, "--no-wait", "--allow-duplicate", str(synthetic_slide)])
         assert r.exit_code == 0, r.output
         assert "not waiting for the inspection" in r.output and "1 sent" in r.output
     finally:
         huey.immediate = True
+
+
+def test_a_file_already_in_the_case_is_not_sent_again_unless_asked(app, world, live_server, synthetic_slide,
+                                                                    tmp_path):
+    """Issue 15 item 6: the same file uploaded again warns, links to the existing slide and sends nothing;
+    --allow-duplicate attaches it deliberately. A different file of the same size is not mistaken for it."""
+    from sqlalchemy import func
+    token = _token(app)
+    runner = app.test_cli_runner()
+    base = ["upload", "--server", live_server, "--token", token, "--case", "DEMO-2026-001", "--no-wait"]
+    assert runner.invoke(args=base + [str(synthetic_slide)]).exit_code == 0
+    again = runner.invoke(args=base + [str(synthetic_slide)])
+    assert again.exit_code == 1, again.output
+    assert "already slide S1 of case DEMO-2026-001" in again.output and "#slide-" in again.output
+    assert "--allow-duplicate" in again.output and "1 duplicate" in again.output
+    world.expire_all()
+    assert world.scalar(select(func.count(Slide.id))) == 1, "nothing was sent"
+    same_size = tmp_path / "other.svs"
+    data = bytearray(synthetic_slide.read_bytes())
+    data[-1] ^= 0xFF
+    same_size.write_bytes(bytes(data))
+    other = runner.invoke(args=base + [str(same_size)])
+    assert "already slide" not in other.output, other.output
+    deliberate = runner.invoke(args=base + ["--allow-duplicate", str(synthetic_slide)])
+    assert deliberate.exit_code == 0, deliberate.output
+    world.expire_all()
+    assert world.scalar(select(func.count(Slide.id))) == 3
