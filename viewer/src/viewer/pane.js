@@ -362,6 +362,12 @@ export class SlidePane {
     if (Number.isFinite(view.rotation)) vp.setRotation(view.rotation, immediately);
     const target = this._viewportZoomOf(view);
     if (target !== null) {
+      // A small slide in a wide window: the usual zoom-out limit (a fraction of the fitted view)
+      // would turn a 10× link into 14×, so let the view go as far out as the link asks
+      // (down to 1/20 of the fitted view, which no sane link needs).
+      if (target < vp.getMinZoom() && vp.getHomeZoom() > 0) {
+        vp.minZoomImageRatio = Math.max(target / vp.getHomeZoom(), 0.05) * 0.999;
+      }
       // Clamp only the zoom (a hand-edited link may ask for 1000×); full applyConstraints
       // would also nudge the centre and break exact deep-link round trips.
       const zoom = Math.min(Math.max(target, vp.getMinZoom()), vp.getMaxZoom());
