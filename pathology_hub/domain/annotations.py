@@ -607,14 +607,73 @@ def parse_json_document(raw: bytes, *, limit: int = MAX_IMPORT_BYTES) -> Any:
 
 @dataclass
 class ImportResult:
+    """``imported`` (= ``created``) keeps the old response field; ``updated`` and ``unchanged``
+    are features matched to an existing annotation of this slide (see :func:`import_features`)."""
     imported: int
     detections: int
     renamed: list[dict[str, Any]]
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
 
 
-def import_features(session: Session, user: User, slide: Slide, document: Any, *,
+#: Columns an import writes from the file; an existing row whose values all equal these is unchanged.
+_IMPORTED_FIELDS = ("object_type", "locked", "geometry", "geom_type", "shape", "min_x", "min_y", "max_x", "max_y",
+                    "area_px", "length_px", "class_name", "color", "name", "comment", "measurements", "extra")
+
+
+def _imported_values(rec: FeatureRecord, geom: CheckedGeometry, palette: Mapping[str, str]) -> dict[str, Any]:
+    return {
+        "object_type": rec.object_type, "locked": rec.locked, "geometry": geom.text, "geom_type": geom.geom_type,
+        "shape": rec.shape, "min_x": geom.bbox[0], "min_y": geom.bbox[1], "max_x": geom.bbox[2],
+        "max_y": geom.bbox[3], "area_px": geom.area_px, "length_px": geom.length_px, "class_name": rec.class_name,
+        "color": rec.color or palette.get(rec.class_name or "") or display_color(rec),
+        "name": rec.name, "comment": rec.comment,
+        "measurements": json.dumps(rec.measurements, ensure_ascii=False, allow_nan=False),
+        "extra": json.dumps(rec.extra, ensure_ascii=False),
+    }
+
+
+def _same_values(row: Annotation, values: Mapping[str, Any]) -> bool:
+    """Equal as data: JSON columns are compared parsed (key order and spacing do not count)."""
+    for key in _IMPORTED_FIELDS:
+        old, new = getattr(row, key), values[key]
+        if key in ("measurements", "extra"):
+            if _loads(old) != _loads(new):
+                return False
+        elif key in ("min_x", "min_y", "max_x", "max_y", "area_px", "length_px"):
+            if not math.isclose(float(old or 0.0), float(new), rel_tol=1e-9, abs_tol=1e-9):
+                return False
+        elif old != new:
+            return False
+    return True
+
+
+def _match_key(class_name: str | None, geometry_text: str) -> tuple[str | None, str]:
+    """Identical geometry and class. Stored geometry is the text :func:`check_geometry` wrote,
+    and a feature's is written the same way, so equal coordinates give equal text."""
+    return class_name, geometry_text
+
+
+def import_features(session: Session, user: User, slide: Slide, document: Any, *, as_copies: bool = False,
                     ip: str | None = None) -> ImportResult:
-    """All features or none: every feature is checked first, then one bulk insert in one transaction."""
+    """All features or none: every feature is checked first, then applied in one transaction.
+
+    Idempotent by default, so importing an exported file again does not duplicate it:
+
+    * a feature whose id is the uid of a live annotation **of this slide** (uids of other
+      slides are never looked up, so a file cannot reach another slide's annotations) updates
+      that annotation when its content differs (version bumped, conditional on the loaded
+      version like any edit) and leaves it alone when equal;
+    * a feature without such an id whose geometry and class equal a live annotation's is
+      matched to that annotation the same way (each annotation is matched at most once);
+    * a matched annotation the user may not edit (another author's) is left unchanged when
+      equal, and a changed feature for it is created as a new annotation with a new id;
+    * everything else is created; an id already used on this slide (a deleted annotation, or a
+      repeat within the file) is replaced by a new UUID and listed in ``renamed``.
+
+    ``as_copies=True`` is the explicit "import as copies": every feature is created anew.
+    """
     policy.ensure(user, "annotation.import", slide)
     try:
         features = features_of(document)
@@ -639,34 +698,57 @@ def import_features(session: Session, user: User, slide: Slide, document: Any, *
                                code="invalid_features",
                                details={"invalid_count": len(errors), "features": errors[:MAX_REPORTED_ERRORS]})
     taken = set(session.scalars(select(Annotation.uid).where(Annotation.slide_id == slide.id)))
+    live: dict[str, Annotation] = {}
+    by_shape: dict[tuple[str | None, str], list[Annotation]] = {}
+    if not as_copies:
+        for row in session.scalars(select(Annotation).where(Annotation.slide_id == slide.id,
+                                                            Annotation.deleted_at.is_(None))):
+            live[row.uid] = row
+            by_shape.setdefault(_match_key(row.class_name, row.geometry), []).append(row)
+    matched: set[int] = set()
     now, rows, renamed = utcnow(), [], []
+    updates: list[tuple[Annotation, dict[str, Any]]] = []
+    unchanged = 0
     palette = {c["name"]: c["color"] for c in annotation_classes()}
     for index, (rec, geom) in enumerate(records):
+        values = _imported_values(rec, geom, palette)
+        target = live.get(rec.uid) if rec.uid is not None else None
+        if target is None or target.id in matched:
+            candidates = by_shape.get(_match_key(rec.class_name, geom.text), ())
+            target = next((r for r in candidates if r.id not in matched and (rec.uid is None or r.uid != rec.uid)),
+                          None) if candidates else None
+        if target is not None:
+            if _same_values(target, values):
+                matched.add(target.id)
+                unchanged += 1
+                continue
+            if policy.can(user, "annotation.edit", target):
+                matched.add(target.id)
+                updates.append((target, values))
+                continue
         uid = rec.uid
         if uid is None or uid in taken:
             uid = str(uuid.uuid4())
             if rec.uid is not None:
                 renamed.append({"index": index, "from": rec.uid, "to": uid})
         taken.add(uid)
-        rows.append({
-            "slide_id": slide.id, "uid": uid, "author_id": user.id, "object_type": rec.object_type,
-            "locked": rec.locked, "geometry": geom.text, "geom_type": geom.geom_type, "shape": rec.shape,
-            "min_x": geom.bbox[0], "min_y": geom.bbox[1], "max_x": geom.bbox[2], "max_y": geom.bbox[3],
-            "area_px": geom.area_px, "length_px": geom.length_px, "class_name": rec.class_name,
-            "color": rec.color or palette.get(rec.class_name or "") or display_color(rec),
-            "name": rec.name, "comment": rec.comment,
-            "measurements": json.dumps(rec.measurements, ensure_ascii=False, allow_nan=False),
-            "extra": json.dumps(rec.extra, ensure_ascii=False), "version": 1, "created_at": now, "updated_at": now,
-        })
+        rows.append({"slide_id": slide.id, "uid": uid, "author_id": user.id, **values,
+                     "version": 1, "created_at": now, "updated_at": now})
         rows[-1]["list_text"] = list_text_of(rows[-1])
+    for target, values in updates:
+        # Same optimistic check as an edit: a concurrent change makes the whole import fail (409), not lost.
+        _conditional_update(session, target, target.version, values)
     if rows:
         session.execute(insert(Annotation), rows)
     detections = sum(1 for rec, _ in records if rec.object_type != "annotation")
     audit.record(session, "annotation.import", actor=user, object_type="slide", object_id=slide.id,
                  case_id=slide.case_id, ip=ip,
-                 details={"count": len(rows), "detections": detections, "ids_renewed": len(renamed)})
+                 details={"count": len(rows), "created": len(rows), "updated": len(updates),
+                          "unchanged": unchanged, "as_copies": as_copies, "detections": detections,
+                          "ids_renewed": len(renamed), "updated_ids": [t.id for t, _ in updates][:1000]})
     session.commit()
-    return ImportResult(imported=len(rows), detections=detections, renamed=renamed)
+    return ImportResult(imported=len(rows), detections=detections, renamed=renamed, created=len(rows),
+                        updated=len(updates), unchanged=unchanged)
 
 
 def export_collection_text(session: Session, user: User, slide: Slide) -> str:

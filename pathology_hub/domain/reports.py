@@ -360,14 +360,16 @@ def add_figure(session: Session, user: User, report: Report, data: dict[str, Any
     sha = hashlib.sha256(png).hexdigest()
     key = f"reports/{report.id}/figures/{sha}.png"
     runtime.store().put_bytes(key, png, content_type="image/png")
-    magnification = ""
-    shown = data.get("magnification")
-    desc_power = _objective_power(slide)
-    if isinstance(shown, (int, float)) and not isinstance(shown, bool) and math.isfinite(shown) and 0 < shown <= 400:
-        magnification = f"{shown:.3g}×"  # what the viewer displayed
-    elif desc_power:
-        scale = zoom * cw / frame.width  # screen px per level-0 px
-        magnification = f"{desc_power * scale:.3g}×"
+    # The caption's magnification is the one the view link reopens at (issue 15): one number,
+    # window independent, written into the link as m= (or p= without MPP), as the viewer reads it.
+    screen_per_image = zoom * cw / frame.width  # screen (CSS) px per level-0 px, as the viewer had it
+    mag = _link_magnification(link) or _shown_magnification(data.get("magnification"))
+    native = native_magnification(slide)
+    if mag is None and native:
+        mag = native * screen_per_image
+    link = _with_scale(link or f"/cases/{slide.case_id}/viewer?slide={slide.id}&x={x:.5f}&y={y:.5f}&r={rotation:g}",
+                       mag, screen_per_image)
+    magnification = format_magnification(mag) if mag else ""
     now = _now(now)
     position = 1 + max((f.position for f in docs.figures_of(session, v)), default=0)
     fig = ReportFigure(version_id=v.id, slide_id=slide.id, position=position, caption=caption, view_link=link,
@@ -404,6 +406,52 @@ def _pyramid(slide: Slide):
         return PyramidReader(runtime.store(), pyramid_prefix(slide))
     except TileNotFound:
         raise Conflict("The slide's tiled image is not stored yet.", code="slide_not_ready") from None
+
+
+#: µm per pixel a 40× objective scans at: the viewer's objective-equivalent magnification (measure.js).
+MPP_AT_40X = 0.25
+
+
+def native_magnification(slide: Slide) -> float | None:
+    """The viewer's native magnification: objective-equivalent from MPP, else the objective power."""
+    try:
+        mpp = json.loads(slide.description or "{}").get("mpp_x")
+    except (ValueError, AttributeError):
+        mpp = None
+    if isinstance(mpp, (int, float)) and not isinstance(mpp, bool) and math.isfinite(mpp) and mpp > 0:
+        return MPP_AT_40X / float(mpp) * 40
+    return _objective_power(slide)
+
+
+def format_magnification(mag: float) -> str:
+    """As the viewer's read-out writes it: "10×", "2.5×"."""
+    if mag >= 9.95:
+        return f"{round(mag)}×"
+    return f"{mag:.1f}".removesuffix(".0") + "×"
+
+
+def _shown_magnification(value: Any) -> float | None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and 0 < value <= 400
+    return float(value) if ok else None
+
+
+def _link_magnification(link: str) -> float | None:
+    from urllib.parse import parse_qs, urlsplit
+    values = parse_qs(urlsplit(link).query).get("m") if link else None
+    try:
+        return _shown_magnification(float(values[-1])) if values else None
+    except ValueError:
+        return None
+
+
+def _with_scale(link: str, mag: float | None, screen_per_image: float) -> str:
+    """The link with its scale as ``m`` (magnification) or ``p`` (image px per screen px), never
+    the window-relative ``z`` of old viewers, so it reopens at the caption's magnification."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+    parts = urlsplit(link)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in ("z", "m", "p")]
+    query.append(("m", f"{mag:.5g}") if mag else ("p", f"{1 / screen_per_image:.5g}"))
+    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 def _objective_power(slide: Slide) -> float | None:

@@ -186,17 +186,29 @@ def import_geojson(slide: Slide):
     ---
     post:
       summary: Import annotations from QuPath GeoJSON
+      description: >
+        Idempotent: a feature whose id is the id of a live annotation of this slide, or whose geometry
+        and class equal one, updates that annotation (or leaves it unchanged) instead of adding a copy.
+        Ids of other slides are never matched. `?as_copies=1` imports every feature as a new annotation.
+      parameters:
+        - {in: query, name: as_copies, schema: {type: boolean}, description: 'import every feature as a new annotation'}
       requestBody:
         content:
           application/json:
             schema: {description: 'a FeatureCollection, a single Feature, or a list of features (at most 50 MB, 200000 features)'}
       responses:
-        201: {description: '{"imported", "detections", "renamed": [{"index", "from", "to"}]}'}
+        201: {description: '{"imported" (= created), "created", "updated", "unchanged", "detections", "renamed": [{"index", "from", "to"}]}'}
         422: {description: 'invalid file; error.details.features lists {index, id, reason} and nothing is imported'}
     """
+    flag = request.args.get("as_copies", "").strip().lower()
+    if flag not in ("", "0", "1", "true", "false"):
+        raise ValidationFailed("as_copies must be 1 or 0.", code="invalid_field")
     raw = _raw_body(service.MAX_IMPORT_BYTES, "import_too_large")
-    result = service.import_features(SessionLocal(), _me(), slide, service.parse_json_document(raw), ip=client_ip())
-    return jsonify({"imported": result.imported, "detections": result.detections, "renamed": result.renamed}), 201
+    result = service.import_features(SessionLocal(), _me(), slide, service.parse_json_document(raw),
+                                     as_copies=flag in ("1", "true"), ip=client_ip())
+    return jsonify({"imported": result.imported, "created": result.created, "updated": result.updated,
+                    "unchanged": result.unchanged, "detections": result.detections,
+                    "renamed": result.renamed}), 201
 
 
 def init_app(app: Flask) -> None:

@@ -60,7 +60,7 @@ def test_qupath_file_with_measurements_classes_detections(client_for, slide_id, 
     c = client_for("pathologist")
     resp = c.post(api(slide_id, "/import"), json=QUPATH_FILE)
     assert resp.status_code == 201, resp.get_data(as_text=True)
-    assert resp.json == {"imported": 4, "detections": 2, "renamed": []}
+    assert resp.json == {"imported": 4, "created": 4, "updated": 0, "unchanged": 0, "detections": 2, "renamed": []}
     by_uuid = {f["properties"]["uuid"]: f for f in c.get(api(slide_id)).json["features"]}
     tumor = by_uuid[TUMOR_UUID]["properties"]
     assert (tumor["class"], tumor["color"], tumor["name"], tumor["comment"]) == \
@@ -116,8 +116,9 @@ def test_export_then_import_elsewhere_is_lossless(client_for, slide_id, other_sl
     second_doc = json.loads(c.get(api(other_slide_id, "/export.geojson")).get_data())
     assert second_doc == first_doc
 
-    # Importing the same file again: every id collides, so each gets a new UUID (and is reported).
-    again = c.post(api(other_slide_id, "/import"), data=first.get_data(), content_type="application/json")
+    # Importing the same file again as copies: every id collides, so each gets a new UUID (and is reported).
+    again = c.post(api(other_slide_id, "/import?as_copies=1"), data=first.get_data(),
+                   content_type="application/json")
     assert again.status_code == 201 and len(again.json["renamed"]) == 6
     assert {r["from"] for r in again.json["renamed"]} == {f["id"] for f in first_doc["features"]}
     third = json.loads(c.get(api(other_slide_id, "/export.geojson")).get_data())
@@ -128,7 +129,7 @@ def test_single_feature_and_bare_list_bodies(client_for, slide_id, world):
     c = client_for("pathologist")
     feature = {"type": "Feature", "geometry": square(10, 10), "properties": {"objectType": "annotation"}}
     assert c.post(api(slide_id, "/import"), json=feature).json["imported"] == 1
-    assert c.post(api(slide_id, "/import"), json=[feature, feature]).json["imported"] == 2
+    assert c.post(api(slide_id, "/import?as_copies=1"), json=[feature, feature]).json["imported"] == 2
     assert count_annotations(world, slide_id) == 3
 
 

@@ -38,7 +38,10 @@ def test_capture_renders_the_region_with_annotations_and_goes_into_the_pdf(clien
     added = ok(p.post(f"/api/v1/reports/{report['id']}/figures", json=_view(scenario)), 201)
     assert added["current"]["revision"] == rev0 + 1  # a figure is part of what gets signed
     fig = added["current"]["figures"][0]
-    assert fig["caption"] == "Invasive nests / 浸润性癌巢" and fig["view_link"].endswith("z=2")
+    assert fig["caption"] == "Invasive nests / 浸润性癌巢" and "z=" not in fig["view_link"]
+    # an old viewer's window-relative z=2 in an 800 px pane of a 1600 px, 0.25 µm/px slide: 1 screen px
+    # per image px = 40× objective-equivalent, written into the link the caption describes
+    assert fig["view_link"].endswith("m=40") and fig["magnification"] == "40×"
     row = db.scalars(select(ReportFigure)).one()
     # visible width = 1/zoom of 1600 px = 800 px; height = 800 * 600/800 = 600 px; centred on (800, 600)
     assert json.loads(row.bounds) == [400.0, 300.0, 1200.0, 900.0]
@@ -83,3 +86,21 @@ def test_view_bounds_follow_the_viewer_convention():
     # a view turned by 90° covers the pane's height across the image width
     x0, y0, x1, y1 = view_bounds(1600, 1200, 0.5, 0.5, 2, 800, 600, 90)
     assert (round(x1 - x0), round(y1 - y0)) == (600, 800)
+
+
+def test_caption_magnification_is_the_one_the_link_reopens_at(client_for, scenario):
+    p = client_for("pathologist")
+    report = start_report(p, scenario.consultation_id)
+    url = f"/cases/{scenario.case_id}/viewer?slide={scenario.slide_id}&x=0.5&y=0.5&m=10&r=90&g=1.3"
+    added = ok(p.post(f"/api/v1/reports/{report['id']}/figures",
+                      json=_view(scenario, zoom=0.5, rotation=90, url=url, magnification=15.2)), 201)
+    fig = added["current"]["figures"][-1]
+    assert fig["magnification"] == "10×"            # the link's, not a number the link would not reproduce
+    assert "m=10" in fig["view_link"] and "r=90" in fig["view_link"] and "g=1.3" in fig["view_link"]
+    # No link from the client: the server writes one with the view's centre, rotation and magnification.
+    added = ok(p.post(f"/api/v1/reports/{report['id']}/figures",
+                      json=_view(scenario, zoom=0.5, url="", magnification=None)), 201)
+    fig = added["current"]["figures"][-1]
+    assert fig["magnification"] == "10×"            # 0.5 × 800 / 1600 screen px per px × 40
+    assert fig["view_link"].startswith(f"/cases/{scenario.case_id}/viewer?slide={scenario.slide_id}&")
+    assert "m=10" in fig["view_link"] and "x=0.5" in fig["view_link"]

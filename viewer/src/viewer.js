@@ -13,6 +13,9 @@ import { AnnotationController } from "./annotations/controller.js";
 import { SlidePane } from "./viewer/pane.js";
 import { Adjustments } from "./viewer/adjustments.js";
 import { parseDeepLink, buildDeepLink } from "./viewer/deeplink.js";
+
+/** View keys a deep link or setState() may carry; scale: magnification > pixelRatio > zoom (old links). */
+const VIEW_KEYS = ["x", "y", "magnification", "pixelRatio", "zoom", "rotation"];
 import {
   formatMagnification,
   magnificationPresets,
@@ -174,6 +177,7 @@ class ViewerApp {
       oninput: () => {
         this.adjustments.set({ [key]: Number(input.value) });
         out.textContent = input.value;
+        this.updateUrl();  // adjustments are part of the link
       },
     });
     const row = h("label", { class: "ph-slider" }, h("span", { class: "ph-slider-label" }, this.t(key)), input, out);
@@ -425,6 +429,7 @@ class ViewerApp {
       slider.input.value = String(value);
       slider.out.textContent = String(value);
     }
+    this.updateUrl();
   }
 
   togglePanel(force) {
@@ -456,6 +461,7 @@ class ViewerApp {
       compareSlideId: this.compareOn && this.compare.slide ? this.compare.slide.id : null,
       x: view.x, y: view.y, zoom: view.zoom, rotation: view.rotation,
       magnification: this.primary.magnification(false),
+      pixelRatio: view.pixelRatio ?? null,
       compareView: this.compareOn ? this.compare.getView(false) : null,
       compareMagnification: this.compareOn ? this.compare.magnification(false) : null,
       sync: this.sync,
@@ -468,16 +474,12 @@ class ViewerApp {
     if (state.sync !== undefined) this.setSync(state.sync);
     if (state.adjustments) this.setAdjustments(state.adjustments);
     const view = {};
-    for (const k of ["x", "y", "zoom", "rotation"]) if (state[k] !== undefined) view[k] = Number(state[k]);
+    for (const k of VIEW_KEYS) if (state[k] !== undefined && state[k] !== null) view[k] = Number(state[k]);
     if (state.slideId !== undefined && (!this.primary.slide || Number(state.slideId) !== this.primary.slide.id)) {
       await this.showSlide(state.slideId, view);
     } else if (Object.keys(view).length) {
       this._activate(this.primary);
       this.primary.setView(view, true);
-    }
-    if (state.magnification !== undefined) {
-      this._activate(this.primary);
-      this.primary.setMagnification(Number(state.magnification), true);
     }
     if (state.compareSlideId !== undefined) {
       const current = this.compareOn && this.compare.slide ? this.compare.slide.id : null;
@@ -495,6 +497,7 @@ class ViewerApp {
       slideId: this.primary.slide.id,
       ...view,
       rotation: normalizeAngle(view.rotation),
+      adjustments: this.adjustments.get(),
       compareSlideId: this.compareOn && this.compare.slide ? this.compare.slide.id : null,
     });
   }
@@ -535,10 +538,13 @@ class ViewerApp {
     const fromUrl = parseDeepLink(window.location.search);
     for (const [k, v] of Object.entries(fromUrl)) if (v !== undefined) initial[k] = v;
     if (!this.slides.length) return false;
+    if (initial.adjustments) this.setAdjustments(initial.adjustments);
     const view = {};
-    for (const k of ["x", "y", "zoom", "rotation"]) {
+    for (const k of VIEW_KEYS) {
       if (initial[k] !== undefined && initial[k] !== null) view[k] = Number(initial[k]);
     }
+    // A link's magnification wins over the server's echo of an old link's window-relative zoom.
+    if (view.magnification || view.pixelRatio) delete view.zoom;
     const ok = await this.showSlide(initial.slideId ?? this.slides[0].id, Object.keys(view).length ? view : null);
     if (initial.compareSlideId !== undefined && initial.compareSlideId !== null) {
       await this.setCompare(initial.compareSlideId);

@@ -4,8 +4,9 @@ import {
   nativeMagnification, magnificationPresets, formatMagnification, scaleBarFor, normalizeAngle,
 } from "../src/viewer/measure.js";
 
-test("objective power wins over mpp; mpp-derived uses 40x = 0.25 um/px", () => {
-  assert.equal(nativeMagnification({ objectivePower: 20, mpp: 0.25 }), 20);
+test("magnification is objective-equivalent from mpp (40x = 0.25 um/px); objective power only without mpp", () => {
+  assert.equal(nativeMagnification({ objectivePower: 20, mpp: 0.25 }), 40);
+  assert.equal(nativeMagnification({ objectivePower: 20, mpp: null }), 20);
   assert.equal(nativeMagnification({ objectivePower: null, mpp: 0.5 }), 20);
   assert.equal(nativeMagnification({ objectivePower: null, mpp: null }), null);
 });

@@ -7,15 +7,16 @@
 const MPP_AT_40X = 0.25;
 
 /**
- * The slide's native (scan) magnification. The objective power recorded by the
- * scanner wins; otherwise derive it from the pixel size (40× ≙ 0.25 µm/px);
- * null means magnification cannot be shown honestly.
+ * The slide's native magnification, objective-equivalent: derived from the pixel size
+ * (40× ≙ 0.25 µm/px) whenever MPP is known, so "10×" means the same µm per screen pixel
+ * on every scanner (and in deep links, figures and side-by-side sync); the scanner's
+ * recorded objective power is used only without MPP. null: no honest magnification.
  * @param {{objectivePower?: number|null, mpp?: number|null}} slide
  * @returns {number|null}
  */
 export function nativeMagnification(slide) {
-  if (slide && slide.objectivePower > 0) return Number(slide.objectivePower);
   if (slide && slide.mpp > 0) return (MPP_AT_40X / Number(slide.mpp)) * 40;
+  if (slide && slide.objectivePower > 0) return Number(slide.objectivePower);
   return null;
 }
 

@@ -319,8 +319,11 @@ export class SlidePane {
   }
 
   /**
-   * The view as stored in deep links: centre normalised to image width/height,
-   * OSD viewport zoom (1 = image width fills the pane) and rotation in degrees.
+   * The view as stored in deep links: centre normalised to image width/height, rotation in
+   * degrees, and the scale in window-independent terms: `magnification` (as the read-out
+   * shows it; null without MPP/objective power) and `pixelRatio` (image pixels per screen
+   * pixel). `zoom` (OSD viewport zoom, 1 = image width fills the pane) depends on the pane's
+   * width; it is kept for figure capture, which sends the pane size with it.
    */
   getView(current = false) {
     const item = this.item;
@@ -328,12 +331,27 @@ export class SlidePane {
     const vp = this.viewer.viewport;
     const centre = item.viewportToImageCoordinates(vp.getCenter(current));
     const size = this.imageSize;
+    const imageZoom = this.imageZoom(current);
     return {
       x: centre.x / size.width,
       y: centre.y / size.height,
       zoom: vp.getZoom(current),
+      magnification: this.magnification(current),
+      pixelRatio: imageZoom ? 1 / imageZoom : null,
       rotation: vp.getRotation(current),
     };
+  }
+
+  /** OSD viewport zoom for a view: magnification first, then pixel ratio, then an old link's zoom. */
+  _viewportZoomOf(view) {
+    const item = this.item;
+    const native = this.nativeMagnification();
+    if (Number.isFinite(view.magnification) && view.magnification > 0 && native) {
+      return item.imageToViewportZoom(view.magnification / native);
+    }
+    if (Number.isFinite(view.pixelRatio) && view.pixelRatio > 0) return item.imageToViewportZoom(1 / view.pixelRatio);
+    if (Number.isFinite(view.zoom) && view.zoom > 0) return view.zoom;
+    return null;
   }
 
   setView(view, immediately = true) {
@@ -342,10 +360,17 @@ export class SlidePane {
     const vp = this.viewer.viewport;
     const size = this.imageSize;
     if (Number.isFinite(view.rotation)) vp.setRotation(view.rotation, immediately);
-    if (Number.isFinite(view.zoom) && view.zoom > 0) {
+    const target = this._viewportZoomOf(view);
+    if (target !== null) {
+      // A small slide in a wide window: the usual zoom-out limit (a fraction of the fitted view)
+      // would turn a 10× link into 14×, so let the view go as far out as the link asks
+      // (down to 1/20 of the fitted view, which no sane link needs).
+      if (target < vp.getMinZoom() && vp.getHomeZoom() > 0) {
+        vp.minZoomImageRatio = Math.max(target / vp.getHomeZoom(), 0.05) * 0.999;
+      }
       // Clamp only the zoom (a hand-edited link may ask for 1000×); full applyConstraints
       // would also nudge the centre and break exact deep-link round trips.
-      const zoom = Math.min(Math.max(view.zoom, vp.getMinZoom()), vp.getMaxZoom());
+      const zoom = Math.min(Math.max(target, vp.getMinZoom()), vp.getMaxZoom());
       vp.zoomTo(zoom, null, immediately);
     }
     if (Number.isFinite(view.x) && Number.isFinite(view.y)) {
