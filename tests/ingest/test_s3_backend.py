@@ -32,5 +32,13 @@ def test_ingest_tile_and_serve_from_s3(client_for, db, synthetic_slide, demo_cas
     tile = tech.get(info["dzi_url"].replace("slide.dzi", "slide_files/12/3_2.jpeg"))
     assert tile.status_code == 200 and tile.data[:2] == b"\xff\xd8"
     assert tech.get(f"/api/v1/slides/{slide.id}/thumbnail.jpg").status_code == 200
-    assert tech.delete(f"/api/v1/slides/{slide.id}").status_code == 204
+    assert tech.delete(f"/api/v1/slides/{slide.id}").status_code == 204  # a withdrawal: kept for the retention period
+    assert list(runtime.store().list(f"pyramids/{slide.uid}/"))
+    import datetime as dt
+
+    from pathology_hub.domain import slide_facts
+    from pathology_hub.models import utcnow
+    assert slide_facts.purge_withdrawn(db, runtime.store(), now=utcnow() + dt.timedelta(days=31)) == [slide.id]
+    db.commit()
     assert not list(runtime.store().list(f"pyramids/{slide.uid}/"))
+    assert not runtime.store().exists(slide.original.storage_key)
