@@ -31,7 +31,9 @@ from sqlalchemy import select
 from pathology_hub.models import Slide, SlideStatus, Upload, UploadState, User
 from tests.conftest import require
 
-pytestmark = pytest.mark.slow
+# The storing state and quota rules run on PostgreSQL in tests/ingest/test_upload_outage_and_quota.py;
+# this real-gateway suite (minutes of wall time) runs once.
+pytestmark = [pytest.mark.slow, pytest.mark.single_pass]
 
 REPO = Path(__file__).resolve().parents[2]
 S3_ENV = {
