@@ -6,7 +6,8 @@ from flask import Flask
 
 
 def register_web(app: Flask) -> None:
-    from . import errors, i18n, security
+    from . import errors, i18n, page_json, security
+    page_json.init_app(app)
     security.init_app(app)
     i18n.init_app(app)
     errors.init_app(app)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_wtf.csrf import generate_csrf
@@ -61,10 +60,10 @@ def detail(case: Case):
     can_upload = policy.can(user, "slide.upload", case)
     upload_config = None
     if can_upload:
-        upload_config = json.dumps({
+        upload_config = {
             "endpoint": url_for("tus.collection"), "caseId": case.id, "csrfToken": generate_csrf(),
             "headers": {"X-CSRFToken": generate_csrf()}, "chunkSize": current_app.config["SETTINGS"].upload_chunk_bytes,
             "statusUrlTemplate": url_for("slides.upload_status", upload_id="UPLOAD").replace("UPLOAD", "{uploadId}"),
-            "i18n": upload_strings()}, ensure_ascii=False)
+            "i18n": upload_strings()}
     return render_template("case_detail.html", case=case, can_upload=can_upload, upload_config=upload_config,
                            quality_of=slide_service.quality_of, qc_message=qc_message)

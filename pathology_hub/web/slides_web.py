@@ -6,7 +6,6 @@ the object store without touching the database (see domain/tile_access.py).
 
 from __future__ import annotations
 
-import json
 import re
 
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, render_template, request, session, url_for
@@ -325,7 +324,7 @@ def viewer(case: Case):
         "i18n": viewer_strings(),
     }
     audit_view(case)
-    return render_template("viewer.html", case=case, config_json=json.dumps(config, ensure_ascii=False))
+    return render_template("viewer.html", case=case, config=config)
 
 
 def audit_view(case: Case) -> None:
