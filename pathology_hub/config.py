@@ -80,6 +80,9 @@ class Settings:
     verify_rate_limit: str = "30 per minute"   # public report verification lookups per client IP
     ratelimit_storage_uri: str = "memory://"   # rate-limit counters: memory:// (per process) or redis://...
     view_audit_window_seconds: float = 60.0    # slide.viewed entries: one per user, slide and window
+    max_json_bytes: int = 1 << 20              # request bodies (JSON and others) of ordinary routes
+    max_import_bytes: int = 50 << 20           # GeoJSON annotation import and annotation writes
+    max_form_bytes: int = 2 << 20              # browser form posts
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -114,4 +117,7 @@ class Settings:
             verify_rate_limit=os.environ.get("VERIFY_RATE_LIMIT") or "30 per minute",
             ratelimit_storage_uri=os.environ.get("RATELIMIT_STORAGE_URI") or "memory://",
             view_audit_window_seconds=float(_env_int("VIEW_AUDIT_WINDOW_SECONDS", 60)),
+            max_json_bytes=_env_int("MAX_JSON_BYTES", 1 << 20),
+            max_import_bytes=_env_int("MAX_IMPORT_BYTES", 50 << 20),
+            max_form_bytes=_env_int("MAX_FORM_BYTES", 2 << 20),
         )
