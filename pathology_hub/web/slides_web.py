@@ -229,7 +229,8 @@ def dzi(uid: str, version: int):
     _authorise_tiles(uid, version)
     try:
         xml = reader_for(uid, version).dzi_xml()
-    except TileNotFound:
+    except (TileNotFound, ObjectNotFound):
+        forget_reader(uid)
         raise NotFound("The slide has no pyramid yet.") from None
     resp = Response(xml, mimetype="application/xml")
     resp.headers["Cache-Control"] = "private, no-cache"
@@ -247,12 +248,17 @@ def tile(uid: str, version: int, level: int, col: int, row: int):
     etag = tile_etag(uid, version, level, col, row)
     if request.headers.get("If-None-Match") == etag:
         return _tile_headers(Response(status=304), etag)
-    reader = reader_for(uid, version)
     try:
-        data = reader.tile(level, col, row)
-    except TileNotReady:
-        data = _render_on_demand(uid, version, level, col, row)
+        try:
+            data = reader_for(uid, version).tile(level, col, row)
+        except TileNotReady:
+            data = _render_on_demand(uid, version, level, col, row)
     except TileNotFound:
+        raise NotFound("No such tile.") from None
+    except ObjectNotFound:
+        # The pyramid is gone (slide deleted, possibly by another process whose reader this
+        # one still held): a 404, and the stale reader is dropped.
+        forget_reader(uid)
         raise NotFound("No such tile.") from None
     _note_view(uid, level)
     resp = Response(data, mimetype="image/jpeg")
@@ -275,7 +281,7 @@ def _render_on_demand(uid: str, version: int, level: int, col: int, row: int) ->
     except ObjectNotFound:  # not rendered before; a storage outage still answers 503
         pass
     slide = SessionLocal().scalar(select(Slide).where(Slide.uid == uid))
-    if slide is None:
+    if slide is None or slide.deleted_at is not None or slide.pyramid_version != version:
         raise NotFound("Not found.")
     data = render_tile(str(slide_service.openable_path(store, slide)), level, col, row)
     store.put_bytes(key, data, content_type="image/jpeg")
