@@ -83,6 +83,8 @@ class Settings:
     max_json_bytes: int = 1 << 20              # request bodies (JSON and others) of ordinary routes
     max_import_bytes: int = 50 << 20           # GeoJSON annotation import and annotation writes
     max_form_bytes: int = 2 << 20              # browser form posts
+    audit_checkpoint_minutes: int = 10         # signed audit checkpoint at least this often (when entries were added)
+    audit_checkpoint_entries: int = 1000       # ... or as soon as this many entries were added (0 = time only)
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -120,4 +122,6 @@ class Settings:
             max_json_bytes=_env_int("MAX_JSON_BYTES", 1 << 20),
             max_import_bytes=_env_int("MAX_IMPORT_BYTES", 50 << 20),
             max_form_bytes=_env_int("MAX_FORM_BYTES", 2 << 20),
+            audit_checkpoint_minutes=_env_int("AUDIT_CHECKPOINT_MINUTES", 10),
+            audit_checkpoint_entries=_env_int("AUDIT_CHECKPOINT_ENTRIES", 1000),
         )

@@ -13,3 +13,4 @@ __all__ = [
 from .consultations import Consultation, ConsultationEvent, ConsultationState, Notification  # noqa: E402,F401
 from .annotations import Annotation  # noqa: E402,F401
 from .reports import Report, ReportFigure, ReportFile, ReportSignature, ReportVersion  # noqa: E402,F401
+from .audit_checkpoints import AuditCheckpoint  # noqa: E402,F401
