@@ -11,6 +11,8 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
+from storage.errors import StorageUnavailable
+
 from ..db import SessionLocal
 from ..domain import policy, report_codes, report_integrity
 from ..domain import report_documents as docs
@@ -73,6 +75,25 @@ def integrity_refusal(exc):
     """A stored PDF that no longer matches its signature: keep the audit entry, refuse in the user's language."""
     SessionLocal.commit()
     return error_response(exc.status, exc.code, integrity_message(), exc.details)
+
+
+STORAGE_RETRY_AFTER_SECONDS = 30
+
+
+@bp.errorhandler(StorageUnavailable)
+def storage_unavailable(exc: StorageUnavailable):
+    """The object store is unreachable: nothing of this request was kept (the unit of work is rolled
+    back, so a signature never exists without its stored PDF and the draft is untouched)."""
+    SessionLocal.rollback()
+    if request.endpoint in ("reports.api_sign", "reports.api_cosign"):
+        message = _("The report was not signed: the document store cannot be reached right now. Nothing was "
+                    "changed, your draft is kept, and your password was not counted as wrong. Sign again in a "
+                    "minute.")
+    else:
+        message = _("The document store cannot be reached right now; nothing was changed. Try again in a minute.")
+    resp = make_response(error_response(503, exc.code, message, {"retry_after_seconds": STORAGE_RETRY_AFTER_SECONDS}))
+    resp.headers["Retry-After"] = str(STORAGE_RETRY_AFTER_SECONDS)
+    return resp
 
 
 def integrity_message() -> str:
