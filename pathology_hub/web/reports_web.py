@@ -74,7 +74,7 @@ def audited_refusal(exc):
 def integrity_refusal(exc):
     """A stored PDF that no longer matches its signature: keep the audit entry, refuse in the user's language."""
     SessionLocal.commit()
-    return error_response(exc.status, exc.code, integrity_message(), exc.details)
+    return error_response(exc.status, exc.code, integrity_message(refused=True), exc.details)
 
 
 STORAGE_RETRY_AFTER_SECONDS = 30
@@ -96,10 +96,15 @@ def storage_unavailable(exc: StorageUnavailable):
     return resp
 
 
-def integrity_message() -> str:
-    return _("The stored PDF of this report no longer matches the signed document (it was altered or "
-             "damaged in storage), so it is not delivered. Do not rely on any copy of it; the administrator "
-             "must restore the signed file. This refusal has been recorded in the audit log.")
+def integrity_message(refused: bool = False) -> str:
+    """The warning on pages (``refused=False``) and the refusal of a download or export."""
+    if refused:
+        return _("The stored PDF of this report no longer matches the signed document (it was altered or "
+                 "damaged in storage), so it is not delivered. Do not rely on any copy of it; the administrator "
+                 "must restore the signed file. This refusal has been recorded in the audit log.")
+    return _("The stored PDF of this report no longer matches the signed document (it was altered or damaged in "
+             "storage), so it is not delivered. Do not rely on any copy of it; the administrator must restore "
+             "the signed file.")
 
 
 # ---------------------------------------------------------------- JSON shapes

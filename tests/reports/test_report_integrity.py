@@ -70,8 +70,8 @@ def test_tampered_pdf_is_refused_audited_and_flagged(client_for, scenario, db):
     assert 'data-testid="report-integrity-warning"' in page and 'data-testid="report-integrity-1"' in page
     assert 'data-testid="report-pdf-1"' not in page
     assert 'report-integrity-warning' in clinician.get(f"/consultations/{scenario.consultation_id}").get_data(as_text=True)
-    assert 'report-integrity-warning' in clinician.get(
-        f"/consultations/{scenario.consultation_id}/result").get_data(as_text=True)
+    result = clinician.get(f"/consultations/{scenario.consultation_id}/result").get_data(as_text=True)
+    assert 'report-integrity-warning' in result and 'result-report-pdf' not in result
     data = ok(clinician.get(f"/api/v1/reports/{rid}"))
     assert data["integrity_ok"] is False and data["current"]["integrity"] == {"ok": False, "failed_files": ["original"]}
 
