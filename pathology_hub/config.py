@@ -84,6 +84,11 @@ class Settings:
     view_audit_window_seconds: float = 60.0    # slide.viewed entries: one per user, slide and window
     ondemand_tile_wait_seconds: float = 3.0    # how long a tile request waits for a worker to render it
     withdrawn_slide_retention_days: int = 30   # objects of a withdrawn slide are deleted after this many days
+    max_json_bytes: int = 1 << 20              # request bodies (JSON and others) of ordinary routes
+    max_import_bytes: int = 50 << 20           # GeoJSON annotation import and annotation writes
+    max_form_bytes: int = 2 << 20              # browser form posts
+    audit_checkpoint_minutes: int = 10         # signed audit checkpoint at least this often (when entries were added)
+    audit_checkpoint_entries: int = 1000       # ... or as soon as this many entries were added (0 = time only)
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -122,4 +127,9 @@ class Settings:
             view_audit_window_seconds=float(_env_int("VIEW_AUDIT_WINDOW_SECONDS", 60)),
             ondemand_tile_wait_seconds=float(_env_int("ONDEMAND_TILE_WAIT_SECONDS", 3)),
             withdrawn_slide_retention_days=_env_int("WITHDRAWN_SLIDE_RETENTION_DAYS", 30),
+            max_json_bytes=_env_int("MAX_JSON_BYTES", 1 << 20),
+            max_import_bytes=_env_int("MAX_IMPORT_BYTES", 50 << 20),
+            max_form_bytes=_env_int("MAX_FORM_BYTES", 2 << 20),
+            audit_checkpoint_minutes=_env_int("AUDIT_CHECKPOINT_MINUTES", 10),
+            audit_checkpoint_entries=_env_int("AUDIT_CHECKPOINT_ENTRIES", 1000),
         )

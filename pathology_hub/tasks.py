@@ -115,3 +115,23 @@ def render_tile_task(uid: str, version: int, level: int, col: int, row: int) -> 
     from .domain import tile_render
     with independent_session() as session:
         return tile_render.render_into_store(session, runtime.store(), uid, version, level, col, row)
+
+
+@huey.periodic_task(crontab(minute="*"))
+def audit_checkpoint_task() -> int | None:
+    """Every minute: sign the audit chain's head when AUDIT_CHECKPOINT_MINUTES or _ENTRIES say it is due."""
+    _ensure_engine()
+    from . import runtime
+    from .db import independent_session
+    from .domain import audit_checkpoints
+    from .domain.report_documents import signing_identity
+    settings = runtime.settings()
+    with independent_session() as session:
+        try:
+            cp = audit_checkpoints.checkpoint_if_due(session, signing_identity(),
+                                                     every_minutes=settings.audit_checkpoint_minutes,
+                                                     every_entries=settings.audit_checkpoint_entries)
+        except audit_checkpoints.ChainBroken as exc:
+            log.error("audit checkpoint refused: %s", exc)
+            return None
+        return cp.seq if cp is not None else None

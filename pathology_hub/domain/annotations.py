@@ -38,6 +38,7 @@ from sqlalchemy.orm import Session
 from ..models import Annotation, Slide, User, as_utc, utcnow
 from . import annotation_cache, audit, policy
 from .errors import Conflict, DomainError, Forbidden, NotFound, ValidationFailed
+from .json_limits import loads_bounded
 from .geojson_qupath import (MAX_CLASS_LENGTH, MAX_COMMENT_LENGTH, MAX_NAME_LENGTH, SHAPES, FeatureError,
                              FeatureRecord, display_color, features_of, qupath_properties,
                              read_feature)
@@ -597,7 +598,7 @@ def parse_json_document(raw: bytes, *, limit: int = MAX_IMPORT_BYTES) -> Any:
     if len(raw) > limit:
         raise ValidationFailed(f"The file is larger than {limit // 2**20} MB.", code="import_too_large")
     try:
-        return json.loads(raw)
+        return loads_bounded(raw)
     except UnicodeDecodeError:
         raise ValidationFailed("The file is not UTF-8 text.", code="invalid_json") from None
     except json.JSONDecodeError as exc:

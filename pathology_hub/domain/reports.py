@@ -42,7 +42,7 @@ from sqlalchemy.orm import Session, object_session
 from ..models import Annotation, Case, Slide, SlideStatus, User, utcnow
 from ..models.consultations import Consultation, ConsultationState as S
 from ..models.reports import Report, ReportFigure, ReportSignature, ReportVersion, ResultAcknowledgement
-from . import accounts, audit, notifications, policy, report_codes, results, turnaround
+from . import accounts, audit, notifications, policy, report_codes, report_integrity, results, turnaround
 from . import consultations as consultations_svc
 from . import report_documents as docs
 from .errors import AuthenticationFailed, Conflict, DomainError, NotFound, ValidationFailed
@@ -62,6 +62,9 @@ class ReportSigned(Conflict):
     """A change to a signed version; the refusal itself has been added to the session's audit trail."""
 
     code = "report_signed"
+
+
+ReportIntegrityFailed = report_integrity.ReportIntegrityFailed
 
 
 class ReportVersionConflict(Conflict):
@@ -90,7 +93,7 @@ class SignerLocked(AuthenticationFailed):
 
 def commit_refusal(exc: DomainError) -> bool:
     """Whether the web layer must commit (the audit entry of) this refusal before answering."""
-    return isinstance(exc, (ReportSigned, WrongPassword, SignerLocked))
+    return isinstance(exc, (ReportSigned, WrongPassword, SignerLocked, report_integrity.ReportIntegrityFailed))
 
 
 # ---------------------------------------------------------------- policy
@@ -342,9 +345,13 @@ def add_figure(session: Session, user: User, report: Report, data: dict[str, Any
     rotation = _num(data, "rotation") if data.get("rotation") is not None else 0.0
     caption = _text(data.get("caption"), "caption", CAPTION_LIMIT)
     link = _text(data.get("url"), "url", 2000)
-    if link and not link.startswith("/") and not link.startswith(docs.view_url("/")):
-        raise ValidationFailed("The view link must point into this application.", code="invalid_field",
-                               details={"field": "url"})
+    if link:
+        from .view_links import normalise_view_link
+        safe = normalise_view_link(link, case_id=report.case_id, base_url=runtime.settings().base_url)
+        if safe is None:
+            raise ValidationFailed("The view link must be this case's viewer page in this application.",
+                                   code="invalid_view_link", details={"field": "url"})
+        link = safe
     frame = SlideFrame.of(slide)
     if not frame.width or not frame.height:
         raise Conflict("The slide's size is not known yet.", code="slide_not_ready")
@@ -711,7 +718,6 @@ def pdf_of(session: Session, user: User, report: Report, number: int | None = No
 
     Downloading is reading: it is audited and never acknowledges the result.
     """
-    from .. import runtime
     if number is None:
         v = latest_signed(report)
         if v is None or v not in visible_versions(user, report):
@@ -724,7 +730,7 @@ def pdf_of(session: Session, user: User, report: Report, number: int | None = No
     chosen = next((f for f in files if f.kind == "original"), None) if original else (files[-1] if files else None)
     if chosen is None:
         raise NotFound("The signed PDF of this version is missing.", code="pdf_missing")
-    data = runtime.store().get_bytes(chosen.storage_key)
+    data = report_integrity.read_verified(session, chosen, report, v, actor=user, purpose="pdf", ip=ip)
     audit.record(session, "report.downloaded", actor=user, object_type="report", object_id=report.id,
                  case_id=report.case_id, ip=ip, details={"version": v.number, "file": chosen.kind,
                                                          "sha256": chosen.sha256})
@@ -737,7 +743,6 @@ FHIR_STATUS = {"original": "final", "amendment": "amended", "addendum": "appende
 
 def fhir(session: Session, user: User, report: Report, *, ip: str | None = None) -> dict[str, Any]:
     """The latest signed version as an HL7 FHIR R4 DiagnosticReport with the PDF as presentedForm."""
-    from .. import runtime
     from ..reporting.fhir import diagnostic_report
     v = latest_signed(report)
     if v is None or v not in visible_versions(user, report):
@@ -747,7 +752,7 @@ def fhir(session: Session, user: User, report: Report, *, ip: str | None = None)
         raise NotFound("The signed PDF of this version is missing.", code="pdf_missing")
     sigs = [docs.signature_of(s) for s in docs.signatures_of(session, v)]
     doc = docs.build_document(session, v, signatures=sigs, verification_code=v.verification_code or "")
-    pdf = runtime.store().get_bytes(f.storage_key)
+    pdf = report_integrity.read_verified(session, f, report, v, actor=user, purpose="fhir", ip=ip)
     statuses = [FHIR_STATUS[x.kind] for x in report.versions if x.status in ("signed", "superseded")]
     status = "final" if len(statuses) == 1 else FHIR_STATUS[v.kind]
     resource = diagnostic_report(doc, report_id=report.id, status=status, pdf=pdf,

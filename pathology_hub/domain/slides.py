@@ -22,6 +22,7 @@ import logging
 import os
 import re
 import shutil
+import unicodedata
 import uuid
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ from .errors import Conflict, DomainError, Forbidden, NotFound, TooLarge, Valida
 log = logging.getLogger("pathology_hub.slides")
 
 STAIN_MAX = 64
+FILENAME_MAX = 255
 SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -80,6 +82,21 @@ def quality_of(slide: Slide) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- uploads
+def plain_text(value: str, *, field: str, limit: int) -> str:
+    """Upload metadata shown to people (stain, file name): one line of printable text.
+
+    Refused rather than silently cut, so the technician sees why: longer than ``limit``
+    characters, or carrying control or invisible formatting characters (line breaks,
+    NUL, bidirectional overrides that disguise a file name)."""
+    if len(value) > limit:
+        raise ValidationFailed(f"metadata {field} is longer than {limit} characters.",
+                               code=f"invalid_{field}", details={"field": field, "max_length": limit})
+    if any(unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp") for ch in value):
+        raise ValidationFailed(f"metadata {field} contains control characters.",
+                               code=f"invalid_{field}", details={"field": field})
+    return value
+
+
 class TooManyOpenUploads(DomainError):
     status = 429
     code = "too_many_open_uploads"
@@ -126,9 +143,11 @@ def register_upload(session: Session, user: User, *, case_id: Any, filename: str
     if case is None:
         raise ValidationFailed("The upload must name an existing case (metadata case_id).", code="unknown_case")
     policy.ensure(user, "slide.upload", case)
-    filename = os.path.basename((filename or "").replace("\\", "/")).strip()[:255]
+    filename = os.path.basename((filename or "").replace("\\", "/")).strip()
     if not filename:
         raise ValidationFailed("The upload must carry its file name (metadata filename).", code="missing_filename")
+    filename = plain_text(filename, field="filename", limit=FILENAME_MAX)
+    stain = plain_text((stain or "H&E").strip(), field="stain", limit=STAIN_MAX) or "H&E"
     if size is None:
         raise ValidationFailed("Slides must be uploaded with a known length (no Upload-Defer-Length).",
                                code="length_required")
@@ -161,7 +180,7 @@ def register_upload(session: Session, user: User, *, case_id: Any, filename: str
                        "allow_duplicate=1 to attach it again.", code="duplicate_slide",
                        details={"slide_id": first.id, "label": first.label, "slides": [s.id for s in same]})
     upload = Upload(id=upload_id, case_id=case.id, user_id=user.id, institution_id=case.institution_id,
-                    filename=filename, size=size, stain=(stain or "H&E").strip()[:STAIN_MAX] or "H&E",
+                    filename=filename, size=size, stain=stain,
                     client_sha256=client_sha256, expires_at=expires_at)
     session.add(upload)
     audit.record(session, "upload.create", actor=user, object_type="upload", object_id=upload_id, case_id=case.id,

@@ -14,3 +14,4 @@ from .consultations import Consultation, ConsultationEvent, ConsultationState, N
 from .annotations import Annotation  # noqa: E402,F401
 from .reports import (Report, ReportFigure, ReportFile, ReportSignature, ReportVersion,  # noqa: E402,F401
                       ResultAcknowledgement)
+from .audit_checkpoints import AuditCheckpoint  # noqa: E402,F401

@@ -6,7 +6,9 @@ from flask import Flask
 
 
 def register_web(app: Flask) -> None:
-    from . import errors, i18n, security
+    from . import body_limits, errors, i18n, page_json, security
+    page_json.init_app(app)
+    body_limits.init_app(app)  # first: bodies are bounded before the CSRF check reads a form
     security.init_app(app)
     i18n.init_app(app)
     errors.init_app(app)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_wtf.csrf import generate_csrf
@@ -61,13 +60,13 @@ def detail(case: Case):
     can_upload = policy.can(user, "slide.upload", case)
     upload_config = None
     if can_upload:
-        upload_config = json.dumps({
+        upload_config = {
             "endpoint": url_for("tus.collection"), "caseId": case.id, "csrfToken": generate_csrf(),
             "headers": {"X-CSRFToken": generate_csrf()}, "chunkSize": current_app.config["SETTINGS"].upload_chunk_bytes,
             "statusUrlTemplate": url_for("slides.upload_status", upload_id="UPLOAD").replace("UPLOAD", "{uploadId}"),
             # asked with the file's SHA-256 before any byte is sent (duplicate warning)
             "duplicateCheckUrl": url_for("slides.case_slides", case_id=case.id),
-            "i18n": upload_strings()}, ensure_ascii=False)
+            "i18n": upload_strings()}
     from .slides_web import slide_json
     from .slide_text import STAIN_CATEGORY_LABELS
     rows = [slide_json(s) for s in case.slides]

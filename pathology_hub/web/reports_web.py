@@ -11,8 +11,10 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
+from storage.errors import StorageUnavailable
+
 from ..db import SessionLocal
-from ..domain import policy, report_codes
+from ..domain import policy, report_codes, report_integrity
 from ..domain import report_documents as docs
 from ..domain import reports as svc
 from ..domain.errors import ValidationFailed
@@ -68,6 +70,43 @@ def audited_refusal(exc):
     return error_response(exc.status, exc.code, exc.message, exc.details)
 
 
+@bp.errorhandler(svc.ReportIntegrityFailed)
+def integrity_refusal(exc):
+    """A stored PDF that no longer matches its signature: keep the audit entry, refuse in the user's language."""
+    SessionLocal.commit()
+    return error_response(exc.status, exc.code, integrity_message(refused=True), exc.details)
+
+
+STORAGE_RETRY_AFTER_SECONDS = 30
+
+
+@bp.errorhandler(StorageUnavailable)
+def storage_unavailable(exc: StorageUnavailable):
+    """The object store is unreachable: nothing of this request was kept (the unit of work is rolled
+    back, so a signature never exists without its stored PDF and the draft is untouched)."""
+    SessionLocal.rollback()
+    if request.endpoint in ("reports.api_sign", "reports.api_cosign"):
+        message = _("The report was not signed: the document store cannot be reached right now. Nothing was "
+                    "changed, your draft is kept, and your password was not counted as wrong. Sign again in a "
+                    "minute.")
+    else:
+        message = _("The document store cannot be reached right now; nothing was changed. Try again in a minute.")
+    resp = make_response(error_response(503, exc.code, message, {"retry_after_seconds": STORAGE_RETRY_AFTER_SECONDS}))
+    resp.headers["Retry-After"] = str(STORAGE_RETRY_AFTER_SECONDS)
+    return resp
+
+
+def integrity_message(refused: bool = False) -> str:
+    """The warning on pages (``refused=False``) and the refusal of a download or export."""
+    if refused:
+        return _("The stored PDF of this report no longer matches the signed document (it was altered or "
+                 "damaged in storage), so it is not delivered. Do not rely on any copy of it; the administrator "
+                 "must restore the signed file. This refusal has been recorded in the audit log.")
+    return _("The stored PDF of this report no longer matches the signed document (it was altered or damaged in "
+             "storage), so it is not delivered. Do not rely on any copy of it; the administrator must restore "
+             "the signed file.")
+
+
 # ---------------------------------------------------------------- JSON shapes
 def version_json(db, v: ReportVersion, report: Report) -> dict[str, Any]:
     sigs = docs.signatures_of(db, v) if v.status != "draft" else []
@@ -83,14 +122,24 @@ def version_json(db, v: ReportVersion, report: Report) -> dict[str, Any]:
         "signatures": [{"role": s.role, "full_name": s.full_name, "institution": s.institution, "meaning": s.meaning,
                         "signed_at": docs.local_time(s.signed_at).replace(microsecond=0).isoformat(),
                         "signed_at_text": _local_text(s.signed_at, s.timezone), "timezone": s.timezone} for s in sigs],
-        "figures": [{"id": f.id, "slide_id": f.slide_id, "caption": f.caption, "view_link": f.view_link,
+        "figures": [{"id": f.id, "slide_id": f.slide_id, "caption": f.caption, "view_link": _safe_link(f.view_link, report),
                      "magnification": f.magnification,
                      "image_url": url_for("reports.api_figure_image", report_id=report.id, figure=f.id)}
                     for f in docs.figures_of(db, v)],
         "pdf_url": (url_for("reports.api_version_pdf", report_id=report.id, number=v.number)
                     if v.status != "draft" else None),
     }
+    if v.status != "draft":
+        bad = report_integrity.version_problems(docs.files_of(db, v))
+        data["integrity"] = {"ok": not bad, "failed_files": bad}
     return data
+
+
+def _safe_link(link: str, report: Report) -> str | None:
+    """Figure links stored before links were parsed on capture are checked again before becoming a link."""
+    from .. import runtime
+    from ..domain.view_links import normalise_view_link
+    return normalise_view_link(link, case_id=report.case_id, base_url=runtime.settings().base_url) if link else None
 
 
 def _local_text(value, tz_name: str) -> str:
@@ -112,19 +161,21 @@ def report_json(report: Report, user: User) -> dict[str, Any]:
     versions = svc.visible_versions(user, report)
     c = report.consultation
     last = svc.current(report)
+    version_items = [version_json(db, v, report) for v in versions]
     return {
         "id": report.id, "consultation_id": c.id, "case_id": report.case_id, "case_number": c.case.case_number,
         "consultation_state": c.state.value, "question": c.question,
         "preliminary_opinion": c.preliminary_opinion if c.parent_id else "",
         "preliminary_opinion_by": _preliminary_by(c),
-        "versions": [version_json(db, v, report) for v in versions],
-        "current": version_json(db, versions[-1], report) if versions else None,
+        "versions": version_items,
+        "current": version_items[-1] if version_items else None,
         "can": {"edit": last.status == "draft" and policy.can(user, "report.edit", report),
                 "sign": last.status == "draft" and policy.can(user, "report.sign", report),
                 "cosign": (last.status == "signed" and policy.can(user, "report.cosign", report)
                            and last.signed_by_id != user.id
                            and not any(s.role == "co-signer" for s in docs.signatures_of(db, last))),
                 "amend": last.status == "signed" and policy.can(user, "report.amend", report)},
+        "integrity_ok": all(v.get("integrity", {}).get("ok", True) for v in version_items),
         "url": url_for("reports.report_page", report_id=report.id),
         "pdf_url": url_for("reports.api_pdf", report_id=report.id) if svc.latest_signed(report) else None,
         "fhir_url": url_for("reports.api_fhir", report_id=report.id) if svc.latest_signed(report) else None,
@@ -463,10 +514,22 @@ def _report_for(c: Consultation) -> Report | None:
     return svc.for_consultation(SessionLocal(), user, c)
 
 
+def _integrity_failed(report: Report | int | None) -> bool:
+    """For pages that link to a report (or its id): does a visible signed version's stored PDF fail its hash check?"""
+    user = _me()
+    if isinstance(report, int):
+        report = SessionLocal().get(Report, report)
+    if report is None or not user.is_authenticated:
+        return False
+    return bool(report_integrity.report_problems(SessionLocal(), svc.visible_versions(user, report)))
+
+
 def init_app(app: Flask) -> None:
     from . import rate_limit
     rate_limit.init_app(app)
     app.register_blueprint(bp)
     app.add_template_global(_report_for, "report_for_consultation")
+    app.add_template_global(_integrity_failed, "report_integrity_failed")
+    app.add_template_global(integrity_message, "report_integrity_message")
     app.add_template_global(lambda s: STATUS_LABELS.get(s, s), "report_status_label")
     app.add_template_global(lambda k: KIND_LABELS.get(k, k), "report_kind_label")

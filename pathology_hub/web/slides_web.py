@@ -6,7 +6,6 @@ the object store without touching the database (see domain/tile_access.py).
 
 from __future__ import annotations
 
-import json
 import re
 
 from flask import (Blueprint, Flask, Response, current_app, flash, g, jsonify, redirect, render_template, request,
@@ -347,7 +346,8 @@ def dzi(uid: str, version: int):
     _authorise_tiles(uid, version)
     try:
         xml = reader_for(uid, version).dzi_xml()
-    except TileNotFound:
+    except (TileNotFound, ObjectNotFound):
+        forget_reader(uid)
         raise NotFound("The slide has no pyramid yet.") from None
     resp = Response(xml, mimetype="application/xml")
     resp.headers["Cache-Control"] = "private, no-cache"
@@ -365,12 +365,17 @@ def tile(uid: str, version: int, level: int, col: int, row: int):
     etag = tile_etag(uid, version, level, col, row)
     if request.headers.get("If-None-Match") == etag:
         return _tile_headers(Response(status=304), etag)
-    reader = reader_for(uid, version)
     try:
-        data = reader.tile(level, col, row)
-    except TileNotReady:
-        data = _render_on_demand(uid, version, level, col, row)
+        try:
+            data = reader_for(uid, version).tile(level, col, row)
+        except TileNotReady:
+            data = _render_on_demand(uid, version, level, col, row)
     except TileNotFound:
+        raise NotFound("No such tile.") from None
+    except ObjectNotFound:
+        # The pyramid is gone (slide deleted, possibly by another process whose reader this
+        # one still held): a 404, and the stale reader is dropped.
+        forget_reader(uid)
         raise NotFound("No such tile.") from None
     _note_view(uid, level)
     resp = Response(data, mimetype="image/jpeg")
@@ -454,7 +459,7 @@ def viewer(case: Case):
         "i18n": viewer_strings(),
     }
     audit_view(case)
-    return render_template("viewer.html", case=case, config_json=json.dumps(config, ensure_ascii=False))
+    return render_template("viewer.html", case=case, config=config)
 
 
 def audit_view(case: Case) -> None:

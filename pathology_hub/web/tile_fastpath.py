@@ -16,6 +16,7 @@ import datetime as dt
 import re
 import threading
 import time
+from time import monotonic as _monotonic  # own name: tests replace the module-level `time` clock
 from collections import OrderedDict
 from typing import Any, Callable, Iterable
 
@@ -36,21 +37,46 @@ _TOKEN_PARAM = re.compile(r"(?:^|&)t=([0-9A-Za-z._-]{1,100})(?:&|$)")
 _MEMO_SIZE = 10_000  # remembered session cookies / tile grants per process; cleared when full
 _SESSION_RECHECK = 60.0  # seconds a verified session cookie is trusted without re-verifying
 
-_readers: "OrderedDict[tuple[str, int], PyramidReader]" = OrderedDict()
+#: A cached reader re-checks that its pyramid still exists this often: a slide deleted through
+#: another web process stops being served within this time (its open pack files stay readable).
+READER_RECHECK_SECONDS = 30.0
+
+_readers: "OrderedDict[tuple[str, int], tuple[PyramidReader, float]]" = OrderedDict()
 _readers_lock = threading.Lock()
 
 
+def _still_stored(reader: PyramidReader) -> bool:
+    from storage.errors import StorageError
+
+    from ..tiling.reader import MANIFEST, PREVIEW_MANIFEST
+    try:
+        return any(reader.store.exists(f"{reader.prefix}/{name}") for name in (MANIFEST, PREVIEW_MANIFEST))
+    except StorageError:
+        return True  # an outage is not a deletion; reads will report it themselves
+
+
 def reader_for(uid: str, version: int) -> PyramidReader:
-    """One shared reader per pyramid version (pack indexes are cached inside it)."""
+    """One shared reader per pyramid version (pack indexes are cached inside it).
+
+    TileNotFound when the pyramid is not (or no longer) stored."""
     key = (uid, version)
     with _readers_lock:
-        reader = _readers.get(key)
-        if reader is not None:
+        entry = _readers.get(key)
+        if entry is not None:
             _readers.move_to_end(key)
+    if entry is not None:
+        reader, checked = entry
+        if _monotonic() - checked < READER_RECHECK_SECONDS:
             return reader
+        if _still_stored(reader):
+            with _readers_lock:
+                _readers[key] = (reader, _monotonic())
+            return reader
+        forget_reader(uid)
+        raise TileNotFound(f"pyramid {uid} v{version} is no longer stored")
     reader = PyramidReader(runtime.store(), f"pyramids/{uid}/v{version}", runtime.pack_cache())
     with _readers_lock:
-        _readers[key] = reader
+        _readers[key] = (reader, _monotonic())
         while len(_readers) > 64:
             _readers.popitem(last=False)
     return reader
