@@ -56,8 +56,10 @@ def test_figure_capture_refuses_evil_links_and_page_never_links_off_site(client_
     assert db.scalars(select(ReportFigure)).all() == []
     good = f"http://127.0.0.1:8000/cases/{scenario.case_id}/viewer?slide={scenario.slide_id}&x=0.5&z=2"
     added = ok(p.post(f"/api/v1/reports/{report['id']}/figures", json={**base, "url": good}), 201)
-    assert added["current"]["figures"][0]["view_link"] == \
-        f"/cases/{scenario.case_id}/viewer?slide={scenario.slide_id}&x=0.5&z=2"
+    # made same-origin, and the old window-relative z= rewritten as a magnification (issue 15 item 5)
+    stored = added["current"]["figures"][0]["view_link"]
+    assert stored.startswith(f"/cases/{scenario.case_id}/viewer?slide={scenario.slide_id}&x=0.5&")
+    assert "&m=" in stored and "z=" not in stored
     # A link stored before this check (written straight into the table) is not rendered as a link.
     db.expire_all()
     fig = db.scalars(select(ReportFigure)).one()
