@@ -172,6 +172,11 @@ def update_facts(session: Session, user: User, slide: Slide, data: dict[str, Any
     return changes
 
 
+def withdrawn_marker(uid: str) -> str:
+    """The object whose presence tells tile readers that the slide was withdrawn."""
+    return f"pyramids/{uid}/withdrawn"
+
+
 def withdraw(session: Session, user: User, slide: Slide, reason: Any = "", *, retention_days: int,
              ip: str | None = None, now: dt.datetime | None = None) -> None:
     """Take the slide off its case (kept for the audit trail); objects wait for the retention period."""
@@ -186,6 +191,10 @@ def withdraw(session: Session, user: User, slide: Slide, reason: Any = "", *, re
                                details={"field": "reason", "max": REASON_MAX})
     now = now or utcnow()
     previous = slide.status
+    # Every web process stops serving its tiles (readers check this marker), while the objects
+    # themselves wait for the retention period. Written first: storage down means nothing changes.
+    from .. import runtime
+    runtime.store().put_bytes(withdrawn_marker(slide.uid), b"withdrawn\n", content_type="text/plain")
     slide.status = SlideStatus.WITHDRAWN
     slide.deleted_at = now
     slide.withdrawn_by_id = user.id

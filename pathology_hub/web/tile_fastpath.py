@@ -49,7 +49,10 @@ def _still_stored(reader: PyramidReader) -> bool:
     from storage.errors import StorageError
 
     from ..tiling.reader import MANIFEST, PREVIEW_MANIFEST
+    from ..domain.slide_facts import withdrawn_marker
     try:
+        if reader.store.exists(withdrawn_marker(reader.prefix.split("/")[1])):
+            return False
         return any(reader.store.exists(f"{reader.prefix}/{name}") for name in (MANIFEST, PREVIEW_MANIFEST))
     except StorageError:
         return True  # an outage is not a deletion; reads will report it themselves
@@ -74,6 +77,9 @@ def reader_for(uid: str, version: int) -> PyramidReader:
             return reader
         forget_reader(uid)
         raise TileNotFound(f"pyramid {uid} v{version} is no longer stored")
+    from ..domain.slide_facts import withdrawn_marker
+    if runtime.store().exists(withdrawn_marker(uid)):
+        raise TileNotFound(f"slide {uid} was withdrawn")
     reader = PyramidReader(runtime.store(), f"pyramids/{uid}/v{version}", runtime.pack_cache())
     with _readers_lock:
         _readers[key] = (reader, _monotonic())

@@ -49,15 +49,16 @@ def test_deleted_slide_through_the_api(tiled, flask_tile_calls):
 def test_deleted_by_another_process_with_a_reader_still_cached(tiled, world, monkeypatch):
     """Another web process deleted it: this one still holds the pyramid reader (and open pack files)."""
     from pathology_hub import runtime
-    from pathology_hub.domain import slides as slide_service
+    from pathology_hub.domain import slide_facts
     from pathology_hub.models import User
     from pathology_hub.web import tile_fastpath
     tech, info = tiled
     urls = _urls(info)
     assert tech.get(urls["tile with token (fast path)"]).status_code == 200  # reader cached here
     slide = world.scalars(select(Slide)).one()
-    slide_service.delete_slide(world, runtime.store(), world.scalar(select(User).where(User.username == "tech")),
-                               slide)  # the domain call, as another process would: this one's cache is untouched
+    slide_facts.withdraw(world, world.scalar(select(User).where(User.username == "tech")), slide,
+                         retention_days=30)  # the domain call, as another process would: this one's cache is untouched
+    world.commit()
     monkeypatch.setattr(tile_fastpath, "READER_RECHECK_SECONDS", 0.0)  # the recheck interval has passed
     _assert_404(tech, urls)
 
