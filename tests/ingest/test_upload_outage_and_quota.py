@@ -9,7 +9,6 @@ story against a real Ceph RGW that is actually stopped.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 
 import pytest
