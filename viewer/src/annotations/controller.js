@@ -11,6 +11,7 @@
 import { h } from "../dom.js";
 import { AnnotationApi, ApiError, annotationClasses, currentUser, fetchChunks } from "./api.js";
 import { AnnotationLayer, featureBody, shapeFromFeature } from "./layer.js";
+import { AnnotationExchange } from "./exchange.js";
 import { bounds, cloneGeometry, measurements, selfIntersects, toGeoJSON } from "./geometry.js";
 
 const SVG_NS = "http://www.w3.org/2000/svg";
@@ -212,6 +213,7 @@ export class AnnotationController {
       this.statusEl,
       h("label", { class: "ph-check ph-ann-visible-row" }, this.visibleToggle, h("span", {}, this.t("showAnnotations"))),
       h("label", { class: "ph-ann-groupby-row" }, h("span", {}, this.t("groupBy")), this.groupSelect),
+      (this.exchange = new AnnotationExchange(this)).el,
       this.detailsEl,
       this.groupsEl);
   }
@@ -228,6 +230,7 @@ export class AnnotationController {
     if (this.currentClass) this.classSelect.value = this.currentClass;
     this.undoBtn.disabled = !this.undoStack.length;
     this.redoBtn.disabled = !this.redoStack.length;
+    this.exchange.update(layer);
 
     if (!layer || !layer.slide) {
       this.statusEl.textContent = "";
@@ -384,8 +387,8 @@ export class AnnotationController {
   _reportError(err) {
     if (err && err.handled) return;   // already explained (version conflict)
     if (err instanceof ApiError) {
-      if (err.status === 403) this.toast(this.t("notAllowed"));
-      else this.toast(this.t("saveFailed", { message: err.message }));
+      if (err.status === 403) this.toast(this.t("notAllowed"), err.code);
+      else this.toast(this.t("saveFailed", { message: err.message }), err.code);
     } else {
       this.toast(this.t("saveFailed", { message: String(err && err.message ? err.message : err) }));
     }
