@@ -64,7 +64,7 @@ ONE_LINE = """(selector) => [...document.querySelectorAll(selector)].filter((el)
   const range = document.createRange();
   range.selectNodeContents(el);
   const tops = new Set([...range.getClientRects()].filter((r) => r.width > 0).map((r) => Math.round(r.bottom)));
-  return tops.size > 1;
+  return tops.size > 1 + el.querySelectorAll('br').length;  // deliberate line breaks are fine
 }).map((el) => el.textContent.trim().slice(0, 40))"""
 
 
