@@ -19,6 +19,7 @@ from ..models import Case, Slide
 from .authz import authorize, load_model
 from .security import client_ip
 from .errors import flash_error, message_of
+from .serializers import iso
 from .slide_text import stain_display
 from .tile_fastpath import forget_reader
 
@@ -75,7 +76,7 @@ def api_withdraw(slide: Slide):
                                details={"field": "confirm"})
     withdraw_now(slide, data.get("reason", ""))
     return jsonify({**_facts_json(slide), "withdrawn": True,
-                    "purge_after": slide.purge_after.isoformat() if slide.purge_after else None})
+                    "purge_after": iso(slide.purge_after)})
 
 
 @bp.route("/api/v1/slides/<int:slide_id>", methods=["PATCH"])
