@@ -38,7 +38,9 @@ def test_export_and_import_through_the_panel(browser, live_server, tiled_slide, 
     upload.write_text(json.dumps({"type": "FeatureCollection", "features": exported["features"] + [rect]}))
     page.locator("[data-testid=annotations-import-file]").set_input_files(str(upload))
     settle(page, 2)
-    assert "1" in page.locator(".ph-toast").inner_text()
+    toast = page.locator(".ph-toast").inner_text()
+    assert "已导入" in toast and "新增 1 个" in toast and "未变 1 个" in toast, toast  # the page catalogue's zh text
+    assert export.inner_text() == "导出 GeoJSON"
     page.screenshot(path=str(artifacts / "geojson-panel-zh.png"))
 
     # A broken file is refused with the message and the stable error code under it.
@@ -46,6 +48,7 @@ def test_export_and_import_through_the_panel(browser, live_server, tiled_slide, 
     bad.write_text('{"type": "FeatureCollection", "features": [{"type": "Feature", "geometry": {"type": "Nope"}}]}')
     page.locator("[data-testid=annotations-import-file]").set_input_files(str(bad))
     wait_until(page, "document.querySelector('.ph-toast [data-testid=error-code]')")
+    assert "invalid_features" in page.locator(".ph-toast [data-testid=error-code]").inner_text()
     assert state(page)["primary"]["count"] == 2
     page.screenshot(path=str(artifacts / "geojson-import-error-zh.png"))
     ctx.close()
