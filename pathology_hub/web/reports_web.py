@@ -480,7 +480,11 @@ def verify():
 @verify_limit
 def verify_code(code: str):
     """Public: does this code match a signed report, which version, who signed, superseded? No clinical content."""
-    result = svc.verify(SessionLocal(), code)
+    db = SessionLocal()
+    result = svc.verify(db, code)
+    if result and result.get("superseded"):  # the page's one time form, with the offset
+        v = db.query(ReportVersion).filter(ReportVersion.verification_code == result["code"]).one_or_none()
+        result["superseded_at_text"] = localtime(v.superseded_at, seconds=True) if v else result["superseded_at_text"]
     SessionLocal.rollback()
     return render_template("report_verify.html", result=result, code=code, searched=True,
                            kind_label=lambda k: KIND_LABELS.get(k, k)), (200 if result else 404)
