@@ -53,7 +53,7 @@ OVERFLOW = """() => {
   const out = [];
   const doc = document.documentElement;
   if (doc.scrollWidth > window.innerWidth + 1) out.push(`page ${doc.scrollWidth} > ${window.innerWidth}`);
-  for (const el of document.querySelectorAll('.card')) {
+  for (const el of document.querySelectorAll('.card, .table-scroll')) {
     if (el.scrollWidth > el.clientWidth + 1) out.push(`card ${el.getAttribute('data-testid') || el.id || el.className}: ${el.scrollWidth} > ${el.clientWidth}`);
   }
   return out;
