@@ -17,7 +17,7 @@ from pathology_hub.models.cases import Slide
 from pathology_hub.models.consultations import Consultation, ConsultationState
 from tests.browser_helpers import login
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 LONG_ZH = "胃窦黏膜慢性炎伴肠上皮化生及低级别上皮内瘤变，局灶腺体结构紊乱，请结合内镜所见综合判断"
 LONG_EN = "Chronic-active-gastritis-with-intestinal-metaplasia-and-low-grade-dysplasia-" * 3

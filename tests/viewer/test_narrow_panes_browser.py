@@ -8,7 +8,7 @@ import pytest
 from tests.browser_helpers import login, wait_until
 from tests.viewer.test_viewer_browser import two_slides  # noqa: F401 - shared fixture
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 NAV = """() => [...document.querySelectorAll('.ph-pane')].filter((p) => p.offsetWidth > 0).map((p) => {
   const nav = p.querySelector('.navigator');
