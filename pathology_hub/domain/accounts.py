@@ -14,7 +14,7 @@ from sqlalchemy import inspect, or_, select, update
 from sqlalchemy.orm import Session
 
 from ..models import ApiToken, Institution, Role, Tier, User, UserSession, as_utc, utcnow
-from . import audit, passwords, subspecialties as vocabulary
+from . import audit, passwords, subspecialties as vocabulary, timezones
 from .errors import AuthenticationFailed, Conflict, NotFound, ValidationFailed
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_.-]{3,64}$")
@@ -35,7 +35,8 @@ def _digest(token: str) -> str:
 
 # ---------------------------------------------------------------- institutions
 def create_institution(session: Session, *, code: str, name: str, tier: Tier | str,
-                       refers_to: list[str] | None = None, actor: User | None = None) -> Institution:
+                       refers_to: list[str] | None = None, actor: User | None = None,
+                       time_zone: str | None = None) -> Institution:
     if not CODE_RE.match(code or ""):
         raise ValidationFailed("Institution code must be 2–32 letters, digits, '-' or '_'.", code="invalid_code")
     if not (name or "").strip():
@@ -47,7 +48,7 @@ def create_institution(session: Session, *, code: str, name: str, tier: Tier | s
                                code="invalid_tier") from None
     if session.scalar(select(Institution).where(Institution.code == code)):
         raise Conflict(f"An institution with code {code} already exists.", code="institution_exists")
-    inst = Institution(code=code, name=name.strip(), tier=tier)
+    inst = Institution(code=code, name=name.strip(), tier=tier, time_zone=timezones.validate_zone(time_zone))
     inst.refers_to = [_referral_target(session, inst, c) for c in (refers_to or [])]
     session.add(inst)
     session.flush()
@@ -78,6 +79,16 @@ def set_institution_active(session: Session, inst: Institution, active: bool, ac
             _revoke_sessions(session, user)
     audit.record(session, "institution.activate" if active else "institution.deactivate", actor=actor,
                  object_type="institution", object_id=inst.id)
+
+
+def set_institution_time_zone(session: Session, inst: Institution, name: str, actor: User | None = None) -> None:
+    """The zone in which this institution's users read times (validated with zoneinfo)."""
+    new = timezones.validate_zone(name)
+    if new == inst.time_zone:
+        return
+    old, inst.time_zone = inst.time_zone, new
+    audit.record(session, "institution.time_zone", actor=actor, object_type="institution", object_id=inst.id,
+                 details={"from": old, "to": new})
 
 
 # ---------------------------------------------------------------- users

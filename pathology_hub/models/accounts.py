@@ -46,6 +46,8 @@ class Institution(Base):
                                             values_callable=lambda e: [m.value for m in e]))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    #: IANA zone in which this institution's users read times (domain/timezones.py).
+    time_zone: Mapped[str] = mapped_column(String(64), default="Asia/Shanghai", server_default="Asia/Shanghai")
 
     refers_to: Mapped[list["Institution"]] = relationship(
         secondary=referral_links,

@@ -12,6 +12,8 @@ def register_web(app: Flask) -> None:
     security.init_app(app)
     i18n.init_app(app)
     errors.init_app(app)
+    from . import times
+    times.init_app(app)
 
     from .api import bp as api_bp
     from .admin import bp as admin_bp

@@ -8,11 +8,11 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from ..db import SessionLocal
-from ..domain import accounts
+from ..domain import accounts, timezones
 from ..domain.errors import DomainError
 from ..models import Institution, Role, Tier, User
 from .authz import authorize, load_model
-from .errors import message_of
+from .errors import flash_error, message_of
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -29,15 +29,32 @@ def institutions():
         try:
             accounts.create_institution(db, code=request.form.get("code", "").strip(),
                                         name=request.form.get("name", ""), tier=request.form.get("tier", ""),
-                                        refers_to=request.form.getlist("refers_to"), actor=_actor())
+                                        refers_to=request.form.getlist("refers_to"), actor=_actor(),
+                                        time_zone=request.form.get("time_zone", ""))
             db.commit()
             flash(_("Institution created."), "success")
             return redirect(url_for("admin.institutions"))
         except DomainError as exc:
             db.rollback()
-            flash(exc.message, "error")
+            flash_error(exc)
     items = list(db.scalars(select(Institution).order_by(Institution.tier, Institution.code)))
-    return render_template("admin_institutions.html", institutions=items, Tier=Tier)
+    return render_template("admin_institutions.html", institutions=items, Tier=Tier,
+                           default_zone=timezones.DEFAULT_ZONE)
+
+
+@bp.route("/institutions/<int:institution_id>/time_zone", methods=["POST"])
+@authorize("admin.manage", load=load_model(Institution, "institution_id"), as_arg="institution")
+def institution_time_zone(institution: Institution):
+    """Change the zone in which the institution's users read times (stored times stay UTC)."""
+    db = SessionLocal()
+    try:
+        accounts.set_institution_time_zone(db, institution, request.form.get("time_zone", ""), actor=_actor())
+        db.commit()
+        flash(_("Time zone saved."), "success")
+    except DomainError as exc:
+        db.rollback()
+        flash_error(exc)
+    return redirect(url_for("admin.institutions"))
 
 
 @bp.route("/institutions/<int:institution_id>/active", methods=["POST"])
@@ -68,7 +85,7 @@ def users():
             return redirect(url_for("admin.users"))
         except DomainError as exc:
             db.rollback()
-            flash(message_of(exc), "error")
+            flash_error(exc)
     items = list(db.scalars(select(User).order_by(User.institution_id, User.username)))
     insts = list(db.scalars(select(Institution).order_by(Institution.code)))
     return render_template("admin_users.html", users=items, institutions=insts, Role=Role)
@@ -85,7 +102,7 @@ def user_subspecialties(user: User):
         flash(_("Subspecialties of %(name)s saved.", name=user.full_name), "success")
     except DomainError as exc:
         db.rollback()
-        flash(message_of(exc), "error")
+        flash_error(exc)
     return redirect(url_for("admin.users"))
 
 

@@ -68,7 +68,7 @@ def create_institution():
       requestBody:
         content:
           application/json:
-            schema: {type: object, required: [code, name, tier], properties: {code: {type: string}, name: {type: string}, tier: {type: string, enum: [community, district, university]}, refers_to: {type: array, items: {type: string}}}}
+            schema: {type: object, required: [code, name, tier], properties: {code: {type: string}, name: {type: string}, tier: {type: string, enum: [community, district, university]}, refers_to: {type: array, items: {type: string}}, time_zone: {type: string, description: "IANA zone, default Asia/Shanghai"}}}
       responses:
         201: {description: created}
     """
@@ -76,7 +76,7 @@ def create_institution():
     db = SessionLocal()
     inst = accounts.create_institution(db, code=str(data.get("code", "")), name=str(data.get("name", "")),
                                        tier=str(data.get("tier", "")), refers_to=list(data.get("refers_to") or []),
-                                       actor=me())
+                                       actor=me(), time_zone=str(data.get("time_zone") or ""))
     db.commit()
     return jsonify(institution_json(inst)), 201
 

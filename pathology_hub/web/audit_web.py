@@ -27,7 +27,8 @@ ACTION_LABELS = {"access.refused": _l("Access refused (403/404, sampled)"),
                  "slide.viewed": _l("Slide viewed (sampled)"), "case.view_slides": _l("Viewer opened"),
                  "report.viewed": _l("Report viewed"), "login": _l("Logged in"), "login.failed": _l("Login failed"),
                  "logout": _l("Logged out"), "user.subspecialties": _l("Subspecialties changed"),
-                 "slide.rejected": _l("Slide rejected at inspection")}
+                 "slide.rejected": _l("Slide rejected at inspection"),
+                 "institution.time_zone": _l("Institution time zone changed")}
 #: One-click filters on the audit page (action prefixes).
 QUICK_FILTERS = ("access.refused", "slide.viewed", "login.failed")
 

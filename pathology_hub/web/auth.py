@@ -11,6 +11,7 @@ from flask_login import current_user, login_user, logout_user
 from ..db import SessionLocal
 from ..domain import accounts
 from ..domain.errors import DomainError
+from .errors import flash_error
 from .security import client_ip, session_policy
 
 bp = Blueprint("auth", __name__)
@@ -89,7 +90,7 @@ def change_password():
                                      request.form.get("new_password", ""), ip=client_ip())
         except DomainError as exc:
             db.commit()
-            flash(exc.message, "error")
+            flash_error(exc, exc.message)
             return render_template("password.html"), exc.status
         db.commit()
         flash(_("Your password has been changed."), "success")

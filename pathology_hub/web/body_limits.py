@@ -79,8 +79,20 @@ class BoundedInput(io.RawIOBase):
         return n
 
 
+def _json_default(value: Any) -> Any:
+    """Datetimes as ISO 8601 with the offset (Flask's default is an HTTP date without one)."""
+    import datetime as dt
+    if isinstance(value, (dt.datetime, dt.date)):
+        from ..domain.timezones import iso
+        return iso(value)
+    return DefaultJSONProvider.default(value)
+
+
 class BoundedJSONProvider(DefaultJSONProvider):
-    """Flask's JSON provider with nesting bounded on input (``request.get_json`` and ``json.loads``)."""
+    """Flask's JSON provider with nesting bounded on input (``request.get_json`` and ``json.loads``);
+    datetimes leave as ISO 8601 with their offset."""
+
+    default = staticmethod(_json_default)
 
     def loads(self, s: str | bytes, **kwargs: Any) -> Any:
         return loads_bounded(s, **kwargs)

@@ -51,6 +51,11 @@ def viewer_strings() -> dict[str, str]:
         'scaleBar': _('Scale bar'),
         # Annotation tools (keys of viewer/src/annotations/strings.js).
         'annotations': _("Annotations"),
+        'exportGeoJSON': _("Export GeoJSON"),
+        'importGeoJSON': _("Import GeoJSON"),
+        'importDone': _("Imported: {created} new, {updated} updated, {unchanged} unchanged."),
+        'importFailed': _("The file could not be imported: {message}"),
+        'errorCode': _("Error code"),
         'annotationTools': _("Annotation tools"),
         'showAnnotations': _("Show annotations"),
         'toolSelect': _("Select and move (V)"),

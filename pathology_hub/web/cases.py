@@ -17,6 +17,7 @@ from ..domain.errors import DomainError
 from ..models import Case, Priority, Role, Sex, User
 from .authz import authorize, load_model
 from .bundle_strings import upload_strings
+from .errors import flash_error
 from .security import client_ip
 
 bp = Blueprint("cases", __name__, url_prefix="/cases")
@@ -37,7 +38,7 @@ def new_case():
             case = case_service.create_case(db, current_user._get_current_object(), form, ip=client_ip())
         except DomainError as exc:
             db.rollback()
-            flash(exc.message, "error")
+            flash_error(exc, exc.message)
             return render_template("case_form.html", form=form, Priority=Priority, Sex=Sex,
                                    clinicians=_clinicians()), exc.status
         db.commit()

@@ -17,12 +17,11 @@ from ..db import SessionLocal
 from ..domain import consultations as svc
 from ..domain import notifications as notes
 from ..domain import policy, results, turnaround, worklists
-from ..domain.report_documents import local_time
 from ..domain.errors import DomainError, ValidationFailed
 from ..models import Case, User, utcnow
 from ..models.consultations import Consultation, ConsultationState as S, Notification
 from . import charts
-from .errors import message_of
+from .errors import flash_error, message_of
 from .subspecialties_web import label as subspecialty_label
 from .authz import authorize, load_model
 from .security import client_ip
@@ -352,7 +351,7 @@ def act_page(c: Consultation):
         db.rollback()
         if exc.status == 404:
             raise
-        flash(_error_text(exc), "error")
+        flash_error(exc, _error_text(exc))
         return redirect(url_for(back, consultation_id=c.id))
     db.commit()
     if name == "acknowledge":
@@ -397,7 +396,7 @@ def create_page(case: Case):
         c = svc.create(db, _me(), case, request.form.to_dict(), ip=client_ip())
     except DomainError as exc:
         db.rollback()
-        flash(message_of(exc), "error")
+        flash_error(exc)
         return redirect(url_for("cases.detail", case_id=case.id))
     db.commit()
     flash(_("Consultation request created as a draft."), "success")
@@ -454,11 +453,6 @@ def _preliminaries_of(c: Consultation) -> list[results.Preliminary]:
     return results.preliminary_opinions(SessionLocal(), c)
 
 
-def _local_dt(value) -> str:
-    """A stored time as the network's local time (``TURNAROUND_TIMEZONE``), as on the signed PDF."""
-    return f"{local_time(value):%Y-%m-%d %H:%M}" if value is not None else ""
-
-
 def _unread() -> int:
     user = _me()
     return notes.unread_count(SessionLocal(), user) if user.is_authenticated else 0
@@ -476,5 +470,4 @@ def init_app(app: Flask) -> None:
     app.add_template_global(lambda s: STAGE_LABELS.get(s, s), "tat_stage_label")
     app.add_template_global(_result_of, "consultation_result")
     app.add_template_global(_preliminaries_of, "preliminary_opinions")
-    app.add_template_global(_local_dt, "local_dt")
     app.add_template_global(lambda r: REASON_LABELS.get(r, r), "consultation_reason_label")

@@ -39,6 +39,13 @@ def message_of(exc: DomainError) -> str:
     return localized_message(exc)
 
 
+def flash_error(exc: DomainError, text: str | None = None) -> None:
+    """Flash a domain error for the next page; its stable code travels in the category
+    (``error:<code>``) and base.html shows it small under the message, for support staff."""
+    from flask import flash
+    flash(text if text is not None else message_of(exc), f"error:{exc.code}")
+
+
 def wants_json() -> bool:
     if request.path.startswith("/api/"):
         return True

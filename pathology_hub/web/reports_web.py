@@ -26,6 +26,7 @@ from .errors import error_response
 from .rate_limit import verify_form_limit, verify_limit
 from .security import client_ip
 from .serializers import iso
+from .times import localtime
 
 bp = Blueprint("reports", __name__)
 _report = load_model(Report, "report_id")
@@ -116,12 +117,12 @@ def version_json(db, v: ReportVersion, report: Report) -> dict[str, Any]:
         "created_at": iso(v.created_at), "updated_at": iso(v.updated_at), "signed_at": iso(v.signed_at),
         "signed_by": v.signed_by.full_name if v.signed_by else None,
         "superseded_by": v.superseded_by_number, "superseded_at": iso(v.superseded_at),
-        "superseded_at_text": (f"{docs.local_time(v.superseded_at):%Y-%m-%d %H:%M}" if v.superseded_at else None),
+        "superseded_at_text": localtime(v.superseded_at) or None,
         "verification_code": v.verification_code,
         "verification_url": url_for("reports.verify_code", code=v.verification_code) if v.verification_code else None,
         "signatures": [{"role": s.role, "full_name": s.full_name, "institution": s.institution, "meaning": s.meaning,
                         "signed_at": docs.local_time(s.signed_at).replace(microsecond=0).isoformat(),
-                        "signed_at_text": _local_text(s.signed_at, s.timezone), "timezone": s.timezone} for s in sigs],
+                        "signed_at_text": localtime(s.signed_at, seconds=True), "timezone": s.timezone} for s in sigs],
         "figures": [{"id": f.id, "slide_id": f.slide_id, "caption": f.caption, "view_link": _safe_link(f.view_link, report),
                      "magnification": f.magnification,
                      "image_url": url_for("reports.api_figure_image", report_id=report.id, figure=f.id)}
@@ -140,13 +141,6 @@ def _safe_link(link: str, report: Report) -> str | None:
     from .. import runtime
     from ..domain.view_links import normalise_view_link
     return normalise_view_link(link, case_id=report.case_id, base_url=runtime.settings().base_url) if link else None
-
-
-def _local_text(value, tz_name: str) -> str:
-    """``2026-11-23 11:39 (Asia/Shanghai, UTC+08:00)``: what a reader of the signature needs."""
-    local = docs.local_time(value)
-    offset = local.strftime("%z")
-    return f"{local:%Y-%m-%d %H:%M:%S} ({tz_name}, UTC{offset[:3]}:{offset[3:]})"
 
 
 def _preliminary_by(c: Consultation) -> str:
@@ -486,7 +480,11 @@ def verify():
 @verify_limit
 def verify_code(code: str):
     """Public: does this code match a signed report, which version, who signed, superseded? No clinical content."""
-    result = svc.verify(SessionLocal(), code)
+    db = SessionLocal()
+    result = svc.verify(db, code)
+    if result and result.get("superseded"):  # the page's one time form, with the offset
+        v = db.query(ReportVersion).filter(ReportVersion.verification_code == result["code"]).one_or_none()
+        result["superseded_at_text"] = localtime(v.superseded_at, seconds=True) if v else result["superseded_at_text"]
     SessionLocal.rollback()
     return render_template("report_verify.html", result=result, code=code, searched=True,
                            kind_label=lambda k: KIND_LABELS.get(k, k)), (200 if result else 404)

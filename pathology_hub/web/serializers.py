@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..domain import policy
+from ..domain import policy, timezones
 from ..models import Case, Institution, User
 
 
 def iso(value) -> str | None:
-    return value.isoformat() if value is not None else None
+    """ISO 8601; datetimes always with their offset (SQLite returns naive UTC times)."""
+    return timezones.iso(value)
 
 
 def institution_json(inst: Institution) -> dict[str, Any]:
     return {"id": inst.id, "code": inst.code, "name": inst.name, "tier": inst.tier.value, "active": inst.active,
+            "time_zone": inst.time_zone or timezones.DEFAULT_ZONE,
             "refers_to": [t.code for t in inst.refers_to]}
 
 

@@ -18,7 +18,8 @@ from ..domain.errors import DomainError, NotFound, ValidationFailed
 from ..models import Case, Slide
 from .authz import authorize, load_model
 from .security import client_ip
-from .errors import message_of
+from .errors import flash_error, message_of
+from .serializers import iso
 from .slide_text import stain_display
 from .tile_fastpath import forget_reader
 
@@ -75,7 +76,7 @@ def api_withdraw(slide: Slide):
                                details={"field": "confirm"})
     withdraw_now(slide, data.get("reason", ""))
     return jsonify({**_facts_json(slide), "withdrawn": True,
-                    "purge_after": slide.purge_after.isoformat() if slide.purge_after else None})
+                    "purge_after": iso(slide.purge_after)})
 
 
 @bp.route("/api/v1/slides/<int:slide_id>", methods=["PATCH"])
@@ -125,8 +126,7 @@ def page_withdraw(case_id: int, slide_id: int):
             raise
         if exc.status == 403:
             raise
-        flash(_("Please confirm the withdrawal.") if exc.code == "confirmation_required" else message_of(exc),
-              "error")
+        flash_error(exc, _("Please confirm the withdrawal.") if exc.code == "confirmation_required" else None)
         return _back(case)
     flash(_("Slide %(label)s was withdrawn from the case.", label=label), "success")
     return _back(case)
@@ -144,7 +144,7 @@ def page_update(case_id: int, slide_id: int):
         SessionLocal().rollback()
         if exc.status in (403, 404):
             raise
-        flash(message_of(exc), "error")
+        flash_error(exc)
         return _back(case)
     SessionLocal().commit()
     if changes:

@@ -30,6 +30,7 @@ from .authz import authorize, load_model
 from .security import client_ip
 from .bundle_strings import viewer_strings
 from . import slide_text
+from .errors import flash_error
 from .serializers import iso
 
 bp = Blueprint("slides", __name__)
@@ -215,7 +216,7 @@ def retry_form(slide_id: int):
         slide = SessionLocal().get(Slide, slide_id)
         if not policy.can(_me(), "case.view", slide.case):
             raise
-        flash(exc.message, "error")
+        flash_error(exc, exc.message)
         return redirect(url_for("cases.detail", case_id=slide.case_id))
     flash(_("Slide %(label)s is being processed again.", label=slide.label), "success")
     if policy.can(_me(), "case.view", slide.case):

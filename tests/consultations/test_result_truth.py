@@ -200,7 +200,8 @@ def test_amended_result_reaches_everyone_and_needs_a_new_acknowledgement(
     verified = ok(client_for(None).get(f"/api/v1/verify/{v1_code}"))
     assert verified["superseded"] is True and verified["superseded_by"] == 2 and verified["latest_version"] == 2
     assert verified["superseded_at_text"]
-    assert texts(client_for(None).get(f"/verify/{v1_code}").get_data(as_text=True), "verify-superseded-at")
+    shown = texts(client_for(None).get(f"/verify/{v1_code}").get_data(as_text=True), "verify-superseded-at")
+    assert shown and all(t.endswith("(UTC+08:00)") for t in shown), shown  # the time zone is written
 
     assert snapshot(db) == before, "a GET changed stored state"
     read = db.scalars(select(AuditEvent.action).where(AuditEvent.id > audit_before)).all()

@@ -66,7 +66,7 @@ def test_pathologist_writes_captures_and_signs_through_the_ui(browser, live_serv
         page.fill("[data-testid=report-password]", "not-my-password")
         page.click("[data-testid=report-sign-button]")
         wait_until(page, "document.querySelector('[data-testid=report-sign-error]').textContent.length > 0")
-        assert "invalid_password" in page.text_content("[data-testid=report-sign-error]")
+        assert "invalid_password" in page.text_content("[data-testid=report-sign-error] [data-testid=error-code]")
         page.fill("[data-testid=report-password]", "demo-pass-2026")
         page.click("[data-testid=report-sign-button]")
         page.wait_for_selector("[data-testid=report-signature]", timeout=60000)

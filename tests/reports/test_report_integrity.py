@@ -37,6 +37,7 @@ def test_tampered_pdf_is_refused_audited_and_flagged(client_for, scenario, db):
     assert path.get(f"/api/v1/reports/{rid}/fhir").status_code == 200
     page = path.get(f"/reports/{rid}").get_data(as_text=True)
     assert "report-integrity-warning" not in page and 'data-testid="report-pdf-1"' in page
+    assert f'href="/api/v1/reports/{rid}/fhir"' in page and 'data-testid="report-pdf-latest"' in page
 
     flip_one_byte(db.scalars(select(ReportFile)).one().storage_key)
 
@@ -69,9 +70,11 @@ def test_tampered_pdf_is_refused_audited_and_flagged(client_for, scenario, db):
     page = clinician.get(f"/reports/{rid}").get_data(as_text=True)
     assert 'data-testid="report-integrity-warning"' in page and 'data-testid="report-integrity-1"' in page
     assert 'data-testid="report-pdf-1"' not in page
+    assert 'data-testid="report-fhir"' not in page and 'data-testid="report-pdf-latest"' not in page
     assert 'report-integrity-warning' in clinician.get(f"/consultations/{scenario.consultation_id}").get_data(as_text=True)
     result = clinician.get(f"/consultations/{scenario.consultation_id}/result").get_data(as_text=True)
     assert 'report-integrity-warning' in result and 'result-report-pdf' not in result
+    assert 'result-report-fhir' not in result
     data = ok(clinician.get(f"/api/v1/reports/{rid}"))
     assert data["integrity_ok"] is False and data["current"]["integrity"] == {"ok": False, "failed_files": ["original"]}
 

@@ -41,7 +41,7 @@ class ViewerApp {
       onOpened: (pane, slide) => this.annotations.open(this._annotationLayer(pane), slide),
       onClosed: (pane) => this.annotations.close(this._annotationLayer(pane)),
     };
-    this.annotations = new AnnotationController({ t: this.t, toast: (text) => this._showToast(text) });
+    this.annotations = new AnnotationController({ t: this.t, toast: (text, code) => this._showToast(text, code) });
     this.primary = new SlidePane({ ...paneOptions, role: "primary" });
     this.compare = new SlidePane({ ...paneOptions, role: "compare" });
     this.primary.annotationLayer = this.annotations.addLayer(this.primary);
@@ -279,11 +279,15 @@ class ViewerApp {
     this.fullscreenBtn.classList.toggle("is-on", on);
   }
 
-  _showToast(text) {
-    this.toast.textContent = text;
+  /** A short message; an error's stable code (for support staff) is shown small under it. */
+  _showToast(text, code = null) {
+    this.toast.replaceChildren(text);
+    if (code) {
+      this.toast.append(h("small", { class: "ph-error-code", "data-testid": "error-code" }, `${this.t("errorCode")}: ${code}`));
+    }
     this.toast.hidden = false;
     clearTimeout(this._toastTimer);
-    this._toastTimer = setTimeout(() => { this.toast.hidden = true; }, 2200);
+    this._toastTimer = setTimeout(() => { this.toast.hidden = true; }, code ? 6000 : 2200);
   }
 
   // ---------------------------------------------------------------- actions

@@ -187,6 +187,11 @@
       data.uploads.filter(function (u) { return u.state === "failed"; }).forEach(function (u) {
         var div = el("div", "flash flash-error", u.filename + ": " + (u.error_message || u.error_code));
         div.setAttribute("data-testid", "upload-error");
+        if (u.error_code && u.error_message) {  // the stable code, small, for support staff
+          var code = el("small", "error-code", (labels.errorCode || "Error code") + ": " + u.error_code);
+          code.setAttribute("data-testid", "error-code");
+          div.appendChild(code);
+        }
         box.appendChild(div);
       });
     }

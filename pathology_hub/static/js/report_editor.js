@@ -37,11 +37,24 @@
 
   function errorText(res) {
     var e = (res.json && res.json.error) || {};
-    return (e.message || ("HTTP " + res.status)) + (e.code ? " (" + e.code + ")" : "");
+    return e.message || ("HTTP " + res.status);
   }
 
-  function setSave(text, cls) {
-    saveState.textContent = text || "";
+  /** A message in `node`, with the error's stable code small under it (for support staff). */
+  function showError(node, text, res) {
+    node.textContent = text || "";
+    var e = (res && res.json && res.json.error) || {};
+    if (e.code) {
+      var small = document.createElement("small");
+      small.className = "error-code";
+      small.setAttribute("data-testid", "error-code");
+      small.textContent = (T.error_code || "Error code") + ": " + e.code;
+      node.appendChild(small);
+    }
+  }
+
+  function setSave(text, cls, res) {
+    showError(saveState, text, res);
     saveState.className = cls || "muted";
   }
 
@@ -85,7 +98,7 @@
         start.addEventListener("click", function () {
           start.disabled = true;
           api("POST", "/api/v1/consultations/" + state.entry.consultation_id + "/report", {}).then(function (res) {
-            if (res.ok) { replaceReport(res.json); } else { setSave(errorText(res), "report-error"); start.disabled = false; }
+            if (res.ok) { replaceReport(res.json); } else { setSave(errorText(res), "report-error", res); start.disabled = false; }
           });
         });
         body.appendChild(start);
@@ -177,7 +190,7 @@
         showConflict();
       } else {
         Object.keys(data).forEach(function (k) { if (k !== "revision" && !(k in state.dirty)) { state.dirty[k] = data[k]; } });
-        setSave(T.save_failed + ": " + errorText(res), "report-error");
+        setSave(T.save_failed + ": " + errorText(res), "report-error", res);
       }
     });
   }
@@ -211,7 +224,7 @@
         del.addEventListener("click", function () {
           flush().then(function () {
             return api("DELETE", "/api/v1/reports/" + r.id + "/figures/" + f.id);
-          }).then(function (res) { if (res.ok) { replaceReport(res.json); } else { setSave(errorText(res), "report-error"); } });
+          }).then(function (res) { if (res.ok) { replaceReport(res.json); } else { setSave(errorText(res), "report-error", res); } });
         });
         cap.appendChild(document.createTextNode(" "));
         cap.appendChild(del);
@@ -248,7 +261,7 @@
       return api("POST", "/api/v1/reports/" + r.id + "/figures", data);
     }).then(function (res) {
       button.disabled = false;
-      if (res.ok) { replaceReport(res.json); setSave(T.saved, "report-ok"); } else { setSave(errorText(res), "report-error"); }
+      if (res.ok) { replaceReport(res.json); setSave(T.saved, "report-ok"); } else { setSave(errorText(res), "report-error", res); }
     });
   }
 
@@ -281,7 +294,7 @@
         if (!res) { return; }
         pw.value = "";
         btn.disabled = false;
-        if (res.ok) { setSave(""); replaceReport(res.json); } else { setSave(""); msg.textContent = errorText(res); }
+        if (res.ok) { setSave(""); replaceReport(res.json); } else { setSave(""); showError(msg, errorText(res), res); }
       });
     });
     [l1, l2, btn, msg].forEach(function (n) { box.appendChild(n); });
@@ -325,7 +338,7 @@
       btn.disabled = true;
       api("POST", "/api/v1/reports/" + r.id + "/cosign", { password: pw.value }).then(function (res) {
         btn.disabled = false;
-        if (res.ok) { replaceReport(res.json); } else { msg.textContent = errorText(res); }
+        if (res.ok) { replaceReport(res.json); } else { showError(msg, errorText(res), res); }
       });
     });
     [l, btn, msg].forEach(function (n) { box.appendChild(n); });
@@ -344,7 +357,7 @@
     var msg = el("p", { className: "report-error", role: "alert" });
     btn.addEventListener("click", function () {
       api("POST", "/api/v1/reports/" + r.id + "/versions", { kind: kind.value, reason: reason.value }).then(function (res) {
-        if (res.ok) { replaceReport(res.json); } else { msg.textContent = errorText(res); }
+        if (res.ok) { replaceReport(res.json); } else { showError(msg, errorText(res), res); }
       });
     });
     [kind, l, btn, msg].forEach(function (n) { box.appendChild(n); });

@@ -10,6 +10,7 @@
 import { AnnotationApi, annotationClasses, currentUser, fetchChunks } from "./api.js";
 import { ShapeEdits } from "./edits.js";
 import { AnnotationLayer } from "./layer.js";
+import { AnnotationExchange } from "./exchange.js";
 import { AnnotationPanel } from "./panel.js";
 import { AnnotationToolbar, isTool, toolOfKey } from "./toolbar.js";
 import { UndoHistory } from "./undo.js";
@@ -49,6 +50,9 @@ export class AnnotationController {
       onRedo: () => this.redo(),
     });
     this.panel = new AnnotationPanel(this);
+    this.exchange = new AnnotationExchange(this);   // GeoJSON export/import (exchange.js)
+    this.panel.addControl(this.exchange.el);
+    this.panel.onRender((layer) => this.exchange.update(layer));
     /** DOM nodes the viewer places: the toolbar group and the side-panel section. */
     this.toolbar = this.toolbarView.el;
     this.section = this.panel.el;

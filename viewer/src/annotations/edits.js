@@ -37,8 +37,8 @@ export class ShapeEdits {
     const { t, toast } = this.ctl;
     if (err && err.handled) return;   // already explained (version conflict)
     if (err instanceof ApiError) {
-      if (err.status === 403) toast(t("notAllowed"));
-      else toast(t("saveFailed", { message: err.message }));
+      if (err.status === 403) toast(t("notAllowed"), err.code);
+      else toast(t("saveFailed", { message: err.message }), err.code);
     } else {
       toast(t("saveFailed", { message: String(err && err.message ? err.message : err) }));
     }

@@ -42,4 +42,9 @@ export const ANNOTATION_STRINGS = {
   selfIntersecting: "The outline crosses itself; draw it again without crossing.",
   notAllowed: "You are not allowed to change this annotation.",
   selected: "Selected annotation",
+  exportGeoJSON: "Export GeoJSON",
+  importGeoJSON: "Import GeoJSON",
+  importDone: "Imported: {created} new, {updated} updated, {unchanged} unchanged.",
+  importFailed: "The file could not be imported: {message}",
+  errorCode: "Error code",
 };

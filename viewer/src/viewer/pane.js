@@ -175,7 +175,7 @@ export class SlidePane {
       this._updateReadouts();
       this.opts.onViewChange(this);
     });
-    viewer.addHandler("resize", () => this._updateReadouts());
+    viewer.addHandler("resize", () => { this._updateReadouts(); this._fitNavigator(); });
     viewer.addHandler("update-viewport", () => {
       this.health.drawCount += 1;
     });
@@ -189,6 +189,7 @@ export class SlidePane {
     viewer.addHandler("tile-load-failed", (event) => this._onTileFailed(event));
     this.reviver = new TileReviver(viewer);
     if (viewer.navigator) this.navReviver = new TileReviver(viewer.navigator);
+    this._fitNavigator();
     viewer.world.addHandler("add-item", (event) => {
       event.item.addHandler("fully-loaded-change", (e) => {
         this.health.fullyLoaded = e.fullyLoaded;
@@ -398,6 +399,25 @@ export class SlidePane {
     vp.setRotation(sync.rotation, true);
     vp.zoomTo(item.imageToViewportZoom(imageZoom), null, true);
     vp.panTo(item.imageToViewportCoordinates(sync.x * size.width, sync.y * size.height), true);
+  }
+
+  /**
+   * The overview map takes a fixed share of a wide pane but would cover much of a narrow one
+   * (side by side with the report panel open, each pane is ~300-350 px): smaller there, and
+   * hidden below 240 px.
+   */
+  _fitNavigator() {
+    const nav = this.viewer && this.viewer.navigator;
+    if (!nav) return;
+    const width = this.el.clientWidth;
+    const size = width < 240 ? 0 : width < 480 ? 80 : width < 700 ? 110 : 150;
+    if (size === this._navSize) return;
+    this._navSize = size;
+    nav.setVisible(size > 0);
+    if (size > 0) {
+      nav.setWidth(size);
+      nav.setHeight(size);
+    }
   }
 
   _updateReadouts() {
