@@ -11,7 +11,8 @@
   const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
   for (let n = walker.nextNode(); n; n = walker.nextNode()) {
     const t = n.nodeValue.replace(/\s+/g, ' ').trim();
-    if (t && visible(n.parentElement)) texts.push(t);
+    // <code> and translate="no" hold codes and verbatim data (error codes, audit records, file metadata).
+    if (t && visible(n.parentElement) && !n.parentElement.closest('code, [translate=no]')) texts.push(t);
   }
   for (const el of document.querySelectorAll('[placeholder], [title], [aria-label], input[type=submit], input[type=button]')) {
     if (!visible(el)) continue;

@@ -138,46 +138,30 @@ def build(db, client_for, slide_path: Path, junk_path: Path) -> SweepWorld:
     out.consultations["reported"] = reported.id
     db.commit()
 
-    # amended + acknowledged: signed, acknowledged by the clinician, then amended (back to returned)
-    acked = seeded("SW-2026-0006", "结肠活检：腺癌？Colon biopsy: adenocarcinoma?")
-    svc.submit(db, tech, acked, skip_slide_check_for_demo_seed=True)
-    svc.assign(db, patho, acked, patho.id)
-    svc.accept(db, patho, acked)
-    report = reports.create(db, patho, acked)
-    draft_v = reports.update_draft(db, patho, report, {
-        "specimen": "结肠活检 Colon biopsy, sigmoid", "microscopic_description": "腺体异型，浸润黏膜下层。",
-        "diagnosis": "中分化腺癌。Moderately differentiated adenocarcinoma.", "diagnosis_code": "8140/3",
-        "answer_to_question": "是。Yes.", "recommendations": "建议外科会诊。Surgical referral."},
-        revision=report.versions[0].revision)
-    reports.sign(db, patho, report, password=PASSWORD, revision=draft_v.revision)
-    db.commit()
-    svc.acknowledge(db, clinician, acked, reports.current(report).number)
-    db.commit()
-    out.consultations["acknowledged"] = acked.id
-    out.verification_codes["original"] = reports.current(report).verification_code
-
+    # amended, then acknowledged: signed, amended (a corrected diagnosis), the clinician acknowledges v2
     amended = seeded("SW-2026-0007", "胃活检：印戒细胞癌？Gastric biopsy: signet ring cell carcinoma?")
     svc.submit(db, tech, amended, skip_slide_check_for_demo_seed=True)
     svc.assign(db, patho, amended, patho.id)
     svc.accept(db, patho, amended)
-    report2 = reports.create(db, patho, amended)
-    v = reports.update_draft(db, patho, report2, {
+    report = reports.create(db, patho, amended)
+    v = reports.update_draft(db, patho, report, {
         "specimen": "胃活检 Gastric biopsy", "microscopic_description": "印戒样细胞散在。",
         "diagnosis": "印戒细胞癌。Signet ring cell carcinoma.", "diagnosis_code": "8010/3",
-        "answer_to_question": "是。Yes."}, revision=report2.versions[0].revision)
-    reports.sign(db, patho, report2, password=PASSWORD, revision=v.revision)
+        "answer_to_question": "是。Yes."}, revision=report.versions[0].revision)
+    reports.sign(db, patho, report, password=PASSWORD, revision=v.revision)
     db.commit()
-    out.verification_codes["superseded"] = reports.current(report2).verification_code
-    v2 = reports.new_version(db, patho, report2, "amendment", "诊断更正：免疫组化支持。Corrected after IHC.")
-    v2 = reports.update_draft(db, patho, report2, {"diagnosis": "低分化腺癌伴印戒细胞。Poorly differentiated "
-                                                   "adenocarcinoma with signet ring cells.", "diagnosis_code": "8140/3"},
+    out.verification_codes["superseded"] = reports.current(report).verification_code
+    v2 = reports.new_version(db, patho, report, "amendment", "诊断更正：免疫组化支持。Corrected after IHC.")
+    v2 = reports.update_draft(db, patho, report, {"diagnosis": "低分化腺癌伴印戒细胞。Poorly differentiated "
+                                                  "adenocarcinoma with signet ring cells.", "diagnosis_code": "8140/3"},
                               revision=v2.revision)
-    reports.sign(db, patho, report2, password=PASSWORD, revision=v2.revision)
+    reports.sign(db, patho, report, password=PASSWORD, revision=v2.revision)
     db.commit()
-    out.consultations["amended"] = amended.id
-    out.report_ids["amended"] = report2.id
-    out.report_ids["acknowledged"] = report.id
-    out.verification_codes["current"] = reports.current(report2).verification_code
+    svc.acknowledge(db, clinician, amended, reports.current(report).number)
+    db.commit()
+    out.consultations["amended_acknowledged"] = amended.id
+    out.report_ids["amended"] = report.id
+    out.verification_codes["current"] = reports.current(report).verification_code
 
     # the demo seed's consultations by state (their ids), and its escalation child (requested expert)
     for c in db.scalars(select(Consultation).order_by(Consultation.id)):
@@ -222,6 +206,9 @@ def user_data(db) -> list[str]:
         add(*(getattr(v, name, None) for name in ("specimen", "gross_description", "microscopic_description",
                                                    "diagnosis", "comment", "recommendations", "answer_to_question",
                                                    "reason", "verification_code")))
+    from pathology_hub.models.reports import ReportSignature
+    for sig in db.scalars(select(ReportSignature)):  # the signed statement, shown as it was signed
+        add(sig.meaning, sig.full_name, sig.institution)
     for a in db.scalars(select(Annotation)):
         add(a.name, a.comment)
     return sorted(texts, key=len, reverse=True)

@@ -142,6 +142,11 @@ export class AnnotationController {
     });
   }
 
+  labelOfClass(name) {
+    const entry = this.palette.find((c) => c.name === name);
+    return (entry && entry.label) || name;
+  }
+
   colorOfClass(name) {
     const entry = this.palette.find((c) => c.name === name);
     return entry ? entry.color : DEFAULT_COLOR;
@@ -223,7 +228,7 @@ export class AnnotationController {
     this.toolbar.hidden = !canEdit;
     if (!canEdit && this.tool !== "select") this.setTool("select");
     if (this.classSelect.options.length !== this.palette.length) {
-      this.classSelect.replaceChildren(...this.palette.map((c) => h("option", { value: c.name }, c.name)));
+      this.classSelect.replaceChildren(...this.palette.map((c) => h("option", { value: c.name }, c.label || c.name)));
     }
     if (this.currentClass) this.classSelect.value = this.currentClass;
     this.undoBtn.disabled = !this.undoStack.length;
@@ -274,7 +279,8 @@ export class AnnotationController {
       toggle.checked = !hidden.has(key);
       const swatch = h("span", { class: "ph-ann-swatch", "aria-hidden": "true" });
       swatch.style.background = this.groupBy === "class" ? this.colorOf(shapes[0]) : "transparent";
-      const label = key || (this.groupBy === "class" ? this.t("noClass") : "–");
+      const label = key ? (this.groupBy === "class" ? this.labelOfClass(key) : key)
+        : (this.groupBy === "class" ? this.t("noClass") : "–");
       const items = shapes.slice(0, LIST_LIMIT).map((s) => {
         const comment = s.comment ? ` — ${s.comment.slice(0, 60)}` : "";
         return h("li", {},
@@ -323,7 +329,7 @@ export class AnnotationController {
       class: "ph-ann-class", "aria-label": t("annotationClass"), disabled: !editable || undefined,
       onchange: () => this.setClass(layer, s, classSelect.value || null),
     }, h("option", { value: "" }, t("noClass")),
-    ...this.palette.map((c) => h("option", { value: c.name }, c.name)));
+    ...this.palette.map((c) => h("option", { value: c.name }, c.label || c.name)));
     if (s.cls && !this.palette.some((c) => c.name === s.cls)) classSelect.append(h("option", { value: s.cls }, s.cls));
     classSelect.value = s.cls || "";
     const comment = h("textarea", {
