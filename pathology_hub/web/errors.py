@@ -8,6 +8,7 @@ import uuid
 from typing import Callable
 
 from flask import Flask, jsonify, make_response, render_template, request
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
@@ -95,4 +96,5 @@ def init_app(app: Flask) -> None:
         SessionLocal.rollback()
         ref = uuid.uuid4().hex[:12]
         log.exception("unhandled error", extra={"ref": ref, "path": request.path})
-        return error_response(500, "internal_error", f"Something went wrong on the server (reference {ref}).")
+        return error_response(500, "internal_error", _("Something went wrong on the server (reference %(ref)s).",
+                                                       ref=ref))

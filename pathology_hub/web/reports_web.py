@@ -39,8 +39,9 @@ FILE_KIND_LABELS = {"original": _l("signed PDF"), "superseded": _l("copy stamped
 def code_name(v: Any) -> str:
     """A version's diagnosis code name in the reader's language (the list's name; else the stored one)."""
     from .i18n import select_locale
-    return report_codes.display_name(v.diagnosis_code_system, v.diagnosis_code, v.diagnosis_code_display,
-                                     select_locale())
+    field = (lambda name: v.get(name) or "") if isinstance(v, dict) else (lambda name: getattr(v, name) or "")
+    return report_codes.display_name(field("diagnosis_code_system"), field("diagnosis_code"),
+                                     field("diagnosis_code_display"), select_locale())
 
 
 def _me() -> User:

@@ -15,7 +15,7 @@
     if (t && visible(n.parentElement) && !n.parentElement.closest('code, [translate=no]')) texts.push(t);
   }
   for (const el of document.querySelectorAll('[placeholder], [title], [aria-label], input[type=submit], input[type=button]')) {
-    if (!visible(el)) continue;
+    if (!visible(el) || el.closest('code, [translate=no]')) continue;
     for (const attr of ['placeholder', 'title', 'aria-label']) if (el.getAttribute(attr)) texts.push(el.getAttribute(attr).trim());
     if (el.matches('input[type=submit], input[type=button]') && el.value) texts.push(el.value.trim());
   }

@@ -193,13 +193,18 @@ def layout_problems(result: dict) -> list[str]:
     return problems
 
 
-def visit(page, base: str, name: str, path: str, ready: str, shots: Path, tag: str, user_data, lang) -> list[str]:
+def visit(page, base: str, name: str, path: str, ready: str, shots: Path, tag: str, user_data, lang,
+          refused_seen: set[int], errors: list[str]) -> list[str] | None:
+    """Check one page; None when it is a refusal (403/404) of a kind this role has already been shown."""
     problems: list[str] = []
-    errors: list[str] = []
+    errors.clear()  # script errors of this page (the listener is the page's, registered once)
     t0 = time.monotonic()
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    resp = page.goto(base + path, wait_until="load")
+    resp = page.goto(base + path, wait_until="domcontentloaded")
     t1 = time.monotonic()
+    if resp is not None and resp.status in (403, 404):
+        if resp.status in refused_seen:
+            return None
+        refused_seen.add(resp.status)
     if resp is None or resp.status >= 500:
         problems.append(f"HTTP {resp.status if resp else '-'}")
     if ready and resp is not None and resp.status == 200:
@@ -213,7 +218,7 @@ def visit(page, base: str, name: str, path: str, ready: str, shots: Path, tag: s
     problems += language_problems(result["texts"], lang, user_data)
     problems += layout_problems(result)
     problems += [f"script error: {e}" for e in errors]
-    page.screenshot(path=str(shots / f"{tag}-{name}.jpeg"), full_page=True, type="jpeg", quality=70)
+    page.screenshot(path=str(shots / f"{tag}-{name}.png"), full_page=True)
     t4 = time.monotonic()
     TIMES.append((f"{tag}-{name}", t1 - t0, t2 - t1, t3 - t2, t4 - t3))
     return problems
@@ -258,6 +263,8 @@ def test_page_sweep(site, browser, lang):
                                   extra_http_headers={"Accept-Language": accept})
         try:
             page = ctx.new_page()
+            script_errors: list[str] = []
+            page.on("pageerror", lambda exc: script_errors.append(str(exc)))
             if role != "anonymous":
                 page.goto(f"{site.base}/login")
                 page.fill("input[name=username]", LOGIN_OF[role])
@@ -267,13 +274,10 @@ def test_page_sweep(site, browser, lang):
             refused_seen: set[int] = set()
             for name, path, _endpoint, ready in plan:
                 tag = f"{lang}-{role}"
-                # A page this role may not open is the error page: checked once per role and status.
-                status = ctx.request.get(site.base + path).status if name not in ("not-found", "login") else 0
-                if status in (403, 404):
-                    if status in refused_seen:
-                        continue
-                    refused_seen.add(status)
-                problems = visit(page, site.base, name, path, ready, shots, tag, site.world.user_data, lang)
+                problems = visit(page, site.base, name, path, ready, shots, tag, site.world.user_data, lang,
+                                 refused_seen, script_errors)
+                if problems is None:  # a page this role may not open: the error page, already checked
+                    continue
                 count += 1
                 if problems:
                     failures[f"{tag} {name} ({path})"] = problems
