@@ -40,7 +40,7 @@ ACTION_LABELS = {"submit": _l("Submit for consultation"), "assign": _l("Assign")
                  "answer_info": _l("Answer the request"), "escalate": _l("Escalate"),
                  "mark_reported": _l("Mark reported"), "return_result": _l("Return the result"),
                  "acknowledge": _l("Acknowledge"), "cancel": _l("Cancel the request"),
-                 "create": _l("Created"), "child_reported": _l("Escalation reported"),
+                 "create": _l("Request created"), "child_reported": _l("Escalation reported"),
                  "result_amended": _l("Result amended: a new report version was signed"),
                  "legacy_opinion": _l("Opinion recorded before signed reports (not a signed result)")}
 FLAG_LABELS = {"ok": _l("on time"), "approaching": _l("approaching target"), "overdue": _l("overdue"),
