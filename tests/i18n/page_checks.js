@@ -3,6 +3,11 @@
 () => {
   const visible = (el) => {
     if (!el || !el.getClientRects().length) return false;
+    // the body of a closed <details> keeps layout boxes in Chromium but is not shown
+    const shut = el.closest('details:not([open])');
+    if (shut && !el.closest('summary')) return false;
+    if (el.checkVisibility && !el.checkVisibility({contentVisibilityAuto: true, opacityProperty: true,
+                                                    visibilityProperty: true})) return false;
     const st = getComputedStyle(el);
     if (st.visibility === 'hidden' || st.display === 'none' || Number(st.opacity) === 0) return false;
     return !(el.closest('[hidden], template, script, style, noscript'));

@@ -130,6 +130,14 @@ def build(db, client_for, slide_path: Path, junk_path: Path) -> SweepWorld:
     svc.submit(db, tech, cancelled, skip_slide_check_for_demo_seed=True)
     svc.cancel(db, tech, cancelled, "标本已送其他医院。Specimen sent to another hospital.")
     out.consultations["cancelled"] = cancelled.id
+    to_expert = seeded("SW-2026-0008", "软组织肿瘤：肉瘤？Soft tissue mass: sarcoma?")
+    svc.submit(db, tech, to_expert, skip_slide_check_for_demo_seed=True)
+    svc.assign(db, patho, to_expert, patho.id)
+    svc.accept(db, patho, to_expert)
+    child = svc.escalate(db, patho, to_expert, "梭形细胞肿瘤，需专家会诊。Spindle cell tumour; expert opinion needed.",
+                         expert_id=expert.id)  # history: assigned, reason "requested expert"
+    out.consultations["escalated_to_expert"] = to_expert.id
+    out.consultations["assigned_to_requested_expert"] = child.id
     reported = seeded("SW-2026-0005", "前列腺穿刺：Gleason 评分？Prostate biopsy: Gleason score?")
     svc.submit(db, tech, reported, skip_slide_check_for_demo_seed=True)
     svc.assign(db, patho, reported, patho.id)
