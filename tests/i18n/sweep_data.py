@@ -16,7 +16,15 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from pathology_hub.models import Case, Institution, Priority, Sex, Slide, SlideStatus, User
+from pathology_hub.models import (
+    Case,
+    Institution,
+    Priority,
+    Sex,
+    Slide,
+    SlideStatus,
+    User,
+)
 from pathology_hub.models.consultations import Consultation, ConsultationState
 
 PASSWORD = "demo-pass-2026"

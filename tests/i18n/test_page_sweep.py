@@ -264,7 +264,7 @@ def test_page_sweep(site, browser, lang):
         try:
             page = ctx.new_page()
             script_errors: list[str] = []
-            page.on("pageerror", lambda exc: script_errors.append(str(exc)))
+            page.on("pageerror", lambda exc, into=script_errors: into.append(str(exc)))
             if role != "anonymous":
                 page.goto(f"{site.base}/login")
                 page.fill("input[name=username]", LOGIN_OF[role])
@@ -290,6 +290,7 @@ def test_page_sweep(site, browser, lang):
         report.extend(f"    {p}" for p in dict.fromkeys(problems))
     (shots / f"failures-{lang}.txt").write_text("\n".join(report) + "\n", encoding="utf-8")
     print(report[0])
-    for row in sorted(TIMES, key=lambda r: -sum(r[1:]))[:25]:
-        print("%-45s goto %.2f ready %.2f eval %.2f shot %.2f" % row)
+    for row in sorted(TIMES, key=lambda r: -sum(r[1:]))[:10]:  # the slowest pages, to see where the time goes
+        name, goto, ready, check, shot = row
+        print(f"{name:45s} goto {goto:.2f} ready {ready:.2f} eval {check:.2f} shot {shot:.2f}")
     assert not failures, "\n".join(report[:400])

@@ -6,9 +6,16 @@ from __future__ import annotations
 import pytest
 
 from tests.browser_helpers import login, wait_until
-from tests.ingest.conftest import demo_case_id  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def demo_case_id(world) -> int:
+    from sqlalchemy import select
+
+    from pathology_hub.models import Case
+    return world.scalar(select(Case.id).where(Case.case_number == "DEMO-2026-001"))
 
 
 def _set_zh(world):
