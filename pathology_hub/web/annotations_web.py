@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, Flask, Response, jsonify, request
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from werkzeug.exceptions import RequestEntityTooLarge
 
@@ -77,7 +78,13 @@ def annotation_classes():
       responses:
         200: {description: '{"classes": [{"name", "color"}]}'}
     """
-    return jsonify({"classes": service.annotation_classes()})
+    return jsonify({"classes": [{**c, "label": str(CLASS_LABELS.get(c["name"], c["name"]))}
+                                for c in service.annotation_classes()]})
+
+
+#: Names of the default palette as readers see them; a network's own palette shows its names as configured.
+CLASS_LABELS = {"tumour": _l("tumour"), "stroma": _l("stroma"), "necrosis": _l("necrosis"),
+                "inflammation": _l("inflammation"), "mitosis": _l("mitosis"), "other": _l("other")}
 
 
 @bp.route(BASE, methods=["GET"])

@@ -29,6 +29,10 @@ ACTION_LABELS = {"access.refused": _l("Access refused (403/404, sampled)"),
                  "logout": _l("Logged out"), "user.subspecialties": _l("Subspecialties changed"),
                  "slide.rejected": _l("Slide rejected at inspection"),
                  "institution.time_zone": _l("Institution time zone changed")}
+#: What an entry is about, in the reader's language (the id follows).
+OBJECT_LABELS = {"annotation": _l("annotation"), "audit_checkpoint": _l("audit checkpoint"), "case": _l("case"),
+                 "consultation": _l("consultation request"), "institution": _l("institution"),
+                 "report": _l("report"), "slide": _l("slide"), "upload": _l("upload"), "user": _l("user")}
 #: One-click filters on the audit page (action prefixes).
 QUICK_FILTERS = ("access.refused", "slide.viewed", "login.failed")
 
@@ -128,4 +132,5 @@ def audit_csv():
 def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
     app.add_template_global(lambda a: ACTION_LABELS.get(a, ""), "audit_action_label")
+    app.add_template_global(lambda o: OBJECT_LABELS.get(o, o), "audit_object_label")
     app.add_template_global(QUICK_FILTERS, "audit_quick_filters")

@@ -33,6 +33,9 @@ def viewer_strings() -> dict[str, str]:
         'slides': _('Slides'),
         'metadata': _('Slide information'),
         'associatedImages': _('Associated images'),
+        'assoc_label': _('Label'),
+        'assoc_macro': _('Overview (macro)'),
+        'assoc_thumbnail': _('Thumbnail'),
         'noMetadata': _('No metadata'),
         'magnification': _('Magnification'),
         'presets': _('Magnification presets'),
@@ -119,6 +122,8 @@ def upload_strings() -> dict[str, str]:
         'failed': _('Upload failed'),
         'networkError': _('Network error — the upload will resume when you press Resume.'),
         'hashFailed': _('Could not read the file'),
+        'hashNetworkError': _('Network error: the server could not be reached to prepare the upload. '
+                              'Check the connection and add the file again.'),
         'secondsLeft': _('{s} s'),
         'minutesLeft': _('{m} min {s} s'),
         'hoursLeft': _('{h} h {m} min'),

@@ -6,6 +6,7 @@ happen, in the order 404 (not visible) → 409 (not allowed in this state) → 4
 
 from __future__ import annotations
 
+import re
 from typing import Any, Callable
 
 from flask import Blueprint, Flask, Response, flash, jsonify, redirect, render_template, request, url_for
@@ -38,7 +39,7 @@ ACTION_LABELS = {"submit": _l("Submit for consultation"), "assign": _l("Assign")
                  "answer_info": _l("Answer the request"), "escalate": _l("Escalate"),
                  "mark_reported": _l("Mark reported"), "return_result": _l("Return the result"),
                  "acknowledge": _l("Acknowledge"), "cancel": _l("Cancel the request"),
-                 "create": _l("Created"), "child_reported": _l("Escalation reported"),
+                 "create": _l("Request created"), "child_reported": _l("Escalation reported"),
                  "result_amended": _l("Result amended: a new report version was signed"),
                  "legacy_opinion": _l("Opinion recorded before signed reports (not a signed result)")}
 FLAG_LABELS = {"ok": _l("on time"), "approaching": _l("approaching target"), "overdue": _l("overdue"),
@@ -52,6 +53,21 @@ REASON_LABELS = {"auto": _l("automatic"), "requested expert": _l("requested expe
 STAGE_LABELS = {"submitted_to_assigned": _l("submitted → assigned"), "assigned_to_accepted": _l("assigned → accepted"),
                 "accepted_to_reported": _l("accepted → reported"),
                 "reported_to_acknowledged": _l("reported → acknowledged")}
+
+#: Notes the state machine writes itself ("v2", "v2 (amendment)"): shown in the reader's language.
+_SYSTEM_NOTE = re.compile(r"^v(\d+)(?: \((\w+)\))?$")
+_NOTE_KINDS = {"original": _l("original report"), "addendum": _l("addendum"), "amendment": _l("amendment")}
+
+
+def event_comment(e: Any) -> str:
+    """The comment of a history row: a person's words as typed, the system's version notes translated."""
+    match = _SYSTEM_NOTE.match(e.comment or "") if e.transition in ("acknowledge", "result_amended") else None
+    if not match:
+        return e.comment
+    number, kind = match.groups()
+    if kind:
+        return _("version %(n)s (%(kind)s)", n=number, kind=_NOTE_KINDS.get(kind, kind))
+    return _("version %(n)s", n=number)
 
 
 def _note_text(n: Notification) -> str:
@@ -471,3 +487,4 @@ def init_app(app: Flask) -> None:
     app.add_template_global(_result_of, "consultation_result")
     app.add_template_global(_preliminaries_of, "preliminary_opinions")
     app.add_template_global(lambda r: REASON_LABELS.get(r, r), "consultation_reason_label")
+    app.add_template_global(event_comment, "consultation_event_comment")

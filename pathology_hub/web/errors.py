@@ -8,6 +8,8 @@ import uuid
 from typing import Callable
 
 from flask import Flask, jsonify, make_response, render_template, request
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
@@ -24,6 +26,11 @@ STORAGE_STATUS = {ObjectNotFound: (404, "The stored object was not found."),
                   IntegrityError: (500, "A stored object failed its integrity check."),
                   InvalidKey: (400, "Invalid object reference.")}
 
+
+#: Werkzeug's own errors (no such URL, wrong method…) in the user's language instead of its English text.
+HTTP_MESSAGES = {404: _l("This page does not exist. Check the address, or go back to the worklist."),
+                 405: _l("This page cannot be used that way."),
+                 403: _l("You do not have permission to open this page.")}
 
 #: Error codes whose message is rendered in the user's language (the domain stays free of Flask):
 #: code -> function of the exception returning the translated text.  Filled by the web modules.
@@ -88,11 +95,13 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
         code = (exc.name or "error").lower().replace(" ", "_")
-        return error_response(exc.code or 500, code, exc.description or exc.name)
+        message = HTTP_MESSAGES.get(exc.code or 500)
+        return error_response(exc.code or 500, code, str(message) if message else exc.description or exc.name)
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):
         SessionLocal.rollback()
         ref = uuid.uuid4().hex[:12]
         log.exception("unhandled error", extra={"ref": ref, "path": request.path})
-        return error_response(500, "internal_error", f"Something went wrong on the server (reference {ref}).")
+        return error_response(500, "internal_error", _("Something went wrong on the server (reference %(ref)s).",
+                                                       ref=ref))

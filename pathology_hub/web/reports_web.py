@@ -33,6 +33,16 @@ _report = load_model(Report, "report_id")
 
 KIND_LABELS = {"original": _l("original report"), "addendum": _l("addendum"), "amendment": _l("amendment")}
 STATUS_LABELS = {"draft": _l("draft"), "signed": _l("signed"), "superseded": _l("superseded")}
+#: The stored PDFs of a version (verification page): the one signed, and the copy stamped when it was replaced.
+FILE_KIND_LABELS = {"original": _l("signed PDF"), "superseded": _l("copy stamped superseded")}
+
+
+def code_name(v: Any) -> str:
+    """A version's diagnosis code name in the reader's language (the list's name; else the stored one)."""
+    from .i18n import select_locale
+    field = (lambda name: v.get(name) or "") if isinstance(v, dict) else (lambda name: getattr(v, name) or "")
+    return report_codes.display_name(field("diagnosis_code_system"), field("diagnosis_code"),
+                                     field("diagnosis_code_display"), select_locale())
 
 
 def _me() -> User:
@@ -113,7 +123,7 @@ def version_json(db, v: ReportVersion, report: Report) -> dict[str, Any]:
     sigs = docs.signatures_of(db, v) if v.status != "draft" else []
     data = {
         "number": v.number, "kind": v.kind, "status": v.status, "reason": v.reason, "revision": v.revision,
-        **svc.version_json_fields(v),
+        **svc.version_json_fields(v), "diagnosis_code_name": code_name(v),
         "created_at": iso(v.created_at), "updated_at": iso(v.updated_at), "signed_at": iso(v.signed_at),
         "signed_by": v.signed_by.full_name if v.signed_by else None,
         "superseded_by": v.superseded_by_number, "superseded_at": iso(v.superseded_at),
@@ -193,7 +203,9 @@ def api_codes():
     get:
       summary: List the configured diagnosis codes
     """
-    return jsonify({"codes": [c.as_json() for c in report_codes.codes()]})
+    from .i18n import select_locale
+    locale = select_locale()
+    return jsonify({"codes": [{**c.as_json(), "name": c.name_in(locale)} for c in report_codes.codes()]})
 
 
 @bp.route("/api/v1/cases/<int:case_id>/reports")
@@ -531,3 +543,5 @@ def init_app(app: Flask) -> None:
     app.add_template_global(integrity_message, "report_integrity_message")
     app.add_template_global(lambda s: STATUS_LABELS.get(s, s), "report_status_label")
     app.add_template_global(lambda k: KIND_LABELS.get(k, k), "report_kind_label")
+    app.add_template_global(lambda k: FILE_KIND_LABELS.get(k, k), "report_file_kind_label")
+    app.add_template_global(code_name, "diagnosis_code_name")

@@ -244,12 +244,12 @@ def test_unclassified_annotation_and_unknown_mpp(client_for, world):
 def test_annotation_classes_default_and_override(client_for, tmp_path, monkeypatch):
     c = client_for("tech")
     classes = c.get("/api/v1/annotation-classes").json["classes"]
-    assert classes[0] == {"name": "tumour", "color": "#d62728"}
+    assert classes[0] == {"name": "tumour", "color": "#d62728", "label": "tumour"}  # label: in the reader's language
     assert [k["name"] for k in classes] == ["tumour", "stroma", "necrosis", "inflammation", "mitosis", "other"]
     path = tmp_path / "classes.json"
     path.write_text(json.dumps({"classes": [{"name": "腺癌", "color": "#AA0000"}]}), encoding="utf-8")
     monkeypatch.setenv("ANNOTATION_CLASSES_FILE", str(path))
-    assert c.get("/api/v1/annotation-classes").json["classes"] == [{"name": "腺癌", "color": "#aa0000"}]
+    assert c.get("/api/v1/annotation-classes").json["classes"] == [{"name": "腺癌", "color": "#aa0000", "label": "腺癌"}]
     path.write_text("[{\"name\": \"x\"}]", encoding="utf-8")
     import os
     os.utime(path, (1, 1))

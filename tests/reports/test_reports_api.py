@@ -46,7 +46,8 @@ def test_draft_is_written_by_the_assignee_only(client_for, scenario, db):
     assert p.put(f"/api/v1/reports/{rid}", json={"diagnosis": "x"}).json["error"]["code"] == "revision_required"
     assert p.put(f"/api/v1/reports/{rid}", json={"revision": 2, "diagnosis": 5}).status_code == 422
     codes = ok(p.get("/api/v1/report-codes"))["codes"]
-    assert {"system": "ICD-O-3", "code": "8140/3", "display": "Adenocarcinoma, NOS"} in codes
+    assert {"system": "ICD-O-3", "code": "8140/3", "display": "Adenocarcinoma, NOS",
+            "name": "Adenocarcinoma, NOS"} in codes  # name: in the reader's language
 
 
 def test_two_editors_autosave_conflict_is_409_and_nothing_is_overwritten(client_for, scenario):

@@ -108,7 +108,11 @@ class HashQueue {
       else if (msg.type === "cancelled") { this.jobs.delete(msg.id); job.reject(new Error("cancelled")); }
     };
     this.worker.onerror = (event) => {
-      for (const job of this.jobs.values()) job.reject(new Error(event.message || "worker error"));
+      // The worker itself failed (its script could not be fetched: typically the network is down),
+      // as opposed to a file it could not read (reported by the worker as an "error" message).
+      const failure = new Error(event.message || "worker error");
+      failure.network = true;
+      for (const job of this.jobs.values()) job.reject(failure);
       this.jobs.clear();
       this.worker = null;
     };
@@ -257,7 +261,8 @@ class UploadItem {
     } catch (err) {
       if (this.state === "removed") return;
       this.state = "error";
-      this.error = this.t("hashFailed");
+      const offline = (err && err.network) || (typeof navigator !== "undefined" && navigator.onLine === false);
+      this.error = this.t(offline ? "hashNetworkError" : "hashFailed");
       this.render();
       return;
     }
@@ -478,7 +483,12 @@ class UploadItem {
       case "waiting": return `${this.error} ${t("retryingAt", { time: new Date(this.waitUntil).toLocaleTimeString() })}`;
       case "processing":
         if (this.serverStatus === "storing" && this.serverMessage) return this.serverMessage;
-        return this.serverStatus ? t(`status_${this.serverStatus}`) : t("processing");
+        if (!this.serverStatus) return t("processing");
+        {
+          const key = `status_${this.serverStatus}`;  // a status without a text of its own: "processing"
+          const text = t(key);
+          return text === key ? t("processing") : text;
+        }
       case "done": return t("done");
       case "error": return this.error || t("failed");
       case "duplicate": {

@@ -225,7 +225,10 @@ class ViewerApp {
       if (slide.width && slide.height) add(t("dimensions"), `${slide.width} × ${slide.height} px`);
       if (slide.mpp) add(t("resolution"), `${Number(slide.mpp).toFixed(3)} µm/px`);
       if (slide.objectivePower) add(t("objectivePower"), `${slide.objectivePower}×`);
-      for (const [k, v] of Object.entries(slide.metadata || {})) add(k, v);
+      for (const [k, v] of Object.entries(slide.metadata || {})) {
+        add(k, v);
+        if (rows.length) rows[rows.length - 1].setAttribute("translate", "no");  // read from the file, verbatim
+      }
     }
     this.metaEl.replaceChildren(...(rows.length ? rows : [h("dd", {}, t("noMetadata"))]));
     const images = (slide && slide.associatedImages) || [];
@@ -233,10 +236,17 @@ class ViewerApp {
     this.assocEl.replaceChildren(
       ...images.map((img) =>
         h("figure", { class: "ph-assoc-item" },
-          h("img", { src: img.url, alt: img.name, loading: "lazy" }),
-          h("figcaption", {}, img.name)),
+          h("img", { src: img.url, alt: this._assocName(img.name), loading: "lazy" }),
+          h("figcaption", {}, this._assocName(img.name))),
       ),
     );
+  }
+
+  /** The usual associated images (label, macro, thumbnail) by their names in the reader's language. */
+  _assocName(name) {
+    const key = `assoc_${name}`;
+    const text = this.t(key);
+    return text && text !== key ? text : name;
   }
 
   _renderPresets() {

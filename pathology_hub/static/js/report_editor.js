@@ -150,7 +150,7 @@
     var select = el("select", { name: "diagnosis_code", "data-testid": "report-field-diagnosis_code" });
     select.appendChild(el("option", { value: "" }, T.no_code));
     state.codes.forEach(function (c) {
-      var opt = el("option", { value: c.code, "data-system": c.system }, c.system + " " + c.code + " — " + c.display);
+      var opt = el("option", { value: c.code, "data-system": c.system }, c.system + " " + c.code + " — " + (c.name || c.display));
       if (c.code === v.diagnosis_code && c.system === v.diagnosis_code_system) { opt.selected = true; }
       select.appendChild(opt);
     });
@@ -304,7 +304,7 @@
   function renderSigned(r, v) {
     FIELDS.forEach(function (f) { if (v[f[0]]) { body.appendChild(labelled(T[f[0]], v[f[0]])); } });
     if (v.diagnosis_code) {
-      body.appendChild(labelled(T.diagnosis_code, v.diagnosis_code_system + " " + v.diagnosis_code + " — " + v.diagnosis_code_display));
+      body.appendChild(labelled(T.diagnosis_code, v.diagnosis_code_system + " " + v.diagnosis_code + " — " + (v.diagnosis_code_name || v.diagnosis_code_display)));
     }
     body.appendChild(figuresBlock(r, v, false));
     (v.signatures || []).forEach(function (s) {

@@ -114,6 +114,12 @@ export class AnnotationController {
     });
   }
 
+  /** A class's name in the reader's language (the server sends `label`), else its stored name. */
+  labelOfClass(name) {
+    const entry = this.palette.find((c) => c.name === name);
+    return (entry && entry.label) || name;
+  }
+
   colorOfClass(name) {
     const entry = this.palette.find((c) => c.name === name);
     return entry ? entry.color : DEFAULT_COLOR;

@@ -120,7 +120,8 @@ export class AnnotationPanel {
       toggle.checked = !hidden.has(key);
       const swatch = h("span", { class: "ph-ann-swatch", "aria-hidden": "true" });
       swatch.style.background = this.groupBy === "class" ? ctl.colorOf(shapes[0]) : "transparent";
-      const label = key || (this.groupBy === "class" ? this.t("noClass") : "–");
+      const label = key ? (this.groupBy === "class" ? this.ctl.labelOfClass(key) : key)
+        : (this.groupBy === "class" ? this.t("noClass") : "–");
       const items = shapes.slice(0, LIST_LIMIT).map((s) => {
         const comment = s.comment ? ` — ${s.comment.slice(0, 60)}` : "";
         return h("li", {},
@@ -171,7 +172,7 @@ export class AnnotationPanel {
       class: "ph-ann-class", "aria-label": t("annotationClass"), disabled: !editable || undefined,
       onchange: () => ctl.setClass(layer, s, classSelect.value || null),
     }, h("option", { value: "" }, t("noClass")),
-    ...ctl.palette.map((c) => h("option", { value: c.name }, c.name)));
+    ...ctl.palette.map((c) => h("option", { value: c.name }, c.label || c.name)));
     if (s.cls && !ctl.palette.some((c) => c.name === s.cls)) classSelect.append(h("option", { value: s.cls }, s.cls));
     classSelect.value = s.cls || "";
     const comment = h("textarea", {

@@ -69,7 +69,7 @@ export class AnnotationToolbar {
   update({ canEdit, palette, currentClass, canUndo, canRedo }) {
     this.el.hidden = !canEdit;
     if (this.classSelect.options.length !== palette.length) {
-      this.classSelect.replaceChildren(...palette.map((c) => h("option", { value: c.name }, c.name)));
+      this.classSelect.replaceChildren(...palette.map((c) => h("option", { value: c.name }, c.label || c.name)));
     }
     if (currentClass) this.classSelect.value = currentClass;
     this.undoBtn.disabled = !canUndo;

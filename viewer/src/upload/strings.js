@@ -17,6 +17,7 @@ export const UPLOAD_STRINGS = {
   failed: "Upload failed",
   networkError: "Network error — the upload will resume when you press Resume.",
   hashFailed: "Could not read the file",
+  hashNetworkError: "Network error: the server could not be reached to prepare the upload. Check the connection and add the file again.",
   secondsLeft: "{s} s",
   minutesLeft: "{m} min {s} s",
   hoursLeft: "{h} h {m} min",
