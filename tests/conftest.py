@@ -12,6 +12,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
+# Fixtures every folder uses (plain helpers such as tus_upload live in tests/fixtures/uploads.py).
+from tests.fixtures.slides import _ready_templates, demo_case_id, ready_slide, synthetic_slide  # noqa: F401
+
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_SLIDES = ROOT.parent / "shared" / "slides"
 IN_CI = os.environ.get("CI", "").lower() == "true"

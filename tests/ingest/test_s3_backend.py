@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from pathology_hub.models import Slide, SlideStatus
-from tests.ingest.conftest import tus_upload
+from tests.fixtures.uploads import tus_upload
 from tests.storage.conftest import s3_url  # noqa: F401 - starts scripts/s3-server (fails under CI if it cannot)
 
 
