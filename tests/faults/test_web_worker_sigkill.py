@@ -26,7 +26,8 @@ from .helpers import logged_in
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "demo-pass-2026"
-pytestmark = pytest.mark.slow
+# gunicorn process deaths; the database is incidental: once (SQLite pass).
+pytestmark = [pytest.mark.slow, pytest.mark.single_pass]
 
 CLIENTS = 6
 RUN_SECONDS = 7.0

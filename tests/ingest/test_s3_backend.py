@@ -12,6 +12,9 @@ from pathology_hub.models import Slide, SlideStatus
 from tests.fixtures.uploads import tus_upload
 from tests.storage.conftest import s3_url  # noqa: F401 - starts scripts/s3-server (fails under CI if it cannot)
 
+# The object-storage backend under the app; the database is incidental: once (SQLite pass).
+pytestmark = pytest.mark.single_pass
+
 
 @pytest.fixture
 def settings(settings, s3_url):  # noqa: F811 - the app fixture picks this up
