@@ -138,7 +138,6 @@ def test_a_worker_dying_on_the_last_attempt_fails_the_job_and_its_slide(world, t
 
 
 def test_a_queued_job_whose_message_was_lost_is_sent_again(world, tile_job, queued):
-    from pathology_hub.domain import jobs
     created = _state(world, tile_job.id).updated_at.replace(tzinfo=dt.timezone.utc)
     assert _reap(created + dt.timedelta(minutes=4)) == []  # the worker may just be busy
     assert _reap(created + dt.timedelta(minutes=6)) == [tile_job.id]
