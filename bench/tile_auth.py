@@ -38,7 +38,7 @@ def main() -> int:
     from pathology_hub.queue import huey
     from pathology_hub.slides.synthetic import write_synthetic_slide
     from tests.conftest import Client
-    from tests.ingest.conftest import tus_upload
+    from tests.fixtures.uploads import tus_upload
     from sqlalchemy import select
     from pathology_hub.models import Case
 

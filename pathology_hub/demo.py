@@ -115,7 +115,7 @@ def ensure_demo_consultations(session: Session) -> None:
     from .domain import consultations as svc
 
     users = {u.username: u for u in session.scalars(select(User))}
-    tech, clinician, pathologist, expert = users["tech"], users["clinician"], users["pathologist"], users["expert"]
+    tech, clinician, pathologist = users["tech"], users["clinician"], users["pathologist"]
     for number, priority, target, question in DEMO_CONSULTATIONS:
         if session.scalar(select(Case).where(Case.case_number == number)) is not None:
             continue

@@ -12,6 +12,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
+# Fixtures every folder uses (plain helpers such as tus_upload live in tests/fixtures/uploads.py).
+from tests.fixtures.slides import _ready_templates, demo_case_id, ready_slide, synthetic_slide  # noqa: F401
+
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_SLIDES = ROOT.parent / "shared" / "slides"
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -23,6 +26,9 @@ def pytest_collection_modifyitems(config, items):
         parts = Path(str(item.fspath)).relative_to(ROOT / "tests").parts
         if parts and parts[0] in DB_FREE_DIRS:
             item.add_marker(pytest.mark.no_database)
+        # A test that drives Chromium is a browser test (run once, SQLite pass) even if its marker was forgotten.
+        if "browser" in getattr(item, "fixturenames", ()) and not item.get_closest_marker("browser"):
+            item.add_marker(pytest.mark.browser)
 
 
 def require(condition: bool, reason: str) -> None:

@@ -12,7 +12,7 @@ from ..domain import accounts, timezones
 from ..domain.errors import DomainError
 from ..models import Institution, Role, Tier, User
 from .authz import authorize, load_model
-from .errors import flash_error, message_of
+from .errors import flash_error
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 

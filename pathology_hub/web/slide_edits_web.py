@@ -18,7 +18,7 @@ from ..domain.errors import DomainError, NotFound, ValidationFailed
 from ..models import Case, Slide
 from .authz import authorize, load_model
 from .security import client_ip
-from .errors import flash_error, message_of
+from .errors import flash_error
 from .serializers import iso
 from .slide_text import stain_display
 from .tile_fastpath import forget_reader

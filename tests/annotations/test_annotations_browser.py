@@ -13,7 +13,6 @@ from sqlalchemy import select
 
 from pathology_hub.models import Slide
 from tests.browser_helpers import login, wait_until
-from tests.ingest.conftest import demo_case_id, synthetic_slide, tus_upload  # noqa: F401 - shared fixtures
 
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("consultation_grant")]
 
@@ -22,8 +21,8 @@ XSS = "<img src=x onerror=alert(1)>"
 
 
 @pytest.fixture
-def tiled_slide(client_for, world, synthetic_slide, demo_case_id):  # noqa: F811
-    assert tus_upload(client_for("tech"), synthetic_slide, demo_case_id).status_code == 201
+def tiled_slide(client_for, world, synthetic_slide, demo_case_id, ready_slide):
+    ready_slide(demo_case_id, synthetic_slide)
     world.expire_all()
     slide = world.scalars(select(Slide).order_by(Slide.id.desc())).first()
     return slide.id
@@ -270,13 +269,12 @@ def test_read_only_before_signing(browser, live_server, tiled_slide, demo_case_i
     ctx.close()
 
 
-def test_side_by_side_and_version_conflict(browser, live_server, client_for, world, synthetic_slide,  # noqa: F811
-                                           demo_case_id, artifacts, tmp_path):  # noqa: F811
+def test_side_by_side_and_version_conflict(browser, live_server, client_for, world, synthetic_slide,
+                                           demo_case_id, artifacts, tmp_path, ready_slide):
     from pathology_hub.slides.synthetic import write_synthetic_slide
-    tech = client_for("tech")
     second = write_synthetic_slide(tmp_path / "ihc.svs", 2600, 2000, mpp=0.5, seed=21)
-    assert tus_upload(tech, synthetic_slide, demo_case_id).status_code == 201
-    assert tus_upload(tech, second, demo_case_id, stain="Ki-67").status_code == 201
+    ready_slide(demo_case_id, synthetic_slide)
+    ready_slide(demo_case_id, second, stain="Ki-67")
     world.expire_all()
     first_id, second_id = [s.id for s in world.scalars(select(Slide).order_by(Slide.id))][-2:]
     c = client_for("pathologist")

@@ -8,7 +8,6 @@ import pytest
 
 from tests.annotations.test_annotations_browser import settle, state, tiled_slide  # noqa: F401 - shared fixture
 from tests.browser_helpers import login, wait_until
-from tests.ingest.conftest import demo_case_id, synthetic_slide, tus_upload  # noqa: F401 - shared fixtures
 
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("consultation_grant")]
 

@@ -12,7 +12,6 @@ from sqlalchemy import select
 
 from pathology_hub.domain import refusal_audit
 from pathology_hub.models import AuditEvent, Case, Slide, User
-from tests.ingest.conftest import tus_upload
 
 T0 = dt.datetime(2026, 11, 24, 8, 0, tzinfo=dt.timezone.utc)
 
@@ -69,13 +68,13 @@ def small_slide(tmp_path_factory):
 
 
 @pytest.fixture
-def probed(world, client_for, small_slide):
+def probed(world, client_for, small_slide, ready_slide):
     """The demo case (COMM1) with a tiled slide, a consultation with a report and an annotation."""
     from pathology_hub.domain import consultations
     from pathology_hub.models.reports import Report, ReportVersion
     case = world.scalar(select(Case).where(Case.case_number == "DEMO-2026-001"))
     tech = client_for("tech")
-    assert tus_upload(tech, small_slide, case.id).status_code == 201
+    ready_slide(case.id, small_slide)
     slide = world.scalars(select(Slide)).one()
     tech_user = world.scalar(select(User).where(User.username == "tech"))
     c = consultations.create(world, tech_user, case, {"question": "q"})

@@ -13,22 +13,15 @@ from pathology_hub.domain import view_audit
 from pathology_hub.domain.audit import verify_chain
 from pathology_hub.models import AuditEvent, Case, Slide, User
 from pathology_hub.web import view_audit_hook
-from tests.ingest.conftest import tus_upload
-
-
-@pytest.fixture(scope="session")
-def synthetic_slide(tmp_path_factory):
-    from pathology_hub.slides.synthetic import write_synthetic_slide
-    path = tmp_path_factory.mktemp("view-audit") / "synthetic-he.svs"
-    return write_synthetic_slide(path, 3000, 2200, mpp=0.25, tissue_fraction=0.45, seed=7)
 
 
 @pytest.fixture
-def ready_slide(app, world, client_for, synthetic_slide):
-    """The demo case's slide, uploaded and tiled; returns (tech client, slide JSON, case id)."""
+def ready_slide(app, world, client_for, synthetic_slide, ready_slide):
+    """The demo case's slide, ready (tiled once per session, see tests/fixtures/slides.py);
+    returns (tech client, slide JSON, case id)."""
     case_id = world.scalar(select(Case.id).where(Case.case_number == "DEMO-2026-001"))
     tech = client_for("tech")
-    assert tus_upload(tech, synthetic_slide, case_id).status_code == 201
+    ready_slide(case_id, synthetic_slide)
     info = tech.get(f"/api/v1/cases/{case_id}/slides").json["slides"][0]
     assert info["status"] == "ready"
     view_audit.configure(3600)  # nothing becomes due on its own during the test

@@ -13,9 +13,9 @@ from sqlalchemy import select
 
 from pathology_hub.models import Case, Institution, User
 from pathology_hub.models.consultations import Consultation, ConsultationState
-from tests.ingest.conftest import synthetic_slide, tus_upload  # noqa: F401 - fixture re-export
+from tests.fixtures.uploads import tus_upload  # noqa: F401 - re-export
 
-__all__ = ["tus_upload", "synthetic_slide", "signed_version_row", "wait_for_mail"]
+__all__ = ["tus_upload", "signed_version_row", "wait_for_mail"]
 
 
 class Sink:

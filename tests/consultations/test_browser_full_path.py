@@ -22,7 +22,6 @@ import time
 import pytest
 
 from tests.browser_helpers import login, wait_until
-from tests.ingest.conftest import tus_upload
 
 pytestmark = pytest.mark.browser
 
@@ -91,7 +90,7 @@ class User:
 
 
 def test_referral_triage_information_escalation_through_the_ui(browser, live_server, world, users, client_for,
-                                                                faint_slide, pas_slide, artifacts):
+                                                                faint_slide, pas_slide, ready_slide, artifacts):
     started = time.monotonic()
     errors: list[str] = []
     people = {n: User(browser, live_server, n, errors) for n in ("tech", "admin", "pathologist", "expert", "clinician")}
@@ -112,8 +111,9 @@ def test_referral_triage_information_escalation_through_the_ui(browser, live_ser
         assert tech.page.text_content("[data-testid=case-number]").strip() == "BR-FLOW-001"
         case_id = int(re.search(r"/cases/(\d+)", tech.page.url).group(1))
 
-        # A slide with a quality warning arrives (Python tus helper), and shows on the case page.
-        assert tus_upload(client_for("tech"), faint_slide, case_id).status_code == 201
+        # A slide with a quality warning arrives (already tiled: the upload through the page follows
+        # below with the PAS recut), and shows on the case page.
+        ready_slide(case_id, faint_slide)
         tech.page.reload()
         assert tech.page.locator("[data-testid=slides] tr[data-slide-id]").count() == 1
         assert "Very little tissue" in tech.page.text_content("[data-testid=slides]")

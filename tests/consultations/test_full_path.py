@@ -6,7 +6,7 @@ from sqlalchemy import select
 
 from pathology_hub.models import AuditEvent, Slide, SlideStatus
 from pathology_hub.models.consultations import Consultation, ConsultationEvent
-from tests.ingest.conftest import tus_upload
+from tests.fixtures.uploads import tus_upload
 
 
 def _post(client, path, body=None, status=200):

@@ -21,8 +21,8 @@ V2 = "Invasive ductal carcinoma, grade 2 / 浸润性导管癌，2级"
 REASON = "Deeper levels show stromal invasion / 深切片可见间质浸润"
 
 
-def _amended_consultation(db, client_for, users, slide) -> tuple[int, int]:
-    s = make_in_review(db, client_for, users, slide, number="C-TRUTH-UI")
+def _amended_consultation(db, client_for, users, ready_slide, slide) -> tuple[int, int]:
+    s = make_in_review(db, client_for, users, ready_slide, slide, number="C-TRUTH-UI")
     path_, expert, clin = client_for("pathologist"), client_for("expert"), client_for("clinician")
     child = ok(path_.post(f"/api/v1/consultations/{s.consultation_id}/escalate",
                           json={"preliminary_opinion": "ADH vs DCIS; IHC advised / 倾向非典型导管增生",
@@ -36,8 +36,8 @@ def _amended_consultation(db, client_for, users, slide) -> tuple[int, int]:
 
 
 def test_clinician_reads_the_amended_result_and_confirms_it_in_chinese(browser, live_server, world, users,
-                                                                         client_for, report_slide, artifacts):  # noqa: F811
-    cid, _rid = _amended_consultation(world, client_for, users, report_slide)
+                                                                         client_for, report_slide, ready_slide, artifacts):  # noqa: F811
+    cid, _rid = _amended_consultation(world, client_for, users, ready_slide, report_slide)
     clinician = users["clinician"]
     clinician.locale = "zh_CN"
     world.commit()

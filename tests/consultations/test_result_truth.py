@@ -80,11 +80,11 @@ def assert_in_force_page(html: str, expert_name: str, *, where: str, history: bo
 
 
 def test_amended_result_reaches_everyone_and_needs_a_new_acknowledgement(
-        world, client_for, users, report_slide, smtp_sink, tmp_path):  # noqa: F811
+        world, client_for, users, report_slide, ready_slide, smtp_sink, tmp_path):  # noqa: F811
     db = world
     users["clinician"].email = "clinician@comm1.example"
     db.commit()
-    s = make_in_review(db, client_for, users, report_slide, number="C-TRUTH-1")
+    s = make_in_review(db, client_for, users, ready_slide, report_slide, number="C-TRUTH-1")
     clin, path_, expert, tech = (client_for(n) for n in ("clinician", "pathologist", "expert", "tech"))
     expert_name, district_name = users["expert"].full_name, users["pathologist"].full_name
     univ = users["expert"].institution

@@ -54,12 +54,12 @@ def report_slide(tmp_path_factory):
                                  tissue_fraction=0.5, seed=13)
 
 
-def test_gateway_stopped_during_signing_loses_nothing(app, world, client_for, users, report_slide, cluster,
-                                                      artifacts):
+def test_gateway_stopped_during_signing_loses_nothing(app, world, client_for, users, report_slide, ready_slide,
+                                                      cluster, artifacts):
     from pathology_hub import runtime
     store = runtime.store()
     store.ping()  # creates this test's bucket
-    scenario = make_in_review(world, client_for, users, report_slide, number="C-FAULT-1")
+    scenario = make_in_review(world, client_for, users, ready_slide, report_slide, number="C-FAULT-1")
     world.execute(update(User).where(User.username == "pathologist").values(locale="zh_CN"))
     world.commit()
     p = client_for("pathologist")

@@ -264,7 +264,7 @@ def test_gateway_stopped_at_completion_client_gone_worker_finishes(app, world, l
     import requests
 
     from pathology_hub.domain.upload_server import retry_pending_uploads
-    from tests.ingest.conftest import tus_metadata
+    from tests.fixtures.uploads import tus_metadata
     data = slide_file.read_bytes()
     headers = {"Authorization": f"Bearer {token}", "Tus-Resumable": "1.0.0"}
     assert s3_ctl("stop-rgw").returncode == 0

@@ -154,12 +154,11 @@ def small_slide(tmp_path_factory):
 
 
 @pytest.fixture
-def ids(world, client_for, small_slide):
+def ids(world, client_for, small_slide, ready_slide):
     from pathology_hub.models import Slide
-    from tests.ingest.conftest import tus_upload
     db = world
     case = db.scalar(select(Case).where(Case.case_number == "DEMO-2026-001"))
-    assert tus_upload(client_for("tech"), small_slide, case.id).status_code == 201
+    ready_slide(case.id, small_slide)
     slide = db.scalars(select(Slide)).one()
     from pathology_hub.domain import consultations
     tech = db.scalar(select(User).where(User.username == "tech"))

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from tests.ingest.conftest import tus_metadata
+from tests.fixtures.uploads import tus_metadata
 
 LIMIT = 4096
 

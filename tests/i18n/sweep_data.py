@@ -62,7 +62,7 @@ def build(db, client_for, slide_path: Path, junk_path: Path) -> SweepWorld:
     from pathology_hub.demo import ensure_demo_consultations, ensure_demo_data
     from pathology_hub.domain import consultations as svc
     from pathology_hub.domain import reports
-    from tests.ingest.conftest import tus_upload
+    from tests.fixtures.uploads import tus_upload
 
     ensure_demo_data(db)
     db.commit()

@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import select
 
 from pathology_hub.models import Slide
-from tests.ingest.conftest import tus_upload
+from tests.fixtures.uploads import tus_upload
 
 
 @pytest.fixture(scope="module")

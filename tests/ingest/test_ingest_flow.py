@@ -7,7 +7,7 @@ import hashlib
 from sqlalchemy import select
 
 from pathology_hub.models import AuditEvent, Slide, SlideStatus, StoredOriginal
-from tests.ingest.conftest import tus_upload
+from tests.fixtures.uploads import tus_upload
 
 
 def _only_slide(db) -> Slide:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from tests.ingest.conftest import tus_upload
+from tests.fixtures.uploads import tus_upload
 
 
 class _StopAtPreview(Exception):

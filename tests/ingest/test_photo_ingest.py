@@ -7,7 +7,7 @@ from PIL import Image
 from sqlalchemy import select
 
 from pathology_hub.models import Slide, SlideStatus
-from tests.ingest.conftest import tus_upload
+from tests.fixtures.uploads import tus_upload
 
 
 def test_jpeg_photo_is_accepted_and_tiled(client_for, db, tmp_path, demo_case_id):

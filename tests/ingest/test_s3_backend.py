@@ -9,8 +9,11 @@ import pytest
 from sqlalchemy import select
 
 from pathology_hub.models import Slide, SlideStatus
-from tests.ingest.conftest import tus_upload
+from tests.fixtures.uploads import tus_upload
 from tests.storage.conftest import s3_url  # noqa: F401 - starts scripts/s3-server (fails under CI if it cannot)
+
+# The object-storage backend under the app; the database is incidental: once (SQLite pass).
+pytestmark = pytest.mark.single_pass
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from pathology_hub.models import Slide, SlideStatus
 from tests.browser_helpers import login, wait_until
-from tests.ingest.conftest import tus_upload
+from tests.fixtures.uploads import tus_upload
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

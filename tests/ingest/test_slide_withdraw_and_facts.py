@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from pathology_hub.models import AuditEvent, Slide, SlideStatus, StainCategory
-from tests.ingest.conftest import tus_upload
+from tests.fixtures.uploads import tus_upload
 
 ZH = {"Accept-Language": "zh-CN,zh;q=0.9"}
 EN = {"Accept-Language": "en"}

@@ -7,7 +7,7 @@ import os
 from sqlalchemy import select
 
 from pathology_hub.models import StoredOriginal
-from tests.ingest.conftest import tus_upload
+from tests.fixtures.uploads import tus_upload
 
 
 def test_storage_verify_reports_missing_and_corrupted(app, client_for, world, synthetic_slide, demo_case_id):

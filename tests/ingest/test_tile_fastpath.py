@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.ingest.conftest import tus_upload
+from tests.fixtures.uploads import tus_upload
 
 VOLATILE = {"Date", "Vary", "Set-Cookie"}
 

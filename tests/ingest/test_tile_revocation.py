@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import select, update
 
 from pathology_hub.models import User, UserSession
-from tests.ingest.conftest import tus_upload
+from tests.fixtures.uploads import tus_upload
 
 pytestmark = pytest.mark.slow  # each one uploads and tiles a slide (~10 s)
 DEADLINE = 1.5  # seconds: RECHECK_SECONDS plus slack for a loaded machine

@@ -3,7 +3,7 @@ overridden POST is checked for the CSRF token like any other browser write."""
 
 from __future__ import annotations
 
-from .conftest import tus_metadata
+from tests.fixtures.uploads import tus_metadata
 
 TUS = {"Tus-Resumable": "1.0.0"}
 

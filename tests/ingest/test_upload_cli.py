@@ -10,6 +10,10 @@ from sqlalchemy import select
 
 from pathology_hub.models import Slide, SlideStatus
 
+# The command-line client over HTTP: its database use is the server's ordinary upload path, which
+# tests/ingest covers on PostgreSQL; run once (SQLite pass).
+pytestmark = pytest.mark.single_pass
+
 
 def _token(app) -> str:
     result = app.test_cli_runner().invoke(args=["users", "token", "tech", "--name", "scanner"])

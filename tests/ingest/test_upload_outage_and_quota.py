@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from pathology_hub.models import Slide, SlideStatus, Upload, UploadState, User
 from storage.errors import StorageUnavailable
-from tests.ingest.conftest import tus_metadata
+from tests.fixtures.uploads import tus_metadata
 
 V = {"Tus-Resumable": "1.0.0"}
 OCTET = {"Content-Type": "application/offset+octet-stream"}

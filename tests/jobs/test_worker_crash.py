@@ -18,7 +18,9 @@ from sqlalchemy import select
 from pathology_hub.models import Job, JobState, Slide, SlideStatus
 from tests.conftest import ROOT
 
-pytestmark = pytest.mark.slow
+# Real worker processes and a 28k x 20k slide: once (SQLite pass). The lease and reaper rules it relies on
+# run on both databases in tests/jobs/test_reaper.py.
+pytestmark = [pytest.mark.slow, pytest.mark.single_pass]
 
 
 def _env(settings) -> dict:

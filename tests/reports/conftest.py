@@ -1,5 +1,5 @@
 """Report fixtures: a consultation under review at DIST1 (assigned to ``pathologist``) on a case of
-COMM1 with one real, tiled slide, and helpers to write and sign its report through the API."""
+COMM1 with one real, tiled slide (a READY-slide copy, see tests/fixtures/slides.py), and helpers to write and sign its report through the API."""
 
 from __future__ import annotations
 
@@ -33,18 +33,18 @@ class Scenario:
     slide_id: int
 
 
-def make_in_review(db, client_for, users, slide_path, *, number: str = "C-REP-1",
+def make_in_review(db, client_for, users, ready_slide, slide_path=None, *, number: str = "C-REP-1",
                    slide_facts: dict | None = None) -> Scenario:
-    """``slide_facts``: stain/block set through the API before submission (PATCH /api/v1/slides/<id>)."""
+    """``ready_slide``: the fixture of that name (the slide is already tiled, no upload).
+    ``slide_facts``: stain/block set through the API before submission (PATCH /api/v1/slides/<id>)."""
     from pathology_hub.domain import consultations as svc
-    from tests.ingest.conftest import tus_upload
     tech = users["tech"]
     case = Case(institution_id=tech.institution_id, case_number=number, patient_pseudo_id="P-REP-1",
                 clinical_history="Breast lump, 2 cm.", specimen_type="Core biopsy", specimen_site="Left breast",
                 requesting_clinician_id=users["clinician"].id, created_by_id=tech.id)
     db.add(case)
     db.commit()
-    assert tus_upload(client_for("tech"), slide_path, case.id).status_code == 201
+    ready_slide(case.id, slide_path)
     db.expire_all()
     slide = db.scalars(select(Slide).where(Slide.case_id == case.id)).one()
     if slide_facts:
@@ -59,8 +59,8 @@ def make_in_review(db, client_for, users, slide_path, *, number: str = "C-REP-1"
 
 
 @pytest.fixture
-def scenario(world, client_for, users, report_slide) -> Scenario:
-    return make_in_review(world, client_for, users, report_slide)
+def scenario(world, client_for, users, ready_slide, report_slide) -> Scenario:
+    return make_in_review(world, client_for, users, ready_slide, report_slide)
 
 
 def ok(resp, status: int = 200):

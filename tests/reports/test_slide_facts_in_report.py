@@ -33,8 +33,8 @@ def test_fhir_carries_each_slide_as_a_specimen_with_stain_and_block():
     assert any("does not resolve" in p for p in validate_diagnostic_report(broken))
 
 
-def test_stain_and_block_reach_viewer_pdf_and_fhir(world, client_for, users, report_slide, tmp_path):
-    scenario = make_in_review(world, client_for, users, report_slide, slide_facts=FACTS)
+def test_stain_and_block_reach_viewer_pdf_and_fhir(world, client_for, users, report_slide, ready_slide, tmp_path):
+    scenario = make_in_review(world, client_for, users, ready_slide, report_slide, slide_facts=FACTS)
     p = client_for("pathologist")
     viewer = p.get(f"/cases/{scenario.case_id}/viewer", headers={"Accept-Language": "zh-CN"}).get_data(as_text=True)
     assert "S1 · A1 · 免疫组化 Ki-67" in viewer

@@ -15,7 +15,6 @@ from sqlalchemy import select
 
 from pathology_hub.models import Slide
 from tests.browser_helpers import login, wait_until
-from tests.ingest.conftest import tus_upload
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -24,8 +23,8 @@ SHOTS = Path(os.environ.get("SHOTS_DIR", "/work/notes/shots/views2"))
 
 
 @pytest.fixture
-def slide_id(client_for, world, synthetic_slide, demo_case_id):
-    assert tus_upload(client_for("tech"), synthetic_slide, demo_case_id).status_code == 201
+def slide_id(client_for, world, synthetic_slide, demo_case_id, ready_slide):
+    ready_slide(demo_case_id, synthetic_slide)
     world.expire_all()
     return world.scalars(select(Slide.id).order_by(Slide.id)).first()
 

@@ -8,18 +8,16 @@ from sqlalchemy import select
 
 from pathology_hub.models import Slide
 from tests.browser_helpers import login, wait_until
-from tests.ingest.conftest import tus_upload
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
-def two_slides(client_for, world, synthetic_slide, tmp_path, demo_case_id):
+def two_slides(client_for, world, synthetic_slide, tmp_path, demo_case_id, ready_slide):
     from pathology_hub.slides.synthetic import write_synthetic_slide
-    tech = client_for("tech")
     second = write_synthetic_slide(tmp_path / "second.svs", 2600, 2000, mpp=0.25, seed=21)
-    assert tus_upload(tech, synthetic_slide, demo_case_id).status_code == 201
-    assert tus_upload(tech, second, demo_case_id, stain="Ki-67").status_code == 201
+    ready_slide(demo_case_id, synthetic_slide)
+    ready_slide(demo_case_id, second, stain="Ki-67")
     world.expire_all()
     return [s.id for s in world.scalars(select(Slide).order_by(Slide.id))]
 

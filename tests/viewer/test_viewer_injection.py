@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from pathology_hub.models import Slide, SlideStatus, StoredOriginal
-from tests.ingest.conftest import tus_metadata
+from tests.fixtures.uploads import tus_metadata
 
 REFRESH = '</script><meta http-equiv=refresh content="0;url=//e.example/">'
 IMG = '<img src=x onerror=alert(1)>'
@@ -100,7 +100,7 @@ def test_viewer_survives_hostile_slide_in_chromium(browser, live_server, client_
                                                    tmp_path, demo_case_id, artifacts):
     from pathology_hub.slides.synthetic import write_synthetic_slide
     from tests.browser_helpers import login, wait_until
-    from tests.ingest.conftest import tus_upload
+    from tests.fixtures.uploads import tus_upload
     tech = client_for("tech")
     second = write_synthetic_slide(tmp_path / "second.svs", 1600, 1200, mpp=0.25, seed=21)
     # The stain payload enters where the attacker put it: the upload metadata.

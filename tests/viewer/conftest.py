@@ -1,1 +1,0 @@
-from tests.ingest.conftest import demo_case_id, synthetic_slide  # noqa: F401 - shared fixtures
