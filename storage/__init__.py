@@ -9,11 +9,12 @@ from .base import SHA256_META, ObjectInfo, ObjectStore
 from .errors import IntegrityError, InvalidKey, ObjectNotFound, StorageError, StorageUnavailable
 from .keys import validate_key, validate_prefix
 from .url import LocalConfig, parse_storage_url
-from .verify import ScrubReport, read_verified, scrub
+from .verify import ScrubReport, download_verified, read_verified, scrub
 
 __all__ = [
     "SHA256_META", "ObjectInfo", "ObjectStore", "IntegrityError", "InvalidKey", "ObjectNotFound",
-    "StorageError", "StorageUnavailable", "open_store", "read_verified", "scrub", "ScrubReport",
+    "StorageError", "StorageUnavailable", "download_verified", "open_store", "read_verified", "scrub",
+    "ScrubReport",
     "validate_key", "validate_prefix",
 ]
 

@@ -1,4 +1,4 @@
-"""Integrity: SHA-256 while streaming, verified reads, and scrubbing.
+"""Integrity: SHA-256 while streaming, verified reads and downloads, and scrubbing.
 
 Every write records the SHA-256 of the bytes in user metadata (``sha256``).
 The hash is computed on the bytes as they pass through, so a write never reads
@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import BinaryIO, Mapping
 
 from .base import ObjectStore
@@ -141,3 +143,43 @@ def read_verified(store: ObjectStore, key: str, expected_sha256: str | None = No
         if info is None or attempt == 1 or store.stat(key).etag == info.etag:
             break
     raise IntegrityError(f"{key}: SHA-256 mismatch (expected {want}, got {actual})")
+
+
+def download_verified(store: ObjectStore, key: str, target: str | os.PathLike[str],
+                      expected_sha256: str | None = None, *, expected_size: int | None = None,
+                      temp_prefix: str = ".download-") -> Path:
+    """Copy an object into the local file ``target``, published only if its bytes are the right ones.
+
+    The bytes are streamed into a temporary file next to ``target`` (named ``temp_prefix…``, so a
+    caller can sweep what a killed process left) and hashed on the way; ``target`` appears, by one
+    atomic rename, only when the SHA-256 equals ``expected_sha256`` (by default the hash recorded
+    in the object's metadata) and, if given, the size equals ``expected_size``.  Otherwise the
+    temporary file is removed and :class:`IntegrityError` raised, so a corrupted or truncated copy
+    is never left where a reader would take it.  An object with no recorded hash, when none is
+    given, is checked on its size alone.
+    """
+    target = Path(target)
+    want = expected_sha256 or store.stat(key).sha256
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=temp_prefix)
+    try:
+        digest = hashlib.sha256()
+        written = 0
+        with os.fdopen(fd, "wb") as out:
+            for chunk in store.open_stream(key):
+                digest.update(chunk)
+                out.write(chunk)
+                written += len(chunk)
+        actual = digest.hexdigest()
+        if expected_size is not None and written != expected_size:
+            raise IntegrityError(f"{key}: {written} bytes downloaded, {expected_size} expected")
+        if want and actual != want.lower():
+            raise IntegrityError(f"{key}: SHA-256 mismatch (expected {want}, got {actual})")
+        os.replace(tmp, target)
+        tmp = None
+        return target
+    finally:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass

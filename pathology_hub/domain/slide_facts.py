@@ -40,6 +40,7 @@ from storage.errors import ObjectNotFound
 
 from ..models import Case, Slide, SlideStatus, StainCategory, StoredOriginal, User, utcnow
 from ..models.consultations import Consultation, ConsultationEvent, ConsultationState
+from ..tiling import layout
 from . import audit, policy
 from .errors import Conflict, NotFound, ValidationFailed
 
@@ -174,7 +175,7 @@ def update_facts(session: Session, user: User, slide: Slide, data: dict[str, Any
 
 def withdrawn_marker(uid: str) -> str:
     """The object whose presence tells tile readers that the slide was withdrawn."""
-    return f"pyramids/{uid}/withdrawn"
+    return layout.withdrawn_marker(uid)
 
 
 def withdraw(session: Session, user: User, slide: Slide, reason: Any = "", *, retention_days: int,
@@ -214,7 +215,7 @@ def purge_withdrawn(session: Session, store: ObjectStore, now: dt.datetime | Non
                                                    Slide.purge_after <= now).order_by(Slide.id)))
     done = []
     for slide in due:
-        store.delete_prefix(f"pyramids/{slide.uid}/")
+        store.delete_prefix(layout.slide_pyramids_prefix(slide.uid))
         store.delete_prefix(slide_prefix(slide) + "/")
         # The original is shared by content: keep it while any other slide still needs it.
         others = session.scalar(select(func.count(Slide.id)).where(

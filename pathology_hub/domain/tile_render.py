@@ -24,12 +24,13 @@ from sqlalchemy.orm import Session
 from storage import ObjectStore
 
 from ..models import Slide, SlideStatus
+from ..tiling import layout
 from . import slides as slide_service
 
 
 def ondemand_key(uid: str, version: int, level: int, col: int, row: int) -> str:
     """Where a tile rendered ahead of the pipeline is kept (immutable per pyramid version)."""
-    return f"pyramids/{uid}/v{version}/ondemand/{level}/{col}_{row}.jpeg"
+    return layout.ondemand_key(layout.pyramid_prefix(uid, version), level, col, row)
 
 
 def render_into_store(session: Session, store: ObjectStore, uid: str, version: int,

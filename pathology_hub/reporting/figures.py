@@ -21,6 +21,7 @@ from typing import Any
 from PIL import Image, ImageDraw
 
 from ..domain.errors import Conflict, NotFound, ValidationFailed
+from ..tiling import layout
 from ..tiling.errors import TileNotFound, TileNotReady
 from ..tiling.reader import PyramidReader
 
@@ -35,7 +36,7 @@ DEFAULT_COLOR = "#00a0ff"
 
 def pyramid_prefix(slide: Any) -> str:
     """Object-store prefix of a slide's current pyramid (same rule as the tile endpoints)."""
-    return f"pyramids/{slide.uid}/v{slide.pyramid_version}"
+    return layout.pyramid_prefix(slide.uid, slide.pyramid_version)
 
 
 def _reader(store, slide) -> PyramidReader:

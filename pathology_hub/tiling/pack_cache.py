@@ -20,14 +20,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from storage.base import ObjectStore, RangeReader
-from storage.errors import StorageError
+from storage.errors import IntegrityError, StorageError
+from storage.verify import download_verified
 
 log = logging.getLogger("pathology_hub.tiling")
 
@@ -123,33 +123,17 @@ class PackCache:
         return path.exists()
 
     def _fetch(self, key: str, size: int, path: Path) -> None:
-        tmp = None
         try:
-            expected = self.store.stat(key).sha256
-            fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".fetch-")
-            digest = hashlib.sha256()
-            written = 0
-            with os.fdopen(fd, "wb") as out:
-                for chunk in self.store.open_stream(key):
-                    digest.update(chunk)
-                    out.write(chunk)
-                    written += len(chunk)
-            if written != size or (expected and digest.hexdigest() != expected):
-                log.warning("pack copy rejected", extra={"key": key, "size": written, "expected_size": size})
-                return
-            os.replace(tmp, path)
-            tmp = None
+            # checked against the SHA-256 recorded with the object (and the manifest's size)
+            download_verified(self.store, key, path, expected_size=size, temp_prefix=".fetch-")
             self._evict()
+        except IntegrityError as exc:
+            log.warning("pack copy rejected", extra={"key": key, "expected_size": size, "error": str(exc)})
         except StorageError as exc:
             log.info("pack copy not fetched", extra={"key": key, "error": type(exc).__name__})
         except OSError as exc:
             log.warning("pack cache write failed", extra={"key": key, "error": str(exc)})
         finally:
-            if tmp is not None:
-                try:
-                    os.unlink(tmp)
-                except OSError:
-                    pass
             with self._lock:
                 self._inflight.discard(path.name)
 

@@ -29,13 +29,12 @@ from storage.base import ObjectStore
 from storage.keys import validate_key
 
 from .geometry import BLOCK_TILES, FINE_LEVELS
+from . import layout
+from .layout import FORMAT, MANIFEST, PREVIEW_MANIFEST, block_key, top_key  # noqa: F401 - importable from here as before
 from .pack import PackInfo, build_pack, read_pack_info
 from .render import DEFAULT_QUALITY, blank_jpeg, render_block, render_coarse
 from .source import SlideSource, encode_png
 
-MANIFEST = "manifest.json"
-PREVIEW_MANIFEST = "manifest.preview.json"
-FORMAT = "pathology-hub-deepzoom/1"
 _COARSE_SERIAL_MAX = 64  # coarse tiles rendered in the parent; above this they go to the workers
 _COARSE_CHUNK = 8        # coarse tiles per worker task
 
@@ -152,14 +151,6 @@ def _blank_object(source: SlideSource, quality: int) -> tuple[bytes, dict[str, l
     return bytes(body), table
 
 
-def block_key(prefix: str, bx: int, by: int) -> str:
-    return f"{prefix}/packs/b{bx}-{by}.pack"
-
-
-def top_key(prefix: str) -> str:
-    return f"{prefix}/packs/top.pack"
-
-
 def build_pyramid(slide_path: str, store: ObjectStore, prefix: str, *, quality: int = DEFAULT_QUALITY,
                   workers: int | None = None, progress: Callable[[Progress], None] | None = None,
                   checkpoint: Checkpoint | None = None) -> PyramidResult:
@@ -246,7 +237,7 @@ class _Build:
             self.uploads.shutdown(wait=True, cancel_futures=True)
 
     def _run(self) -> PyramidResult:
-        blank_key = f"{self.prefix}/blank.jpgs"
+        blank_key = layout.blank_key(self.prefix)
         blank_data, self.blank_table = _blank_object(self.source, self.quality)
         if blank_key not in self.existing:
             self._put(blank_key, blank_data, "application/octet-stream")
@@ -263,7 +254,7 @@ class _Build:
         self.uploads.shutdown(wait=True)
         manifest_key = self._write_manifest(complete=True)
         try:
-            self.store.delete(f"{self.prefix}/{PREVIEW_MANIFEST}")
+            self.store.delete(layout.manifest_key(self.prefix, preview=True))
         except Exception:  # noqa: BLE001 - a stale preview is harmless once the final manifest exists
             pass
         self._report("done", self.geom.max_level)
@@ -300,7 +291,7 @@ class _Build:
             self._pack_done("top", info, False)
 
     def _store_extras(self) -> dict:
-        thumb_key = f"{self.prefix}/thumbnail.jpg"
+        thumb_key = layout.thumbnail_key(self.prefix)
         if thumb_key not in self.existing:
             import io
             buf = io.BytesIO()
@@ -309,7 +300,7 @@ class _Build:
         assoc = {}
         for name, img in sorted(self.source.associated().items()):
             safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name) or "image"
-            key = f"{self.prefix}/associated/{safe}.png"
+            key = layout.associated_key(self.prefix, safe)
             if key not in self.existing:
                 self._put(key, encode_png(self.source.to_srgb(img)), "image/png")
             assoc[name] = key
@@ -387,14 +378,13 @@ class _Build:
                        "coarse_levels": g.coarse_levels, "fine": g.fine_levels,
                        "rule": "coarse level -> packs['top']; fine level L at depth d=max_level-L: "
                                "tile (c, r) -> packs['b{c*2**d//16}-{r*2**d//16}']"},
-            "blank": {"key": f"{self.prefix}/blank.jpgs", "tiles": self.blank_table},
+            "blank": {"key": layout.blank_key(self.prefix), "tiles": self.blank_table},
             "packs": {name: info.to_json() for name, info in sorted(self.packs.items())},
             "source": {"vendor": s.vendor, "reader": s.reader_kind,
                        "dimensions": list(s.slide.dimensions)},
             **self.extras,
         }
-        name = MANIFEST if complete else PREVIEW_MANIFEST
-        key = f"{self.prefix}/{name}"
+        key = layout.manifest_key(self.prefix, preview=not complete)
         data = json.dumps(manifest, indent=1, sort_keys=True).encode()
         self._put(key, data, "application/json")
         return key

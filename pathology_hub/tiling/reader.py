@@ -10,7 +10,6 @@ any key is formed; keys come only from the manifest, never from the request.
 from __future__ import annotations
 
 import json
-import operator
 import threading
 import time
 from collections import OrderedDict
@@ -21,28 +20,12 @@ from storage.keys import validate_key
 
 from .errors import TileNotFound, TileNotReady
 from .geometry import Geometry
+from .layout import MANIFEST, PREVIEW_MANIFEST, validate_address
 from .pack import parse_index
 from .pack_cache import PackCache
-from .pipeline import MANIFEST, PREVIEW_MANIFEST
 
 _INDEX_CACHE = 256  # packs; ~10 KB each parsed
 _OPEN_PACKS = 16  # open readers per pyramid (file descriptors on the local folder)
-
-
-def validate_address(level: object, col: object, row: object) -> tuple[int, int, int]:
-    """Accept ints (or int-like, never bool/str/float); raise TileNotFound otherwise."""
-    out = []
-    for name, value in (("level", level), ("col", col), ("row", row)):
-        if isinstance(value, bool):
-            raise TileNotFound(f"{name} must be an integer")
-        try:
-            number = operator.index(value)
-        except TypeError:
-            raise TileNotFound(f"{name} must be an integer, not {type(value).__name__}") from None
-        if number < 0:
-            raise TileNotFound(f"{name} must not be negative")
-        out.append(number)
-    return out[0], out[1], out[2]
 
 
 class PyramidReader:

@@ -204,7 +204,7 @@ def _cached_source(slide_path: str) -> SlideSource:
 
 def render_tile(slide_path: str, level: int, col: int, row: int, quality: int = DEFAULT_QUALITY) -> bytes:
     """On-demand tile from the original file for a pyramid still being built."""
-    from .reader import validate_address
+    from .layout import validate_address
     level, col, row = validate_address(level, col, row)
     src = _cached_source(slide_path)
     with _sources_lock:  # tifffile page decoding and the DeepZoomGenerator are not shared safely

@@ -11,7 +11,8 @@ processes, so: bodies are streamed to disk in blocks, a PATCH holds a per-upload
 ``flock`` (see :mod:`.staging`), long PATCHes checkpoint their progress so a
 killed worker loses little, and the whole-file SHA-256 is hashed while bytes
 arrive whenever this process saw the previous bytes, re-reading from disk only
-the part written elsewhere (hashlib state cannot be shared between processes).
+the part written elsewhere (hashlib state cannot be shared between processes; see
+:mod:`.hashing`, which owns that machinery).
 """
 
 from __future__ import annotations
@@ -24,12 +25,10 @@ import hashlib
 import hmac
 import json
 import logging
-import threading
-from collections import OrderedDict
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Callable, Mapping
 
+from .hashing import HASHES, BackgroundHashing, hash_file_range
 from .staging import (
     ACTIVE,
     COMPLETE,
@@ -87,41 +86,6 @@ def _fill(readinto: Callable[[memoryview], int], view: memoryview) -> int:
             break
         got += n
     return got
-
-
-_HASH_THREADS = ThreadPoolExecutor(8, thread_name_prefix="tus-hash")
-
-
-class _BackgroundHashing:
-    """Feeds each received block to the hashers on helper threads (hashlib releases the GIL for
-    large updates), so hashing overlaps with receiving and writing the next block, and the
-    whole-file SHA-256 and the chunk checksum run side by side.
-
-    At most one block is in flight: :meth:`update` first waits for the previous one, so the
-    caller may refill that block's buffer once the next ``update`` returned; :meth:`wait`
-    before reading a hasher's state.
-    """
-
-    def __init__(self, *hashers: Any) -> None:
-        self._hashers = [h for h in hashers if h is not None]
-        self._pending: list[Future] = []
-        self.blocks = 0
-
-    def update(self, block: Any) -> None:
-        self.wait()
-        self._pending = [_HASH_THREADS.submit(h.update, block) for h in self._hashers]
-        self.blocks += 1
-
-    def wait(self) -> None:
-        pending, self._pending = self._pending, []
-        for fut in pending:
-            fut.result()
-
-    def __enter__(self) -> "_BackgroundHashing":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.wait()  # never leave a thread reading a buffer that is about to be reused or freed
 
 
 class UploadRefused(Exception):
@@ -295,55 +259,6 @@ def _parse_repr_digest(value: str | None) -> str | None:
 
 def _content_type(value: str | None) -> str:
     return (value or "").split(";", 1)[0].strip().lower()
-
-
-# ---------------------------------------------------------------------------
-# whole-file SHA-256 kept per process
-# ---------------------------------------------------------------------------
-
-class _HashCache:
-    """hashlib objects of uploads this process has been hashing, with the offset they reached.
-
-    Process-wide (not per server) because adapters may build a TusServer per
-    request. Bounded LRU: a lost entry only means re-reading bytes from disk.
-    """
-
-    def __init__(self, capacity: int = 256) -> None:
-        self._items: OrderedDict[tuple[str, str], tuple[int, Any]] = OrderedDict()
-        self._lock = threading.Lock()
-        self._capacity = capacity
-
-    def take(self, key: tuple[str, str]) -> tuple[int, Any] | None:
-        with self._lock:
-            return self._items.pop(key, None)
-
-    def put(self, key: tuple[str, str], offset: int, hasher: Any) -> None:
-        with self._lock:
-            self._items[key] = (offset, hasher)
-            self._items.move_to_end(key)
-            while len(self._items) > self._capacity:
-                self._items.popitem(last=False)
-
-    def drop(self, key: tuple[str, str]) -> None:
-        with self._lock:
-            self._items.pop(key, None)
-
-
-_HASHES = _HashCache()
-
-
-def _hash_file_range(hasher: Any, path: Any, start: int, end: int) -> None:
-    with open(path, "rb", buffering=0) as fh:
-        fh.seek(start)
-        remaining = end - start
-        buf = bytearray(_BLOCK)
-        view = memoryview(buf)
-        while remaining > 0:
-            n = fh.readinto(view[: min(_BLOCK, remaining)])
-            if not n:
-                raise OSError(f"{path} is shorter than its committed offset {end}")
-            hasher.update(view[:n])
-            remaining -= n
 
 
 # ---------------------------------------------------------------------------
@@ -572,7 +487,7 @@ class TusServer:
             if self.on_end is not None and info.state not in (COMPLETE, FAILED):
                 self.on_end(info, "cancelled")  # first: if it fails, the client can DELETE again
             self.staging.delete(upload_id)
-        _HASHES.drop((str(self.staging.root), upload_id))
+        HASHES.drop((str(self.staging.root), upload_id))
         return TusResponse(204, self._headers())
 
     # POST ------------------------------------------------------------------
@@ -724,7 +639,7 @@ class TusServer:
         readinto = getattr(body, "readinto", None) if getattr(body, "prefers_readinto", False) else None
         # Two buffers: block k is hashed (on helper threads) while block k+1 is received into the other.
         views = (aligned_buffer(_BLOCK), aligned_buffer(_BLOCK)) if readinto is not None else None
-        hashing = _BackgroundHashing(hasher, chunk_hash)
+        hashing = BackgroundHashing(hasher, chunk_hash)
         with self.staging.writer(info) as writer, hashing:
             while to_read > 0 and body is not None:
                 try:
@@ -763,7 +678,7 @@ class TusServer:
                 if not hmac.compare_digest(chunk_hash.digest(), checksum.digest):
                     writer.discard()
                     if fallback is not None:
-                        _HASHES.put(key, info.offset, fallback)
+                        HASHES.put(key, info.offset, fallback)
                     raise UploadRefused(460, "checksum_mismatch",
                                         f"The {checksum.algorithm} of this chunk does not match Upload-Checksum; "
                                         f"the chunk was discarded, resend it from offset {info.offset}.",
@@ -774,7 +689,7 @@ class TusServer:
     def _commit(self, info: UploadInfo, offset: int, key: tuple[str, str], hasher: Any) -> UploadInfo:
         info = self.staging.save(info.evolve(offset=offset, expires=self.clock() + self.expiration))
         if hasher is not None:
-            _HASHES.put(key, offset, hasher.copy())
+            HASHES.put(key, offset, hasher.copy())
         return info
 
     def _hasher_at(self, key: tuple[str, str], info: UploadInfo) -> Any:
@@ -783,28 +698,28 @@ class TusServer:
         A gap (bytes written by another worker) is read back from disk when it
         is small enough to do inside this request.
         """
-        entry = _HASHES.take(key)
+        entry = HASHES.take(key)
         if entry is None:
             return hashlib.sha256() if info.offset == 0 else None
         hashed, hasher = entry
         if hashed == info.offset:
             return hasher
         if hashed < info.offset and info.offset - hashed <= self.incremental_catchup:
-            _hash_file_range(hasher, info.data_path, hashed, info.offset)
+            hash_file_range(hasher, info.data_path, hashed, info.offset)
             return hasher
         if hashed < info.offset:
-            _HASHES.put(key, hashed, hasher)  # keep it: completion catches up from there
+            HASHES.put(key, hashed, hasher)  # keep it: completion catches up from there
         return None
 
     # completion ------------------------------------------------------------
     def _final_sha256(self, info: UploadInfo) -> str:
         key = (str(self.staging.root), info.id)
-        entry = _HASHES.take(key)
+        entry = HASHES.take(key)
         hashed, hasher = entry if entry and entry[0] <= info.offset else (0, hashlib.sha256())
         if hashed < info.offset:
             log.info("upload %s: hashing %d bytes from disk (written by another process)",
                      info.id, info.offset - hashed)
-            _hash_file_range(hasher, info.data_path, hashed, info.offset)
+            hash_file_range(hasher, info.data_path, hashed, info.offset)
         return hasher.hexdigest()
 
     def _complete(self, info: UploadInfo) -> UploadInfo:
@@ -917,6 +832,6 @@ class TusServer:
                     removed += 1
             except (UploadLocked, UploadNotFound):
                 continue
-            _HASHES.drop((str(self.staging.root), upload_id))
+            HASHES.drop((str(self.staging.root), upload_id))
         self.staging.remove_strays(older_than=(now - dt.timedelta(hours=1)).timestamp())
         return removed

@@ -27,6 +27,7 @@ from ..db import get_engine
 from ..domain import tile_access
 from ..domain.session_liveness import LivenessCache
 from ..tiling import PyramidReader, TileNotFound, TileNotReady
+from ..tiling.layout import MANIFEST, PREVIEW_MANIFEST, pyramid_prefix, uid_of_prefix, withdrawn_marker
 
 TILE_MAX_AGE = 7 * 24 * 3600
 _TILE_PATH = re.compile(
@@ -48,10 +49,8 @@ _readers_lock = threading.Lock()
 def _still_stored(reader: PyramidReader) -> bool:
     from storage.errors import StorageError
 
-    from ..tiling.reader import MANIFEST, PREVIEW_MANIFEST
-    from ..domain.slide_facts import withdrawn_marker
     try:
-        if reader.store.exists(withdrawn_marker(reader.prefix.split("/")[1])):
+        if reader.store.exists(withdrawn_marker(uid_of_prefix(reader.prefix))):
             return False
         return any(reader.store.exists(f"{reader.prefix}/{name}") for name in (MANIFEST, PREVIEW_MANIFEST))
     except StorageError:
@@ -77,10 +76,9 @@ def reader_for(uid: str, version: int) -> PyramidReader:
             return reader
         forget_reader(uid)
         raise TileNotFound(f"pyramid {uid} v{version} is no longer stored")
-    from ..domain.slide_facts import withdrawn_marker
     if runtime.store().exists(withdrawn_marker(uid)):
         raise TileNotFound(f"slide {uid} was withdrawn")
-    reader = PyramidReader(runtime.store(), f"pyramids/{uid}/v{version}", runtime.pack_cache())
+    reader = PyramidReader(runtime.store(), pyramid_prefix(uid, version), runtime.pack_cache())
     with _readers_lock:
         _readers[key] = (reader, _monotonic())
         while len(_readers) > 64:

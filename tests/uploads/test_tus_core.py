@@ -174,12 +174,12 @@ def test_whole_file_sha256_declared_with_the_last_chunk(server: TusServer, app_h
 
 def test_whole_file_hash_survives_other_process_and_restart(server: TusServer, app_hooks) -> None:
     """The per-process hash cache is lost (restart / other worker): the hash must still be right."""
-    from pathology_hub.uploads import tus
+    from pathology_hub.uploads import hashing
 
     data = os.urandom(200_000)
     uid = upload_id(create(server, len(data)))
     patch(server, uid, 0, data[:50_000])
-    tus._HASHES.drop((str(server.staging.root), uid))  # "another worker" wrote the next chunk
+    hashing.HASHES.drop((str(server.staging.root), uid))  # "another worker" wrote the next chunk
     patch(server, uid, 50_000, data[50_000:120_000])
     patch(server, uid, 120_000, data[120_000:])
     assert app_hooks.completed[0].sha256 == hashlib.sha256(data).hexdigest()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 
 from pathology_hub.models import Slide
+from pathology_hub.tiling import layout
 
 
 SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
@@ -20,7 +21,7 @@ def original_key(sha256: str) -> str:
 
 
 def pyramid_prefix(slide: Slide) -> str:
-    return f"pyramids/{slide.uid}/v{slide.pyramid_version}"
+    return layout.pyramid_prefix(slide.uid, slide.pyramid_version)
 
 
 def slide_prefix(slide: Slide) -> str:

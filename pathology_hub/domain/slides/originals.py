@@ -5,7 +5,6 @@ unpacked and camera photos converted to a tiled TIFF.
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
@@ -13,6 +12,8 @@ from pathology_hub.domain.slides.descriptions import description_of
 from pathology_hub.domain.slides.keys import SAFE_NAME
 from pathology_hub.models import Slide, StoredOriginal
 from storage.base import ObjectStore
+from storage.errors import IntegrityError
+from storage.verify import download_verified
 
 
 def cache_dir() -> Path:
@@ -52,21 +53,11 @@ def local_original(store: ObjectStore, original: StoredOriginal, filename: str) 
     if present is not None:
         return present
     target = _cached_original_path(original, filename)
-    target_dir = target.parent
-    target_dir.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(target.suffix + ".part")
-    import hashlib
-    digest = hashlib.sha256()
-    with open(tmp, "wb") as fh:
-        for chunk in store.open_stream(original.storage_key):
-            digest.update(chunk)
-            fh.write(chunk)
-    if digest.hexdigest() != original.sha256:
-        tmp.unlink(missing_ok=True)
-        from storage.errors import IntegrityError
-        raise IntegrityError(f"original {original.sha256[:12]}… does not match its recorded SHA-256")
-    os.replace(tmp, target)
-    return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return download_verified(store, original.storage_key, target, original.sha256, temp_prefix=".part-")
+    except IntegrityError:
+        raise IntegrityError(f"original {original.sha256[:12]}… does not match its recorded SHA-256") from None
 
 
 def openable_path(store: ObjectStore, slide: Slide) -> Path:
