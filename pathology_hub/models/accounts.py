@@ -46,6 +46,8 @@ class Institution(Base):
                                             values_callable=lambda e: [m.value for m in e]))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    #: Language of the report PDFs of cases this institution refers ("zh" or "en").
+    report_language: Mapped[str] = mapped_column(String(8), default="zh", server_default="zh")
 
     refers_to: Mapped[list["Institution"]] = relationship(
         secondary=referral_links,

@@ -29,15 +29,17 @@ def institutions():
         try:
             accounts.create_institution(db, code=request.form.get("code", "").strip(),
                                         name=request.form.get("name", ""), tier=request.form.get("tier", ""),
-                                        refers_to=request.form.getlist("refers_to"), actor=_actor())
+                                        refers_to=request.form.getlist("refers_to"), actor=_actor(),
+                                        report_language=request.form.get("report_language") or None)
             db.commit()
             flash(_("Institution created."), "success")
             return redirect(url_for("admin.institutions"))
         except DomainError as exc:
             db.rollback()
-            flash(exc.message, "error")
+            flash(message_of(exc), "error")
     items = list(db.scalars(select(Institution).order_by(Institution.tier, Institution.code)))
-    return render_template("admin_institutions.html", institutions=items, Tier=Tier)
+    return render_template("admin_institutions.html", institutions=items, Tier=Tier,
+                           report_languages=accounts.REPORT_LANGUAGES)
 
 
 @bp.route("/institutions/<int:institution_id>/active", methods=["POST"])
@@ -46,6 +48,20 @@ def institution_active(institution: Institution):
     db = SessionLocal()
     accounts.set_institution_active(db, institution, request.form.get("active") == "1", actor=_actor())
     db.commit()
+    return redirect(url_for("admin.institutions"))
+
+
+@bp.route("/institutions/<int:institution_id>/report-language", methods=["POST"])
+@authorize("admin.manage", load=load_model(Institution, "institution_id"), as_arg="institution")
+def institution_report_language(institution: Institution):
+    db = SessionLocal()
+    try:
+        accounts.set_report_language(db, institution, request.form.get("report_language"), actor=_actor())
+        db.commit()
+        flash(_("Report language saved."), "success")
+    except DomainError as exc:
+        db.rollback()
+        flash(message_of(exc), "error")
     return redirect(url_for("admin.institutions"))
 
 

@@ -18,6 +18,7 @@ from ..models import Case, Priority, Role, Sex, User
 from .authz import authorize, load_model
 from .bundle_strings import upload_strings
 from .security import client_ip
+from .errors import message_of
 
 bp = Blueprint("cases", __name__, url_prefix="/cases")
 
@@ -37,7 +38,7 @@ def new_case():
             case = case_service.create_case(db, current_user._get_current_object(), form, ip=client_ip())
         except DomainError as exc:
             db.rollback()
-            flash(exc.message, "error")
+            flash(message_of(exc), "error")
             return render_template("case_form.html", form=form, Priority=Priority, Sex=Sex,
                                    clinicians=_clinicians()), exc.status
         db.commit()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import Callable
 
 from flask import Flask, jsonify, make_response, render_template, request
 from flask_wtf.csrf import CSRFError
@@ -15,28 +14,16 @@ from storage.errors import IntegrityError, InvalidKey, ObjectNotFound, StorageEr
 
 from ..db import SessionLocal
 from ..domain.errors import DomainError
-from . import refusal_audit_hook
+from . import error_messages, refusal_audit_hook
 
 log = logging.getLogger("pathology_hub.web")
 
-STORAGE_STATUS = {ObjectNotFound: (404, "The stored object was not found."),
-                  StorageUnavailable: (503, "Object storage is unavailable right now; please retry shortly."),
-                  IntegrityError: (500, "A stored object failed its integrity check."),
-                  InvalidKey: (400, "Invalid object reference.")}
-
-
-#: Error codes whose message is rendered in the user's language (the domain stays free of Flask):
-#: code -> function of the exception returning the translated text.  Filled by the web modules.
-TRANSLATED_MESSAGES: dict[str, Callable[[DomainError], str]] = {}
+STORAGE_STATUS = {ObjectNotFound: 404, StorageUnavailable: 503, IntegrityError: 500, InvalidKey: 400}
 
 
 def message_of(exc: DomainError) -> str:
-    """The message of a domain error, translated when its code is registered above."""
-    translate = TRANSLATED_MESSAGES.get(exc.code)
-    if translate is not None:
-        return translate(exc)
-    from .slide_text import localized_message  # slide and submission refusals, by code
-    return localized_message(exc)
+    """The message of a domain error in the reader's language (one catalogue: error_messages)."""
+    return error_messages.message_of(exc)
 
 
 def wants_json() -> bool:
@@ -69,23 +56,25 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(StorageError)
     def storage_error(exc: StorageError):
         SessionLocal.rollback()
-        status, message = next((v for k, v in STORAGE_STATUS.items() if isinstance(exc, k)),
-                               (500, "Storage error."))
+        status = next((v for k, v in STORAGE_STATUS.items() if isinstance(exc, k)), 500)
         log.warning("storage error", extra={"error_code": exc.code, "path": request.path})
-        return error_response(status, exc.code, message)
+        return error_response(status, exc.code, error_messages.render(exc.code))
 
     @app.errorhandler(CSRFError)
     def csrf_error(exc: CSRFError):
-        return error_response(400, "csrf_failed", "The form expired or the CSRF token is missing; reload the page and try again.")
+        return error_response(400, "csrf_failed", error_messages.render("csrf_failed"))
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
         code = (exc.name or "error").lower().replace(" ", "_")
-        return error_response(exc.code or 500, code, exc.description or exc.name)
+        # Werkzeug's stock description is replaced by the catalogue's; a handler's own text
+        # (abort(404, "…")) is translated when it is a catalogue entry
+        own = exc.description if exc.description != type(exc).description else ""
+        return error_response(exc.code or 500, code, error_messages.render(code, own or ""))
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):
         SessionLocal.rollback()
         ref = uuid.uuid4().hex[:12]
         log.exception("unhandled error", extra={"ref": ref, "path": request.path})
-        return error_response(500, "internal_error", f"Something went wrong on the server (reference {ref}).")
+        return error_response(500, "internal_error", error_messages.render("internal_error", params={"ref": ref}))

@@ -31,6 +31,7 @@ from .security import client_ip
 from .bundle_strings import viewer_strings
 from . import slide_text
 from .serializers import iso
+from .errors import message_of
 
 bp = Blueprint("slides", __name__)
 UID_RE = re.compile(r"^[0-9a-f]{32}$")
@@ -215,7 +216,7 @@ def retry_form(slide_id: int):
         slide = SessionLocal().get(Slide, slide_id)
         if not policy.can(_me(), "case.view", slide.case):
             raise
-        flash(exc.message, "error")
+        flash(message_of(exc), "error")
         return redirect(url_for("cases.detail", case_id=slide.case_id))
     flash(_("Slide %(label)s is being processed again.", label=slide.label), "success")
     if policy.can(_me(), "case.view", slide.case):
