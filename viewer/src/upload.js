@@ -257,7 +257,8 @@ class UploadItem {
     } catch (err) {
       if (this.state === "removed") return;
       this.state = "error";
-      this.error = this.t("hashFailed");
+      // reading the file needs the hashing worker script: offline, that load fails, not the file
+      this.error = this.t(navigator.onLine === false ? "networkError" : "hashFailed");
       this.render();
       return;
     }
