@@ -26,3 +26,12 @@ def test_field_errors_name_the_field_in_the_users_language(client_for, demo_case
     en = tech.post(url, json={}, headers={"Accept-Language": "zh-CN"})
     assert en.json["error"]["code"] == "missing_field"
     assert en.json["error"]["message"] == "Clinical question is required."
+
+
+def test_specimen_line_has_no_stray_separator(client_for, demo_case, db):
+    import re
+    demo_case.specimen_site = ""
+    db.commit()
+    page = client_for("tech").get(f"/cases/{demo_case.id}").get_data(as_text=True)
+    line = re.search(r"<dd>([^<]*)</dd>", page[page.index("Specimen"):]).group(1)
+    assert line.strip() == demo_case.specimen_type and "·" not in line
