@@ -50,6 +50,7 @@ CHANGE_LINES = (("reason", N_("Reason")),
                 ("signer", N_("Signed by")), ("institution", N_("Institution")))
 READ_AND_ACKNOWLEDGE = N_("Please read the result and confirm you have read it.")
 SUBJECT = N_("[Pathology Hub] %(text)s")
+WITH_REASON = N_("%(text)s. Reason: %(reason)s")
 
 Hook = Callable[[Notification, User, str], None]
 #: Gateways called for every delivered notification with (notification, user, text).
@@ -121,7 +122,7 @@ def text_of(n: Notification, locale: str | None, *, with_reason: bool = False) -
     message = TEXTS.get(n.kind)
     text = render(locale, message, **params) if message else n.kind
     if with_reason and n.kind in ("report_amended", "report_addendum") and params.get("reason"):
-        text = f"{text}. {render(locale, 'Reason')}: {params['reason']}"
+        text = render(locale, WITH_REASON, text=text, reason=params["reason"])
     return text
 
 

@@ -3,10 +3,11 @@ a friendly page for browsers, never a stack trace."""
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 
-from flask import Flask, jsonify, make_response, render_template, request
+from flask import Flask, current_app, make_response, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
@@ -38,7 +39,9 @@ def error_response(status: int, code: str, message: str, details: dict | None = 
         body: dict = {"error": {"code": code, "message": message}}
         if details:
             body["error"]["details"] = details
-        return jsonify(body), status
+        # UTF-8 as is: a support engineer reading the raw answer sees "未找到。", not \u672a…
+        return current_app.response_class(json.dumps(body, ensure_ascii=False, default=str) + "\n",
+                                          mimetype="application/json"), status
     return render_template("error.html", status=status, code=code, message=message), status
 
 

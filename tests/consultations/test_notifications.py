@@ -82,7 +82,7 @@ def test_notifications_are_rendered_from_the_catalogue_in_the_readers_language(u
                                            "diagnosis_changed": True}))
     assert notifications.text_of(note, "en") == "AMENDED RESULT: case C-7, version 2 replaces version 1"
     zh = notifications.text_of(note, "zh_CN", with_reason=True)
-    assert zh.startswith("更正报告：病例 C-7 第 2 版已取代第 1 版") and zh.endswith("原因: IHC result")
+    assert zh.startswith("更正报告：病例 C-7 第 2 版已取代第 1 版") and zh.endswith("。原因：IHC result")
     body_en = notifications.body_of(note, "https://hub/c/1/result", "en")
     assert "Superseded diagnosis (version 1): A" in body_en and "confirm you have read it" in body_en
     body_zh = notifications.body_of(note, "https://hub/c/1/result", "zh_CN")
