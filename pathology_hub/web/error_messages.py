@@ -124,6 +124,9 @@ CODE_MESSAGES: dict[str, Any] = {
     "invalid_stain_category": _l("Choose a stain type from the list."),
     "invalid_stain_name": _l("H&E is its own stain type; choose H&E instead."),
     "unknown_case": _l("The upload must name an existing case."),
+    # slides.plain_text raises code=f"invalid_{field}" for these upload metadata fields
+    "invalid_filename": _l("The file name is too long or contains control characters."),
+    "invalid_stain": _l("The stain is too long or contains control characters."),
     "missing_filename": _l("The upload must carry its file name."),
     "length_required": _l("Slides must be uploaded with a known length."),
     "invalid_sha256": _l("The checksum must be 64 lower-case hexadecimal digits."),

@@ -73,7 +73,8 @@ def init_app(app: Flask) -> None:
         # Werkzeug's stock description is replaced by the catalogue's; a handler's own text
         # (abort(404, "…")) is translated when it is a catalogue entry
         own = exc.description if exc.description != type(exc).description else ""
-        return error_response(exc.code or 500, code, error_messages.render(code, own or ""))
+        message = error_messages.render(code, own or "") or exc.description or exc.name
+        return error_response(exc.code or 500, code, message)
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):
