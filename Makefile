@@ -4,12 +4,18 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 export FLASK_APP := wsgi
 
-.PHONY: run test install install-dev viewer translations migrate demo serve clean
+.PHONY: run test lint test-viewer install install-dev viewer translations migrate demo serve clean
 
 run: install viewer translations migrate demo serve  ## install, migrate, demo data, start web + worker
 
-test: install-dev viewer translations  ## install everything the suite needs and run it
+test: install-dev viewer translations lint test-viewer  ## install everything the suite needs and run it
 	scripts/test
+
+lint: install-dev  ## ruff (configuration in ruff.toml): bug-finding rules only, no formatting
+	$(BIN)/ruff check .
+
+test-viewer: viewer  ## the viewer's JavaScript unit tests (node's built-in test runner)
+	cd viewer && npm test --silent
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is required ($(PYTHON) not found); set PYTHON=/path/to/python3.11"; exit 1; }
@@ -31,7 +37,8 @@ install-dev: $(VENV)/.installed-dev
 
 viewer: pathology_hub/static/dist/.built
 
-pathology_hub/static/dist/.built: viewer/package.json viewer/package-lock.json $(wildcard viewer/src/*)
+# Every file under viewer/src (subfolders included), so an edit anywhere rebuilds the bundle.
+pathology_hub/static/dist/.built: viewer/package.json viewer/package-lock.json viewer/build.mjs $(shell find viewer/src -type f)
 	cd viewer && npm ci --no-audit --no-fund --loglevel=error && npm run build --silent
 	@touch $@
 

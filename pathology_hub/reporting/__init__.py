@@ -1,5 +1,5 @@
 """Report documents: PDF rendering (CJK fonts embedded), PAdES signing and validation, figures.
 
-Pure library code: no Flask, no database session. ``domain/reports.py`` builds a
+Pure library code: no Flask, no database session. ``domain/reports/`` builds a
 :class:`~pathology_hub.reporting.document.ReportDocument` from the database and hands it here.
 """

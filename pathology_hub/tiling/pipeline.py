@@ -28,7 +28,6 @@ from typing import Callable
 from storage.base import ObjectStore
 from storage.keys import validate_key
 
-from .errors import TilingError
 from .geometry import BLOCK_TILES, FINE_LEVELS
 from .pack import PackInfo, build_pack, read_pack_info
 from .render import DEFAULT_QUALITY, blank_jpeg, render_block, render_coarse

@@ -213,7 +213,7 @@ def import_geojson(slide: Slide):
 
 
 def init_app(app: Flask) -> None:
-    from ..domain import annotation_cache
+    from ..domain.annotations import cache as annotation_cache
     annotation_cache.clear()  # a new app may point at another database whose ids repeat
     app.register_blueprint(bp)
 

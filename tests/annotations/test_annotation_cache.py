@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import update
 
-from pathology_hub.domain import annotation_cache
+from pathology_hub.domain.annotations import cache as annotation_cache
 from pathology_hub.models import User
 
 from .conftest import api, square
@@ -104,7 +104,7 @@ def test_stored_list_text_gives_the_same_bytes_as_serialising_the_row(client_for
 
 
 def test_only_rows_not_yet_serialised_in_their_version_are_serialised(client_for, slide_id, monkeypatch):
-    from pathology_hub.domain import annotations as service
+    from pathology_hub.domain.annotations import queries as service  # list_collection_text calls _list_feature
 
     c = client_for("pathologist")
     made = [_create(c, slide_id, square(60 * i, 60 * i)) for i in range(8)]

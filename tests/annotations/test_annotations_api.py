@@ -195,7 +195,8 @@ def test_unknown_class_bad_json_and_size_limits(client_for, slide_id, monkeypatc
     resp = c.post(api(slide_id), data="{not json", headers={"Content-Type": "application/json"})
     assert resp.status_code == 422 and resp.json["error"]["code"] == "invalid_json"
     from pathology_hub.domain import annotations as service
-    monkeypatch.setattr(service, "MAX_VERTICES", 10)
+    from pathology_hub.domain.annotations import geometry
+    monkeypatch.setattr(geometry, "MAX_VERTICES", 10)
     many = {"type": "LineString", "coordinates": [[i, i] for i in range(11)]}
     resp = c.post(api(slide_id), json={"geometry": many})
     assert resp.status_code == 422 and "more than 10 vertices" in resp.json["error"]["message"]

@@ -184,7 +184,8 @@ def test_import_size_limits(client_for, slide_id, monkeypatch, world):
     from pathology_hub.domain import annotations as service
     c = client_for("pathologist")
     feature = {"type": "Feature", "geometry": square(10, 10), "properties": {}}
-    monkeypatch.setattr(service, "MAX_IMPORT_FEATURES", 2)
+    from pathology_hub.domain.annotations import import_export
+    monkeypatch.setattr(import_export, "MAX_IMPORT_FEATURES", 2)
     resp = c.post(api(slide_id, "/import"), json=[feature] * 3)
     assert resp.status_code == 422 and resp.json["error"]["code"] == "import_too_large"
     monkeypatch.setattr(service, "MAX_IMPORT_BYTES", 50)

@@ -24,7 +24,7 @@ EXPECTED_ALLOWED = {
 def test_the_machine_is_the_documented_one():
     assert {s: svc.allowed_from(s) for s in S} == EXPECTED_ALLOWED
     assert svc.TRANSITIONS["child_reported"].internal and "child_reported" not in svc.PUBLIC_TRANSITIONS
-    # only signing a report (domain/reports.py) marks a consultation reported
+    # only signing a report (domain/reports/signing.py) marks a consultation reported
     assert svc.TRANSITIONS["mark_reported"].internal and "mark_reported" not in svc.PUBLIC_TRANSITIONS
 
 

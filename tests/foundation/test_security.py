@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 
-from click.testing import CliRunner
 from sqlalchemy import select
 
 from pathology_hub.models import User

@@ -48,7 +48,6 @@ def test_deleted_slide_through_the_api(tiled, flask_tile_calls):
 
 def test_deleted_by_another_process_with_a_reader_still_cached(tiled, world, monkeypatch):
     """Another web process deleted it: this one still holds the pyramid reader (and open pack files)."""
-    from pathology_hub import runtime
     from pathology_hub.domain import slide_facts
     from pathology_hub.models import User
     from pathology_hub.web import tile_fastpath

@@ -6,7 +6,7 @@ import hashlib
 
 from sqlalchemy import select
 
-from pathology_hub.models import AuditEvent, Slide, SlideStatus, StoredOriginal, Upload, UploadState
+from pathology_hub.models import AuditEvent, Slide, SlideStatus, StoredOriginal
 from tests.ingest.conftest import tus_upload
 
 

@@ -9,7 +9,6 @@ story against a real Ceph RGW that is actually stopped.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 
 import pytest
@@ -149,7 +148,7 @@ def test_a_verified_copy_left_by_an_interrupted_hand_over_is_used(
     must find the stored object instead of the staged file that is gone."""
     from sqlalchemy.exc import OperationalError
 
-    from pathology_hub.domain import slides as slide_service
+    from pathology_hub.domain.slides import uploads as slide_service  # complete_upload calls _next_label
     tech = client_for("tech")
     data = synthetic_slide.read_bytes()
     url = _create(tech, demo_case_id, len(data)).headers["Location"]

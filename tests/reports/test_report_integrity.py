@@ -36,7 +36,7 @@ def test_tampered_pdf_is_refused_audited_and_flagged(client_for, scenario, db):
     assert path.get(f"/api/v1/reports/{rid}/pdf").status_code == 200
     assert path.get(f"/api/v1/reports/{rid}/fhir").status_code == 200
     page = path.get(f"/reports/{rid}").get_data(as_text=True)
-    assert "report-integrity-warning" not in page and f'data-testid="report-pdf-1"' in page
+    assert "report-integrity-warning" not in page and 'data-testid="report-pdf-1"' in page
 
     flip_one_byte(db.scalars(select(ReportFile)).one().storage_key)
 

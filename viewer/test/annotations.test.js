@@ -4,7 +4,7 @@ import {
   fromGeoJSON, toGeoJSON, measurePx, measurements, rectangle, ellipse, hitTest, selfIntersects,
   formatLength, formatArea, translate, bounds, thin,
 } from "../src/annotations/geometry.js";
-import { GridIndex } from "../src/annotations/index.js";
+import { GridIndex } from "../src/annotations/grid-index.js";
 
 test("rectangle and triangle areas/perimeters match the shoelace formula and mpp", () => {
   const r = rectangle(500, 300, 1500, 1100);

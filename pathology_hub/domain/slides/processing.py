@@ -1,0 +1,110 @@
+"""The slide's processing jobs: ``ingest`` (inspect in a sandbox, thumbnail, associated images,
+quality) and ``tile`` (build the pyramid), and what a slide shows when either gives up.
+
+Each step is idempotent so a retried job never duplicates data; a slide deleted meanwhile makes
+its job a no-op.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+
+from sqlalchemy.orm import Session
+
+from pathology_hub.domain import audit, jobs
+from pathology_hub.domain.slides.keys import associated_key, pyramid_prefix, thumbnail_key
+from pathology_hub.domain.slides.originals import cache_dir, local_original, openable_path
+from pathology_hub.models import Job, Slide, SlideStatus
+
+
+def _live_slide(session: Session, job: Job) -> Slide | None:
+    """The job's slide, or None when it was deleted meanwhile (then the job has nothing to do)."""
+    slide = session.get(Slide, job.slide_id)
+    return None if slide is None or slide.deleted_at is not None else slide
+
+
+@jobs.handler("ingest")
+def run_ingest(session: Session, job: Job, ctx: jobs.JobContext) -> None:
+    from pathology_hub import runtime
+    from pathology_hub.slides import (SlideRejected, assess_quality, extract_associated_images, inspect_slide,
+                                      make_thumbnail)
+    from PIL import Image
+
+    store = runtime.store()
+    slide = _live_slide(session, job)
+    if slide is None:
+        return
+    path = local_original(store, slide.original, slide.original_filename)
+    ctx.heartbeat({"phase": "inspecting"}, force=True)
+    unpack_dir = cache_dir() / "unpacked" / slide.original.sha256
+    try:
+        desc = inspect_slide(path, extract_to=unpack_dir)
+    except SlideRejected as exc:
+        slide.status = SlideStatus.REJECTED
+        slide.reject_code, slide.reject_message = exc.code, exc.message
+        audit.record(session, "slide.rejected", object_type="slide", object_id=slide.id, case_id=slide.case_id,
+                     details={"code": exc.code})
+        session.commit()
+        return
+    slide.description = json.dumps(desc.to_dict())
+    session.commit()
+    source = openable_path(store, slide)
+    thumb = make_thumbnail(source, (1024, 1024))
+    store.put_bytes(thumbnail_key(slide), thumb, content_type="image/jpeg")
+    ctx.storage_ok()
+    for name, data in extract_associated_images(source).items():
+        store.put_bytes(associated_key(slide, name), data, content_type="image/png")
+    report = assess_quality(Image.open(io.BytesIO(thumb)), desc)
+    slide.quality = json.dumps(report.to_dict())
+    slide.status = SlideStatus.TILING
+    tile_job = jobs.create(session, "tile", slide_id=slide.id)
+    session.commit()
+    jobs.enqueue(tile_job.id)
+
+
+@jobs.handler("tile")
+def run_tiling(session: Session, job: Job, ctx: jobs.JobContext) -> None:
+    from pathology_hub import runtime
+    from pathology_hub.tiling import TilingError, build_pyramid
+
+    store = runtime.store()
+    slide = _live_slide(session, job)
+    if slide is None:
+        return
+    source = openable_path(store, slide)
+
+    def progress(p) -> None:
+        if p.phase == "preview":  # reported right after the preview manifest was stored
+            ctx.storage_ok()
+        ctx.heartbeat({"phase": p.phase, "tiles_done": p.tiles_done, "tiles_total": p.tiles_total,
+                       "level": p.level, "eta_seconds": p.eta_seconds,
+                       "elapsed_seconds": round(p.elapsed_seconds, 1)}, force=p.phase != "levels")
+
+    try:
+        result = build_pyramid(str(source), store, pyramid_prefix(slide), progress=progress)
+    except TilingError as exc:
+        raise jobs.JobFailed(str(exc)) from exc
+    ctx.heartbeat({"phase": "done", "tiles_done": result.tiles_total, "tiles_total": result.tiles_total,
+                   "seconds": round(result.seconds, 1)}, force=True)
+    slide.status = SlideStatus.READY
+    audit.record(session, "slide.ready", object_type="slide", object_id=slide.id, case_id=slide.case_id,
+                 details={"tiles": result.tiles_total, "seconds": round(result.seconds, 1)})
+    session.commit()
+
+
+#: reject_code of a slide whose job gave up because object storage stayed unreachable past the horizon.
+STORAGE_UNAVAILABLE = "storage_unavailable"
+
+
+@jobs.on_failure("ingest")
+@jobs.on_failure("tile")
+def _mark_failed(session: Session, job: Job) -> None:
+    slide = session.get(Slide, job.slide_id)
+    if slide is not None and slide.status in (SlideStatus.INSPECTING, SlideStatus.TILING):
+        slide.status = SlideStatus.FAILED
+        if job.storage_wait_since is not None:  # failed waiting for storage, not on the slide itself
+            slide.reject_code = STORAGE_UNAVAILABLE
+        else:
+            slide.reject_code = "tiling_failed" if job.kind == "tile" else "inspection_failed"
+        slide.reject_message = (job.error or "processing failed")[:2000]
