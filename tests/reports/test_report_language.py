@@ -7,7 +7,7 @@ import subprocess
 
 from pathology_hub.models import Institution, User
 from tests.conftest import require
-from tests.reports.conftest import DRAFT, ok, save, sign, start_report
+from tests.reports.conftest import DRAFT, save, sign, start_report
 
 
 def _text(tmp_path, data: bytes) -> str:
