@@ -25,9 +25,18 @@ def run(*args: str) -> None:
         raise SystemExit(result.returncode)
 
 
+#: Domain errors are raised with an English message id as first argument (parameters apart):
+#: extracting those calls puts every literal error message into the catalogue.
+ERROR_CLASSES = ("DomainError", "ValidationFailed", "NotFound", "Forbidden", "Conflict", "AuthenticationFailed",
+                 "TooLarge", "NotReadyYet", "JsonTooDeep", "TooManyOpenUploads", "WrongPassword", "SignerLocked",
+                 "ReportSigned", "ResultVersionOutdated", "NoSignedResult", "SlideLocked", "VersionRequired",
+                 "ReportIntegrityFailed")
+
+
 def extract() -> None:
     POT.parent.mkdir(parents=True, exist_ok=True)
-    run("extract", "-F", "babel.cfg", "-k", "_l", "--no-location", "-o", str(POT), ".")
+    keywords = [arg for name in ("_l", "NP_:1c,2", "lazy_pgettext:1c,2", *ERROR_CLASSES) for arg in ("-k", name)]
+    run("extract", "-F", "babel.cfg", *keywords, "--no-location", "-o", str(POT), ".")
 
 
 def main(cmd: str) -> int:
@@ -46,7 +55,8 @@ def main(cmd: str) -> int:
             with open(po, "rb") as fh:
                 catalog = read_po(fh)
             for msg in template:
-                if msg.id and (catalog.get(msg.id) is None or not catalog.get(msg.id).string):
+                found = catalog.get(msg.id, msg.context)
+                if msg.id and (found is None or not found.string):
                     missing.append(f"{po.parent.parent.name}: {msg.id}")
         for line in missing:
             print("untranslated", line)

@@ -34,9 +34,29 @@ def _digest(token: str) -> str:
 
 
 # ---------------------------------------------------------------- institutions
+#: Languages a report PDF can be printed in (catalogue languages).
+REPORT_LANGUAGES = ("zh", "en")
+
+
+def _report_language(value: str | None) -> str:
+    language = (value or "zh").strip().lower()
+    if language not in REPORT_LANGUAGES:
+        raise ValidationFailed("%(field)s must be one of: %(allowed)s.", code="invalid_choice",
+                               details={"field": "report_language"}, params={"allowed": ", ".join(REPORT_LANGUAGES)})
+    return language
+
+
+def set_report_language(session: Session, inst: Institution, language: str | None,
+                        actor: User | None = None) -> None:
+    """The language the reports of this institution's cases are printed in (next signature on)."""
+    inst.report_language = _report_language(language)
+    audit.record(session, "institution.report_language", actor=actor, object_type="institution", object_id=inst.id,
+                 details={"report_language": inst.report_language})
+
+
 def create_institution(session: Session, *, code: str, name: str, tier: Tier | str,
                        refers_to: list[str] | None = None, actor: User | None = None,
-                       time_zone: str | None = None) -> Institution:
+                       time_zone: str | None = None, report_language: str | None = None) -> Institution:
     if not CODE_RE.match(code or ""):
         raise ValidationFailed("Institution code must be 2–32 letters, digits, '-' or '_'.", code="invalid_code")
     if not (name or "").strip():
@@ -44,11 +64,13 @@ def create_institution(session: Session, *, code: str, name: str, tier: Tier | s
     try:
         tier = Tier(tier)
     except ValueError:
-        raise ValidationFailed(f"Unknown tier {tier!r}; use community, district or university.",
+        raise ValidationFailed("Unknown tier %(tier)s; use community, district or university.", params={"tier": tier},
                                code="invalid_tier") from None
     if session.scalar(select(Institution).where(Institution.code == code)):
-        raise Conflict(f"An institution with code {code} already exists.", code="institution_exists")
-    inst = Institution(code=code, name=name.strip(), tier=tier, time_zone=timezones.validate_zone(time_zone))
+        raise Conflict("An institution with code %(code)s already exists.", code="institution_exists",
+                       params={"code": code})
+    inst = Institution(code=code, name=name.strip(), tier=tier, report_language=_report_language(report_language),
+                       time_zone=timezones.validate_zone(time_zone))
     inst.refers_to = [_referral_target(session, inst, c) for c in (refers_to or [])]
     session.add(inst)
     session.flush()
@@ -60,7 +82,8 @@ def create_institution(session: Session, *, code: str, name: str, tier: Tier | s
 def _referral_target(session: Session, source: Institution, code: str) -> Institution:
     target = session.scalar(select(Institution).where(Institution.code == code))
     if target is None:
-        raise ValidationFailed(f"Referral target {code} does not exist.", code="unknown_institution")
+        raise ValidationFailed("Referral target %(code)s does not exist.", code="unknown_institution",
+                                   params={"code": code})
     if target.tier.rank <= source.tier.rank:
         raise ValidationFailed("An institution can only refer to a higher tier.", code="invalid_referral")
     return target
@@ -102,7 +125,7 @@ def create_user(session: Session, *, username: str, full_name: str, password: st
     try:
         role = Role(role)
     except ValueError:
-        raise ValidationFailed(f"Unknown role {role!r}.", code="invalid_role") from None
+        raise ValidationFailed("Unknown role %(role)s.", code="invalid_role", params={"role": str(role)}) from None
     if role is Role.TECHNICIAN and institution.tier is not Tier.COMMUNITY:
         raise ValidationFailed("Technicians belong to community health centres.", code="invalid_role")
     if role is Role.PATHOLOGIST and institution.tier is Tier.COMMUNITY:
@@ -110,7 +133,7 @@ def create_user(session: Session, *, username: str, full_name: str, password: st
     stored = vocabulary.validate_codes(subspecialties)
     passwords.check_strength(password)
     if session.scalar(select(User).where(User.username == username)):
-        raise Conflict(f"The username {username} is taken.", code="username_taken")
+        raise Conflict("The username %(username)s is taken.", code="username_taken", params={"username": username})
     user = User(username=username, full_name=full_name.strip(), email=email, role=role,
                 institution_id=institution.id, password_hash=passwords.hash_password(password),
                 subspecialties=stored)
@@ -307,7 +330,7 @@ def authenticate(session: Session, username: str, password: str, policy: Session
     if attempt.locked_minutes:
         minutes = attempt.locked_minutes
         audit.record(session, "login.failed", actor=user, ip=ip, details={"reason": "locked"})
-        raise AuthenticationFailed(f"Too many failed logins; try again in {minutes} minutes.",
+        raise AuthenticationFailed("Too many failed logins; try again in %(retry_after_minutes)s minutes.",
                                    code="account_locked", details={"retry_after_minutes": minutes})
     if not correct:
         reason = "locked_now" if locked_now else "bad_password"

@@ -262,7 +262,7 @@ def parse_date(value: str | None, field: str) -> dt.date | None:
     try:
         return dt.date.fromisoformat(value)
     except ValueError:
-        raise ValidationFailed(f"{field}: expected a date as YYYY-MM-DD.", code="invalid_date",
+        raise ValidationFailed("%(field)s: expected a date as YYYY-MM-DD.", code="invalid_date",
                                details={"field": field}) from None
 
 

@@ -20,11 +20,11 @@ def _clean(data: dict[str, Any], key: str, required: bool = False) -> str:
     value = data.get(key)
     value = "" if value is None else str(value).strip()
     if required and not value:
-        raise ValidationFailed(f"{key.replace('_', ' ').capitalize()} is required.", code="missing_field",
+        raise ValidationFailed("%(field)s is required.", code="missing_field", params={"field": key},
                                details={"field": key})
     if len(value) > TEXT_LIMITS.get(key, 200):
-        raise ValidationFailed(f"{key} is longer than {TEXT_LIMITS[key]} characters.", code="field_too_long",
-                               details={"field": key})
+        raise ValidationFailed("%(field)s is longer than %(max)s characters.", code="field_too_long",
+                               details={"field": key, "max": TEXT_LIMITS[key]})
     return value
 
 
@@ -35,8 +35,8 @@ def _choice(enum_cls: type, value: Any, field: str, default: Any) -> Any:
         return enum_cls(value)
     except ValueError:
         allowed = ", ".join(m.value for m in enum_cls)
-        raise ValidationFailed(f"{field} must be one of: {allowed}.", code="invalid_choice",
-                               details={"field": field}) from None
+        raise ValidationFailed("%(field)s must be one of: %(allowed)s.", code="invalid_choice",
+                               details={"field": field}, params={"allowed": allowed}) from None
 
 
 def _parse_case_fields(session: Session, user: User, data: dict[str, Any]) -> dict[str, Any]:
@@ -87,7 +87,8 @@ def create_case(session: Session, user: User, data: dict[str, Any], ip: str | No
     policy.ensure(user, "case.create")
     number = _clean(data, "case_number", required=True)
     if session.scalar(select(Case).where(Case.institution_id == user.institution_id, Case.case_number == number)):
-        raise Conflict(f"Case number {number} already exists at your centre.", code="case_number_taken")
+        raise Conflict("Case number %(number)s already exists at your centre.", code="case_number_taken",
+                       params={"number": number})
     case = Case(institution_id=user.institution_id, case_number=number, created_by_id=user.id,
                 **_parse_case_fields(session, user, data))
     session.add(case)

@@ -88,7 +88,9 @@ class InvalidTransition(Conflict):
     code = "invalid_transition"
 
     def __init__(self, c: Consultation, name: str) -> None:
-        super().__init__(f"Cannot {name.replace('_', ' ')} a consultation that is {c.state.value.replace('_', ' ')}.",
+        super().__init__("Cannot %(transition_words)s a consultation that is %(state_words)s.",
+                         params={"transition_words": name.replace("_", " "),
+                                 "state_words": c.state.value.replace("_", " ")},
                          details={"state": c.state.value, "transition": name, "allowed": allowed_from(c.state)})
 
 
@@ -96,11 +98,11 @@ class InvalidTransition(Conflict):
 def _text(value: Any, field: str, *, required: bool = False) -> str:
     text = "" if value is None else str(value).strip()
     if required and not text:
-        raise ValidationFailed(f"{field.replace('_', ' ').capitalize()} is required.", code="missing_field",
+        raise ValidationFailed("%(field)s is required.", code="missing_field", params={"field": field},
                                details={"field": field})
     if len(text) > TEXT_LIMIT:
-        raise ValidationFailed(f"{field} is longer than {TEXT_LIMIT} characters.", code="field_too_long",
-                               details={"field": field})
+        raise ValidationFailed("%(field)s is longer than %(max)s characters.", code="field_too_long",
+                               details={"field": field, "max": TEXT_LIMIT})
     return text
 
 
@@ -190,7 +192,8 @@ def _validate_expert(session: Session, requesting: Institution, expert_id: Any) 
 def _receiving_for(requesting: Institution) -> Institution:
     targets = [i for i in requesting.refers_to if i.active]
     if not targets:
-        raise ValidationFailed(f"{requesting.code} has no referral target configured.", code="no_referral_target")
+        raise ValidationFailed("%(institution)s has no referral target configured.", code="no_referral_target",
+                               params={"institution": requesting.code})
     return targets[0]
 
 
@@ -271,8 +274,9 @@ def submit(session: Session, user: User, c: Consultation, *, acknowledge_warning
         if not slides or not_ready:
             named = "; ".join(f"{b['label']} ({b['filename']}): {b['status']}, {b['reason_code']}" for b in not_ready)
             raise ValidationFailed("Every slide of the case must be ready (and there must be at least one) "
-                                   "before the request is submitted" + (f". Blocking: {named}." if named else "."),
-                                   code="slides_not_ready", details={"slides": not_ready})
+                                   "before the request is submitted. Blocking: %(named)s.",
+                                   code="slides_not_ready", details={"slides": not_ready},
+                                   params={"named": named or "-"})
         warnings = slide_warnings(c.case)
         if warnings and not acknowledge_warnings:
             raise ValidationFailed("The slides have quality-check warnings; acknowledge them to submit.",

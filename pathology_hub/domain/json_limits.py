@@ -23,7 +23,7 @@ class JsonTooDeep(DomainError):
 
 
 def _too_deep(max_depth: int) -> JsonTooDeep:
-    return JsonTooDeep(f"The JSON document is nested more than {max_depth} levels deep.",
+    return JsonTooDeep("The JSON document is nested more than %(max_depth)s levels deep.",
                        details={"max_depth": max_depth})
 
 

@@ -19,36 +19,38 @@ from urllib.parse import parse_qs, unquote, urlparse
 from sqlalchemy import event, func, select, update
 from sqlalchemy.orm import Session
 
+from ..catalogue import N_, render
 from ..models import User, utcnow
 from ..models.consultations import Consultation, Notification
 
 log = logging.getLogger("pathology_hub.notifications")
 
-#: kind -> (English, Chinese) one-line text; ``{case}`` is the case number.  The web layer
-#: renders the same kinds through Flask-Babel; these are for e-mail and gateways.
-TEXTS: dict[str, tuple[str, str]] = {
-    "triage_new": ("New consultation request waiting for triage (case {case})", "新的会诊申请待分诊（病例 {case}）"),
-    "assigned": ("Consultation assigned to you (case {case})", "会诊已分配给您（病例 {case}）"),
-    "info_requested": ("The pathologist requests more information (case {case})", "病理医师要求补充资料（病例 {case}）"),
-    "info_answered": ("The centre answered your request for information (case {case})", "申请方已补充资料（病例 {case}）"),
-    "escalated": ("Consultation escalated to your hospital (case {case})", "会诊已上转至贵院（病例 {case}）"),
-    "reported": ("The escalated consultation has been reported (case {case})", "上转会诊已出具意见（病例 {case}）"),
-    "returned": ("Consultation result returned (case {case})", "会诊结果已回传（病例 {case}）"),
-    "overdue": ("Consultation past its turnaround target (case {case})", "会诊已超出时限（病例 {case}）"),
-    "report_signed": ("The consultation report has been signed (case {case})", "会诊报告已签发（病例 {case}）"),
-    "report_amended": ("AMENDED RESULT: case {case}, version {version} replaces version {previous_version}",
-                       "更正报告：病例 {case} 第 {version} 版已取代第 {previous_version} 版"),
-    "report_addendum": ("Addendum to the result: case {case}, version {version}",
-                        "补充报告：病例 {case} 第 {version} 版"),
+#: kind -> message id in the catalogue (``%(case)s`` is the case number).  Only the kind and its
+#: parameters are stored; the text is rendered in the reader's language when it is shown or sent
+#: (:func:`text_of`), so the bell, the API and the e-mail say the same thing.
+TEXTS: dict[str, str] = {
+    "triage_new": N_("New consultation request waiting for triage (case %(case)s)"),
+    "assigned": N_("Consultation assigned to you (case %(case)s)"),
+    "info_requested": N_("The pathologist requests more information (case %(case)s)"),
+    "info_answered": N_("The centre answered your request for information (case %(case)s)"),
+    "escalated": N_("Consultation escalated to your hospital (case %(case)s)"),
+    "reported": N_("The escalated consultation has been reported (case %(case)s)"),
+    "returned": N_("Consultation result returned (case %(case)s)"),
+    "overdue": N_("Consultation past its turnaround target (case %(case)s)"),
+    "report_signed": N_("The consultation report has been signed (case %(case)s)"),
+    "report_amended": N_("AMENDED RESULT: case %(case)s, version %(version)s replaces version %(previous)s"),
+    "report_addendum": N_("Addendum to the result: case %(case)s, version %(version)s"),
 }
 #: Kinds about a result: their links open the result page, where it is read and acknowledged.
 RESULT_KINDS = {"returned", "report_signed", "report_amended", "report_addendum"}
-#: Lines of an amendment/addendum e-mail: (param, English label, Chinese label), in this order.
-CHANGE_LINES = (("reason", "Reason", "原因"),
-                ("diagnosis", "Diagnosis in force (version {version})", "现行诊断（第 {version} 版）"),
-                ("previous_diagnosis", "Superseded diagnosis (version {previous_version})",
-                 "已被取代的诊断（第 {previous_version} 版）"),
-                ("signer", "Signed by", "签发医师"), ("institution", "Institution", "签发机构"))
+#: Lines of an amendment/addendum e-mail: (param, label message id), in this order.
+CHANGE_LINES = (("reason", N_("Reason")),
+                ("diagnosis", N_("Diagnosis in force (version %(version)s)")),
+                ("previous_diagnosis", N_("Superseded diagnosis (version %(previous)s)")),
+                ("signer", N_("Signed by")), ("institution", N_("Institution")))
+READ_AND_ACKNOWLEDGE = N_("Please read the result and confirm you have read it.")
+SUBJECT = N_("[Pathology Hub] %(text)s")
+WITH_REASON = N_("%(text)s. Reason: %(reason)s")
 
 Hook = Callable[[Notification, User, str], None]
 #: Gateways called for every delivered notification with (notification, user, text).
@@ -105,30 +107,43 @@ def mark_read(session: Session, user: User, ids: list[int] | None) -> int:
 
 
 # ---------------------------------------------------------------- delivery outside the app
-class _Params(dict):
-    def __missing__(self, key: str) -> str:
-        return ""
+def _render_params(n: Notification) -> dict[str, Any]:
+    params = params_of(n)
+    params.setdefault("previous", params.get("previous_version", ""))
+    return params
 
 
-def text_of(n: Notification) -> str:
-    en, zh = TEXTS[n.kind]
-    params = _Params(params_of(n))
-    return f"{zh.format_map(params)} / {en.format_map(params)}"
+def text_of(n: Notification, locale: str | None, *, with_reason: bool = False) -> str:
+    """The one-line text of a notification in ``locale`` (the reader's language).
+
+    The only place notifications are put into words: the bell and API (web locale), the
+    e-mail and gateways (the recipient's saved language) all call this."""
+    params = _render_params(n)
+    message = TEXTS.get(n.kind)
+    text = render(locale, message, **params) if message else n.kind
+    if with_reason and n.kind in ("report_amended", "report_addendum") and params.get("reason"):
+        text = render(locale, WITH_REASON, text=text, reason=params["reason"])
+    return text
 
 
-def body_of(n: Notification, link: str) -> str:
-    """The e-mail body: for a new report version the change and its reason come first, in both languages."""
-    params = _Params(params_of(n))
-    lines = [text_of(n), ""]
+def body_of(n: Notification, link: str, locale: str | None) -> str:
+    """The e-mail body in ``locale``: for a new report version the change and its reason come first."""
+    params = _render_params(n)
+    lines = [text_of(n, locale), ""]
     if n.kind in ("report_amended", "report_addendum"):
-        for key, en, zh in CHANGE_LINES:
+        for key, label in CHANGE_LINES:
             if key == "previous_diagnosis" and not params.get("diagnosis_changed"):
                 continue
             if params.get(key):
-                lines.append(f"{zh.format_map(params)} / {en.format_map(params)}: {params[key]}")
-        lines += ["", "请阅读更正后的结果并确认已阅。 / Please read the result and confirm you have read it.", ""]
+                lines.append(f"{render(locale, label, **params)}: {params[key]}")
+        lines += ["", render(locale, READ_AND_ACKNOWLEDGE), ""]
     lines.append(link)
     return "\n".join(lines) + "\n"
+
+
+def recipient_locale(user: User | None) -> str:
+    """The language a person reads their notifications in: their saved choice, else Chinese."""
+    return (user.locale if user is not None and user.locale else "") or "zh_CN"
 
 
 def link_of(n: Notification, base_url: str = "") -> str:
@@ -166,11 +181,12 @@ def deliver(session: Session, ids: list[int], smtp_url: str, base_url: str = "")
     for n in session.scalars(select(Notification).where(Notification.id.in_(ids),
                                                          Notification.delivered_at.is_(None))):
         user = session.get(User, n.user_id)
-        text = text_of(n)
+        locale = recipient_locale(user)
+        text = text_of(n, locale)
         link = link_of(n, base_url)
         if smtp_url and user is not None and user.email:
             try:
-                send_email(smtp_url, user.email, f"[Pathology Hub] {text}", body_of(n, link))
+                send_email(smtp_url, user.email, render(locale, SUBJECT, text=text), body_of(n, link, locale))
                 sent += 1
             except (OSError, smtplib.SMTPException) as exc:
                 log.warning("notification e-mail failed", extra={"notification_id": n.id, "error": str(exc)})

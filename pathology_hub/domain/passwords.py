@@ -23,8 +23,8 @@ def configure(time_cost: int, memory_kib: int) -> None:
 
 def check_strength(password: str) -> None:
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise ValidationFailed(f"Password must be at least {MIN_PASSWORD_LENGTH} characters long.",
-                               code="weak_password")
+        raise ValidationFailed("Password must be at least %(min)s characters long.",
+                               code="weak_password", params={"min": MIN_PASSWORD_LENGTH})
 
 
 def hash_password(password: str) -> str:

@@ -119,8 +119,11 @@ def _age(consultation: Consultation) -> str:
 def build_document(session: Session, version: ReportVersion, *, signatures: list[Signature],
                    signed_at: dt.datetime | None = None, signer: User | None = None,
                    verification_code: str = "", superseded_by: int | None = None,
-                   history_overrides: dict[int, dict] | None = None, language: str = "zh") -> ReportDocument:
-    """The snapshot printed on one version; ``signatures`` are the manifest rows at render time."""
+                   history_overrides: dict[int, dict] | None = None, language: str | None = None) -> ReportDocument:
+    """The snapshot printed on one version; ``signatures`` are the manifest rows at render time.
+
+    The PDF's language is the referring institution's setting (:func:`report_language`);
+    ``language`` overrides it (tests, re-renders in a chosen language)."""
     report = version.report
     c = report.consultation
     case = c.case
@@ -158,8 +161,15 @@ def build_document(session: Session, version: ReportVersion, *, signatures: list
         history=_history(report, version, overrides), superseded_by=superseded_by,
         verification_code=verification_code,
         verification_url=verification_url(verification_code) if verification_code else "",
-        language=language,
+        language=language or report_language(c),
     )
+
+
+def report_language(consultation: Consultation) -> str:
+    """The language a consultation's report is printed in: that of the institution that
+    referred the case (its ``report_language`` setting, Chinese by default)."""
+    referring = consultation.case.institution if consultation.case is not None else None
+    return (getattr(referring, "report_language", None) or "zh") if referring is not None else "zh"
 
 
 def slide_entries(case) -> tuple[SlideEntry, ...]:

@@ -85,14 +85,14 @@ def _clean_text(value: Any, field: str, limit: int, pattern: re.Pattern[str], *,
     text = re.sub(r"\s+", " ", text)
     if not text:
         if required:
-            raise ValidationFailed(f"{field} is required for this stain category.", code="missing_field",
+            raise ValidationFailed("%(field)s is required for this stain category.", code="missing_field",
                                    details={"field": field})
         return ""
     if len(text) > limit:
-        raise ValidationFailed(f"{field} is longer than {limit} characters.", code="field_too_long",
+        raise ValidationFailed("%(field)s is longer than %(max)s characters.", code="field_too_long",
                                details={"field": field, "max": limit})
     if not pattern.match(text):
-        raise ValidationFailed(f"{field} contains characters that are not allowed.", code="invalid_characters",
+        raise ValidationFailed("%(field)s contains characters that are not allowed.", code="invalid_characters",
                                details={"field": field})
     return text
 
@@ -110,8 +110,9 @@ def parse_facts(slide: Slide, data: dict[str, Any]) -> SlideFacts:
     try:
         category = StainCategory(str(raw_cat or "").strip().lower())
     except ValueError:
-        raise ValidationFailed("stain_category must be one of: " + ", ".join(c.value for c in StainCategory) + ".",
-                               code="invalid_stain_category", details={"field": "stain_category"}) from None
+        raise ValidationFailed("%(field)s must be one of: %(allowed)s.", code="invalid_stain_category",
+                               details={"field": "stain_category"},
+                               params={"allowed": ", ".join(c.value for c in StainCategory)}) from None
     name_given = "stain" in data
     name = data.get("stain") if name_given else stain_name(slide)
     name = _clean_text(name, "stain", STAIN_NAME_MAX, _STAIN_NAME_RE,
@@ -188,7 +189,7 @@ def withdraw(session: Session, user: User, slide: Slide, reason: Any = "", *, re
                           details={"slide_id": slide.id})
     text = re.sub(r"\s+", " ", "" if reason is None else str(reason)).strip()
     if len(text) > REASON_MAX:
-        raise ValidationFailed(f"reason is longer than {REASON_MAX} characters.", code="field_too_long",
+        raise ValidationFailed("%(field)s is longer than %(max)s characters.", code="field_too_long",
                                details={"field": "reason", "max": REASON_MAX})
     now = now or utcnow()
     previous = slide.status

@@ -97,7 +97,8 @@ def label(code: str | None, locale: str | None) -> str:
 
 # ---------------------------------------------------------------- validating input
 def _unknown(field: str, unknown: list[str]) -> ValidationFailed:
-    return ValidationFailed("Unknown subspecialty: %s. Choose from the configured list." % ", ".join(unknown),
+    return ValidationFailed("Unknown subspecialty: %(codes)s. Choose one from the list.",
+                            params={"codes": ", ".join(unknown)},
                             code="unknown_subspecialty",
                             details={"field": field, "unknown": unknown,
                                      "allowed": [s.code for s in all_subspecialties()]})

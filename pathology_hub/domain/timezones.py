@@ -39,8 +39,9 @@ def validate_zone(name: str | None) -> str:
             raise ValueError(name)
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ValidationFailed(f"Unknown time zone {name!r}; use an IANA name such as Asia/Shanghai.",
-                               code="invalid_time_zone", details={"field": "time_zone"}) from None
+        raise ValidationFailed("Unknown time zone %(zone)s; use an IANA name such as Asia/Shanghai or Europe/London.",
+                               code="invalid_time_zone", params={"zone": name},
+                               details={"field": "time_zone"}) from None
     return name
 
 

@@ -42,7 +42,7 @@ def _before_create(length: int | None, metadata: dict[str, str], principal: Any)
         db.commit()
     except DomainError as exc:
         db.rollback()
-        raise UploadRefused(exc.status, exc.code, exc.message, details=exc.details) from None
+        raise UploadRefused(exc.status, exc.code, exc.message, details={**exc.params, **exc.details}) from None
     return {"upload_row": row_id, "user_id": principal.id, "case_id": int(metadata["case_id"])}
 
 
@@ -59,7 +59,7 @@ def _on_complete(info) -> None:
         slide_service.complete_upload(db, runtime.store(), row, str(info.data_path), info.sha256)
     except DomainError as exc:
         db.rollback()
-        raise UploadRefused(exc.status, exc.code, exc.message, details=exc.details) from None
+        raise UploadRefused(exc.status, exc.code, exc.message, details={**exc.params, **exc.details}) from None
     except (StorageUnavailable, IntegrityError, OperationalError) as exc:
         db.rollback()
         code = "storage_unavailable" if not isinstance(exc, OperationalError) else "database_unavailable"

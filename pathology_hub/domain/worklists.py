@@ -50,8 +50,8 @@ class Filters:
         def one_of(name: str, allowed: set[str]) -> str | None:
             value = (args.get(name) or "").strip()
             if value and value not in allowed:
-                raise ValidationFailed(f"{name} must be one of: {', '.join(sorted(allowed))}.", code="invalid_choice",
-                                       details={"field": name})
+                raise ValidationFailed("%(field)s must be one of: %(allowed)s.", code="invalid_choice",
+                                       details={"field": name}, params={"allowed": ", ".join(sorted(allowed))})
             return value or None
         older = args.get("older_than_hours")
         try:

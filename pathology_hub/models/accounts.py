@@ -48,6 +48,8 @@ class Institution(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     #: IANA zone in which this institution's users read times (domain/timezones.py).
     time_zone: Mapped[str] = mapped_column(String(64), default="Asia/Shanghai", server_default="Asia/Shanghai")
+    #: Language of the report PDFs of cases this institution refers ("zh" or "en").
+    report_language: Mapped[str] = mapped_column(String(8), default="zh", server_default="zh")
 
     refers_to: Mapped[list["Institution"]] = relationship(
         secondary=referral_links,

@@ -36,6 +36,8 @@ from reportlab.pdfgen import canvas as rl_canvas
 from reportlab.platypus import (CondPageBreak, Flowable, Image, KeepTogether, Paragraph, SimpleDocTemplate, Spacer,
                                 Table, TableStyle)
 
+from .. import catalogue
+from ..catalogue import N_, NP_
 from .document import Figure, ReportDocument
 
 FONT_PATH = os.environ.get("REPORT_FONT_PATH", "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc")
@@ -67,170 +69,128 @@ def register_fonts() -> str:
 
 # ------------------------------------------------------------------ labels
 
-LABELS: dict[str, dict[str, str]] = {
-    "en": {
-        "patient_case": "Patient and case",
-        "case_number": "Case number",
-        "patient_id": "Patient ID",
-        "patient_name": "Patient name",
-        "sex": "Sex",
-        "age": "Age",
-        "requesting_institution": "Requesting institution",
-        "requesting_clinician": "Requesting clinician",
-        "specimen_type": "Specimen type",
-        "specimen_site": "Specimen site",
-        "priority": "Priority",
-        "clinical_history": "Clinical history",
-        "clinical_question": "Clinical question",
-        "findings": "Report",
-        "specimen": "Specimen",
-        "gross_description": "Gross description",
-        "microscopic_description": "Microscopic description",
-        "diagnosis": "Diagnosis",
-        "diagnosis_code": "Diagnosis code",
-        "comment": "Comment",
-        "recommendations": "Recommendations",
-        "answer_to_question": "Answer to the clinical question",
-        "preliminary": "Preliminary opinion (district pathologist) - preliminary, not the final diagnosis",
-        "preliminary_by": "Preliminary opinion by",
-        "figures": "Figures",
-        "figure": "Figure",
-        "magnification": "Magnification",
-        "slide": "Slide",
-        "slides": "Slides examined",
-        "block": "Block / part",
-        "stain": "Stain",
-        "stain_he": "H&E",
-        "stain_ihc": "IHC",
-        "stain_special": "Special stain",
-        "stain_fluorescence": "Fluorescence",
-        "stain_multiplex": "Multiplex",
-        "view_link": "View in the viewer",
-        "signatures": "Signature manifest",
-        "sig_name": "Name",
-        "sig_institution": "Institution",
-        "sig_time": "Date and time",
-        "sig_meaning": "Meaning",
-        "sig_role": "Role",
-        "signer": "signer",
-        "co-signer": "co-signer",
-        "unsigned": "Not signed",
-        "history": "Version history",
-        "h_version": "Version",
-        "h_kind": "Type",
-        "h_signed": "Signed",
-        "h_signer": "Signer",
-        "h_reason": "Reason",
-        "h_status": "Status",
-        "superseded": "superseded",
-        "current": "current",
-        "version_line": "Version {n} ({kind})",
-        "original": "original",
-        "addendum": "addendum",
-        "amendment": "amendment",
-        "amendment_reason": "Reason for amendment",
-        "addendum_reason": "Reason for addendum",
-        "superseded_banner": "SUPERSEDED by version {m} - this version is no longer valid; consult version {m}",
-        "verification": "Verification",
-        "verification_code": "Verification code",
-        "verification_text": "Scan the QR code or open the address below and enter the code to check "
-                             "that this report is authentic and whether a newer version exists.",
-        "footer": "{case} · version {n} · page {x} of {y}",
-        "electronic": "This report was signed electronically (PAdES digital signature).",
-        # enum values of the case and consultation, printed as words rather than codes
-        "priority_routine": "Routine",
-        "priority_urgent": "Urgent",
-        "priority_frozen": "Frozen section (intra-operative)",
-        "sex_female": "Female",
-        "sex_male": "Male",
-        "sex_other": "Other",
-        "sex_unknown": "Unknown",
-    },
-    "zh": {
-        "patient_case": "患者与病例",
-        "case_number": "病例号",
-        "patient_id": "患者编号",
-        "patient_name": "患者姓名",
-        "sex": "性别",
-        "age": "年龄",
-        "requesting_institution": "送检机构",
-        "requesting_clinician": "送检医生",
-        "specimen_type": "标本类型",
-        "specimen_site": "取材部位",
-        "priority": "优先级",
-        "clinical_history": "临床病史",
-        "clinical_question": "临床问题",
-        "findings": "报告内容",
-        "specimen": "标本",
-        "gross_description": "大体描述",
-        "microscopic_description": "镜下描述",
-        "diagnosis": "诊断",
-        "diagnosis_code": "诊断编码",
-        "comment": "备注",
-        "recommendations": "建议",
-        "answer_to_question": "对临床问题的答复",
-        "preliminary": "初步意见（区级病理医生）— 初步意见，非最终诊断",
-        "preliminary_by": "初步意见出具人",
-        "figures": "图像",
-        "figure": "图",
-        "magnification": "放大倍数",
-        "slide": "切片",
-        "slides": "送检切片",
-        "block": "蜡块/部位",
-        "stain": "染色",
-        "stain_he": "HE 染色",
-        "stain_ihc": "免疫组化",
-        "stain_special": "特殊染色",
-        "stain_fluorescence": "荧光染色",
-        "stain_multiplex": "多重染色",
-        "view_link": "在阅片器中查看",
-        "signatures": "签名清单",
-        "sig_name": "姓名",
-        "sig_institution": "机构",
-        "sig_time": "日期和时间",
-        "sig_meaning": "签名含义",
-        "sig_role": "角色",
-        "signer": "签发人",
-        "co-signer": "共同签署人",
-        "unsigned": "未签名",
-        "history": "版本历史",
-        "h_version": "版本",
-        "h_kind": "类型",
-        "h_signed": "签发时间",
-        "h_signer": "签发人",
-        "h_reason": "原因",
-        "h_status": "状态",
-        "superseded": "已被取代",
-        "current": "当前版本",
-        "version_line": "第 {n} 版（{kind}）",
-        "original": "原始报告",
-        "addendum": "补充报告",
-        "amendment": "更正报告",
-        "amendment_reason": "更正原因",
-        "addendum_reason": "补充原因",
-        "superseded_banner": "已被第 {m} 版取代 — 本版本已失效，请以第 {m} 版为准",
-        "verification": "报告验证",
-        "verification_code": "验证码",
-        "verification_text": "扫描二维码或打开下方网址并输入验证码，"
-                             "即可核实本报告的真实性以及是否存在更新版本。",
-        "footer": "{case} · 第 {n} 版 · 第 {x} 页，共 {y} 页",
-        "electronic": "本报告已电子签名（PAdES 数字签名）。",
-        "priority_routine": "常规",
-        "priority_urgent": "加急",
-        "priority_frozen": "术中冰冻",
-        "sex_female": "女",
-        "sex_male": "男",
-        "sex_other": "其他",
-        "sex_unknown": "未知",
-    },
+#: key -> English message id, or (context, message id).  The words come from the catalogue (messages.po) in
+#: the report's language; a context separates a PDF word from the same English word elsewhere
+#: ("Age" of a patient, not of a request).  See docs/glossary.md for the Chinese terms.
+LABEL_IDS: dict[str, str | tuple[str, str]] = {
+    "patient_case": NP_("report PDF", "Patient and case"),
+    "case_number": N_("Case number"),
+    "patient_id": N_("Patient ID"),
+    "patient_name": N_("Patient name"),
+    "sex": N_("Sex"),
+    "age": NP_("patient", "Age"),
+    "requesting_institution": N_("Requesting institution"),
+    "requesting_clinician": N_("Requesting clinician"),
+    "specimen_type": N_("Specimen type"),
+    "specimen_site": N_("Specimen site"),
+    "priority": N_("Priority"),
+    "clinical_history": N_("Clinical history"),
+    "clinical_question": N_("Clinical question"),
+    "findings": NP_("report PDF", "Report"),
+    "specimen": N_("Specimen"),
+    "gross_description": N_("Gross description"),
+    "microscopic_description": N_("Microscopic description"),
+    "diagnosis": N_("Diagnosis"),
+    "diagnosis_code": N_("Diagnosis code"),
+    "comment": N_("Comment"),
+    "recommendations": N_("Recommendations"),
+    "answer_to_question": N_("Answer to the clinical question"),
+    "preliminary": NP_("report PDF", "Preliminary opinion (district pathologist) - preliminary, "
+                                     "not the final diagnosis"),
+    "preliminary_by": NP_("report PDF", "Preliminary opinion by"),
+    "figures": NP_("report PDF", "Figures"),
+    "figure": NP_("report PDF", "Figure %(n)s."),
+    "magnification": N_("Magnification"),
+    "slide": N_("Slide"),
+    "slides": NP_("report PDF", "Slides examined"),
+    "block": N_("Block / part"),
+    "stain": N_("Stain"),
+    "stain_he": N_("H&E"),
+    "stain_ihc": N_("IHC"),
+    "stain_special": N_("Special stain"),
+    "stain_fluorescence": N_("Fluorescence"),
+    "stain_multiplex": N_("Multiplex"),
+    "view_link": NP_("report PDF", "View in the viewer"),
+    "signatures": NP_("report PDF", "Signature manifest"),
+    "sig_name": NP_("person", "Name"),
+    "sig_institution": N_("Institution"),
+    "sig_time": NP_("report PDF", "Date and time"),
+    "sig_meaning": NP_("report PDF", "Meaning"),
+    "sig_role": N_("Role"),
+    "signer": NP_("report PDF", "signer"),
+    "co-signer": NP_("report PDF", "co-signer"),
+    "unsigned": NP_("report PDF", "Not signed"),
+    "history": NP_("report PDF", "Version history"),
+    "h_version": N_("Version"),
+    "h_kind": NP_("report PDF", "Type"),
+    "h_signed": NP_("report PDF", "Signed"),
+    "h_signer": NP_("report PDF", "Signer"),
+    "h_reason": N_("Reason"),
+    "h_status": N_("Status"),
+    "superseded": N_("superseded"),
+    "current": NP_("report PDF", "current"),
+    "version_line": NP_("report PDF", "Version %(n)s (%(kind)s)"),
+    "original": NP_("report kind", "original"),
+    "addendum": N_("addendum"),
+    "amendment": N_("amendment"),
+    "amendment_reason": N_("Reason for amendment"),
+    "addendum_reason": N_("Reason for addendum"),
+    "superseded_banner": NP_("report PDF", "SUPERSEDED by version %(m)s - this version is no longer valid; "
+                                           "consult version %(m)s"),
+    "verification": NP_("report PDF", "Verification"),
+    "verification_code": N_("Verification code"),
+    "verification_text": NP_("report PDF", "Scan the QR code or open the address below and enter the code to "
+                                           "check that this report is authentic and whether a newer version exists."),
+    "footer": NP_("report PDF", "%(case)s · version %(n)s · page %(x)s of %(y)s"),
+    "electronic": NP_("report PDF", "This report was signed electronically (PAdES digital signature)."),
+    "figure_unreadable": NP_("report PDF", "[figure image unreadable: %(error)s]"),
+    # enum values of the case and consultation, printed as words rather than codes
+    "priority_routine": NP_("priority", "Routine"),
+    "priority_urgent": NP_("priority", "Urgent"),
+    "priority_frozen": NP_("priority", "Frozen section (intra-operative)"),
+    "sex_female": NP_("sex", "Female"),
+    "sex_male": NP_("sex", "Male"),
+    "sex_other": NP_("sex", "Other"),
+    "sex_unknown": NP_("sex", "Unknown"),
 }
+#: Section headings printed in both languages on a Chinese report (the English under-title
+#: lets a foreign reviewer find the sections); an English report prints English only.
+BILINGUAL_HEADINGS = {"patient_case", "findings", "slides", "figures", "signatures", "history", "verification"}
 
 
-def labels_for(language: str) -> dict[str, str]:
-    return LABELS["en"] if (language or "").lower().startswith("en") else LABELS["zh"]
+class Labels:
+    """The report's words in one language, looked up in the catalogue by key."""
+
+    def __init__(self, language: str) -> None:
+        self.language = catalogue.language_of(language)
+        self._cache: dict[str, str] = {}
+
+    def __getitem__(self, key: str) -> str:
+        if key not in self._cache:
+            self._cache[key] = self.fmt(key)
+        return self._cache[key]
+
+    def get(self, key: str, default: str = "") -> str:
+        return self[key] if key in LABEL_IDS else default
+
+    def fmt(self, key: str, **params: object) -> str:
+        """A label with ``%(name)s`` parameters filled in."""
+        context, message = _split(LABEL_IDS[key])
+        return catalogue.render(self.language, message, context=context, **params)
+
+    def english(self, key: str) -> str:
+        return _split(LABEL_IDS[key])[1]
 
 
-def enum_label(lab: dict[str, str], kind: str, value: str) -> str:
+def _split(entry: str | tuple[str, str]) -> tuple[str, str]:
+    return entry if isinstance(entry, tuple) else ("", entry)
+
+
+def labels_for(language: str) -> Labels:
+    return Labels(language)
+
+
+def enum_label(lab: Labels, kind: str, value: str) -> str:
     """The printed word for a stored enum value (``priority``/``sex``); an unknown value prints as stored."""
     if not value:
         return ""
@@ -343,7 +303,7 @@ def _fit(value: str, font: str, size: float, max_width: float) -> str:
     return value[:lo] + "…"
 
 
-def _decorator(doc: ReportDocument, font: str, lab: dict[str, str]):
+def _decorator(doc: ReportDocument, font: str, lab: Labels):
     width, height = A4
     footer_case = _fit(doc.case_number or "—", font, 8, 70 * mm)
 
@@ -354,24 +314,32 @@ def _decorator(doc: ReportDocument, font: str, lab: dict[str, str]):
         header = _fit(doc.institution_name.replace("\n", " "), font, 8, width / 2 - 20 * mm)
         c.drawString(18 * mm, height - 11 * mm, header)
         c.drawRightString(width - 18 * mm, height - 11 * mm,
-                          lab["version_line"].format(n=doc.version, kind=lab.get(doc.version_kind, doc.version_kind)))
+                          lab.fmt("version_line", n=doc.version, kind=lab.get(doc.version_kind, doc.version_kind)))
         c.setStrokeColor(colors.HexColor("#999999"))
         c.setLineWidth(0.5)
         c.line(18 * mm, height - 12.5 * mm, width - 18 * mm, height - 12.5 * mm)
         c.line(18 * mm, 14 * mm, width - 18 * mm, 14 * mm)
         c.drawCentredString(width / 2, 9.5 * mm,
-                            lab["footer"].format(case=footer_case, n=doc.version, x=page, y=total))
+                            lab.fmt("footer", case=footer_case, n=doc.version, x=page, y=total))
         if doc.superseded_by is not None:
             c.setFillColor(colors.HexColor("#b00020"))
             c.setFont(font, 9)
             c.drawCentredString(width / 2, height - 16.5 * mm,
-                                lab["superseded_banner"].format(m=doc.superseded_by))
+                                lab.fmt("superseded_banner", m=doc.superseded_by))
         c.restoreState()
 
     return decorate
 
 
 # ------------------------------------------------------------------ sections
+
+def _heading(lab: Labels, key: str, st: _Styles) -> Paragraph:
+    """A section heading; on a Chinese report the English name follows, smaller and grey."""
+    words = text(lab[key])
+    if lab.language != "en" and key in BILINGUAL_HEADINGS:
+        words += f' <font size="9" color="#6b7a8f">{text(lab.english(key))}</font>'
+    return Paragraph(words, st.h2)
+
 
 def _grid(rows: list[tuple[str, str]], st: _Styles, avail: float) -> list:
     """Short label/value pairs in a two-pair-per-line grid; long values become paragraphs."""
@@ -441,8 +409,21 @@ def _image_flowable(data: bytes, max_w: float, max_h: float) -> Image:
     return flowable
 
 
-def _figure(fig: Figure, index: int, st: _Styles, lab: dict[str, str], avail: float) -> list:
-    parts = [f"<b>{text(lab['figure'])} {index}.</b> {text(fig.caption)}"]
+#: A number the author already typed at the start of a caption ("图1：", "Fig. 2.", "Figure 3 -"):
+#: the PDF numbers figures itself, so it is not printed twice ("图 1. 图1：…").
+_CAPTION_NUMBER = re.compile(r"^\s*(?:图|figure|fig\.?)\s*\d+\s*[:：.．、)）\-–—]?\s*", re.IGNORECASE)
+
+
+def caption_text(caption: str) -> str:
+    """The caption without a leading figure number of its own."""
+    return _CAPTION_NUMBER.sub("", caption or "", count=1)
+
+
+def _figure(fig: Figure, index: int, st: _Styles, lab: Labels, avail: float,
+            heading: list | None = None) -> list:
+    """One figure kept together with its caption (and, for the first, the section heading,
+    so "Figures" is never left alone at the bottom of a page)."""
+    parts = [f"<b>{text(lab.fmt('figure', n=index))}</b> {text(caption_text(fig.caption))}"]
     meta = []
     if fig.slide_label:
         meta.append(f"{text(lab['slide'])}: {text(fig.slide_label)}")
@@ -456,12 +437,12 @@ def _figure(fig: Figure, index: int, st: _Styles, lab: dict[str, str], avail: fl
     try:
         image = _image_flowable(fig.image, avail, 110 * mm)
     except Exception as exc:  # noqa: BLE001 - a broken figure must not hide the report text
-        image = Paragraph(text(f"[figure image unreadable: {type(exc).__name__}]"), st.small)
-    return [KeepTogether([image, Spacer(1, 2 * mm), Paragraph("<br/>".join(parts), st.caption)]),
+        image = Paragraph(text(lab.fmt("figure_unreadable", error=type(exc).__name__)), st.small)
+    return [KeepTogether([*(heading or []), image, Spacer(1, 2 * mm), Paragraph("<br/>".join(parts), st.caption)]),
             Spacer(1, 5 * mm)]
 
 
-def stain_text(lab: dict[str, str], category: str, name: str) -> str:
+def stain_text(lab: Labels, category: str, name: str) -> str:
     """"IHC Ki-67" / "免疫组化 Ki-67"; an unclassified stain prints as typed."""
     if not category:
         return name
@@ -469,7 +450,7 @@ def stain_text(lab: dict[str, str], category: str, name: str) -> str:
     return f"{label} {name}".strip() if name else label
 
 
-def _slides(doc: ReportDocument, st: _Styles, lab: dict[str, str], avail: float) -> list:
+def _slides(doc: ReportDocument, st: _Styles, lab: Labels, avail: float) -> list:
     if not doc.slides:
         return []
     rows = [[Paragraph(text(lab[k]), st.label) for k in ("slide", "block", "stain")]]
@@ -478,11 +459,11 @@ def _slides(doc: ReportDocument, st: _Styles, lab: dict[str, str], avail: float)
                      Paragraph(text(stain_text(lab, s.stain_category, s.stain_name) or "—"), st.cell)])
     t = Table(rows, colWidths=[avail * w for w in (0.2, 0.3, 0.5)], repeatRows=1, splitInRow=1)
     t.setStyle(_table_style())
-    return [CondPageBreak(25 * mm), Paragraph(text(lab["slides"]), st.h2), t]
+    return [CondPageBreak(25 * mm), _heading(lab, "slides", st), t]
 
 
-def _signatures(doc: ReportDocument, st: _Styles, lab: dict[str, str], avail: float) -> list:
-    out: list = [Paragraph(text(lab["signatures"]), st.h2)]
+def _signatures(doc: ReportDocument, st: _Styles, lab: Labels, avail: float) -> list:
+    out: list = [_heading(lab, "signatures", st)]
     if not doc.signatures:
         out.append(Paragraph(text(lab["unsigned"]), st.body))
         return out
@@ -517,7 +498,7 @@ def _table_style() -> TableStyle:
     ])
 
 
-def _history(doc: ReportDocument, st: _Styles, lab: dict[str, str], avail: float) -> list:
+def _history(doc: ReportDocument, st: _Styles, lab: Labels, avail: float) -> list:
     entries = list(doc.history)
     if not entries:
         return []
@@ -537,10 +518,10 @@ def _history(doc: ReportDocument, st: _Styles, lab: dict[str, str], avail: float
         if e.number == doc.version:
             style.add("BACKGROUND", (0, i), (-1, i), colors.HexColor("#fff7d6"))
     t.setStyle(style)
-    return [Paragraph(text(lab["history"]), st.h2), t]
+    return [_heading(lab, "history", st), t]
 
 
-def _verification(doc: ReportDocument, st: _Styles, lab: dict[str, str], avail: float) -> list:
+def _verification(doc: ReportDocument, st: _Styles, lab: Labels, avail: float) -> list:
     if not (doc.verification_code or doc.verification_url):
         return []
     left = [Paragraph(text(lab["verification_text"]), st.body), Spacer(1, 2 * mm)]
@@ -556,7 +537,7 @@ def _verification(doc: ReportDocument, st: _Styles, lab: dict[str, str], avail: 
     t = Table([[left, qr_cell]], colWidths=[avail - 38 * mm, 38 * mm])
     t.setStyle(_TS([("VALIGN", (0, 0), (-1, -1), "TOP"),
                            ("BOX", (0, 0), (-1, -1), 0.5, colors.HexColor("#999999"))]))
-    return [CondPageBreak(45 * mm), Paragraph(text(lab["verification"]), st.h2), t]
+    return [CondPageBreak(45 * mm), _heading(lab, "verification", st), t]
 
 
 class QrFlowable(Flowable):
@@ -615,7 +596,7 @@ def render_report_pdf(doc: ReportDocument) -> bytes:
         buf, pagesize=A4, leftMargin=margin, rightMargin=margin, topMargin=22 * mm, bottomMargin=20 * mm,
         title=f"{doc.title} {doc.case_number} v{doc.version}".strip(), author=doc.institution_name,
         subject=doc.case_number, creator="Pathology Hub", producer="Pathology Hub (ReportLab)",
-        invariant=1, initialFontName=font, lang="zh-CN" if lab is LABELS["zh"] else "en",
+        invariant=1, initialFontName=font, lang="zh-CN" if lab.language == "zh" else "en",
     )
     avail = A4[0] - 2 * margin
     kind = lab.get(doc.version_kind, doc.version_kind)
@@ -624,18 +605,18 @@ def render_report_pdf(doc: ReportDocument) -> bytes:
     if doc.institution_address:
         story.append(Paragraph(text(doc.institution_address), st.address))
     story.append(Paragraph(text(doc.title), st.title))
-    story.append(Paragraph(f"<b>{text(lab['version_line'].format(n=doc.version, kind=kind))}</b>", st.version))
+    story.append(Paragraph(f"<b>{text(lab.fmt('version_line', n=doc.version, kind=kind))}</b>", st.version))
     if doc.version_kind == "amendment" or doc.amendment_reason:
         reason_label = lab["addendum_reason"] if doc.version_kind == "addendum" else lab["amendment_reason"]
         story.append(Paragraph(f"{text(reason_label)}: {text(doc.amendment_reason or '—')}",
                                ParagraphStyle("reason", parent=st.body, alignment=TA_CENTER)))
     if doc.superseded_by is not None:
         story += [Spacer(1, 2 * mm),
-                  _banner(lab["superseded_banner"].format(m=doc.superseded_by), st, avail, "#b00020")]
+                  _banner(lab.fmt("superseded_banner", m=doc.superseded_by), st, avail, "#b00020")]
     story.append(Spacer(1, 4 * mm))
 
     # patient and case
-    story.append(Paragraph(text(lab["patient_case"]), st.h2))
+    story.append(_heading(lab, "patient_case", st))
     rows = [(lab["case_number"], doc.case_number), (lab["patient_id"], doc.patient_id),
             (lab["patient_name"], doc.patient_name), (lab["sex"], enum_label(lab, "sex", doc.sex)),
             (lab["age"], doc.age), (lab["priority"], enum_label(lab, "priority", doc.priority)),
@@ -647,7 +628,7 @@ def render_report_pdf(doc: ReportDocument) -> bytes:
     story += _field(lab["clinical_question"], doc.clinical_question, st)
 
     # structured fields
-    story.append(Paragraph(text(lab["findings"]), st.h2))
+    story.append(_heading(lab, "findings", st))
     story += _field(lab["specimen"], doc.specimen, st)
     story += _field(lab["gross_description"], doc.gross_description, st)
     story += _field(lab["microscopic_description"], doc.microscopic_description, st)
@@ -674,10 +655,8 @@ def render_report_pdf(doc: ReportDocument) -> bytes:
         story += [Spacer(1, 4 * mm), box]
 
     story += _slides(doc, st, lab, avail)
-    if doc.figures:
-        story.append(Paragraph(text(lab["figures"]), st.h2))
-        for i, fig in enumerate(doc.figures, start=1):
-            story += _figure(fig, i, st, lab, avail)
+    for i, fig in enumerate(doc.figures, start=1):
+        story += _figure(fig, i, st, lab, avail, heading=[_heading(lab, "figures", st)] if i == 1 else None)
 
     story += _signatures(doc, st, lab, avail)
     story += _history(doc, st, lab, avail)

@@ -30,7 +30,8 @@ def institutions():
             accounts.create_institution(db, code=request.form.get("code", "").strip(),
                                         name=request.form.get("name", ""), tier=request.form.get("tier", ""),
                                         refers_to=request.form.getlist("refers_to"), actor=_actor(),
-                                        time_zone=request.form.get("time_zone", ""))
+                                        time_zone=request.form.get("time_zone", ""),
+                                        report_language=request.form.get("report_language") or None)
             db.commit()
             flash(_("Institution created."), "success")
             return redirect(url_for("admin.institutions"))
@@ -39,7 +40,8 @@ def institutions():
             flash_error(exc)
     items = list(db.scalars(select(Institution).order_by(Institution.tier, Institution.code)))
     return render_template("admin_institutions.html", institutions=items, Tier=Tier,
-                           default_zone=timezones.DEFAULT_ZONE)
+                           default_zone=timezones.DEFAULT_ZONE,
+                           report_languages=accounts.REPORT_LANGUAGES)
 
 
 @bp.route("/institutions/<int:institution_id>/time_zone", methods=["POST"])
@@ -63,6 +65,20 @@ def institution_active(institution: Institution):
     db = SessionLocal()
     accounts.set_institution_active(db, institution, request.form.get("active") == "1", actor=_actor())
     db.commit()
+    return redirect(url_for("admin.institutions"))
+
+
+@bp.route("/institutions/<int:institution_id>/report-language", methods=["POST"])
+@authorize("admin.manage", load=load_model(Institution, "institution_id"), as_arg="institution")
+def institution_report_language(institution: Institution):
+    db = SessionLocal()
+    try:
+        accounts.set_report_language(db, institution, request.form.get("report_language"), actor=_actor())
+        db.commit()
+        flash(_("Report language saved."), "success")
+    except DomainError as exc:
+        db.rollback()
+        flash_error(exc)
     return redirect(url_for("admin.institutions"))
 
 

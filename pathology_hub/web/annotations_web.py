@@ -19,6 +19,7 @@ from ..domain.errors import ValidationFailed
 from ..models import Annotation, Slide, User
 from .authz import authorize, load_model
 from .security import client_ip
+from .errors import message_of
 
 bp = Blueprint("annotations", __name__)
 
@@ -33,12 +34,12 @@ def _me() -> User:
 def _raw_body(limit: int, code: str) -> bytes:
     """The request body, refused (422, nothing read past the limit) when larger than ``limit``."""
     if request.content_length is not None and request.content_length > limit:
-        raise ValidationFailed(f"The request body is larger than {limit // 2**20} MB.", code=code)
+        raise ValidationFailed("The request body is larger than %(mb)s MB.", code=code, params={"mb": limit // 2**20})
     request.max_content_length = limit
     try:
         return request.get_data(cache=False)
     except RequestEntityTooLarge:
-        raise ValidationFailed(f"The request body is larger than {limit // 2**20} MB.", code=code) from None
+        raise ValidationFailed("The request body is larger than %(mb)s MB.", code=code, params={"mb": limit // 2**20}) from None
 
 
 def _json_object() -> dict[str, Any]:
@@ -66,7 +67,7 @@ def _feature_response(annotation: Annotation, slide: Slide, status: int = 200) -
 def version_conflict(exc: service.VersionConflict):
     SessionLocal.rollback()
     current = service.feature_dict(exc.current, service.SlideFrame.of(exc.current.slide))
-    return jsonify({"error": {"code": exc.code, "message": exc.message}, "current": current}), 409
+    return jsonify({"error": {"code": exc.code, "message": message_of(exc)}, "current": current}), 409
 
 
 @bp.route("/api/v1/annotation-classes")

@@ -19,6 +19,7 @@ from ..domain.errors import ValidationFailed
 from ..models import Case, Institution, User
 from .authz import authorize
 from .security import client_ip
+from .errors import message_of
 
 bp = Blueprint("audit", __name__, url_prefix="/admin")
 
@@ -60,7 +61,7 @@ def audit_page():
         flt = audit.build_filter(args)
     except ValidationFailed as exc:
         error = _("Dates must be given as YYYY-MM-DD, and the start date must not be after the end date.") \
-            if exc.code in ("invalid_date", "invalid_date_range") else exc.message
+            if exc.code in ("invalid_date", "invalid_date_range") else message_of(exc)
         flt = None
     number = request.args.get("page", "1")
     number = int(number) if number.isdigit() and 0 < int(number) < 1_000_000 else 1

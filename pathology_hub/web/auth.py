@@ -13,6 +13,7 @@ from ..domain import accounts
 from ..domain.errors import DomainError
 from .errors import flash_error
 from .security import client_ip, session_policy
+from .errors import message_of
 
 bp = Blueprint("auth", __name__)
 
@@ -45,7 +46,7 @@ def login():
                                          session_policy(), ip=client_ip())
         except DomainError as exc:
             db.commit()  # keep the failed-login audit entry and counters
-            error = login_messages().get(exc.code, exc.message)
+            error = login_messages().get(exc.code, message_of(exc))
             return render_template("login.html", error=error), 401
         lang = session.get("lang")
         session.clear()  # a fresh session at login: nothing carried over from before authentication
@@ -90,7 +91,7 @@ def change_password():
                                      request.form.get("new_password", ""), ip=client_ip())
         except DomainError as exc:
             db.commit()
-            flash_error(exc, exc.message)
+            flash_error(exc)
             return render_template("password.html"), exc.status
         db.commit()
         flash(_("Your password has been changed."), "success")

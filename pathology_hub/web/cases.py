@@ -38,7 +38,7 @@ def new_case():
             case = case_service.create_case(db, current_user._get_current_object(), form, ip=client_ip())
         except DomainError as exc:
             db.rollback()
-            flash_error(exc, exc.message)
+            flash_error(exc)
             return render_template("case_form.html", form=form, Priority=Priority, Sex=Sex,
                                    clinicians=_clinicians()), exc.status
         db.commit()

@@ -10,6 +10,7 @@ import re
 from typing import Any, Callable
 
 from flask import Blueprint, Flask, Response, flash, jsonify, redirect, render_template, request, url_for
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -71,25 +72,8 @@ def event_comment(e: Any) -> str:
 
 
 def _note_text(n: Notification) -> str:
-    params = notes.params_of(n)
-    case = params.get("case", "")
-    if n.kind == "report_amended":
-        text = _("AMENDED RESULT: case %(case)s, version %(version)s replaces version %(previous)s",
-                 case=case, version=params.get("version", ""), previous=params.get("previous_version", ""))
-        return f"{text}. {_('Reason')}: {params['reason']}" if params.get("reason") else text
-    if n.kind == "report_addendum":
-        text = _("Addendum to the result: case %(case)s, version %(version)s", case=case,
-                 version=params.get("version", ""))
-        return f"{text}. {_('Reason')}: {params['reason']}" if params.get("reason") else text
-    return {"triage_new": _("New consultation request waiting for triage (case %(case)s)", case=case),
-            "assigned": _("Consultation assigned to you (case %(case)s)", case=case),
-            "info_requested": _("The pathologist requests more information (case %(case)s)", case=case),
-            "info_answered": _("The centre answered your request for information (case %(case)s)", case=case),
-            "escalated": _("Consultation escalated to your hospital (case %(case)s)", case=case),
-            "reported": _("The escalated consultation has been reported (case %(case)s)", case=case),
-            "returned": _("Consultation result returned (case %(case)s)", case=case),
-            "overdue": _("Consultation past its turnaround target (case %(case)s)", case=case),
-            "report_signed": _("The consultation report has been signed (case %(case)s)", case=case)}.get(n.kind, n.kind)
+    """The notification in the reader's language (rendered by the domain's one renderer)."""
+    return notes.text_of(n, str(get_locale() or ""), with_reason=True)
 
 
 def _me() -> User:

@@ -3,12 +3,11 @@ a friendly page for browsers, never a stack trace."""
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
-from typing import Callable
 
-from flask import Flask, jsonify, make_response, render_template, request
-from flask_babel import gettext as _
+from flask import Flask, current_app, make_response, render_template, request
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
@@ -17,33 +16,23 @@ from storage.errors import IntegrityError, InvalidKey, ObjectNotFound, StorageEr
 
 from ..db import SessionLocal
 from ..domain.errors import DomainError
-from . import refusal_audit_hook
+from . import error_messages, refusal_audit_hook
 
 log = logging.getLogger("pathology_hub.web")
 
-STORAGE_STATUS = {ObjectNotFound: (404, "The stored object was not found."),
-                  StorageUnavailable: (503, "Object storage is unavailable right now; please retry shortly."),
-                  IntegrityError: (500, "A stored object failed its integrity check."),
-                  InvalidKey: (400, "Invalid object reference.")}
+STORAGE_STATUS = {ObjectNotFound: 404, StorageUnavailable: 503, IntegrityError: 500, InvalidKey: 400}
 
 
-#: Werkzeug's own errors (no such URL, wrong method…) in the user's language instead of its English text.
+#: Werkzeug's own errors (no such URL, wrong method…) as page-friendly text in the user's language,
+#: used when the handler gave no text of its own.
 HTTP_MESSAGES = {404: _l("This page does not exist. Check the address, or go back to the worklist."),
                  405: _l("This page cannot be used that way."),
                  403: _l("You do not have permission to open this page.")}
 
-#: Error codes whose message is rendered in the user's language (the domain stays free of Flask):
-#: code -> function of the exception returning the translated text.  Filled by the web modules.
-TRANSLATED_MESSAGES: dict[str, Callable[[DomainError], str]] = {}
-
 
 def message_of(exc: DomainError) -> str:
-    """The message of a domain error, translated when its code is registered above."""
-    translate = TRANSLATED_MESSAGES.get(exc.code)
-    if translate is not None:
-        return translate(exc)
-    from .slide_text import localized_message  # slide and submission refusals, by code
-    return localized_message(exc)
+    """The message of a domain error in the reader's language (one catalogue: error_messages)."""
+    return error_messages.message_of(exc)
 
 
 def flash_error(exc: DomainError, text: str | None = None) -> None:
@@ -65,7 +54,9 @@ def error_response(status: int, code: str, message: str, details: dict | None = 
         body: dict = {"error": {"code": code, "message": message}}
         if details:
             body["error"]["details"] = details
-        return jsonify(body), status
+        # UTF-8 as is: a support engineer reading the raw answer sees "未找到。", not \u672a…
+        return current_app.response_class(json.dumps(body, ensure_ascii=False, default=str) + "\n",
+                                          mimetype="application/json"), status
     return render_template("error.html", status=status, code=code, message=message), status
 
 
@@ -83,25 +74,28 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(StorageError)
     def storage_error(exc: StorageError):
         SessionLocal.rollback()
-        status, message = next((v for k, v in STORAGE_STATUS.items() if isinstance(exc, k)),
-                               (500, "Storage error."))
+        status = next((v for k, v in STORAGE_STATUS.items() if isinstance(exc, k)), 500)
         log.warning("storage error", extra={"error_code": exc.code, "path": request.path})
-        return error_response(status, exc.code, message)
+        return error_response(status, exc.code, error_messages.render(exc.code))
 
     @app.errorhandler(CSRFError)
     def csrf_error(exc: CSRFError):
-        return error_response(400, "csrf_failed", "The form expired or the CSRF token is missing; reload the page and try again.")
+        return error_response(400, "csrf_failed", error_messages.render("csrf_failed"))
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
         code = (exc.name or "error").lower().replace(" ", "_")
-        message = HTTP_MESSAGES.get(exc.code or 500)
-        return error_response(exc.code or 500, code, str(message) if message else exc.description or exc.name)
+        # Werkzeug's stock description is replaced by the catalogue's; a handler's own text
+        # (abort(404, "…")) is translated when it is a catalogue entry
+        own = exc.description if exc.description != type(exc).description else ""
+        if not own and exc.code in HTTP_MESSAGES:
+            return error_response(exc.code, code, str(HTTP_MESSAGES[exc.code]))
+        message = error_messages.render(code, own or "") or exc.description or exc.name
+        return error_response(exc.code or 500, code, message)
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):
         SessionLocal.rollback()
         ref = uuid.uuid4().hex[:12]
         log.exception("unhandled error", extra={"ref": ref, "path": request.path})
-        return error_response(500, "internal_error", _("Something went wrong on the server (reference %(ref)s).",
-                                                       ref=ref))
+        return error_response(500, "internal_error", error_messages.render("internal_error", params={"ref": ref}))

@@ -27,6 +27,8 @@ from .rate_limit import verify_form_limit, verify_limit
 from .security import client_ip
 from .serializers import iso
 from .times import localtime
+from . import error_messages
+from .errors import message_of
 
 bp = Blueprint("reports", __name__)
 _report = load_model(Report, "report_id")
@@ -78,7 +80,7 @@ def audited_refusal(exc):
             minutes=minutes), exc.details))
         resp.headers["Retry-After"] = str(int(minutes) * 60)
         return resp
-    return error_response(exc.status, exc.code, exc.message, exc.details)
+    return error_response(exc.status, exc.code, message_of(exc), exc.details)
 
 
 @bp.errorhandler(svc.ReportIntegrityFailed)
@@ -240,7 +242,7 @@ def api_consultation_report(c: Consultation):
     db = SessionLocal()
     report = svc.for_consultation(db, _me(), c)
     if report is None:
-        return error_response(404, "report_not_found", "This consultation has no report yet.")
+        return error_response(404, "report_not_found", error_messages.render("report_not_found"))
     svc.record_view(db, _me(), report, ip=client_ip())
     db.commit()
     return _with_etag(report_json(report, _me()), report=report)
@@ -513,7 +515,7 @@ def api_verify(code: str):
     result = svc.verify(SessionLocal(), code)
     SessionLocal.rollback()
     if result is None:
-        return error_response(404, "unknown_code", "No signed report has this verification code.")
+        return error_response(404, "unknown_code", error_messages.render("unknown_code"))
     return jsonify(result)
 
 

@@ -76,9 +76,10 @@ def init_app(app: Flask) -> None:
     @login_manager.unauthorized_handler
     def unauthorized():
         from .errors import error_response
+        from .error_messages import render
         from flask import redirect, url_for
         if is_api_request():
-            return error_response(401, "login_required", "Log in first (session or API token).")
+            return error_response(401, "login_required", render("login_required"))
         return redirect(url_for("auth.login", next=request.full_path if request.query_string else request.path))
 
     @app.before_request

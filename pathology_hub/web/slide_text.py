@@ -1,20 +1,19 @@
 """Words about slides in the user's language: stain categories, statuses, rejection reasons,
 and the message of a refused submission that names every blocking slide.
 
-The domain raises English messages with stable codes and structured details; pages and JSON
-answers are built from those here (see :func:`localized_message`), so a Chinese user never
-reads "Every slide of the case must be ready…" in English.
+The domain raises English messages with stable codes and structured details; the error
+catalogue (web/error_messages.py) builds the slide-specific ones with :data:`RENDERERS`, so a
+Chinese user never reads "Every slide of the case must be ready…" in English.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from ..domain import slide_facts
-from ..domain.errors import DomainError
 from ..models import Slide, StainCategory
 
 STAIN_CATEGORY_LABELS = {StainCategory.HE.value: _l("H&E"), StainCategory.IHC.value: _l("IHC"),
@@ -73,8 +72,8 @@ def _blocking_line(item: dict[str, Any]) -> str:
           status=status)
 
 
-def _slides_not_ready(exc: DomainError) -> str:
-    items = exc.details.get("slides") or []
+def _slides_not_ready(params: Mapping[str, Any], message: str = "") -> str:
+    items = params.get("slides") or []
     if not items:
         return _("The case has no slide yet: upload at least one slide before submitting the request.")
     lines = "; ".join(_blocking_line(i) for i in items)
@@ -83,43 +82,34 @@ def _slides_not_ready(exc: DomainError) -> str:
              slides=lines)
 
 
-def _slide_locked(exc: DomainError) -> str:
-    return _("This slide was submitted for consultation and can no longer be changed or withdrawn.")
-
-
-def _duplicate(exc: DomainError) -> str:
+def _duplicate(params: Mapping[str, Any], message: str = "") -> str:
     return _("This file is already slide %(label)s of this case. To attach it again, confirm that you want a "
-             "second copy (metadata allow_duplicate).", label=exc.details.get("label", ""))
+             "second copy (metadata allow_duplicate).", label=params.get("label", ""))
 
 
-def _field_error(exc: DomainError) -> str:
-    field = exc.details.get("field", "")
-    names = {"stain": _("Stain or marker"), "block_label": _("Block / part"), "stain_category": _("Stain type"),
-             "reason": _("Reason")}
-    if field not in names or (field == "reason" and exc.code != "field_too_long"):
-        return exc.message  # the same codes are raised for other forms' fields
-    if exc.code == "field_too_long":
-        return _("%(field)s is too long (at most %(max)s characters).", field=names[field],
-                 max=exc.details.get("max", ""))
-    if exc.code == "invalid_characters":
-        return _("%(field)s may contain letters, digits, spaces and - + / ( ) . , & : # %% only.", field=names[field])
-    if exc.code == "missing_field":
-        return _("%(field)s is required for this stain type (e.g. the IHC marker).", field=names[field])
-    if exc.code == "invalid_stain_category":
-        return _("Choose a stain type from the list.")
-    if exc.code == "invalid_stain_name":
-        return _("H&E is its own stain type; choose H&E instead.")
-    return exc.message
+def _field_error(code: str) -> Callable[[Mapping[str, Any], str], str | None]:
+    """Stain and block fields named in the user's language; other forms' fields fall through (None)."""
+    def render(params: Mapping[str, Any], message: str = "") -> str | None:
+        field = params.get("field", "")
+        names = {"stain": _("Stain or marker"), "block_label": _("Block / part"), "stain_category": _("Stain type"),
+                 "reason": _("Reason")}
+        if field not in names or (field == "reason" and code != "field_too_long"):
+            return None  # the same codes are raised for other forms' fields
+        if code == "field_too_long":
+            return _("%(field)s is too long (at most %(max)s characters).", field=names[field],
+                     max=params.get("max", ""))
+        if code == "invalid_characters":
+            return _("%(field)s may contain letters, digits, spaces and - + / ( ) . , & : # %% only.",
+                     field=names[field])
+        if code == "missing_field":
+            return _("%(field)s is required for this stain type (e.g. the IHC marker).", field=names[field])
+        return None
+    return render
 
 
-_LOCALIZERS: dict[str, Callable[[DomainError], str]] = {
-    "slides_not_ready": _slides_not_ready, "slide_locked": _slide_locked, "duplicate_slide": _duplicate,
-    "field_too_long": _field_error, "invalid_characters": _field_error, "missing_field": _field_error,
-    "invalid_stain_category": _field_error, "invalid_stain_name": _field_error,
+#: code -> renderer(params, message) used by web/error_messages.py (None: not this module's case).
+RENDERERS: dict[str, Callable[[Mapping[str, Any], str], str | None]] = {
+    "slides_not_ready": _slides_not_ready, "duplicate_slide": _duplicate,
+    "field_too_long": _field_error("field_too_long"), "invalid_characters": _field_error("invalid_characters"),
+    "missing_field": _field_error("missing_field"),
 }
-
-
-def localized_message(exc: DomainError) -> str:
-    """The error's message in the user's language when this module knows its code, else as raised."""
-    fn = _LOCALIZERS.get(exc.code)
-    return fn(exc) if fn is not None else exc.message

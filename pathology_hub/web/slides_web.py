@@ -10,6 +10,7 @@ import re
 
 from flask import (Blueprint, Flask, Response, current_app, flash, g, jsonify, redirect, render_template, request,
                    session, url_for)
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
@@ -29,7 +30,7 @@ from . import view_audit_hook
 from .authz import authorize, load_model
 from .security import client_ip
 from .bundle_strings import viewer_strings
-from . import slide_text
+from . import error_messages, slide_text
 from .errors import flash_error
 from .serializers import iso
 
@@ -56,6 +57,9 @@ def reject_text(slide: Slide) -> str | None:
     if slide.reject_code == slide_service.STORAGE_UNAVAILABLE:
         return _("Object storage was unreachable for too long, so processing stopped. "
                  "Nothing was lost: retry the slide once storage is back.")
+    # the ingest's own message is detailed English; other languages read the catalogue's reason
+    if slide.reject_code in slide_text.REJECT_LABELS and not str(get_locale() or "").startswith("en"):
+        return slide_text.reason_label(slide.reject_code)
     return slide.reject_message
 
 
@@ -216,7 +220,7 @@ def retry_form(slide_id: int):
         slide = SessionLocal().get(Slide, slide_id)
         if not policy.can(_me(), "case.view", slide.case):
             raise
-        flash_error(exc, exc.message)
+        flash_error(exc)
         return redirect(url_for("cases.detail", case_id=slide.case_id))
     flash(_("Slide %(label)s is being processed again.", label=slide.label), "success")
     if policy.can(_me(), "case.view", slide.case):
@@ -277,7 +281,9 @@ def upload_status(upload_id: str):
     policy.ensure(_me(), "case.view", case)
     slide = SessionLocal().get(Slide, upload.slide_id) if upload.slide_id else None
     if upload.state is UploadState.FAILED:
-        return jsonify({"status": "failed", "error": {"code": upload.error_code, "message": upload.error_message}})
+        return jsonify({"status": "failed", "error": {
+            "code": upload.error_code,
+            "message": error_messages.render(upload.error_code or "upload_failed", upload.error_message or "")}})
     if slide is None:
         return jsonify(_unfinished_status(upload, info))
     status = {SlideStatus.READY: "ready", SlideStatus.REJECTED: "rejected", SlideStatus.FAILED: "failed"}.get(

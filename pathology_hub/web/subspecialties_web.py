@@ -5,11 +5,8 @@ from __future__ import annotations
 
 from flask import Blueprint, Flask, jsonify
 from flask_babel import get_locale
-from flask_babel import gettext as _
 
 from ..domain import subspecialties as vocabulary
-from ..domain.errors import DomainError
-from . import errors
 from .authz import authorize
 
 bp = Blueprint("subspecialties", __name__)
@@ -47,14 +44,8 @@ def api_list():
     return jsonify({"subspecialties": [s.as_json(locale) for s in vocabulary.all_subspecialties()]})
 
 
-def _unknown_message(exc: DomainError) -> str:
-    return _("Unknown subspecialty: %(codes)s. Choose one from the list.",
-             codes=", ".join(str(c) for c in exc.details.get("unknown", [])))
-
-
 def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
-    errors.TRANSLATED_MESSAGES["unknown_subspecialty"] = _unknown_message
     app.add_template_global(label, "subspecialty_label")
     app.add_template_global(labels, "subspecialty_labels")
     app.add_template_global(choices, "subspecialty_choices")

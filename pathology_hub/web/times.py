@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 
 from flask import Flask
-from flask_babel import gettext as _
 from flask_login import current_user
 
 from ..domain import timezones
@@ -33,9 +32,6 @@ def localtime(value: dt.datetime | None, seconds: bool = False) -> str:
 
 
 def init_app(app: Flask) -> None:
-    from .errors import TRANSLATED_MESSAGES
-    TRANSLATED_MESSAGES["invalid_time_zone"] = lambda exc: _(
-        "Unknown time zone; use an IANA name such as Asia/Shanghai or Europe/London.")
     app.jinja_env.filters["localtime"] = localtime
     app.add_template_global(localtime, "local_dt")
     app.add_template_global(viewer_zone, "viewer_zone")

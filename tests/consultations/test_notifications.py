@@ -70,3 +70,24 @@ def test_each_event_notifies_the_right_people(world, users, make_consultation):
     svc.return_result(db, users["expert"], child, "advice")
     assert kinds_for("clinician")[-1] == "returned" and kinds_for("tech")[-1] == "returned"
     db.commit()
+
+
+def test_notifications_are_rendered_from_the_catalogue_in_the_readers_language(users):
+    """The domain stores a kind and parameters; the words come from messages.po at display/send time."""
+    import json
+
+    note = Notification(kind="report_amended", user_id=users["clinician"].id,
+                        params=json.dumps({"case": "C-7", "version": 2, "previous_version": 1,
+                                           "reason": "IHC result", "diagnosis": "B", "previous_diagnosis": "A",
+                                           "diagnosis_changed": True}))
+    assert notifications.text_of(note, "en") == "AMENDED RESULT: case C-7, version 2 replaces version 1"
+    zh = notifications.text_of(note, "zh_CN", with_reason=True)
+    assert zh.startswith("更正报告：病例 C-7 第 2 版已取代第 1 版") and zh.endswith("。原因：IHC result")
+    body_en = notifications.body_of(note, "https://hub/c/1/result", "en")
+    assert "Superseded diagnosis (version 1): A" in body_en and "confirm you have read it" in body_en
+    body_zh = notifications.body_of(note, "https://hub/c/1/result", "zh_CN")
+    assert "已被取代的诊断（第 1 版）: A" in body_zh and "Superseded" not in body_zh
+    users["clinician"].locale = "en"
+    assert notifications.recipient_locale(users["clinician"]) == "en"
+    users["clinician"].locale = None
+    assert notifications.recipient_locale(users["clinician"]) == "zh_CN"

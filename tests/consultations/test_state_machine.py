@@ -50,4 +50,8 @@ def test_the_page_form_reports_an_invalid_transition(client_for, make_consultati
     resp = tech.post(f"/consultations/{c.id}/act", data={"transition": "accept"})
     assert resp.status_code == 302
     page = tech.get(resp.headers["Location"]).get_data(as_text=True)
-    assert "Cannot accept a consultation that is reported." in page
+    assert "“Accept” is not possible while the consultation is reported." in page
+    # the same refusal in Chinese, with the action and state named as on the page
+    tech.post(f"/consultations/{c.id}/act", data={"transition": "accept"}, headers={"Accept-Language": "zh-CN"})
+    page = tech.get(resp.headers["Location"], headers={"Accept-Language": "zh-CN"}).get_data(as_text=True)
+    assert "会诊当前为“已出具意见”状态，无法执行“接受”。" in page

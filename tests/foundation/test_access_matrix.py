@@ -29,6 +29,7 @@ MATRIX: dict[tuple[str, str], dict[str, int]] = {
     ("POST", "/admin/institutions"): {"anon": 302, "admin": 200, "*": 403},
     ("POST", "/admin/institutions/<int:institution_id>/active"): {"anon": 302, "admin": 302, "*": 403},
     ("POST", "/admin/institutions/<int:institution_id>/time_zone"): {"anon": 302, "admin": 302, "*": 403},
+    ("POST", "/admin/institutions/<int:institution_id>/report-language"): {"anon": 302, "admin": 302, "*": 403},
     ("GET", "/admin/users"): {"anon": 302, "admin": 200, "*": 403},
     ("POST", "/admin/users"): {"anon": 302, "admin": 200, "*": 403},
     ("POST", "/admin/users/<int:user_id>/active"): {"anon": 302, "admin": 302, "*": 403},

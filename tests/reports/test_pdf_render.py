@@ -158,7 +158,7 @@ def test_text_extracts_in_chinese_and_english(tmp_path, zh_pdf):
     # signature manifest: names, institutions, time with time zone, meaning, roles
     assert "ZhangWei" in flat and "AnnaMüller" in flat
     assert "2026-11-2014:05:00CST(UTC+08:00)" in flat
-    assert "诊断已批准" in flat and "共同签署人" in flat
+    assert "诊断已批准" in flat and "会签人" in flat
     # coded diagnosis, figure caption, magnification, view link, verification code
     assert "ICD-O-3" in txt and "8500/3" in txt
     # the consultation priority is printed as a word in the label language, never as the stored code
@@ -346,7 +346,7 @@ def test_addendum_line(tmp_path):
 def test_stored_enum_values_print_as_translated_words(tmp_path):
     """Priority and sex come from the database as codes (``frozen``, ``female``): the PDF prints words."""
     zh = re.sub(r"\s+", "", pdftotext(tmp_path, render_report_pdf(sample_document(priority="frozen", sex="female"))))
-    assert "优先级术中冰冻" in zh and "性别女" in zh
+    assert "优先级冰冻切片（术中）" in zh and "性别女" in zh
     assert "frozen" not in zh and "female" not in zh
     en = re.sub(r"\s+", " ", pdftotext(tmp_path, render_report_pdf(
         sample_document(priority="routine", sex="male", language="en"))))

@@ -14,8 +14,8 @@ class VersionConflict(Conflict):
     code = "version_conflict"
 
     def __init__(self, current: Annotation) -> None:
-        super().__init__(f"The annotation was changed by someone else (now version {current.version}); "
-                         "reload it and apply your change again.")
+        super().__init__("The annotation was changed by someone else (now version %(version)s); "
+                         "reload it and apply your change again.", params={"version": current.version})
         self.current = current
 
 

@@ -39,14 +39,15 @@ MAX_REPORTED_ERRORS = 1000        # an import error lists at most this many offe
 
 def parse_json_document(raw: bytes, *, limit: int = MAX_IMPORT_BYTES) -> Any:
     if len(raw) > limit:
-        raise ValidationFailed(f"The file is larger than {limit // 2**20} MB.", code="import_too_large")
+        raise ValidationFailed("The file is larger than %(mb)s MB.", code="import_too_large",
+                               params={"mb": limit // 2**20})
     try:
         return loads_bounded(raw)
     except UnicodeDecodeError:
         raise ValidationFailed("The file is not UTF-8 text.", code="invalid_json") from None
     except json.JSONDecodeError as exc:
-        raise ValidationFailed(f"The file is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}.",
-                               code="invalid_json") from None
+        raise ValidationFailed("The file is not valid JSON: %(error)s at line %(line)s, column %(column)s.",
+                               code="invalid_json", params={"error": exc.msg, "line": exc.lineno, "column": exc.colno}) from None
 
 
 @dataclass

@@ -46,7 +46,8 @@ def _read_edit(data: dict, frame: SlideFrame, *, require_geometry: bool) -> _Edi
         try:
             edit.geometry = check_geometry(fields["geometry"], frame)
         except FeatureError as exc:
-            raise ValidationFailed(f"Invalid geometry: {exc.reason}.", code="invalid_geometry") from None
+            raise ValidationFailed("Invalid geometry: %(reason)s.", code="invalid_geometry",
+                                   params={"reason": exc.reason}) from None
     elif require_geometry:
         raise ValidationFailed("geometry is required.", code="invalid_geometry")
     if fields.get("class") is not None:
@@ -56,11 +57,13 @@ def _read_edit(data: dict, frame: SlideFrame, *, require_geometry: bool) -> _Edi
     for key, limit in (("comment", MAX_COMMENT_LENGTH), ("name", MAX_NAME_LENGTH)):
         value = fields.get(key)
         if value is not None and (not isinstance(value, str) or len(value) > limit):
-            raise ValidationFailed(f"{key} must be a string of at most {limit} characters.", code="invalid_field")
+            raise ValidationFailed("%(field)s must be a string of at most %(max)s characters.", code="invalid_field",
+                                   details={"field": key, "max": limit})
         setattr(edit, key, value)
     shape = fields.get("shape")
     if shape is not None and shape not in SHAPES:
-        raise ValidationFailed(f"shape must be one of {', '.join(SHAPES)} (or null).", code="invalid_field")
+        raise ValidationFailed("shape must be one of %(allowed)s (or null).", code="invalid_field",
+                               params={"allowed": ", ".join(SHAPES)})
     edit.shape = shape
     return edit
 
@@ -71,7 +74,8 @@ def _check_class(name: str | None) -> str | None:
     color = palette_color(name)
     if color is None:
         known = ", ".join(c["name"] for c in annotation_classes())
-        raise ValidationFailed(f"Unknown annotation class {name!r}; use one of: {known}.", code="unknown_class")
+        raise ValidationFailed("Unknown annotation class %(name)s; use one of: %(known)s.", code="unknown_class",
+                               params={"name": str(name), "known": known})
     return color
 
 

@@ -63,8 +63,9 @@ def _clean_update(data: dict[str, Any]) -> dict[str, Any]:
         else:
             found = report_codes.find(code, _text(data.get("diagnosis_code_system"), "diagnosis_code_system", 32))
             if found is None:
-                raise ValidationFailed(f"Unknown diagnosis code {code!r}; choose one from the configured list.",
-                                       code="unknown_diagnosis_code", details={"field": "diagnosis_code"})
+                raise ValidationFailed("Unknown diagnosis code %(value)s; choose one from the configured list.",
+                                       code="unknown_diagnosis_code", details={"field": "diagnosis_code"},
+                                       params={"value": str(code)})
             values.update(diagnosis_code=found.code, diagnosis_code_system=found.system,
                           diagnosis_code_display=found.display)
     return values
@@ -98,7 +99,8 @@ def new_version(session: Session, user: User, report: Report, kind: Any, reason:
     policy.ensure(user, "report.view", report)
     last = current(report)
     if last.status == "draft":
-        raise Conflict(f"Version {last.number} is still a draft; sign or edit it instead.", code="report_draft_exists")
+        raise Conflict("Version %(version)s is still a draft; sign or edit it instead.", code="report_draft_exists",
+                       params={"version": last.number})
     policy.ensure(user, "report.amend", report)
     if kind not in KINDS:
         raise ValidationFailed("kind must be addendum or amendment.", code="invalid_choice", details={"field": "kind"})

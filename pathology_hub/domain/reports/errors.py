@@ -25,7 +25,7 @@ class ReportVersionConflict(Conflict):
     code = "report_version_conflict"
 
     def __init__(self, version: ReportVersion) -> None:
-        super().__init__(f"The report was changed elsewhere (now revision {version.revision}); your change was "
+        super().__init__("The report was changed elsewhere (now revision %(revision)s); your change was "
                          "not saved. Reload the report and apply your change again.",
                          details={"revision": version.revision, "version": version.number,
                                   "status": version.status, "current": version_json_fields(version)})

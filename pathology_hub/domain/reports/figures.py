@@ -34,9 +34,9 @@ MAX_FIGURES = 12
 def _num(data: dict[str, Any], name: str, *, positive: bool = False) -> float:
     value = data.get(name)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValidationFailed(f"{name} must be a number.", code="invalid_field", details={"field": name})
+        raise ValidationFailed("%(field)s must be a number.", code="invalid_field", details={"field": name})
     if positive and value <= 0:
-        raise ValidationFailed(f"{name} must be positive.", code="invalid_field", details={"field": name})
+        raise ValidationFailed("%(field)s must be positive.", code="invalid_field", details={"field": name})
     return float(value)
 
 
@@ -66,7 +66,8 @@ def add_figure(session: Session, user: User, report: Report, data: dict[str, Any
     from pathology_hub.domain.annotations import SlideFrame, palette_color
     v = _editable_draft(session, user, report, "add_figure", ip)
     if len(docs.figures_of(session, v)) >= MAX_FIGURES:
-        raise ValidationFailed(f"A report holds at most {MAX_FIGURES} figures.", code="too_many_figures")
+        raise ValidationFailed("A report holds at most %(max)s figures.", code="too_many_figures",
+                               params={"max": MAX_FIGURES})
     slide_id = data.get("slide_id")
     slide = session.get(Slide, slide_id) if isinstance(slide_id, int) and not isinstance(slide_id, bool) else None
     if slide is None or slide.case_id != report.case_id or not policy.can(user, "slide.view", slide):

@@ -33,11 +33,11 @@ def _text(value: Any, field: str, limit: int = TEXT_LIMIT) -> str:
     if value is None:
         return ""
     if not isinstance(value, str):
-        raise ValidationFailed(f"{field} must be text.", code="invalid_field", details={"field": field})
+        raise ValidationFailed("%(field)s must be text.", code="invalid_field", details={"field": field})
     text = value.strip()
     if len(text) > limit:
-        raise ValidationFailed(f"{field} is longer than {limit} characters.", code="field_too_long",
-                               details={"field": field})
+        raise ValidationFailed("%(field)s is longer than %(max)s characters.", code="field_too_long",
+                               details={"field": field, "max": limit})
     return text
 
 
@@ -45,7 +45,7 @@ def _refuse(session: Session, user: User, version: ReportVersion, attempted: str
     audit.record(session, "report.edit_refused", actor=user, object_type="report", object_id=version.report_id,
                  case_id=version.report.case_id, ip=ip,
                  details={"version": version.number, "status": version.status, "attempted": attempted})
-    return ReportSigned(f"Version {version.number} of this report is signed and can no longer be changed; "
+    return ReportSigned("Version %(version)s of this report is signed and can no longer be changed; "
                         "write an addendum or an amendment instead.",
                         details={"version": version.number, "status": version.status})
 

@@ -46,7 +46,7 @@ def _check_password(session: Session, user: User, report: Report, password: Any,
     if attempt.locked_minutes:
         audit.record(session, f"report.{action}_failed", actor=user, object_type="report", object_id=report.id,
                      case_id=report.case_id, ip=ip, details={"reason": "account_locked"})
-        raise SignerLocked(f"Too many wrong passwords: signing is locked for {attempt.locked_minutes} minutes; "
+        raise SignerLocked("Too many wrong passwords: signing is locked for %(retry_after_minutes)s minutes; "
                            "the report was not signed.", details={"retry_after_minutes": attempt.locked_minutes})
     if not correct:
         audit.record(session, f"report.{action}_failed", actor=user, object_type="report", object_id=report.id,
@@ -54,7 +54,7 @@ def _check_password(session: Session, user: User, report: Report, password: Any,
                      details={"reason": "wrong password", "failed_attempt": True, "locked_now": locked_now})
         if locked_now:
             minutes = accounts.locked_minutes(user, now)
-            raise SignerLocked(f"Too many wrong passwords: signing is locked for {minutes} minutes; "
+            raise SignerLocked("Too many wrong passwords: signing is locked for %(retry_after_minutes)s minutes; "
                                "the report was not signed.", details={"retry_after_minutes": minutes})
         raise WrongPassword("The password is not correct; the report was not signed.")
 
@@ -62,11 +62,6 @@ def _check_password(session: Session, user: User, report: Report, password: Any,
 def _manifest(user: User, role: str, meaning: str, at: dt.datetime) -> ReportSignature:
     return ReportSignature(user_id=user.id, role=role, full_name=user.full_name, institution=user.institution.name,
                            meaning=meaning, signed_at=at, timezone=str(turnaround.timezone()))
-
-
-def _language(user: User | None) -> str:
-    """Labels of the PDF in the signer's language (Chinese unless they chose English)."""
-    return "en" if user is not None and (user.locale or "").lower().startswith("en") else "zh"
 
 
 def _location(user: User) -> str:
@@ -111,7 +106,7 @@ def sign(session: Session, user: User, report: Report, *, password: Any, revisio
     code = _new_code(session)
     signature = _manifest(user, "signer", meaning, now)
     doc = docs.build_document(session, v, signatures=[docs.signature_of(signature)], signed_at=now, signer=user,
-                              verification_code=code, language=_language(user),
+                              verification_code=code,
                               history_overrides={previous.id: {"superseded": True}} if previous else None)
     pdf = docs.render_and_sign(doc, signer_name=user.full_name, reason=meaning, location=_location(user))
     # The decisive step: only one request can move this draft at this revision to "signed".
@@ -169,7 +164,7 @@ def _supersede(session: Session, user: User, old: ReportVersion, new: ReportVers
     old.revision += 1
     sigs = [docs.signature_of(s) for s in docs.signatures_of(session, old)]
     doc = docs.build_document(session, old, signatures=sigs, verification_code=old.verification_code or "",
-                              superseded_by=new.number, language=_language(old.signed_by),
+                              superseded_by=new.number,
                               history_overrides={old.id: {"superseded": True},
                                                  new.id: {"signed_at": now, "signer": user.full_name}})
     pdf = docs.render_and_sign(doc, signer_name=user.full_name,
@@ -197,8 +192,7 @@ def cosign(session: Session, user: User, report: Report, *, password: Any, meani
     now = _now(now)
     row = _manifest(user, "co-signer", meaning, now)
     sigs = [docs.signature_of(s) for s in docs.signatures_of(session, v)] + [docs.signature_of(row)]
-    doc = docs.build_document(session, v, signatures=sigs, verification_code=v.verification_code or "",
-                              language=_language(v.signed_by))
+    doc = docs.build_document(session, v, signatures=sigs, verification_code=v.verification_code or "")
     pdf = docs.render_and_sign(doc, signer_name=user.full_name, reason=meaning, location=_location(user))
     expected = v.revision
     result = session.execute(update(ReportVersion).where(

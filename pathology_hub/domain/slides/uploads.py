@@ -39,10 +39,10 @@ def plain_text(value: str, *, field: str, limit: int) -> str:
     characters, or carrying control or invisible formatting characters (line breaks,
     NUL, bidirectional overrides that disguise a file name)."""
     if len(value) > limit:
-        raise ValidationFailed(f"metadata {field} is longer than {limit} characters.",
+        raise ValidationFailed("metadata %(field)s is longer than %(max_length)s characters.",
                                code=f"invalid_{field}", details={"field": field, "max_length": limit})
     if any(unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp") for ch in value):
-        raise ValidationFailed(f"metadata {field} contains control characters.",
+        raise ValidationFailed("metadata %(field)s contains control characters.",
                                code=f"invalid_{field}", details={"field": field})
     return value
 
@@ -68,8 +68,8 @@ def register_upload(session: Session, user: User, *, case_id: Any, filename: str
         raise ValidationFailed("Slides must be uploaded with a known length (no Upload-Defer-Length).",
                                code="length_required")
     if size > max_bytes:
-        raise TooLarge(f"The file is {size / 2**30:.1f} GiB; the largest slide accepted is "
-                       f"{max_bytes / 2**30:.1f} GiB.", code="slide_too_large")
+        raise TooLarge("The file is %(size)s GiB; the largest slide accepted is %(max)s GiB.", code="slide_too_large",
+                       params={"size": f"{size / 2**30:.1f}", "max": f"{max_bytes / 2**30:.1f}"})
     # Serialise creations per user and per centre (row locks on PostgreSQL; SQLite has one writer),
     # so parallel requests cannot all pass the checks below before any of them is recorded.
     session.scalar(select(User.id).where(User.id == user.id).with_for_update())
@@ -83,8 +83,10 @@ def register_upload(session: Session, user: User, *, case_id: Any, filename: str
                 details={"open": open_now, "limit": max_open})
     used = institution_usage(session, case.institution_id)
     if used + size > quota_bytes:
-        raise TooLarge(f"Your centre's storage quota ({quota_bytes / 2**30:.1f} GiB) would be exceeded: "
-                       f"{used / 2**30:.1f} GiB used, this file is {size / 2**30:.1f} GiB.", code="quota_exceeded",
+        raise TooLarge("Your centre's storage quota (%(quota)s GiB) would be exceeded: "
+                       "%(used)s GiB used, this file is %(size_gib)s GiB.", code="quota_exceeded",
+                       params={"quota": f"{quota_bytes / 2**30:.1f}", "used": f"{used / 2**30:.1f}",
+                               "size_gib": f"{size / 2**30:.1f}"},
                        details={"quota_bytes": quota_bytes, "used_bytes": used, "size": size})
     if client_sha256 is not None and not re.fullmatch(r"[0-9a-f]{64}", client_sha256):
         raise ValidationFailed("metadata sha256 must be 64 lower-case hex digits.", code="invalid_sha256")
@@ -92,7 +94,7 @@ def register_upload(session: Session, user: User, *, case_id: Any, filename: str
     same = duplicates(session, case, client_sha256) if client_sha256 else []
     if same and not allow_duplicate:
         first = same[0]
-        raise Conflict(f"This file is already slide {first.label} (id {first.id}) of this case; send metadata "
+        raise Conflict("This file is already slide %(label)s (id %(slide_id)s) of this case; send metadata "
                        "allow_duplicate=1 to attach it again.", code="duplicate_slide",
                        details={"slide_id": first.id, "label": first.label, "slides": [s.id for s in same]})
     upload = Upload(id=upload_id, case_id=case.id, user_id=user.id, institution_id=case.institution_id,
