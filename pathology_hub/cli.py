@@ -187,8 +187,9 @@ def worker_command(workers: int) -> None:
     """
     from huey.consumer import Consumer
 
-    from . import tasks  # noqa: F401 - registers the tasks on the queue
+    from . import bootstrap, tasks  # noqa: F401 - tasks: binds the tasks to the queue
     from .queue import huey
+    bootstrap.ensure_wired()
     Consumer(huey, workers=workers, worker_type="thread", periodic=True, check_worker_health=True).run()
 
 

@@ -215,8 +215,6 @@ def case_access_grant(user: User, case: Case) -> bool:
     return False
 
 
-policy.register_case_access(case_access_grant)
-
 
 # ---------------------------------------------------------------- creating and submitting
 def create(session: Session, user: User, case: Case, data: dict[str, Any], *, ip: str | None = None,

@@ -202,8 +202,19 @@ def _dispatch(session: Session) -> None:
     ids = session.info.pop("notification_ids", None)
     session.info.pop("new_notifications", None)
     if ids and _needs_delivery():
-        from ..tasks import deliver_notifications_task
-        deliver_notifications_task(ids)
+        if not _DISPATCH:
+            log.warning("notifications not dispatched: bootstrap.wire() did not run", extra={"count": len(ids)})
+            return
+        _DISPATCH[0](ids)
+
+
+#: Hands new notification ids to delivery (the worker's task). Set by ``bootstrap.py`` so
+#: the domain never imports the queue.
+_DISPATCH: list[Callable[[list[int]], Any]] = []
+
+
+def set_dispatcher(fn: Callable[[list[int]], Any]) -> None:
+    _DISPATCH[:] = [fn]
 
 
 @event.listens_for(Session, "after_rollback")

@@ -111,8 +111,6 @@ def case_report_signed(case: Case) -> bool:
         Report.case_id == case.id, ReportVersion.status.in_(("signed", "superseded"))).limit(1)) is not None
 
 
-policy.install_report_signed(case_report_signed)
-
 
 # ---------------------------------------------------------------- reading
 def current(report: Report) -> ReportVersion:

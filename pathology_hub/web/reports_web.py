@@ -9,7 +9,6 @@ from typing import Any
 from flask import Blueprint, Flask, Response, jsonify, make_response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from flask_login import current_user
 
 from storage.errors import StorageUnavailable
 
@@ -21,7 +20,7 @@ from ..domain.errors import ValidationFailed
 from ..models import Case, User
 from ..models.consultations import Consultation
 from ..models.reports import Report, ReportVersion
-from .authz import authorize, load_model
+from .authz import authorize, load_model, me
 from .errors import error_response
 from .rate_limit import verify_form_limit, verify_limit
 from .security import client_ip
@@ -33,9 +32,6 @@ _report = load_model(Report, "report_id")
 KIND_LABELS = {"original": _l("original report"), "addendum": _l("addendum"), "amendment": _l("amendment")}
 STATUS_LABELS = {"draft": _l("draft"), "signed": _l("signed"), "superseded": _l("superseded")}
 
-
-def _me() -> User:
-    return current_user._get_current_object()
 
 
 def _data() -> dict[str, Any]:
@@ -211,7 +207,7 @@ def api_case_reports(case: Case):
       summary: Reports of a case, per consultation
     """
     from ..domain import consultations as consultations_svc
-    db, user = SessionLocal(), _me()
+    db, user = SessionLocal(), me()
     items = []
     for c in consultations_svc.for_case(db, user, case):
         report = svc.for_consultation(db, user, c)
@@ -232,12 +228,12 @@ def api_consultation_report(c: Consultation):
       summary: Get a consultation's report
     """
     db = SessionLocal()
-    report = svc.for_consultation(db, _me(), c)
+    report = svc.for_consultation(db, me(), c)
     if report is None:
         return error_response(404, "report_not_found", "This consultation has no report yet.")
-    svc.record_view(db, _me(), report, ip=client_ip())
+    svc.record_view(db, me(), report, ip=client_ip())
     db.commit()
-    return _with_etag(report_json(report, _me()), report=report)
+    return _with_etag(report_json(report, me()), report=report)
 
 
 @bp.route("/api/v1/consultations/<int:consultation_id>/report", methods=["POST"])
@@ -252,9 +248,9 @@ def api_create(c: Consultation):
         409: {description: report_exists or invalid_state}
     """
     db = SessionLocal()
-    report = svc.create(db, _me(), c, ip=client_ip())
+    report = svc.create(db, me(), c, ip=client_ip())
     db.commit()
-    return _with_etag(report_json(report, _me()), 201, report)
+    return _with_etag(report_json(report, me()), 201, report)
 
 
 @bp.route("/api/v1/reports/<int:report_id>", methods=["GET"])
@@ -266,9 +262,9 @@ def api_get(report: Report):
       summary: Get a report
     """
     db = SessionLocal()
-    svc.record_view(db, _me(), report, ip=client_ip())
+    svc.record_view(db, me(), report, ip=client_ip())
     db.commit()
-    return _with_etag(report_json(report, _me()), report=report)
+    return _with_etag(report_json(report, me()), report=report)
 
 
 @bp.route("/api/v1/reports/<int:report_id>", methods=["PUT"])
@@ -288,9 +284,9 @@ def api_update(report: Report):
     db = SessionLocal()
     data = _data()
     revision = _revision(data)
-    svc.update_draft(db, _me(), report, data, revision=revision, ip=client_ip())
+    svc.update_draft(db, me(), report, data, revision=revision, ip=client_ip())
     db.commit()
-    return _with_etag(report_json(report, _me()), report=report)
+    return _with_etag(report_json(report, me()), report=report)
 
 
 @bp.route("/api/v1/reports/<int:report_id>/figures", methods=["POST"])
@@ -306,9 +302,9 @@ def api_add_figure(report: Report):
             schema: {type: object, required: [slide_id, x, y, zoom, container_width, container_height], properties: {slide_id: {type: integer}, x: {type: number}, y: {type: number}, zoom: {type: number}, rotation: {type: number}, container_width: {type: number}, container_height: {type: number}, caption: {type: string}, url: {type: string}, magnification: {type: number, description: the magnification the viewer showed}}}
     """
     db = SessionLocal()
-    fig = svc.add_figure(db, _me(), report, _data(), ip=client_ip())
+    fig = svc.add_figure(db, me(), report, _data(), ip=client_ip())
     db.commit()
-    payload = report_json(report, _me())
+    payload = report_json(report, me())
     payload["figure_id"] = fig.id
     return _with_etag(payload, 201, report)
 
@@ -322,7 +318,7 @@ def api_figure_image(report: Report, figure: int):
       summary: Figure PNG
     """
     from .. import runtime
-    fig = svc.figure(SessionLocal(), _me(), report, figure)
+    fig = svc.figure(SessionLocal(), me(), report, figure)
     resp = Response(runtime.store().get_bytes(fig.image_key), mimetype="image/png")
     resp.headers["Cache-Control"] = "private, max-age=3600"
     return resp
@@ -337,9 +333,9 @@ def api_delete_figure(report: Report, figure: int):
       summary: Delete a figure
     """
     db = SessionLocal()
-    svc.delete_figure(db, _me(), report, figure, ip=client_ip())
+    svc.delete_figure(db, me(), report, figure, ip=client_ip())
     db.commit()
-    return _with_etag(report_json(report, _me()), report=report)
+    return _with_etag(report_json(report, me()), report=report)
 
 
 # ---------------------------------------------------------------- API: signing and versions
@@ -358,11 +354,11 @@ def api_sign(report: Report):
     """
     db = SessionLocal()
     data = _data()
-    svc.sign(db, _me(), report, password=data.get("password"),
+    svc.sign(db, me(), report, password=data.get("password"),
              revision=_revision(data), meaning=data.get("meaning"),
              ip=client_ip())
     db.commit()
-    return _with_etag(report_json(report, _me()), report=report)
+    return _with_etag(report_json(report, me()), report=report)
 
 
 @bp.route("/api/v1/reports/<int:report_id>/cosign", methods=["POST"])
@@ -379,9 +375,9 @@ def api_cosign(report: Report):
     """
     db = SessionLocal()
     data = _data()
-    svc.cosign(db, _me(), report, password=data.get("password"), meaning=data.get("meaning"), ip=client_ip())
+    svc.cosign(db, me(), report, password=data.get("password"), meaning=data.get("meaning"), ip=client_ip())
     db.commit()
-    return _with_etag(report_json(report, _me()), report=report)
+    return _with_etag(report_json(report, me()), report=report)
 
 
 @bp.route("/api/v1/reports/<int:report_id>/versions", methods=["POST"])
@@ -398,9 +394,9 @@ def api_new_version(report: Report):
     """
     db = SessionLocal()
     data = _data()
-    svc.new_version(db, _me(), report, data.get("kind"), data.get("reason"), ip=client_ip())
+    svc.new_version(db, me(), report, data.get("kind"), data.get("reason"), ip=client_ip())
     db.commit()
-    return _with_etag(report_json(report, _me()), 201, report)
+    return _with_etag(report_json(report, me()), 201, report)
 
 
 # ---------------------------------------------------------------- delivery
@@ -420,7 +416,7 @@ def api_pdf(report: Report):
       summary: Download the signed report PDF
     """
     db = SessionLocal()
-    data, name, _v = svc.pdf_of(db, _me(), report, ip=client_ip())
+    data, name, _v = svc.pdf_of(db, me(), report, ip=client_ip())
     db.commit()
     return _pdf_response(data, name)
 
@@ -437,7 +433,7 @@ def api_version_pdf(report: Report, number: int):
         - {name: original, in: query, schema: {type: boolean}}
     """
     db = SessionLocal()
-    data, name, _v = svc.pdf_of(db, _me(), report, number, original=request.args.get("original") in ("1", "true"),
+    data, name, _v = svc.pdf_of(db, me(), report, number, original=request.args.get("original") in ("1", "true"),
                                 ip=client_ip())
     db.commit()
     return _pdf_response(data, name)
@@ -452,7 +448,7 @@ def api_fhir(report: Report):
       summary: FHIR DiagnosticReport
     """
     db = SessionLocal()
-    resource = svc.fhir(db, _me(), report, ip=client_ip())
+    resource = svc.fhir(db, me(), report, ip=client_ip())
     db.commit()
     resp = jsonify(resource)
     resp.mimetype = "application/fhir+json"
@@ -464,7 +460,7 @@ def api_fhir(report: Report):
 @authorize("report.view", load=_report, as_arg="report")
 def report_page(report: Report):
     """The report for reading: every visible version, its signatures and downloads."""
-    db, user = SessionLocal(), _me()
+    db, user = SessionLocal(), me()
     svc.record_view(db, user, report, what="page", ip=client_ip())
     db.commit()
     data = report_json(report, user)
@@ -508,7 +504,7 @@ def api_verify(code: str):
 
 
 def _report_for(c: Consultation) -> Report | None:
-    user = _me()
+    user = me()
     if not user.is_authenticated:
         return None
     return svc.for_consultation(SessionLocal(), user, c)
@@ -516,7 +512,7 @@ def _report_for(c: Consultation) -> Report | None:
 
 def _integrity_failed(report: Report | int | None) -> bool:
     """For pages that link to a report (or its id): does a visible signed version's stored PDF fail its hash check?"""
-    user = _me()
+    user = me()
     if isinstance(report, int):
         report = SessionLocal().get(Report, report)
     if report is None or not user.is_authenticated:
