@@ -19,6 +19,7 @@ from urllib.parse import parse_qs, unquote, urlparse
 from sqlalchemy import event, func, select, update
 from sqlalchemy.orm import Session
 
+from .. import runtime
 from ..models import User, utcnow
 from ..models.consultations import Consultation, Notification
 
@@ -185,7 +186,6 @@ def deliver(session: Session, ids: list[int], smtp_url: str, base_url: str = "")
 
 
 def _needs_delivery() -> bool:
-    from .. import runtime
     return bool(runtime.settings().smtp_url) or bool(HOOKS)
 
 

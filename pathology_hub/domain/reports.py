@@ -43,6 +43,7 @@ from ..models import Annotation, Case, Slide, SlideStatus, User, utcnow
 from ..models.consultations import Consultation, ConsultationState as S
 from ..models.reports import Report, ReportFigure, ReportSignature, ReportVersion, ResultAcknowledgement
 from . import accounts, audit, notifications, policy, report_codes, report_integrity, results, turnaround
+from . import report_permissions
 from . import consultations as consultations_svc
 from . import report_documents as docs
 from .errors import AuthenticationFailed, Conflict, DomainError, NotFound, ValidationFailed
@@ -643,15 +644,7 @@ def _supersede(session: Session, user: User, old: ReportVersion, new: ReportVers
 def cosign(session: Session, user: User, report: Report, *, password: Any, meaning: Any = None,
            ip: str | None = None, now: dt.datetime | None = None) -> ReportVersion:
     """A second pathologist's concurrence with the current signed version (once per version)."""
-    v = latest_signed(report)
-    policy.ensure(user, "report.view", report)
-    if v is None or v.status != "signed" or current(report) is not v:
-        raise Conflict("Only the current signed version can be co-signed.", code="report_not_signed")
-    policy.ensure(user, "report.cosign", report)
-    if v.signed_by_id == user.id:
-        raise Conflict("The signer cannot co-sign their own report.", code="cosigner_is_signer")
-    if any(s.role == "co-signer" for s in docs.signatures_of(session, v)):
-        raise Conflict("This version already has a co-signature.", code="report_already_cosigned")
+    v = report_permissions.ensure_may_cosign(session, user, report)  # the rules, shared with the web's buttons
     _check_password(session, user, report, password, "cosign", ip, now)
     meaning = _text(meaning, "meaning", 200) or COSIGN_MEANING
     now = _now(now)

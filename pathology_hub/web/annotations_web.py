@@ -12,6 +12,7 @@ from flask import Blueprint, Flask, Response, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from ..db import SessionLocal
+from ..domain import annotation_cache
 from ..domain import annotations as service
 from ..domain.errors import ValidationFailed
 from ..models import Annotation, Slide
@@ -208,7 +209,6 @@ def import_geojson(slide: Slide):
 
 
 def init_app(app: Flask) -> None:
-    from ..domain import annotation_cache
     annotation_cache.clear()  # a new app may point at another database whose ids repeat
     app.register_blueprint(bp)
 

@@ -18,7 +18,7 @@ from ..domain import notifications as notes
 from ..domain import policy, results, turnaround, worklists
 from ..domain.report_documents import local_time
 from ..domain.errors import DomainError, ValidationFailed
-from ..models import Case, User, utcnow
+from ..models import Case, Institution, User, utcnow
 from ..models.consultations import Consultation, ConsultationState as S, Notification
 from . import charts
 from .errors import message_of
@@ -411,7 +411,6 @@ def turnaround_page():
 
 def _turnaround_charts(db, data: dict[str, list[dict[str, Any]]]) -> dict[str, list[charts.Chart]]:
     """SVG charts of the dashboard rows, labelled with institution names and pathologists' full names."""
-    from ..models import Institution
     names = {"institution": {i.code: i.name for i in db.query(Institution).all()},
              "pathologist": {u.username: u.full_name for u in db.query(User).filter(
                  User.username.in_({r["group"] for r in data["pathologist"]})).all()}}

@@ -12,16 +12,20 @@ from flask_babel import lazy_gettext as _l
 
 from storage.errors import StorageUnavailable
 
+from .. import runtime
 from ..db import SessionLocal
-from ..domain import policy, report_codes, report_integrity
+from ..domain import consultations as consultations_svc
+from ..domain import policy, report_codes, report_integrity, report_permissions
 from ..domain import report_documents as docs
 from ..domain import reports as svc
 from ..domain.errors import ValidationFailed
+from ..domain.view_links import normalise_view_link
 from ..models import Case, User
 from ..models.consultations import Consultation
 from ..models.reports import Report, ReportVersion
 from .authz import authorize, load_model, me
 from .errors import error_response
+from . import rate_limit
 from .rate_limit import verify_form_limit, verify_limit
 from .security import client_ip
 from .serializers import iso
@@ -133,8 +137,6 @@ def version_json(db, v: ReportVersion, report: Report) -> dict[str, Any]:
 
 def _safe_link(link: str, report: Report) -> str | None:
     """Figure links stored before links were parsed on capture are checked again before becoming a link."""
-    from .. import runtime
-    from ..domain.view_links import normalise_view_link
     return normalise_view_link(link, case_id=report.case_id, base_url=runtime.settings().base_url) if link else None
 
 
@@ -156,7 +158,6 @@ def report_json(report: Report, user: User) -> dict[str, Any]:
     db = SessionLocal()
     versions = svc.visible_versions(user, report)
     c = report.consultation
-    last = svc.current(report)
     version_items = [version_json(db, v, report) for v in versions]
     return {
         "id": report.id, "consultation_id": c.id, "case_id": report.case_id, "case_number": c.case.case_number,
@@ -165,12 +166,7 @@ def report_json(report: Report, user: User) -> dict[str, Any]:
         "preliminary_opinion_by": _preliminary_by(c),
         "versions": version_items,
         "current": version_items[-1] if version_items else None,
-        "can": {"edit": last.status == "draft" and policy.can(user, "report.edit", report),
-                "sign": last.status == "draft" and policy.can(user, "report.sign", report),
-                "cosign": (last.status == "signed" and policy.can(user, "report.cosign", report)
-                           and last.signed_by_id != user.id
-                           and not any(s.role == "co-signer" for s in docs.signatures_of(db, last))),
-                "amend": last.status == "signed" and policy.can(user, "report.amend", report)},
+        "can": report_permissions.allowed_actions(db, user, report).as_json(),
         "integrity_ok": all(v.get("integrity", {}).get("ok", True) for v in version_items),
         "url": url_for("reports.report_page", report_id=report.id),
         "pdf_url": url_for("reports.api_pdf", report_id=report.id) if svc.latest_signed(report) else None,
@@ -206,7 +202,6 @@ def api_case_reports(case: Case):
     get:
       summary: Reports of a case, per consultation
     """
-    from ..domain import consultations as consultations_svc
     db, user = SessionLocal(), me()
     items = []
     for c in consultations_svc.for_case(db, user, case):
@@ -317,7 +312,6 @@ def api_figure_image(report: Report, figure: int):
     get:
       summary: Figure PNG
     """
-    from .. import runtime
     fig = svc.figure(SessionLocal(), me(), report, figure)
     resp = Response(runtime.store().get_bytes(fig.image_key), mimetype="image/png")
     resp.headers["Cache-Control"] = "private, max-age=3600"
@@ -521,7 +515,6 @@ def _integrity_failed(report: Report | int | None) -> bool:
 
 
 def init_app(app: Flask) -> None:
-    from . import rate_limit
     rate_limit.init_app(app)
     app.register_blueprint(bp)
     app.add_template_global(_report_for, "report_for_consultation")

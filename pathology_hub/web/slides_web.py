@@ -18,7 +18,7 @@ from storage.errors import ObjectNotFound
 
 from .. import runtime
 from ..db import SessionLocal
-from ..domain import jobs, policy, slide_facts
+from ..domain import audit, jobs, policy, slide_facts
 from ..domain import slides as slide_service
 from ..domain import tile_access, tile_render
 from ..domain.upload_status import UploadStatus
@@ -446,7 +446,6 @@ def viewer(case: Case):
 
 
 def audit_view(case: Case) -> None:
-    from ..domain import audit
     db = SessionLocal()
     audit.record(db, "case.view_slides", actor=me(), object_type="case", object_id=case.id, case_id=case.id,
                  ip=client_ip())

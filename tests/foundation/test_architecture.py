@@ -41,7 +41,7 @@ LOWER_MAY_IMPORT = {"pathology_hub.domain.errors"}
 WEB_MODELS_ALLOWED = {
     "pathology_hub.web.admin", "pathology_hub.web.annotations_web", "pathology_hub.web.api",
     "pathology_hub.web.audit_web", "pathology_hub.web.cases", "pathology_hub.web.consultations_web",
-    "pathology_hub.web.main", "pathology_hub.web.reports_web", "pathology_hub.web.serializers",
+    "pathology_hub.web.main", "pathology_hub.web.reports_web",
     "pathology_hub.web.slide_edits_web", "pathology_hub.web.slide_text", "pathology_hub.web.slides_web",
 }
 WEB_SESSIONS_ALLOWED = {
@@ -75,10 +75,18 @@ MODULES = _modules()
 
 @functools.lru_cache(maxsize=None)
 def _imports(name: str, path: Path) -> list[tuple[str, set[str], int]]:
-    """(imported module, names taken from it, line) for every import in the file, at any depth."""
+    """(imported module, names taken from it, line) for every import in the file, at any depth.
+
+    Imports under ``if TYPE_CHECKING:`` are left out: they name types for annotations and
+    never run, so they create no dependency at run time."""
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    type_only = {id(n) for block in ast.walk(tree) if isinstance(block, ast.If) and _is_type_checking(block.test)
+                 for stmt in block.body for n in ast.walk(stmt)}
     out = []
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+    for node in ast.walk(tree):
+        if id(node) in type_only:
+            continue
         if isinstance(node, ast.Import):
             out += [(a.name, set(), node.lineno) for a in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -93,6 +101,11 @@ def _imports(name: str, path: Path) -> list[tuple[str, set[str], int]]:
             # ``from . import web`` names a module: count it as one
             out += [(f"{target}.{n}", set(), node.lineno) for n in names if f"{target}.{n}" in MODULES]
     return out
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or \
+        (isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
 
 
 def _under(module: str, prefixes: tuple[str, ...] | set[str]) -> bool:
@@ -158,8 +171,10 @@ def test_the_checker_sees_relative_and_function_level_imports(tmp_path):
     found = {t for t, _n, _l in _imports(name, path)}
     assert "pathology_hub.models" in found
     fake = tmp_path / "x.py"
-    fake.write_text("def f():\n    from ..web import api\n    from . import policy\n")
-    assert {t for t, _n, _l in _imports("pathology_hub.domain.x", fake)} >= {"pathology_hub.web", "pathology_hub.domain"}
+    fake.write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from flask import Flask\n"
+                    "def f():\n    from ..web import api\n    from . import policy\n")
+    found = {t for t, _n, _l in _imports("pathology_hub.domain.x", fake)}
+    assert found >= {"pathology_hub.web", "pathology_hub.domain"} and "flask" not in found  # annotations only
 
 
 # ---------------------------------------------------------------- wiring in one place
