@@ -18,7 +18,7 @@ from ..domain import notifications as notes
 from ..domain import policy, results, turnaround, worklists
 from ..domain.report_documents import local_time
 from ..domain.errors import DomainError, ValidationFailed
-from ..models import Case, Institution, User, utcnow
+from ..models import Case, User, utcnow
 from ..models.consultations import Consultation, ConsultationState as S, Notification
 from . import charts
 from .errors import message_of
@@ -325,14 +325,8 @@ def detail_page(c: Consultation):
                            children=svc.children_of(db, c), tat=turnaround.status(c, utcnow()),
                            candidates=svc.candidates(db, c) if "assign" in actions else [],
                            no_subspecialty_match="assign" in actions and svc.no_subspecialty_match(db, c),
-                           experts=_experts(c) if "escalate" in actions else [],
+                           experts=svc.escalation_experts(db, c) if "escalate" in actions else [],
                            warnings=svc.slide_warnings(c.case) if "submit" in actions else [])
-
-
-def _experts(c: Consultation) -> list[User]:
-    chain = [i.id for i in svc.referral_chain(c.receiving_institution)] if c.receiving_institution else []
-    return [u for u in SessionLocal().query(User).filter(User.institution_id.in_(chain), User.active.is_(True)).all()
-            if u.role.value == "pathologist"]
 
 
 @bp.route("/consultations/<int:consultation_id>/act", methods=["POST"])
@@ -411,9 +405,7 @@ def turnaround_page():
 
 def _turnaround_charts(db, data: dict[str, list[dict[str, Any]]]) -> dict[str, list[charts.Chart]]:
     """SVG charts of the dashboard rows, labelled with institution names and pathologists' full names."""
-    names = {"institution": {i.code: i.name for i in db.query(Institution).all()},
-             "pathologist": {u.username: u.full_name for u in db.query(User).filter(
-                 User.username.in_({r["group"] for r in data["pathologist"]})).all()}}
+    names = turnaround.display_names(db, data)
     text = charts.ChartText(median=_("Median"), p90=_("90th percentile"), hours=_("hours"), days=_("days"),
                             hours_short=_("h"), days_short=_("d"))
     return charts.turnaround_charts(data, turnaround.STAGES, names=names, text=text,
