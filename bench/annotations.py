@@ -52,7 +52,8 @@ def build_instance(work: Path, slide_path: Path, grid: int, vertices: int) -> di
     code = f"""
 import sys, json, math, time; sys.path.insert(0, {str(ROOT)!r})
 from pathlib import Path
-from pathology_hub import create_app, runtime
+from pathology_hub import runtime
+from pathology_hub.app import create_app
 from pathology_hub.migrate import upgrade
 from pathology_hub.db import session_scope, SessionLocal
 from pathology_hub.demo import ensure_demo_data, ensure_demo_consultations

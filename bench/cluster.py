@@ -123,7 +123,8 @@ SETUP = r"""
 import json, sys
 from pathlib import Path
 from sqlalchemy import select
-from pathology_hub import create_app, runtime
+from pathology_hub import runtime
+from pathology_hub.app import create_app
 from pathology_hub.migrate import upgrade
 from pathology_hub.db import session_scope, SessionLocal
 from pathology_hub.demo import ensure_demo_data
@@ -494,7 +495,8 @@ def main() -> int:
 CHECK = r"""
 import json, sys, hashlib
 from sqlalchemy import select
-from pathology_hub import create_app, runtime
+from pathology_hub import runtime
+from pathology_hub.app import create_app
 from pathology_hub.db import session_scope
 from pathology_hub.domain import slides as slide_service
 from pathology_hub.models import Slide

@@ -81,7 +81,8 @@ def build_instance(work: Path, name: str, storage_url: str, slide_path: Path) ->
     code = f"""
 import sys; sys.path.insert(0, {str(ROOT)!r})
 from pathlib import Path
-from pathology_hub import create_app, runtime
+from pathology_hub import runtime
+from pathology_hub.app import create_app
 from pathology_hub.migrate import upgrade
 from pathology_hub.db import session_scope, SessionLocal
 from pathology_hub.demo import ensure_demo_data

@@ -30,7 +30,7 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=4)
     args = ap.parse_args()
 
-    from pathology_hub import create_app
+    from pathology_hub.app import create_app
     from pathology_hub.config import Settings
     from pathology_hub.demo import ensure_demo_data
     from pathology_hub.db import SessionLocal

@@ -9,6 +9,7 @@ from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import select
 
+from . import runtime
 from .db import session_scope
 from .domain import accounts
 from .domain.errors import DomainError
@@ -157,9 +158,7 @@ def inst_list() -> None:
 @with_appcontext
 def demo_command(no_slides: bool) -> None:
     """Create demo institutions, users, cases and slides (idempotent)."""
-    from . import runtime
     from .demo import DEMO_PASSWORD, ensure_demo_consultations, ensure_demo_data, ensure_demo_slides
-    from .domain import slides  # noqa: F401 - registers the job handlers
     with session_scope() as s:
         logins = ensure_demo_data(s)
     with session_scope() as s:
@@ -187,8 +186,9 @@ def worker_command(workers: int) -> None:
     """
     from huey.consumer import Consumer
 
-    from . import tasks  # noqa: F401 - registers the tasks on the queue
+    from . import bootstrap, tasks  # noqa: F401 - tasks: binds the tasks to the queue
     from .queue import huey
+    bootstrap.ensure_wired()
     Consumer(huey, workers=workers, worker_type="thread", periodic=True, check_worker_health=True).run()
 
 

@@ -1,4 +1,4 @@
-"""Flask extension singletons, bound to the app in :func:`pathology_hub.create_app`."""
+"""Flask extension singletons, bound to the app in :func:`pathology_hub.app.create_app`."""
 
 from flask_babel import Babel
 from flask_login import LoginManager

@@ -1,7 +1,9 @@
 """Background tasks run by ``flask worker``.
 
 The worker has no Flask context: tasks open database sessions from
-``pathology_hub.db`` and the store from ``pathology_hub.runtime``.
+``pathology_hub.db`` and the store from ``pathology_hub.runtime``. Each task first
+makes sure the process is wired (``bootstrap.ensure_wired``), so a task also runs in
+a bare ``python -c`` process. Only the wiring imports this module.
 """
 
 from __future__ import annotations
@@ -10,17 +12,17 @@ import logging
 
 from huey import crontab
 
+from . import bootstrap, runtime, upload_server
+from .db import SessionLocal, independent_session, session_scope
+from .domain import audit_checkpoints, consultations, jobs, notifications, slide_facts, slides, tile_render
+from .domain.report_documents import signing_identity
 from .queue import huey
 
 log = logging.getLogger("pathology_hub.tasks")
 
 
 def _ensure_engine() -> None:
-    from . import runtime
-    from .db import _engine, init_engine
-    if _engine is None:
-        init_engine(runtime.settings().database_url)
-    from .domain import slides  # noqa: F401 - registers the ingest and tile job handlers
+    bootstrap.ensure_wired()
 
 
 @huey.task()
@@ -32,8 +34,6 @@ def ping_task(value: str) -> str:
 @huey.task()
 def run_job_task(job_id: int) -> str:
     _ensure_engine()
-    from .db import SessionLocal
-    from .domain import jobs
     return jobs.run(lambda: SessionLocal.session_factory(), job_id)
 
 
@@ -41,8 +41,6 @@ def run_job_task(job_id: int) -> str:
 def reap_jobs_task() -> list[int]:
     """Every minute: re-queue jobs whose worker died."""
     _ensure_engine()
-    from .db import session_scope
-    from .domain import jobs
     with session_scope() as s:
         return jobs.reap(s)
 
@@ -51,10 +49,7 @@ def reap_jobs_task() -> list[int]:
 def cleanup_uploads_task() -> int:
     """Every ten minutes: remove expired partial uploads (nothing partial is ever a slide)."""
     _ensure_engine()
-    from .db import session_scope
-    from .domain import slides
-    from .domain.upload_server import server
-    removed = server().cleanup_expired()
+    removed = upload_server.server().cleanup_expired()
     with session_scope() as s:
         slides.expire_stale_uploads(s)
     return removed
@@ -65,17 +60,13 @@ def store_pending_uploads_task() -> list[str]:
     """Every minute: hand fully received uploads to object storage if it was down when they
     finished (so they complete even when the uploading client went away)."""
     _ensure_engine()
-    from .domain.upload_server import retry_pending_uploads
-    return retry_pending_uploads()
+    return upload_server.retry_pending_uploads()
 
 
 @huey.periodic_task(crontab(minute="23"))
 def purge_withdrawn_slides_task() -> list[int]:
     """Hourly: delete the stored objects of withdrawn slides past their retention period."""
     _ensure_engine()
-    from . import runtime
-    from .db import independent_session
-    from .domain import slide_facts
     with independent_session() as session:
         return slide_facts.purge_withdrawn(session, runtime.store())
 
@@ -84,9 +75,6 @@ def purge_withdrawn_slides_task() -> list[int]:
 def deliver_notifications_task(notification_ids: list[int]) -> int:
     """E-mail (when SMTP_URL is set) and gateway hooks for new in-app notifications."""
     _ensure_engine()
-    from . import runtime
-    from .db import independent_session
-    from .domain import notifications
     with independent_session() as session:
         return notifications.deliver(session, notification_ids, runtime.settings().smtp_url,
                                      runtime.settings().base_url)
@@ -96,8 +84,6 @@ def deliver_notifications_task(notification_ids: list[int]) -> int:
 def flag_overdue_task() -> list[int]:
     """Every minute: notify triage once about requests past their turnaround target."""
     _ensure_engine()
-    from .db import independent_session
-    from .domain import consultations
     with independent_session() as session:
         return consultations.flag_overdue(session)
 
@@ -110,9 +96,6 @@ def render_tile_task(uid: str, version: int, level: int, col: int, row: int) -> 
     has probably stored the tile itself.
     """
     _ensure_engine()
-    from . import runtime
-    from .db import independent_session
-    from .domain import tile_render
     with independent_session() as session:
         return tile_render.render_into_store(session, runtime.store(), uid, version, level, col, row)
 
@@ -121,10 +104,6 @@ def render_tile_task(uid: str, version: int, level: int, col: int, row: int) -> 
 def audit_checkpoint_task() -> int | None:
     """Every minute: sign the audit chain's head when AUDIT_CHECKPOINT_MINUTES or _ENTRIES say it is due."""
     _ensure_engine()
-    from . import runtime
-    from .db import independent_session
-    from .domain import audit_checkpoints
-    from .domain.report_documents import signing_identity
     settings = runtime.settings()
     with independent_session() as session:
         try:

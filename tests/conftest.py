@@ -93,7 +93,7 @@ def settings(tmp_path, database_url):
 
 @pytest.fixture
 def app(settings):
-    from pathology_hub import create_app
+    from pathology_hub.app import create_app
     from pathology_hub.db import SessionLocal
     from pathology_hub.queue import huey
     application = create_app(settings, TESTING=True)

@@ -218,8 +218,6 @@ def case_access_grant(user: User, case: Case) -> bool:
     return False
 
 
-policy.register_case_access(case_access_grant)
-
 
 # ---------------------------------------------------------------- creating and submitting
 def create(session: Session, user: User, case: Case, data: dict[str, Any], *, ip: str | None = None,
@@ -620,3 +618,10 @@ def flag_overdue(session: Session, now: dt.datetime | None = None) -> list[int]:
                      case_id=c.case_id, actor_name="system", details={"fraction": round(tat.fraction, 3)})
         flagged.append(c.id)
     return flagged
+
+
+def escalation_experts(session: Session, c: Consultation) -> list[User]:
+    """Active pathologists along the receiving institution's referral chain: whom ``c`` may be escalated to."""
+    chain = [i.id for i in referral_chain(c.receiving_institution)] if c.receiving_institution else []
+    return [u for u in session.scalars(select(User).where(User.institution_id.in_(chain), User.active.is_(True)))
+            if u.role is Role.PATHOLOGIST]

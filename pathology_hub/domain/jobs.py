@@ -65,11 +65,18 @@ class LeaseLost(Exception):
     """Another worker took the job over (our lease expired); stop without writing results."""
 
 
-def handler(kind: str) -> Callable[[Handler], Handler]:
-    def register(fn: Handler) -> Handler:
-        _HANDLERS[kind] = fn
-        return fn
-    return register
+def register_handler(kind: str, fn: Handler) -> None:
+    """Run ``fn`` for jobs of ``kind`` (called by ``bootstrap.py``, never by an import)."""
+    _HANDLERS[kind] = fn
+
+
+#: How a job reaches a worker: ``(job_id, delay_seconds | None)``. Set by ``bootstrap.py``
+#: (the Huey task); the domain never imports the queue.
+_ENQUEUE: list[Callable[[int, float | None], None]] = []
+
+
+def set_enqueuer(fn: Callable[[int, float | None], None]) -> None:
+    _ENQUEUE[:] = [fn]
 
 
 def worker_id() -> str:
@@ -231,11 +238,9 @@ def _finish(session: Session, job_id: int, owner: str, state: JobState, error: s
 _FAILURE_HOOKS: dict[str, Callable[[Session, Job], None]] = {}
 
 
-def on_failure(kind: str) -> Callable:
-    def register(fn: Callable[[Session, Job], None]) -> Callable:
-        _FAILURE_HOOKS[kind] = fn
-        return fn
-    return register
+def register_failure_hook(kind: str, fn: Callable[[Session, Job], None]) -> None:
+    """Call ``fn`` when a job of ``kind`` fails for good (registered by ``bootstrap.py``)."""
+    _FAILURE_HOOKS[kind] = fn
 
 
 def _on_failure(session: Session, job_id: int) -> None:
@@ -281,11 +286,9 @@ def progress_of(job: Job) -> dict[str, Any]:
 
 
 def enqueue(job_id: int, delay: float | None = None) -> None:
-    from ..tasks import run_job_task
-    if delay:
-        run_job_task.schedule((job_id,), delay=delay)
-    else:
-        run_job_task(job_id)
+    if not _ENQUEUE:
+        raise RuntimeError("jobs cannot be queued before pathology_hub.bootstrap.wire() ran")
+    _ENQUEUE[0](job_id, delay)
 
 
 def lease_expired(job: Job, now: dt.datetime | None = None) -> bool:

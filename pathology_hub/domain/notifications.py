@@ -19,6 +19,7 @@ from urllib.parse import parse_qs, unquote, urlparse
 from sqlalchemy import event, func, select, update
 from sqlalchemy.orm import Session
 
+from .. import runtime
 from ..catalogue import N_, render
 from ..models import User, utcnow
 from ..models.consultations import Consultation, Notification
@@ -201,7 +202,6 @@ def deliver(session: Session, ids: list[int], smtp_url: str, base_url: str = "")
 
 
 def _needs_delivery() -> bool:
-    from .. import runtime
     return bool(runtime.settings().smtp_url) or bool(HOOKS)
 
 
@@ -218,8 +218,19 @@ def _dispatch(session: Session) -> None:
     ids = session.info.pop("notification_ids", None)
     session.info.pop("new_notifications", None)
     if ids and _needs_delivery():
-        from ..tasks import deliver_notifications_task
-        deliver_notifications_task(ids)
+        if not _DISPATCH:
+            log.warning("notifications not dispatched: bootstrap.wire() did not run", extra={"count": len(ids)})
+            return
+        _DISPATCH[0](ids)
+
+
+#: Hands new notification ids to delivery (the worker's task). Set by ``bootstrap.py`` so
+#: the domain never imports the queue.
+_DISPATCH: list[Callable[[list[int]], Any]] = []
+
+
+def set_dispatcher(fn: Callable[[list[int]], Any]) -> None:
+    _DISPATCH[:] = [fn]
 
 
 @event.listens_for(Session, "after_rollback")

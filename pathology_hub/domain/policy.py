@@ -82,12 +82,15 @@ def case_visible(user: User, case: Case) -> bool:
     return any(grant(user, case) for grant in _CASE_ACCESS_GRANTS)
 
 
-#: Extension point: the consultation workflow registers who else may see a case.
+#: Extension point: who else may see a case. ``bootstrap.py`` registers the consultation
+#: workflow's grant; nothing registers itself on import, so the answer never depends on import order.
 _CASE_ACCESS_GRANTS: list[Callable[[User, Case], bool]] = []
 
 
 def register_case_access(grant: Callable[[User, Case], bool]) -> None:
-    _CASE_ACCESS_GRANTS.append(grant)
+    """Add a grant (``bootstrap.py`` adds the consultation workflow's); adding one twice is harmless."""
+    if grant not in _CASE_ACCESS_GRANTS:
+        _CASE_ACCESS_GRANTS.append(grant)
 
 
 @rule("case.list")
@@ -161,7 +164,7 @@ from ..models import Annotation  # noqa: E402  (kept next to the rules that use 
 _REPORT_SIGNED: list[Callable[[Case], bool]] = []
 
 
-#: The real predicate, installed by :mod:`pathology_hub.domain.reports` (a signed report version exists).
+#: The real predicate (a signed report version exists), installed by ``bootstrap.py``.
 _DEFAULT_REPORT_SIGNED: list[Callable[[Case], bool]] = []
 
 

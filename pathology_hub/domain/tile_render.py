@@ -17,6 +17,7 @@ rendered once and later requests read it like any stored object.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -26,6 +27,24 @@ from storage import ObjectStore
 from ..models import Slide, SlideStatus
 from ..tiling import layout
 from . import slides as slide_service
+
+
+#: Asks a worker to render one tile and waits at most ``wait_seconds``: ``(uid, version, level,
+#: col, row, wait_seconds) -> rendered``. Set by ``bootstrap.py`` (a Huey task); the web calls
+#: :func:`request_render` and never imports the queue.
+RenderRequest = Callable[[str, int, int, int, int, float], bool]
+_REQUEST: list[RenderRequest] = []
+
+
+def set_render_requester(fn: RenderRequest) -> None:
+    _REQUEST[:] = [fn]
+
+
+def request_render(uid: str, version: int, level: int, col: int, row: int, *, wait_seconds: float) -> bool:
+    """Web side: True when a worker stored the tile under :func:`ondemand_key` in time."""
+    if not _REQUEST:
+        raise RuntimeError("tiles cannot be requested before pathology_hub.bootstrap.wire() ran")
+    return _REQUEST[0](uid, version, level, col, row, wait_seconds)
 
 
 def ondemand_key(uid: str, version: int, level: int, col: int, row: int) -> str:

@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..models import as_utc
+from ..models import Institution, User, as_utc
 from ..models.consultations import Consultation
 
 APPROACHING = 0.8
@@ -214,3 +214,11 @@ def dashboard_csv(data: dict[str, list[dict[str, Any]]]) -> str:
         for row in data[kind]:
             writer.writerow([kind, row["group"], row["stage"], row["count"], row["median_hours"], row["p90_hours"]])
     return buf.getvalue()
+
+
+def display_names(session: Session, data: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, str]]:
+    """Labels for the dashboard's groups: institution codes to names, pathologists' usernames to full names."""
+    usernames = {r["group"] for r in data["pathologist"]}
+    return {"institution": {i.code: i.name for i in session.scalars(select(Institution))},
+            "pathologist": {u.username: u.full_name
+                            for u in session.scalars(select(User).where(User.username.in_(usernames)))}}

@@ -30,17 +30,6 @@ _PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 
 log = logging.getLogger(__name__)
 
-#: Equivalent to ``python -m pathology_hub.slides.probe`` minus the web app:
-#: ``pathology_hub/__init__`` imports Flask, which would add ~0.3 s to every
-#: probe and load code the sandbox has no use for. The package is registered
-#: as a bare namespace so that only ``pathology_hub.slides`` is executed.
-_BOOTSTRAP = (
-    "import sys, types; pkg = types.ModuleType('pathology_hub'); "
-    "pkg.__path__ = [sys.argv.pop(1)]; sys.modules['pathology_hub'] = pkg; "
-    "from pathology_hub.slides.probe import main; sys.exit(main())"
-)
-
-
 def _child_env() -> dict[str, str]:
     env = dict(os.environ)
     existing = env.get("PYTHONPATH")
@@ -70,9 +59,8 @@ def run_probe(
     """Run one probe command and return its ``result`` or raise SlideRejected."""
     argv = [
         sys.executable,
-        "-c",
-        _BOOTSTRAP,
-        str(_PACKAGE_ROOT / "pathology_hub"),
+        "-m",
+        "pathology_hub.slides.probe",  # the package root imports nothing, so no web app is loaded
         command,
         os.fspath(Path(path).resolve()),
         "--memory-limit",

@@ -11,14 +11,11 @@ from ..db import SessionLocal
 from ..domain import accounts, timezones
 from ..domain.errors import DomainError
 from ..models import Institution, Role, Tier, User
-from .authz import authorize, load_model
+from .authz import authorize, load_model, me
 from .errors import flash_error
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
-
-def _actor() -> User:
-    return current_user._get_current_object()
 
 
 @bp.route("/institutions", methods=["GET", "POST"])
@@ -29,7 +26,7 @@ def institutions():
         try:
             accounts.create_institution(db, code=request.form.get("code", "").strip(),
                                         name=request.form.get("name", ""), tier=request.form.get("tier", ""),
-                                        refers_to=request.form.getlist("refers_to"), actor=_actor(),
+                                        refers_to=request.form.getlist("refers_to"), actor=me(),
                                         time_zone=request.form.get("time_zone", ""),
                                         report_language=request.form.get("report_language") or None)
             db.commit()
@@ -50,7 +47,7 @@ def institution_time_zone(institution: Institution):
     """Change the zone in which the institution's users read times (stored times stay UTC)."""
     db = SessionLocal()
     try:
-        accounts.set_institution_time_zone(db, institution, request.form.get("time_zone", ""), actor=_actor())
+        accounts.set_institution_time_zone(db, institution, request.form.get("time_zone", ""), actor=me())
         db.commit()
         flash(_("Time zone saved."), "success")
     except DomainError as exc:
@@ -63,7 +60,7 @@ def institution_time_zone(institution: Institution):
 @authorize("admin.manage", load=load_model(Institution, "institution_id"), as_arg="institution")
 def institution_active(institution: Institution):
     db = SessionLocal()
-    accounts.set_institution_active(db, institution, request.form.get("active") == "1", actor=_actor())
+    accounts.set_institution_active(db, institution, request.form.get("active") == "1", actor=me())
     db.commit()
     return redirect(url_for("admin.institutions"))
 
@@ -73,7 +70,7 @@ def institution_active(institution: Institution):
 def institution_report_language(institution: Institution):
     db = SessionLocal()
     try:
-        accounts.set_report_language(db, institution, request.form.get("report_language"), actor=_actor())
+        accounts.set_report_language(db, institution, request.form.get("report_language"), actor=me())
         db.commit()
         flash(_("Report language saved."), "success")
     except DomainError as exc:
@@ -95,7 +92,7 @@ def users():
                                  full_name=request.form.get("full_name", ""), password=request.form.get("password", ""),
                                  role=request.form.get("role", ""), institution=inst,
                                  email=request.form.get("email") or None,
-                                 subspecialties=request.form.getlist("subspecialties"), actor=_actor())
+                                 subspecialties=request.form.getlist("subspecialties"), actor=me())
             db.commit()
             flash(_("User created."), "success")
             return redirect(url_for("admin.users"))
@@ -113,7 +110,7 @@ def user_subspecialties(user: User):
     """A pathologist's subspecialties, chosen from the configured list (used by automatic assignment)."""
     db = SessionLocal()
     try:
-        accounts.set_subspecialties(db, user, request.form.getlist("subspecialties"), actor=_actor())
+        accounts.set_subspecialties(db, user, request.form.getlist("subspecialties"), actor=me())
         db.commit()
         flash(_("Subspecialties of %(name)s saved.", name=user.full_name), "success")
     except DomainError as exc:
@@ -129,6 +126,6 @@ def user_active(user: User):
     if user.id == current_user.id:
         flash(_("You cannot deactivate yourself."), "error")
         return redirect(url_for("admin.users"))
-    accounts.set_user_active(db, user, request.form.get("active") == "1", actor=_actor())
+    accounts.set_user_active(db, user, request.form.get("active") == "1", actor=me())
     db.commit()
     return redirect(url_for("admin.users"))

@@ -10,14 +10,14 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, jsonify, request
 from flask_babel import lazy_gettext as _l
-from flask_login import current_user
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from ..db import SessionLocal
+from ..domain.annotations import cache as annotation_cache
 from ..domain import annotations as service
 from ..domain.errors import ValidationFailed
-from ..models import Annotation, Slide, User
-from .authz import authorize, load_model
+from ..models import Annotation, Slide
+from .authz import authorize, load_model, me
 from .security import client_ip
 from .errors import message_of
 
@@ -26,9 +26,6 @@ bp = Blueprint("annotations", __name__)
 _slide = load_model(Slide, "slide_id")
 BASE = "/api/v1/slides/<int:slide_id>/annotations"
 
-
-def _me() -> User:
-    return current_user._get_current_object()
 
 
 def _raw_body(limit: int, code: str) -> bytes:
@@ -103,7 +100,7 @@ def list_annotations(slide: Slide):
         200: {description: FeatureCollection; properties carry class, color, comment, author, version and µm measurements}
         403: {description: technician or clinician before the report is signed (code report_not_signed)}
     """
-    text = service.list_collection_text(SessionLocal(), _me(), slide, bbox=request.args.get("bbox"),
+    text = service.list_collection_text(SessionLocal(), me(), slide, bbox=request.args.get("bbox"),
                                         class_name=request.args.get("class"), author=request.args.get("author"))
     return _geojson(text)
 
@@ -123,7 +120,7 @@ def create_annotation(slide: Slide):
         201: {description: the created feature (ETag is its version)}
         422: {description: invalid geometry, unknown class, body too large}
     """
-    annotation = service.create_annotation(SessionLocal(), _me(), slide, _json_object(), ip=client_ip())
+    annotation = service.create_annotation(SessionLocal(), me(), slide, _json_object(), ip=client_ip())
     return _feature_response(annotation, slide, 201)
 
 
@@ -151,7 +148,7 @@ def update_annotation(slide_id: int, annotation_id: int):
     slide = _slide(slide_id=slide_id)
     data = _json_object()
     version = service.resolve_version(request.headers.get("If-Match"), data)
-    annotation = service.update_annotation(SessionLocal(), _me(), slide, annotation_id, data, version,
+    annotation = service.update_annotation(SessionLocal(), me(), slide, annotation_id, data, version,
                                            partial=request.method == "PATCH", ip=client_ip())
     return _feature_response(annotation, slide)
 
@@ -169,7 +166,7 @@ def delete_annotation(slide_id: int, annotation_id: int):
     """
     slide = _slide(slide_id=slide_id)
     version = service.resolve_version(request.headers.get("If-Match"), None)
-    service.delete_annotation(SessionLocal(), _me(), slide, annotation_id, version, ip=client_ip())
+    service.delete_annotation(SessionLocal(), me(), slide, annotation_id, version, ip=client_ip())
     return Response(status=204)
 
 
@@ -183,7 +180,7 @@ def export_geojson(slide: Slide):
       responses:
         200: {description: 'FeatureCollection; ids are UUIDs, properties objectType, classification {name, color}, name, isLocked, measurements, metadata.comment'}
     """
-    text = service.export_collection_text(SessionLocal(), _me(), slide)
+    text = service.export_collection_text(SessionLocal(), me(), slide)
     return _geojson(text, **{"Content-Disposition": f'attachment; filename="slide-{slide.id}-annotations.geojson"'})
 
 
@@ -212,7 +209,7 @@ def import_geojson(slide: Slide):
     if flag not in ("", "0", "1", "true", "false"):
         raise ValidationFailed("as_copies must be 1 or 0.", code="invalid_field")
     raw = _raw_body(service.MAX_IMPORT_BYTES, "import_too_large")
-    result = service.import_features(SessionLocal(), _me(), slide, service.parse_json_document(raw),
+    result = service.import_features(SessionLocal(), me(), slide, service.parse_json_document(raw),
                                      as_copies=flag in ("1", "true"), ip=client_ip())
     return jsonify({"imported": result.imported, "created": result.created, "updated": result.updated,
                     "unchanged": result.unchanged, "detections": result.detections,
@@ -220,7 +217,6 @@ def import_geojson(slide: Slide):
 
 
 def init_app(app: Flask) -> None:
-    from ..domain.annotations import cache as annotation_cache
     annotation_cache.clear()  # a new app may point at another database whose ids repeat
     app.register_blueprint(bp)
 

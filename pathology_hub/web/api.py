@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, request
-from flask_login import current_user
 from sqlalchemy import select
 
 from ..db import SessionLocal
@@ -11,7 +10,7 @@ from ..domain import accounts
 from ..domain import cases as case_service
 from ..domain.errors import ValidationFailed
 from ..models import Case, Institution, User
-from .authz import authorize, load_model
+from .authz import authorize, load_model, me
 from .openapi import build_spec
 from .security import client_ip
 from .serializers import case_json, institution_json, user_json
@@ -25,9 +24,6 @@ def json_body() -> dict:
         raise ValidationFailed("The request body must be a JSON object.", code="invalid_json")
     return data
 
-
-def me() -> User:
-    return current_user._get_current_object()
 
 
 @bp.route("/openapi.json")

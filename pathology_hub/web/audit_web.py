@@ -10,14 +10,13 @@ from typing import Iterator
 from flask import Blueprint, Flask, Response, flash, redirect, render_template, request, stream_with_context, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from flask_login import current_user
 from sqlalchemy import select
 
 from ..db import SessionLocal
 from ..domain import audit, refusal_audit
 from ..domain.errors import ValidationFailed
-from ..models import Case, Institution, User
-from .authz import authorize
+from ..models import Case, Institution
+from .authz import authorize, me
 from .security import client_ip
 from .errors import message_of
 
@@ -41,9 +40,6 @@ PAGE_SIZE = 100
 #: Entries re-verified on every page view; the full chain is checked on demand (button / CLI).
 RECENT_CHECK = 1000
 
-
-def _actor() -> User:
-    return current_user._get_current_object()
 
 
 def _filter_args() -> dict:
@@ -91,7 +87,7 @@ def audit_verify():
                 id=report.broken_id, n=report.checked,
                 reason=_("entry modified") if report.problem == "modified"
                 else _("entry deleted, inserted or reordered before it")), "error")
-    audit.record(db, "audit.verified", actor=_actor(), ip=client_ip(),
+    audit.record(db, "audit.verified", actor=me(), ip=client_ip(),
                  details={"checked": report.checked, "intact": report.intact, "broken_id": report.broken_id})
     db.commit()
     return redirect(url_for("audit.audit_page"))
@@ -103,7 +99,7 @@ def audit_csv():
     """The filtered trail as CSV (UTF-8 with BOM so Excel shows Chinese), streamed; the export is audited."""
     db = SessionLocal()
     flt = audit.build_filter(_filter_args())
-    audit.record(db, "audit.exported", actor=_actor(), ip=client_ip(), details={"filters": flt.as_details()})
+    audit.record(db, "audit.exported", actor=me(), ip=client_ip(), details={"filters": flt.as_details()})
     db.commit()
     session_factory = SessionLocal.session_factory
 

@@ -13,7 +13,6 @@ from flask import Blueprint, Flask, Response, flash, jsonify, redirect, render_t
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from flask_login import current_user
 
 from ..db import SessionLocal
 from ..domain import consultations as svc
@@ -25,7 +24,7 @@ from ..models.consultations import Consultation, ConsultationState as S, Notific
 from . import charts
 from .errors import flash_error, message_of
 from .subspecialties_web import label as subspecialty_label
-from .authz import authorize, load_model
+from .authz import authorize, load_model, me
 from .security import client_ip
 from .serializers import iso
 
@@ -75,9 +74,6 @@ def _note_text(n: Notification) -> str:
     """The notification in the reader's language (rendered by the domain's one renderer)."""
     return notes.text_of(n, str(get_locale() or ""), with_reason=True)
 
-
-def _me() -> User:
-    return current_user._get_current_object()
 
 
 def _data() -> dict[str, Any]:
@@ -149,8 +145,8 @@ def api_case_consultations(case: Case):
     get:
       summary: List the consultation requests of a case
     """
-    items = svc.for_case(SessionLocal(), _me(), case)
-    return jsonify({"consultations": [consultation_json(c, _me()) for c in items]})
+    items = svc.for_case(SessionLocal(), me(), case)
+    return jsonify({"consultations": [consultation_json(c, me()) for c in items]})
 
 
 @bp.route("/api/v1/cases/<int:case_id>/consultations", methods=["POST"])
@@ -168,9 +164,9 @@ def api_create(case: Case):
         201: {description: created (state draft)}
     """
     db = SessionLocal()
-    c = svc.create(db, _me(), case, _data(), ip=client_ip())
+    c = svc.create(db, me(), case, _data(), ip=client_ip())
     db.commit()
-    return jsonify(consultation_json(c, _me(), full=True)), 201
+    return jsonify(consultation_json(c, me(), full=True)), 201
 
 
 @bp.route("/api/v1/consultations/<int:consultation_id>", methods=["GET"])
@@ -181,12 +177,12 @@ def api_get(c: Consultation):
     get:
       summary: Get a consultation request
     """
-    return jsonify(consultation_json(c, _me(), full=True))
+    return jsonify(consultation_json(c, me(), full=True))
 
 
 def _dispatch(name: str, c: Consultation, data: dict[str, Any]) -> dict[str, Any]:
     """Run one transition of the state machine with the fields it needs."""
-    db, user, ip = SessionLocal(), _me(), client_ip()
+    db, user, ip = SessionLocal(), me(), client_ip()
     if name == "submit":
         return {"warnings": svc.submit(db, user, c, acknowledge_warnings=_truthy(data.get("acknowledge_warnings")), ip=ip)}
     if name == "assign":
@@ -226,7 +222,7 @@ def _transition_view(name: str) -> Callable:
     def view(c: Consultation):
         extra = _dispatch(name, c, _data())
         SessionLocal().commit()
-        return jsonify({**consultation_json(c, _me(), full=True), **extra})
+        return jsonify({**consultation_json(c, me(), full=True), **extra})
     fields = TRANSITION_FIELDS.get(name)
     body = (f"\n      requestBody:\n        content:\n          application/json:\n"
             f"            schema: {{type: object, properties: {{{fields}}}}}") if fields else ""
@@ -258,8 +254,8 @@ def api_worklist():
         - {name: sort, in: query, schema: {type: string, enum: [priority, state, age, institution]}}
         - {name: order, in: query, schema: {type: string, enum: [asc, desc]}}
     """
-    lists = worklists.worklists(SessionLocal(), _me(), worklists.Filters.parse(request.args.to_dict()))
-    return jsonify({"worklists": {name: [item_json(i, _me()) for i in items] for name, items in lists.items()}})
+    lists = worklists.worklists(SessionLocal(), me(), worklists.Filters.parse(request.args.to_dict()))
+    return jsonify({"worklists": {name: [item_json(i, me()) for i in items] for name, items in lists.items()}})
 
 
 @bp.route("/api/v1/turnaround")
@@ -287,7 +283,7 @@ def api_notifications():
     get:
       summary: List notifications
     """
-    db, user = SessionLocal(), _me()
+    db, user = SessionLocal(), me()
     items = [{"id": n.id, "kind": n.kind, "text": _note_text(n), "consultation_id": n.consultation_id,
               "url": notes.link_of(n) if n.consultation_id else None, "params": notes.params_of(n),
               "created_at": iso(n.created_at), "read": n.read_at is not None} for n in notes.recent(db, user)]
@@ -313,29 +309,23 @@ def api_notifications_read():
     elif not isinstance(ids, list) or not all(isinstance(i, int) for i in ids):
         raise ValidationFailed("Send ids (a list of integers) or all: true.", code="invalid_field")
     db = SessionLocal()
-    changed = notes.mark_read(db, _me(), ids)
+    changed = notes.mark_read(db, me(), ids)
     db.commit()
-    return jsonify({"marked": changed, "unread": notes.unread_count(db, _me())})
+    return jsonify({"marked": changed, "unread": notes.unread_count(db, me())})
 
 
 # ---------------------------------------------------------------- pages
 @bp.route("/consultations/<int:consultation_id>")
 @authorize("consultation.view", load=load_model(Consultation, "consultation_id"), as_arg="c")
 def detail_page(c: Consultation):
-    db, user = SessionLocal(), _me()
+    db, user = SessionLocal(), me()
     actions = svc.actions_for(user, c)
     return render_template("consultation_detail.html", c=c, actions=actions, history=svc.history(db, c),
                            children=svc.children_of(db, c), tat=turnaround.status(c, utcnow()),
                            candidates=svc.candidates(db, c) if "assign" in actions else [],
                            no_subspecialty_match="assign" in actions and svc.no_subspecialty_match(db, c),
-                           experts=_experts(c) if "escalate" in actions else [],
+                           experts=svc.escalation_experts(db, c) if "escalate" in actions else [],
                            warnings=svc.slide_warnings(c.case) if "submit" in actions else [])
-
-
-def _experts(c: Consultation) -> list[User]:
-    chain = [i.id for i in svc.referral_chain(c.receiving_institution)] if c.receiving_institution else []
-    return [u for u in SessionLocal().query(User).filter(User.institution_id.in_(chain), User.active.is_(True)).all()
-            if u.role.value == "pathologist"]
 
 
 @bp.route("/consultations/<int:consultation_id>/act", methods=["POST"])
@@ -361,7 +351,7 @@ def act_page(c: Consultation):
     flash(_("Done: %(action)s.", action=ACTION_LABELS.get(name, name)), "success")
     if "child_id" in extra:
         return redirect(url_for("consultations.detail_page", consultation_id=c.id))
-    if policy.can(_me(), "consultation.view", c):
+    if policy.can(me(), "consultation.view", c):
         return redirect(url_for("consultations.detail_page", consultation_id=c.id))
     return redirect(url_for("main.home"))  # e.g. after declining: the request is no longer ours to see
 
@@ -381,7 +371,7 @@ def _error_text(exc: DomainError) -> str:
 def result_page(c: Consultation):
     """The result for the referring centre, read from the report versions.  Reading never acknowledges:
     the clinician confirms with the "I have read this result" button (a POST for one version)."""
-    db, user = SessionLocal(), _me()
+    db, user = SessionLocal(), me()
     result = results.result_in_force(db, c)
     return render_template("consultation_result.html", c=c, result=result,
                            preliminaries=results.preliminary_opinions(db, c),
@@ -393,7 +383,7 @@ def result_page(c: Consultation):
 def create_page(case: Case):
     db = SessionLocal()
     try:
-        c = svc.create(db, _me(), case, request.form.to_dict(), ip=client_ip())
+        c = svc.create(db, me(), case, request.form.to_dict(), ip=client_ip())
     except DomainError as exc:
         db.rollback()
         flash_error(exc)
@@ -414,10 +404,7 @@ def turnaround_page():
 
 def _turnaround_charts(db, data: dict[str, list[dict[str, Any]]]) -> dict[str, list[charts.Chart]]:
     """SVG charts of the dashboard rows, labelled with institution names and pathologists' full names."""
-    from ..models import Institution
-    names = {"institution": {i.code: i.name for i in db.query(Institution).all()},
-             "pathologist": {u.username: u.full_name for u in db.query(User).filter(
-                 User.username.in_({r["group"] for r in data["pathologist"]})).all()}}
+    names = turnaround.display_names(db, data)
     text = charts.ChartText(median=_("Median"), p90=_("90th percentile"), hours=_("hours"), days=_("days"),
                             hours_short=_("h"), days_short=_("d"))
     return charts.turnaround_charts(data, turnaround.STAGES, names=names, text=text,
@@ -426,7 +413,7 @@ def _turnaround_charts(db, data: dict[str, list[dict[str, Any]]]) -> dict[str, l
 
 # ---------------------------------------------------------------- template helpers
 def _my_worklists() -> dict[str, list[worklists.Item]]:
-    user = _me()
+    user = me()
     if not user.is_authenticated:
         return {}
     try:
@@ -437,7 +424,7 @@ def _my_worklists() -> dict[str, list[worklists.Item]]:
 
 
 def _case_panel(case: Case) -> dict[str, Any]:
-    user = _me()
+    user = me()
     return {"items": svc.for_case(SessionLocal(), user, case),
             "can_create": policy.can(user, "consultation.create", case)}
 
@@ -454,7 +441,7 @@ def _preliminaries_of(c: Consultation) -> list[results.Preliminary]:
 
 
 def _unread() -> int:
-    user = _me()
+    user = me()
     return notes.unread_count(SessionLocal(), user) if user.is_authenticated else 0
 
 

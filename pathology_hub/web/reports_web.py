@@ -9,20 +9,23 @@ from typing import Any
 from flask import Blueprint, Flask, Response, jsonify, make_response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from flask_login import current_user
 
 from storage.errors import StorageUnavailable
 
+from .. import runtime
 from ..db import SessionLocal
-from ..domain import policy, report_codes, report_integrity
+from ..domain import consultations as consultations_svc
+from ..domain import policy, report_codes, report_integrity, report_permissions
 from ..domain import report_documents as docs
 from ..domain import reports as svc
 from ..domain.errors import ValidationFailed
+from ..domain.view_links import normalise_view_link
 from ..models import Case, User
 from ..models.consultations import Consultation
 from ..models.reports import Report, ReportVersion
-from .authz import authorize, load_model
+from .authz import authorize, load_model, me
 from .errors import error_response
+from . import rate_limit
 from .rate_limit import verify_form_limit, verify_limit
 from .security import client_ip
 from .serializers import iso
@@ -46,9 +49,6 @@ def code_name(v: Any) -> str:
     return report_codes.display_name(field("diagnosis_code_system"), field("diagnosis_code"),
                                      field("diagnosis_code_display"), select_locale())
 
-
-def _me() -> User:
-    return current_user._get_current_object()
 
 
 def _data() -> dict[str, Any]:
@@ -150,8 +150,6 @@ def version_json(db, v: ReportVersion, report: Report) -> dict[str, Any]:
 
 def _safe_link(link: str, report: Report) -> str | None:
     """Figure links stored before links were parsed on capture are checked again before becoming a link."""
-    from .. import runtime
-    from ..domain.view_links import normalise_view_link
     return normalise_view_link(link, case_id=report.case_id, base_url=runtime.settings().base_url) if link else None
 
 
@@ -166,7 +164,6 @@ def report_json(report: Report, user: User) -> dict[str, Any]:
     db = SessionLocal()
     versions = svc.visible_versions(user, report)
     c = report.consultation
-    last = svc.current(report)
     version_items = [version_json(db, v, report) for v in versions]
     return {
         "id": report.id, "consultation_id": c.id, "case_id": report.case_id, "case_number": c.case.case_number,
@@ -175,12 +172,7 @@ def report_json(report: Report, user: User) -> dict[str, Any]:
         "preliminary_opinion_by": _preliminary_by(c),
         "versions": version_items,
         "current": version_items[-1] if version_items else None,
-        "can": {"edit": last.status == "draft" and policy.can(user, "report.edit", report),
-                "sign": last.status == "draft" and policy.can(user, "report.sign", report),
-                "cosign": (last.status == "signed" and policy.can(user, "report.cosign", report)
-                           and last.signed_by_id != user.id
-                           and not any(s.role == "co-signer" for s in docs.signatures_of(db, last))),
-                "amend": last.status == "signed" and policy.can(user, "report.amend", report)},
+        "can": report_permissions.allowed_actions(db, user, report).as_json(),
         "integrity_ok": all(v.get("integrity", {}).get("ok", True) for v in version_items),
         "url": url_for("reports.report_page", report_id=report.id),
         "pdf_url": url_for("reports.api_pdf", report_id=report.id) if svc.latest_signed(report) else None,
@@ -218,8 +210,7 @@ def api_case_reports(case: Case):
     get:
       summary: Reports of a case, per consultation
     """
-    from ..domain import consultations as consultations_svc
-    db, user = SessionLocal(), _me()
+    db, user = SessionLocal(), me()
     items = []
     for c in consultations_svc.for_case(db, user, case):
         report = svc.for_consultation(db, user, c)
@@ -240,12 +231,12 @@ def api_consultation_report(c: Consultation):
       summary: Get a consultation's report
     """
     db = SessionLocal()
-    report = svc.for_consultation(db, _me(), c)
+    report = svc.for_consultation(db, me(), c)
     if report is None:
         return error_response(404, "report_not_found", error_messages.render("report_not_found"))
-    svc.record_view(db, _me(), report, ip=client_ip())
+    svc.record_view(db, me(), report, ip=client_ip())
     db.commit()
-    return _with_etag(report_json(report, _me()), report=report)
+    return _with_etag(report_json(report, me()), report=report)
 
 
 @bp.route("/api/v1/consultations/<int:consultation_id>/report", methods=["POST"])
@@ -260,9 +251,9 @@ def api_create(c: Consultation):
         409: {description: report_exists or invalid_state}
     """
     db = SessionLocal()
-    report = svc.create(db, _me(), c, ip=client_ip())
+    report = svc.create(db, me(), c, ip=client_ip())
     db.commit()
-    return _with_etag(report_json(report, _me()), 201, report)
+    return _with_etag(report_json(report, me()), 201, report)
 
 
 @bp.route("/api/v1/reports/<int:report_id>", methods=["GET"])
@@ -274,9 +265,9 @@ def api_get(report: Report):
       summary: Get a report
     """
     db = SessionLocal()
-    svc.record_view(db, _me(), report, ip=client_ip())
+    svc.record_view(db, me(), report, ip=client_ip())
     db.commit()
-    return _with_etag(report_json(report, _me()), report=report)
+    return _with_etag(report_json(report, me()), report=report)
 
 
 @bp.route("/api/v1/reports/<int:report_id>", methods=["PUT"])
@@ -296,9 +287,9 @@ def api_update(report: Report):
     db = SessionLocal()
     data = _data()
     revision = _revision(data)
-    svc.update_draft(db, _me(), report, data, revision=revision, ip=client_ip())
+    svc.update_draft(db, me(), report, data, revision=revision, ip=client_ip())
     db.commit()
-    return _with_etag(report_json(report, _me()), report=report)
+    return _with_etag(report_json(report, me()), report=report)
 
 
 @bp.route("/api/v1/reports/<int:report_id>/figures", methods=["POST"])
@@ -314,9 +305,9 @@ def api_add_figure(report: Report):
             schema: {type: object, required: [slide_id, x, y, zoom, container_width, container_height], properties: {slide_id: {type: integer}, x: {type: number}, y: {type: number}, zoom: {type: number}, rotation: {type: number}, container_width: {type: number}, container_height: {type: number}, caption: {type: string}, url: {type: string}, magnification: {type: number, description: the magnification the viewer showed}}}
     """
     db = SessionLocal()
-    fig = svc.add_figure(db, _me(), report, _data(), ip=client_ip())
+    fig = svc.add_figure(db, me(), report, _data(), ip=client_ip())
     db.commit()
-    payload = report_json(report, _me())
+    payload = report_json(report, me())
     payload["figure_id"] = fig.id
     return _with_etag(payload, 201, report)
 
@@ -329,8 +320,7 @@ def api_figure_image(report: Report, figure: int):
     get:
       summary: Figure PNG
     """
-    from .. import runtime
-    fig = svc.figure(SessionLocal(), _me(), report, figure)
+    fig = svc.figure(SessionLocal(), me(), report, figure)
     resp = Response(runtime.store().get_bytes(fig.image_key), mimetype="image/png")
     resp.headers["Cache-Control"] = "private, max-age=3600"
     return resp
@@ -345,9 +335,9 @@ def api_delete_figure(report: Report, figure: int):
       summary: Delete a figure
     """
     db = SessionLocal()
-    svc.delete_figure(db, _me(), report, figure, ip=client_ip())
+    svc.delete_figure(db, me(), report, figure, ip=client_ip())
     db.commit()
-    return _with_etag(report_json(report, _me()), report=report)
+    return _with_etag(report_json(report, me()), report=report)
 
 
 # ---------------------------------------------------------------- API: signing and versions
@@ -366,11 +356,11 @@ def api_sign(report: Report):
     """
     db = SessionLocal()
     data = _data()
-    svc.sign(db, _me(), report, password=data.get("password"),
+    svc.sign(db, me(), report, password=data.get("password"),
              revision=_revision(data), meaning=data.get("meaning"),
              ip=client_ip())
     db.commit()
-    return _with_etag(report_json(report, _me()), report=report)
+    return _with_etag(report_json(report, me()), report=report)
 
 
 @bp.route("/api/v1/reports/<int:report_id>/cosign", methods=["POST"])
@@ -387,9 +377,9 @@ def api_cosign(report: Report):
     """
     db = SessionLocal()
     data = _data()
-    svc.cosign(db, _me(), report, password=data.get("password"), meaning=data.get("meaning"), ip=client_ip())
+    svc.cosign(db, me(), report, password=data.get("password"), meaning=data.get("meaning"), ip=client_ip())
     db.commit()
-    return _with_etag(report_json(report, _me()), report=report)
+    return _with_etag(report_json(report, me()), report=report)
 
 
 @bp.route("/api/v1/reports/<int:report_id>/versions", methods=["POST"])
@@ -406,9 +396,9 @@ def api_new_version(report: Report):
     """
     db = SessionLocal()
     data = _data()
-    svc.new_version(db, _me(), report, data.get("kind"), data.get("reason"), ip=client_ip())
+    svc.new_version(db, me(), report, data.get("kind"), data.get("reason"), ip=client_ip())
     db.commit()
-    return _with_etag(report_json(report, _me()), 201, report)
+    return _with_etag(report_json(report, me()), 201, report)
 
 
 # ---------------------------------------------------------------- delivery
@@ -428,7 +418,7 @@ def api_pdf(report: Report):
       summary: Download the signed report PDF
     """
     db = SessionLocal()
-    data, name, _v = svc.pdf_of(db, _me(), report, ip=client_ip())
+    data, name, _v = svc.pdf_of(db, me(), report, ip=client_ip())
     db.commit()
     return _pdf_response(data, name)
 
@@ -445,7 +435,7 @@ def api_version_pdf(report: Report, number: int):
         - {name: original, in: query, schema: {type: boolean}}
     """
     db = SessionLocal()
-    data, name, _v = svc.pdf_of(db, _me(), report, number, original=request.args.get("original") in ("1", "true"),
+    data, name, _v = svc.pdf_of(db, me(), report, number, original=request.args.get("original") in ("1", "true"),
                                 ip=client_ip())
     db.commit()
     return _pdf_response(data, name)
@@ -460,7 +450,7 @@ def api_fhir(report: Report):
       summary: FHIR DiagnosticReport
     """
     db = SessionLocal()
-    resource = svc.fhir(db, _me(), report, ip=client_ip())
+    resource = svc.fhir(db, me(), report, ip=client_ip())
     db.commit()
     resp = jsonify(resource)
     resp.mimetype = "application/fhir+json"
@@ -472,7 +462,7 @@ def api_fhir(report: Report):
 @authorize("report.view", load=_report, as_arg="report")
 def report_page(report: Report):
     """The report for reading: every visible version, its signatures and downloads."""
-    db, user = SessionLocal(), _me()
+    db, user = SessionLocal(), me()
     svc.record_view(db, user, report, what="page", ip=client_ip())
     db.commit()
     data = report_json(report, user)
@@ -520,7 +510,7 @@ def api_verify(code: str):
 
 
 def _report_for(c: Consultation) -> Report | None:
-    user = _me()
+    user = me()
     if not user.is_authenticated:
         return None
     return svc.for_consultation(SessionLocal(), user, c)
@@ -528,7 +518,7 @@ def _report_for(c: Consultation) -> Report | None:
 
 def _integrity_failed(report: Report | int | None) -> bool:
     """For pages that link to a report (or its id): does a visible signed version's stored PDF fail its hash check?"""
-    user = _me()
+    user = me()
     if isinstance(report, int):
         report = SessionLocal().get(Report, report)
     if report is None or not user.is_authenticated:
@@ -537,7 +527,6 @@ def _integrity_failed(report: Report | int | None) -> bool:
 
 
 def init_app(app: Flask) -> None:
-    from . import rate_limit
     rate_limit.init_app(app)
     app.register_blueprint(bp)
     app.add_template_global(_report_for, "report_for_consultation")

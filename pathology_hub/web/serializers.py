@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..domain import policy, timezones
-from ..models import Case, Institution, User
+
+if TYPE_CHECKING:  # only for the signatures: serialising reads attributes, it never queries
+    from ..models import Case, Institution, User
 
 
 def iso(value) -> str | None:

@@ -10,13 +10,12 @@ from typing import Any
 
 from flask import Blueprint, Flask, current_app, flash, jsonify, redirect, request, url_for
 from flask_babel import gettext as _
-from flask_login import current_user
 
 from ..db import SessionLocal
 from ..domain import policy, slide_facts
 from ..domain.errors import DomainError, NotFound, ValidationFailed
 from ..models import Case, Slide
-from .authz import authorize, load_model
+from .authz import authorize, load_model, me
 from .security import client_ip
 from .errors import flash_error
 from .serializers import iso
@@ -25,9 +24,6 @@ from .tile_fastpath import forget_reader
 
 bp = Blueprint("slide_edits", __name__)
 
-
-def _me():
-    return current_user._get_current_object()
 
 
 def _json() -> dict[str, Any]:
@@ -44,7 +40,7 @@ def _confirmed(value: Any) -> bool:
 def withdraw_now(slide: Slide, reason: Any) -> None:
     """Withdraw and commit (shared by DELETE, the withdraw endpoint and the case page)."""
     db = SessionLocal()
-    slide_facts.withdraw(db, _me(), slide, reason,
+    slide_facts.withdraw(db, me(), slide, reason,
                          retention_days=current_app.config["SETTINGS"].withdrawn_slide_retention_days, ip=client_ip())
     db.commit()
     forget_reader(slide.uid)
@@ -92,7 +88,7 @@ def api_update(slide: Slide):
             schema: {type: object, properties: {stain_category: {type: string, enum: [he, ihc, special, fluorescence, multiplex]}, stain: {type: string, maxLength: 64, description: marker or stain name, required for ihc and special}, block_label: {type: string, maxLength: 32}}}
     """
     db = SessionLocal()
-    changes = slide_facts.update_facts(db, _me(), slide, _json(), ip=client_ip())
+    changes = slide_facts.update_facts(db, me(), slide, _json(), ip=client_ip())
     db.commit()
     return jsonify({**_facts_json(slide), "changes": changes})
 
@@ -115,7 +111,7 @@ def page_withdraw(case_id: int, slide_id: int):
     case = SessionLocal().get(Case, case_id)
     slide = _slide_of(case, slide_id)
     label = slide.label
-    policy.ensure(_me(), "slide.withdraw", slide)  # 403 before asking for the confirmation
+    policy.ensure(me(), "slide.withdraw", slide)  # 403 before asking for the confirmation
     try:
         if not _confirmed(request.form.get("confirm")):
             raise ValidationFailed("Confirm the withdrawal.", code="confirmation_required")
@@ -139,7 +135,7 @@ def page_update(case_id: int, slide_id: int):
     slide = _slide_of(case, slide_id)
     data = {k: v for k, v in request.form.items() if k in ("stain_category", "stain", "block_label")}
     try:
-        changes = slide_facts.update_facts(SessionLocal(), _me(), slide, data, ip=client_ip())
+        changes = slide_facts.update_facts(SessionLocal(), me(), slide, data, ip=client_ip())
     except DomainError as exc:
         SessionLocal().rollback()
         if exc.status in (403, 404):

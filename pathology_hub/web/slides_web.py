@@ -19,15 +19,17 @@ from storage.errors import ObjectNotFound
 
 from .. import runtime
 from ..db import SessionLocal
-from ..domain import jobs, policy, slide_facts
+from ..domain import audit, jobs, policy, slide_facts
 from ..domain import slides as slide_service
-from ..domain import tile_access
+from ..domain import tile_access, tile_render
+from ..domain.upload_status import UploadStatus
+from ..domain.upload_status import upload_status as upload_status_of
 from ..domain.errors import Conflict, Forbidden, NotFound, NotReadyYet, ValidationFailed
 from ..models import Case, Slide, SlideStatus, Upload, UploadState
 from ..tiling import TileNotFound, TileNotReady
 from .tile_fastpath import TileFastPath, forget_reader, reader_for, tile_etag, tile_headers
 from . import view_audit_hook
-from .authz import authorize, load_model
+from .authz import authorize, load_model, me
 from .security import client_ip
 from .bundle_strings import viewer_strings
 from . import error_messages, slide_text
@@ -37,9 +39,6 @@ from .serializers import iso
 bp = Blueprint("slides", __name__)
 UID_RE = re.compile(r"^[0-9a-f]{32}$")
 
-
-def _me():
-    return current_user._get_current_object()
 
 
 def _session_token() -> str | None:
@@ -73,7 +72,7 @@ def storage_wait_json(job) -> dict | None:
 
 
 def can_retry(slide: Slide) -> bool:
-    return slide.status is SlideStatus.FAILED and policy.can(_me(), "slide.retry", slide)
+    return slide.status is SlideStatus.FAILED and policy.can(me(), "slide.retry", slide)
 
 
 # ---------------------------------------------------------------- JSON: slides of a case
@@ -97,8 +96,8 @@ def slide_json(slide: Slide, *, with_urls: bool = True) -> dict:
         "block_label": slide.block_label or "",
         "reason": slide_text.reason_label(slide.reject_code) if slide.reject_code else None,
         "duplicate_of": [{"id": d.id, "label": d.label} for d in slide_facts.duplicate_of(SessionLocal(), slide)],
-        "actions": {"edit": slide_facts.can_edit(SessionLocal(), _me(), slide),
-                    "withdraw": slide_facts.can_withdraw(SessionLocal(), _me(), slide)},
+        "actions": {"edit": slide_facts.can_edit(SessionLocal(), me(), slide),
+                    "withdraw": slide_facts.can_withdraw(SessionLocal(), me(), slide)},
         "quality": slide_service.quality_of(slide) or None,
         "progress": jobs.progress_of(job) if job is not None else {},
         "job": {"kind": job.kind, "state": job.state.value, "attempts": job.attempts, "error": job.error}
@@ -150,7 +149,7 @@ def slide_detail(slide: Slide):
     data = slide_json(slide)
     desc = slide_service.description_of(slide)
     names = [n for n in desc.get("associated_images", [])
-             if n != "label" or policy.can(_me(), "slide.view_label", slide)]
+             if n != "label" or policy.can(me(), "slide.view_label", slide)]
     data["associated_images"] = [{"name": n, "url": url_for("slides.associated", slide_id=slide.id, name=n)}
                                  for n in names]
     data["properties"] = desc.get("properties", {})
@@ -182,7 +181,7 @@ def _retry(slide_id: int) -> Slide:
     if slide is None:
         raise NotFound("Not found.")
     try:
-        slide_service.retry_slide(db, _me(), slide, ip=client_ip())
+        slide_service.retry_slide(db, me(), slide, ip=client_ip())
     except Forbidden as exc:
         if exc.code != "retry_not_allowed":
             raise
@@ -218,12 +217,12 @@ def retry_form(slide_id: int):
         slide = _retry(slide_id)
     except (Forbidden, Conflict) as exc:
         slide = SessionLocal().get(Slide, slide_id)
-        if not policy.can(_me(), "case.view", slide.case):
+        if not policy.can(me(), "case.view", slide.case):
             raise
         flash_error(exc)
         return redirect(url_for("cases.detail", case_id=slide.case_id))
     flash(_("Slide %(label)s is being processed again.", label=slide.label), "success")
-    if policy.can(_me(), "case.view", slide.case):
+    if policy.can(me(), "case.view", slide.case):
         return redirect(url_for("cases.detail", case_id=slide.case_id))
     return redirect(url_for("main.home"))
 
@@ -249,7 +248,7 @@ def associated(slide: Slide, name: str):
     """
     if name not in slide_service.description_of(slide).get("associated_images", []):
         raise NotFound("No such associated image.")
-    if name == "label" and not policy.can(_me(), "slide.view_label", slide):
+    if name == "label" and not policy.can(me(), "slide.view_label", slide):
         raise NotFound("No such associated image.")
     return _image(slide_service.associated_key(slide, name), "image/png")
 
@@ -268,50 +267,40 @@ def upload_status(upload_id: str):
     get:
       summary: Processing status of the slide made from a tus upload
     """
-    from ..domain.upload_server import server
-    from ..uploads.staging import InvalidUploadId, UploadNotFound
-    try:
-        info = server().staging.load(upload_id)
-    except (InvalidUploadId, UploadNotFound):
-        raise NotFound("No such upload.") from None
-    upload = SessionLocal().get(Upload, (info.owner or {}).get("upload_row", ""))
-    if upload is None:
-        raise NotFound("No such upload.")
-    case = SessionLocal().get(Case, upload.case_id)
-    policy.ensure(_me(), "case.view", case)
-    slide = SessionLocal().get(Slide, upload.slide_id) if upload.slide_id else None
-    if upload.state is UploadState.FAILED:
-        return jsonify({"status": "failed", "error": {
-            "code": upload.error_code,
-            "message": error_messages.render(upload.error_code or "upload_failed", upload.error_message or "")}})
+    st = upload_status_of(SessionLocal(), me(), current_app.extensions["tus_server"]().staging,
+                          upload_id)
+    upload, slide = st.upload, st.slide
+    if st.status == "failed" and slide is None:
+        return jsonify({"status": "failed", "error": {"code": upload.error_code, "message": error_messages.render(
+            upload.error_code or "upload_failed", upload.error_message or "")}})
     if slide is None:
-        return jsonify(_unfinished_status(upload, info))
-    status = {SlideStatus.READY: "ready", SlideStatus.REJECTED: "rejected", SlideStatus.FAILED: "failed"}.get(
-        slide.status, "processing")
-    body = {"status": status, "slide_id": slide.id, "slide_status": slide.status.value,
-            "waiting_for_storage": storage_wait_json(slide_service.latest_job(SessionLocal(), slide))}
+        return jsonify(_unfinished_status(st))
+    body = {"status": st.status, "slide_id": slide.id, "slide_status": slide.status.value,
+            "waiting_for_storage": storage_wait_json(st.job)}
     if slide.reject_message:
         body["error"] = {"code": slide.reject_code, "message": reject_text(slide)}
     return jsonify(body)
 
 
-def _unfinished_status(upload: Upload, info) -> dict:
-    """Where an upload without a slide stands, from the row and the staged upload together:
-    the row says "receiving" while the hand-over that follows the last byte is under way."""
-    from ..uploads.staging import HANDOVER_PENDING, STORING
-    body: dict = {"status": upload.state.value, "received_bytes": info.offset, "size": upload.size}
-    if upload.state is UploadState.STORING or info.state == STORING:
-        body.update(status="storing", waiting_for="storage",
-                    message=_("All of the file arrived and is kept safely; waiting for storage to take it. "
-                              "It finishes by itself."))
-    elif upload.state is UploadState.RECEIVING and info.state in HANDOVER_PENDING:
-        body.update(status="storing", waiting_for=None, message=_("All of the file arrived; storing it now."))
-    elif upload.state is UploadState.RECEIVING:
-        body.update(status="uploading", message=_("Waiting for the rest of the file."))
-    elif upload.state is UploadState.CANCELLED:
-        body["message"] = _("This upload was removed.")
-    elif upload.state is UploadState.EXPIRED:
-        body["message"] = _("This upload expired before all of the file arrived.")
+_UNFINISHED_WORDS = {
+    "waiting_for_storage": lambda: _("All of the file arrived and is kept safely; waiting for storage to take it. "
+                                     "It finishes by itself."),
+    "storing_now": lambda: _("All of the file arrived; storing it now."),
+    "receiving": lambda: _("Waiting for the rest of the file."),
+    "cancelled": lambda: _("This upload was removed."),
+    "expired": lambda: _("This upload expired before all of the file arrived."),
+}
+
+
+def _unfinished_status(st: UploadStatus) -> dict:
+    """Where an upload without a slide stands (see domain/upload_status.py), in the user's words."""
+    body: dict = {"status": st.status, "received_bytes": st.received_bytes, "size": st.upload.size}
+    if st.detail == "waiting_for_storage":
+        body["waiting_for"] = "storage"
+    elif st.detail == "storing_now":
+        body["waiting_for"] = None
+    if st.detail in _UNFINISHED_WORDS:
+        body["message"] = _UNFINISHED_WORDS[st.detail]()
     return body
 
 
@@ -329,9 +318,9 @@ def _authorise_tiles(uid: str, version: int) -> None:
     slide = SessionLocal().scalar(select(Slide).where(Slide.uid == uid))
     if slide is None or slide.pyramid_version != version:
         raise NotFound("Not found.")
-    policy.ensure(_me(), "slide.view", slide)
-    g.tile_viewer = (_me().id, slide)
-    view_audit_hook.remember(_session_token(), _me().id, slide)
+    policy.ensure(me(), "slide.view", slide)
+    g.tile_viewer = (me().id, slide)
+    view_audit_hook.remember(_session_token(), me().id, slide)
 
 
 def _note_view(uid: str, level: int) -> None:
@@ -403,21 +392,14 @@ def _render_on_demand(uid: str, version: int, level: int, col: int, row: int) ->
     when none answers in time (all busy tiling, or the original is not on a worker's
     disk) the viewer gets 503 with Retry-After and asks again.
     """
-    from huey.exceptions import HueyException
-    from ..domain.tile_render import ondemand_key
-    from ..tasks import render_tile_task
     store = runtime.store()
-    key = ondemand_key(uid, version, level, col, row)
+    key = tile_render.ondemand_key(uid, version, level, col, row)
     try:
         return store.get_bytes(key)
     except ObjectNotFound:  # not rendered before; a storage outage still answers 503
         pass
-    try:
-        rendered = render_tile_task(uid, version, level, col, row).get(
-            blocking=True, timeout=runtime.settings().ondemand_tile_wait_seconds, revoke_on_timeout=True)
-    except HueyException:  # timed out, or the task failed (logged by the worker)
-        rendered = False
-    if rendered:
+    if tile_render.request_render(uid, version, level, col, row,
+                                  wait_seconds=runtime.settings().ondemand_tile_wait_seconds):
         return store.get_bytes(key)
     raise NotReadyYet(_("This part of the slide is still being prepared; it appears in a few seconds."),
                       code="tile_not_ready", retry_after=2)
@@ -433,7 +415,7 @@ def viewer(case: Case):
         j = slide_json(s)
         desc = slide_service.description_of(s)
         names = [n for n in desc.get("associated_images", [])
-                 if n != "label" or policy.can(_me(), "slide.view_label", s)]
+                 if n != "label" or policy.can(me(), "slide.view_label", s)]
         slides.append({
             "id": s.id, "name": " · ".join(p for p in (s.label, s.block_label, j["stain_display"]) if p),
             "stain": j["stain_display"], "blockLabel": s.block_label or "", "dziUrl": j["dzi_url"],
@@ -470,9 +452,8 @@ def viewer(case: Case):
 
 
 def audit_view(case: Case) -> None:
-    from ..domain import audit
     db = SessionLocal()
-    audit.record(db, "case.view_slides", actor=_me(), object_type="case", object_id=case.id, case_id=case.id,
+    audit.record(db, "case.view_slides", actor=me(), object_type="case", object_id=case.id, case_id=case.id,
                  ip=client_ip())
     db.commit()
 

@@ -1,5 +1,5 @@
 """The tus endpoint at /api/v1/uploads/ (protocol in pathology_hub.uploads, hooks in
-domain/upload_server.py). Browser uploads carry the session cookie and the CSRF
+pathology_hub/upload_server.py, reached through ``app.extensions["tus_server"]``). Browser uploads carry the session cookie and the CSRF
 header; scanner workstations send ``Authorization: Bearer`` tokens."""
 
 from __future__ import annotations
@@ -7,7 +7,6 @@ from __future__ import annotations
 from flask import Flask
 from flask_login import current_user
 
-from ..domain.upload_server import server
 from .error_messages import localize_upload_error
 from .tus_adapter import make_tus_blueprint
 
@@ -17,4 +16,4 @@ def _authenticate():
 
 
 def init_app(app: Flask) -> None:
-    app.register_blueprint(make_tus_blueprint(server, authenticate=_authenticate, localize=localize_upload_error))
+    app.register_blueprint(make_tus_blueprint(app.extensions["tus_server"], authenticate=_authenticate, localize=localize_upload_error))

@@ -263,7 +263,7 @@ def test_gateway_stopped_at_completion_client_gone_worker_finishes(app, world, l
     returns the worker's periodic hand-over (store_pending_uploads_task) makes the slide."""
     import requests
 
-    from pathology_hub.domain.upload_server import retry_pending_uploads
+    from pathology_hub.upload_server import retry_pending_uploads
     from tests.fixtures.uploads import tus_metadata
     data = slide_file.read_bytes()
     headers = {"Authorization": f"Bearer {token}", "Tus-Resumable": "1.0.0"}

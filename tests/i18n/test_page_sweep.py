@@ -75,7 +75,7 @@ def site(database_url, tmp_path_factory):
 
     from werkzeug.serving import make_server
 
-    from pathology_hub import create_app
+    from pathology_hub.app import create_app
     from pathology_hub.config import Settings
     from pathology_hub.db import SessionLocal
     from pathology_hub.queue import huey

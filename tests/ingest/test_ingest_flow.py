@@ -90,7 +90,7 @@ def test_rejected_file_has_a_clear_reason(client_for, db, tmp_path, demo_case_id
 
 
 def test_upload_limits_and_permissions(client_for, db, synthetic_slide, demo_case_id, app):
-    from pathology_hub.domain import upload_server
+    from pathology_hub import upload_server
     app.config["SETTINGS"].max_slide_bytes = 1000
     upload_server._server = None  # the tus server reads the limit when it is built
     tech = client_for("tech")

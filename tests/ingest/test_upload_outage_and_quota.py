@@ -51,7 +51,7 @@ def switch(app, monkeypatch) -> SwitchableStore:
 
 @pytest.fixture
 def fresh_server(app):
-    from pathology_hub.domain import upload_server
+    from pathology_hub import upload_server
     upload_server._server = None  # built again from the settings the test changed
     yield
     upload_server._server = None
@@ -76,7 +76,7 @@ def _row(db, upload_id: str | None = None) -> Upload:
 
 
 def _staged(app, url: str):
-    from pathology_hub.domain.upload_server import server
+    from pathology_hub.upload_server import server
     return server().staging.data_path(url.rsplit("/", 1)[1])
 
 
@@ -126,7 +126,7 @@ def test_storage_down_at_completion_keeps_the_upload_and_head_finishes_it(
 
 def test_worker_finishes_a_stored_upload_when_the_client_went_away(
         app, client_for, db, world, synthetic_slide, demo_case_id, switch):
-    from pathology_hub.domain.upload_server import retry_pending_uploads
+    from pathology_hub.upload_server import retry_pending_uploads
     tech = client_for("tech")
     data = synthetic_slide.read_bytes()
     url = _create(tech, demo_case_id, len(data)).headers["Location"]

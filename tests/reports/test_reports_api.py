@@ -203,6 +203,9 @@ def test_escalated_case_expert_signs_final_report_and_district_pathologist_cosig
     assert parent_result.in_force.institution == users["expert"].institution.name
 
     rid = signed["id"]
+    # the buttons say what the co-signing rules say (domain/report_permissions.py, shared by both)
+    assert ok(e.get(f"/api/v1/reports/{rid}"))["can"]["cosign"] is False  # the signer
+    assert ok(p.get(f"/api/v1/reports/{rid}"))["can"]["cosign"] is True
     assert e.post(f"/api/v1/reports/{rid}/cosign",
                   json={"password": "demo-pass-2026"}).json["error"]["code"] == "cosigner_is_signer"
     assert client_for("clinician").post(f"/api/v1/reports/{rid}/cosign",
@@ -212,6 +215,7 @@ def test_escalated_case_expert_signs_final_report_and_district_pathologist_cosig
     before = client_for("clinician").get(f"/api/v1/reports/{rid}/pdf").data
     cos = ok(p.post(f"/api/v1/reports/{rid}/cosign", json={"password": "demo-pass-2026"}))
     assert [s["role"] for s in cos["current"]["signatures"]] == ["signer", "co-signer"]
+    assert cos["can"]["cosign"] is False and ok(p.get(f"/api/v1/reports/{rid}"))["can"]["cosign"] is False
     assert p.post(f"/api/v1/reports/{rid}/cosign",
                   json={"password": "demo-pass-2026"}).json["error"]["code"] == "report_already_cosigned"
     after = client_for("clinician").get(f"/api/v1/reports/{rid}/pdf").data

@@ -10,7 +10,7 @@ from .conftest import signed_report
 @pytest.fixture
 def limited_app(settings):
     """The application with a small verification budget (the default is 30 per minute)."""
-    from pathology_hub import create_app
+    from pathology_hub.app import create_app
     from pathology_hub.db import SessionLocal
     from tests.conftest import _truncate_all
     application = create_app(settings, TESTING=True, VERIFY_RATE_LIMIT="5 per minute")
@@ -65,6 +65,6 @@ def test_default_budget_lets_normal_use_through(client_for, scenario, app):
 
 
 def test_a_bad_limit_setting_is_refused_at_startup(settings):
-    from pathology_hub import create_app
+    from pathology_hub.app import create_app
     with pytest.raises(RuntimeError, match="VERIFY_RATE_LIMIT"):
         create_app(settings, TESTING=True, VERIFY_RATE_LIMIT="lots")

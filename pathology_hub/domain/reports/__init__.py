@@ -43,7 +43,6 @@ names are re-exported here.
 
 from __future__ import annotations
 
-from pathology_hub.domain import policy
 from pathology_hub.domain.reports.delivery import FHIR_STATUS, fhir, pdf_of
 from pathology_hub.domain.reports.drafts import KINDS, create, new_version, update_draft
 from pathology_hub.domain.reports.errors import (ReportIntegrityFailed, ReportSigned, ReportVersionConflict,
@@ -69,6 +68,3 @@ __all__ = [
     "visible_versions",
 ]
 
-# Moved unchanged from the old single module: importing the reports package installs the real
-# "is this case's report signed?" predicate (the wiring work moves this into the bootstrap).
-policy.install_report_signed(case_report_signed)

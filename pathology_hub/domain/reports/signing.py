@@ -17,10 +17,11 @@ from sqlalchemy.orm import Session
 from pathology_hub.domain import accounts, audit, notifications, policy, results, turnaround
 from pathology_hub.domain import consultations as consultations_svc
 from pathology_hub.domain import report_documents as docs
+from pathology_hub.domain import report_permissions
 from pathology_hub.domain.errors import Conflict, ValidationFailed
 from pathology_hub.domain.reports.errors import ReportVersionConflict, SignerLocked, WrongPassword
 from pathology_hub.domain.reports.guards import _expected_revision, _now, _refuse, _text
-from pathology_hub.domain.reports.reading import clinicians_to_notify, current, latest_signed
+from pathology_hub.domain.reports.reading import clinicians_to_notify, current
 from pathology_hub.models import User
 from pathology_hub.models.consultations import Consultation, ConsultationState as S
 from pathology_hub.models.reports import Report, ReportSignature, ReportVersion, ResultAcknowledgement
@@ -178,15 +179,7 @@ def _supersede(session: Session, user: User, old: ReportVersion, new: ReportVers
 def cosign(session: Session, user: User, report: Report, *, password: Any, meaning: Any = None,
            ip: str | None = None, now: dt.datetime | None = None) -> ReportVersion:
     """A second pathologist's concurrence with the current signed version (once per version)."""
-    v = latest_signed(report)
-    policy.ensure(user, "report.view", report)
-    if v is None or v.status != "signed" or current(report) is not v:
-        raise Conflict("Only the current signed version can be co-signed.", code="report_not_signed")
-    policy.ensure(user, "report.cosign", report)
-    if v.signed_by_id == user.id:
-        raise Conflict("The signer cannot co-sign their own report.", code="cosigner_is_signer")
-    if any(s.role == "co-signer" for s in docs.signatures_of(session, v)):
-        raise Conflict("This version already has a co-signature.", code="report_already_cosigned")
+    v = report_permissions.ensure_may_cosign(session, user, report)  # the rules, shared with the web's buttons
     _check_password(session, user, report, password, "cosign", ip, now)
     meaning = _text(meaning, "meaning", 200) or COSIGN_MEANING
     now = _now(now)

@@ -34,7 +34,7 @@ from pathology_hub.domain.slides.keys import (SAFE_NAME, associated_key, origina
                                               thumbnail_key)
 from pathology_hub.domain.slides.originals import (cache_dir, local_original, local_original_if_present,
                                                    openable_path)
-from pathology_hub.domain.slides.processing import STORAGE_UNAVAILABLE, run_ingest, run_tiling
+from pathology_hub.domain.slides.processing import STORAGE_UNAVAILABLE, mark_job_failed, run_ingest, run_tiling
 from pathology_hub.domain.slides.quota import TooManyOpenUploads, institution_usage, open_uploads_of
 from pathology_hub.domain.slides.status import get_slide, latest_job, retry_slide, storage_wait
 from pathology_hub.domain.slides.uploads import (FILENAME_MAX, STAIN_MAX, add_local_file, cancel_upload,
@@ -46,6 +46,6 @@ __all__ = [
     "associated_key", "cache_dir", "cancel_upload", "complete_upload", "description_of", "expire_stale_uploads",
     "expire_upload", "fail_upload", "get_slide", "institution_usage", "latest_job", "local_original",
     "local_original_if_present", "mark_storing", "open_uploads_of", "openable_path", "original_key", "plain_text",
-    "pyramid_prefix", "quality_of", "register_upload", "retry_slide", "run_ingest", "run_tiling", "slide_prefix",
+    "pyramid_prefix", "quality_of", "register_upload", "retry_slide", "mark_job_failed", "run_ingest", "run_tiling", "slide_prefix",
     "storage_wait", "thumbnail_key",
 ]

@@ -24,7 +24,6 @@ def _live_slide(session: Session, job: Job) -> Slide | None:
     return None if slide is None or slide.deleted_at is not None else slide
 
 
-@jobs.handler("ingest")
 def run_ingest(session: Session, job: Job, ctx: jobs.JobContext) -> None:
     from pathology_hub import runtime
     from pathology_hub.slides import (SlideRejected, assess_quality, extract_associated_images, inspect_slide,
@@ -63,7 +62,6 @@ def run_ingest(session: Session, job: Job, ctx: jobs.JobContext) -> None:
     jobs.enqueue(tile_job.id)
 
 
-@jobs.handler("tile")
 def run_tiling(session: Session, job: Job, ctx: jobs.JobContext) -> None:
     from pathology_hub import runtime
     from pathology_hub.tiling import TilingError, build_pyramid
@@ -97,9 +95,7 @@ def run_tiling(session: Session, job: Job, ctx: jobs.JobContext) -> None:
 STORAGE_UNAVAILABLE = "storage_unavailable"
 
 
-@jobs.on_failure("ingest")
-@jobs.on_failure("tile")
-def _mark_failed(session: Session, job: Job) -> None:
+def mark_job_failed(session: Session, job: Job) -> None:
     slide = session.get(Slide, job.slide_id)
     if slide is not None and slide.status in (SlideStatus.INSPECTING, SlideStatus.TILING):
         slide.status = SlideStatus.FAILED

@@ -1,6 +1,11 @@
 """The tus server configured for this deployment: hooks bind uploads to cases,
 quotas and object storage. Framework-free so the worker can run its clean-up
-and retry the hand-over of uploads that arrived while storage was down."""
+and retry the hand-over of uploads that arrived while storage was down.
+
+This is wiring (it joins the tus protocol in ``uploads/``, the rules in
+``domain/slides.py``, the database sessions and the settings), so it lives beside
+``bootstrap.py`` and not in the domain. The web layer reaches it through
+``app.extensions["tus_server"]``."""
 
 from __future__ import annotations
 
@@ -13,14 +18,14 @@ from sqlalchemy.exc import OperationalError
 
 from storage.errors import IntegrityError, StorageUnavailable
 
-from .. import runtime
-from ..db import SessionLocal
-from ..models import Case, User
-from ..uploads.staging import StagingArea
-from ..uploads.tus import TusServer, UploadRefused
-from . import policy
-from . import slides as slide_service
-from .errors import DomainError
+from . import runtime
+from .db import SessionLocal
+from .domain import policy
+from .domain import slides as slide_service
+from .domain.errors import DomainError
+from .models import Case, User
+from .uploads.staging import StagingArea
+from .uploads.tus import TusServer, UploadRefused
 
 log = logging.getLogger("pathology_hub.uploads")
 
@@ -112,6 +117,12 @@ def server() -> TusServer:
                             before_create=_before_create, on_complete=_on_complete, authorize=_authorize,
                             on_end=_on_end, handover_retry_after=settings.upload_storage_retry_after)
     return _server
+
+
+def reset() -> None:
+    """Forget the server so the next :func:`server` call builds it from the current settings."""
+    global _server
+    _server = None
 
 
 def retry_pending_uploads() -> list[str]:
