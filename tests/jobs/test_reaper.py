@@ -11,43 +11,19 @@ the worker that lost its lease cannot write over the one that took the job over.
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 
 import pytest
 from sqlalchemy import select
 
-from pathology_hub.models import Case, Job, JobState, Slide, SlideStatus, StoredOriginal, User
+from pathology_hub.models import Job, JobState, Slide, SlideStatus
 
 T0 = dt.datetime(2026, 11, 24, 8, 0, tzinfo=dt.timezone.utc)
 
 
 @pytest.fixture
-def queued(monkeypatch):
-    """Job ids the reaper hands to the queue (nothing runs: the test looks at the table)."""
-    from pathology_hub.domain import jobs
-    calls: list[tuple[int, float | None]] = []
-    monkeypatch.setattr(jobs, "enqueue", lambda job_id, delay=None: calls.append((job_id, delay)))
-    return calls
-
-
-@pytest.fixture
-def tile_job(world) -> Job:
-    """A queued tile job of a slide being tiled (no file behind it: nothing runs the handler)."""
-    from pathology_hub.domain import jobs
-    db = world
-    case = db.scalar(select(Case).where(Case.case_number == "DEMO-2026-001"))
-    tech = db.scalar(select(User).where(User.username == "tech"))
-    original = StoredOriginal(sha256=uuid.uuid4().hex * 2, size=1, storage_key="originals/x")
-    db.add(original)
-    db.flush()
-    slide = Slide(uid=uuid.uuid4().hex, case_id=case.id, original_id=original.id, label="S1", stain="H&E",
-                  original_filename="a.svs", status=SlideStatus.TILING, created_by_id=tech.id,
-                  description='{"width": 10}')
-    db.add(slide)
-    db.flush()
-    job = jobs.create(db, "tile", slide_id=slide.id)
-    db.commit()
-    return job
+def tile_job(world, tiling_slide) -> Job:
+    """The queued tile job of a slide being tiled (tests/jobs/conftest.py)."""
+    return world.scalar(select(Job).where(Job.slide_id == tiling_slide.id))
 
 
 def _claim(job: Job, owner: str, at: dt.datetime) -> Job | None:

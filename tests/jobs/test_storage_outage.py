@@ -10,12 +10,11 @@ tests/faults/ stops a real Ceph gateway.
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 
 import pytest
 from sqlalchemy import select
 
-from pathology_hub.models import AuditEvent, Case, Job, JobState, Slide, SlideStatus, StoredOriginal, User
+from pathology_hub.models import AuditEvent, Job, JobState, Slide, SlideStatus
 from storage.errors import StorageUnavailable
 
 
@@ -34,35 +33,6 @@ def clock(monkeypatch):
         def now(self) -> dt.datetime:
             return now[0]
     return Clock()
-
-
-@pytest.fixture
-def queued(monkeypatch):
-    """Delays of the jobs enqueued (nothing runs: the test drives jobs.run itself)."""
-    from pathology_hub.domain import jobs
-    calls: list[tuple[int, float | None]] = []
-    monkeypatch.setattr(jobs, "enqueue", lambda job_id, delay=None: calls.append((job_id, delay)))
-    return calls
-
-
-@pytest.fixture
-def tiling_slide(world) -> Slide:
-    """A slide whose tile job is queued (no file behind it: the handler is replaced per test)."""
-    from pathology_hub.domain import jobs
-    db = world
-    case = db.scalar(select(Case).where(Case.case_number == "DEMO-2026-001"))
-    tech = db.scalar(select(User).where(User.username == "tech"))
-    original = StoredOriginal(sha256=uuid.uuid4().hex * 2, size=1, storage_key="originals/x")
-    db.add(original)
-    db.flush()
-    slide = Slide(uid=uuid.uuid4().hex, case_id=case.id, original_id=original.id, label="S1", stain="H&E",
-                  original_filename="a.svs", status=SlideStatus.TILING, created_by_id=tech.id,
-                  description='{"width": 10}')
-    db.add(slide)
-    db.flush()
-    jobs.create(db, "tile", slide_id=slide.id)
-    db.commit()
-    return slide
 
 
 def _run(db, job_id: int) -> str:
