@@ -21,9 +21,14 @@ const PATHS = {
 
 /** @param {keyof typeof PATHS} name */
 export function icon(name) {
+  return strokeIcon(PATHS[name] || "", `ph-icon ph-icon-${name}`);
+}
+
+/** A 24×24 stroke icon drawing the SVG path `d` (shared with annotations/tool-icons.js). */
+export function strokeIcon(d, className = "ph-icon") {
   const svg = document.createElementNS(SVG_NS, "svg");
   svg.setAttribute("viewBox", "0 0 24 24");
-  svg.setAttribute("class", `ph-icon ph-icon-${name}`);
+  svg.setAttribute("class", className);
   svg.setAttribute("aria-hidden", "true");
   svg.setAttribute("focusable", "false");
   svg.setAttribute("fill", "none");
@@ -32,7 +37,7 @@ export function icon(name) {
   svg.setAttribute("stroke-linecap", "round");
   svg.setAttribute("stroke-linejoin", "round");
   const path = document.createElementNS(SVG_NS, "path");
-  path.setAttribute("d", PATHS[name] || "");
+  path.setAttribute("d", d);
   svg.append(path);
   return svg;
 }

@@ -1,8 +1,9 @@
 /**
- * Stroke icons of the annotation tools (toolbar and panel), built as SVG in JS like ../icons.js:
+ * Stroke icons of the annotation tools (toolbar and panel), built as SVG in JS by ../icons.js:
  * no icon font or image requests, and SVG attributes are not affected by the CSP's style-src.
  */
-const SVG_NS = "http://www.w3.org/2000/svg";
+import { strokeIcon } from "../icons.js";
+
 const TOOL_ICONS = {
   select: "M5 3l13 9-6 1.5L9 20z",
   point: "M12 12m-3 0a3 3 0 1 0 6 0a3 3 0 1 0-6 0",
@@ -17,17 +18,5 @@ const TOOL_ICONS = {
 };
 
 export function toolIcon(name) {
-  const svg = document.createElementNS(SVG_NS, "svg");
-  svg.setAttribute("viewBox", "0 0 24 24");
-  svg.setAttribute("class", "ph-icon");
-  svg.setAttribute("aria-hidden", "true");
-  svg.setAttribute("fill", "none");
-  svg.setAttribute("stroke", "currentColor");
-  svg.setAttribute("stroke-width", "2");
-  svg.setAttribute("stroke-linecap", "round");
-  svg.setAttribute("stroke-linejoin", "round");
-  const path = document.createElementNS(SVG_NS, "path");
-  path.setAttribute("d", TOOL_ICONS[name] || "");
-  svg.append(path);
-  return svg;
+  return strokeIcon(TOOL_ICONS[name] || "");
 }
