@@ -10,7 +10,6 @@ from sqlalchemy import select
 
 from pathology_hub.models import Job, JobState, Slide, SlideStatus, utcnow
 from tests.browser_helpers import login, wait_until
-from tests.jobs.test_storage_outage import tiling_slide  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.browser
 
@@ -18,7 +17,7 @@ pytestmark = pytest.mark.browser
 @pytest.mark.parametrize("locale,waiting,retry,again", [
     ("zh-CN", "等待存储恢复", "重试", "正在重新处理"),
     ("en", "waiting for storage", "Retry", "being processed again")])
-def test_case_page_waiting_and_retry(world, tiling_slide, live_server, browser, monkeypatch, artifacts,  # noqa: F811
+def test_case_page_waiting_and_retry(world, tiling_slide, live_server, browser, monkeypatch, artifacts,
                                      locale, waiting, retry, again):
     from pathology_hub.domain import jobs
     monkeypatch.setattr(jobs, "enqueue", lambda job_id, delay=None: None)
