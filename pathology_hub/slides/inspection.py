@@ -18,11 +18,11 @@ from .metadata import SlideDescription
 from .sandbox import DEFAULT_MEMORY_LIMIT, DEFAULT_TIMEOUT, run_probe
 
 DEFAULT_MAX_PHOTO_PIXELS = 200_000_000
-#: Scanner formats recognised by signature but not read yet: (format name, exporting software).
+#: Scanner formats recognised by signature but not read yet: (format name, scanner maker).
 VENDOR_FORMATS = {
-    Magic.SDPC: ("SQRAY SDPC", "SQRAY (SqViewer)"),
-    Magic.TMAP: ("UNIC TMAP", "UNIC (ImageViewer)"),
-    Magic.KFB: ("KFBio KFB", "KFBio (K-Viewer)"),
+    Magic.SDPC: ("SQRAY SDPC", "SQRAY"),
+    Magic.TMAP: ("UNIC TMAP", "UNIC"),
+    Magic.KFB: ("KFBio KFB", "KFBio"),
 }
 #: Name of the folder, inside ``extract_to``, that holds an unpacked archive.
 EXTRACTED_NAME = "slide"
@@ -37,13 +37,13 @@ def _reject_without_probe(path: Path, magic: Magic) -> None:
         renamed = f" renamed {suffix}" if suffix else ""
         raise SlideRejected(NOT_AN_IMAGE, f"The file is a text file{renamed}; it is not an image.")
     if magic in VENDOR_FORMATS:
-        name, software = VENDOR_FORMATS[magic]
+        name, maker = VENDOR_FORMATS[magic]
         raise SlideRejected(
             VENDOR_FORMAT,
             f"The file is in {name} format (recognised by its signature). This platform cannot read "
-            f"that scanner format yet. Please export the slide from the scanner software "
-            f"({software}) as SVS or TIFF and upload the exported file.",
-            {"format": name, "software": software},
+            f"that scanner format yet. Please export the slide as SVS or TIFF with the {maker} "
+            "scanner software and upload the exported file.",
+            {"format": name, "vendor": maker},
         )
     if magic is Magic.MRXS_INDEX:
         raise SlideRejected(

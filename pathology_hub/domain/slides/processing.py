@@ -42,6 +42,7 @@ def run_ingest(session: Session, job: Job, ctx: jobs.JobContext) -> None:
     except SlideRejected as exc:
         slide.status = SlideStatus.REJECTED
         slide.reject_code, slide.reject_message = exc.code, exc.message
+        slide.reject_params = json.dumps(exc.params) if exc.params else None
         audit.record(session, "slide.rejected", object_type="slide", object_id=slide.id, case_id=slide.case_id,
                      details={"code": exc.code})
         session.commit()
