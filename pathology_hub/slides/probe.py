@@ -320,17 +320,21 @@ def _open_any(path: str, max_pixels: int) -> tuple[Any, Any]:
         raise SlideRejected(
             CORRUPT_IMAGE,
             f"The file starts like a {magic.value.upper()} image but its contents are damaged "
-            f"or not valid image data ({photo_error}).",
+            f"or not valid image data ({photo_error}). Please copy or export the image again "
+            "and upload the new file.",
         )
     if magic is Magic.DICOM:
         raise SlideRejected(
             UNSUPPORTED_FORMAT,
             "The DICOM file is not a whole-slide image OpenSlide can read (it may be a "
-            "radiology image, or a single file of a series uploaded without the others).",
+            "radiology image, or a single file of a series uploaded without the others). Upload all "
+            "files of a DICOM series together as one .zip archive, or export the slide as SVS or TIFF.",
         )
     if magic is Magic.SQLITE:
-        raise SlideRejected(UNSUPPORTED_FORMAT, "The file is a database, but not a slide format OpenSlide can read.")
-    raise SlideRejected(NOT_AN_IMAGE, "The file's contents are not a recognised slide or image format.")
+        raise SlideRejected(UNSUPPORTED_FORMAT, "The file is a database, but not a slide format OpenSlide can read. "
+                            "Please export the slide from the scanner software as SVS or TIFF.")
+    raise SlideRejected(NOT_AN_IMAGE, "The file's contents are not a recognised slide or image format. Please "
+                        "upload the scanner's original file (for example SVS, NDPI or TIFF) or a JPEG/PNG photograph.")
 
 
 def command_describe(path: str, max_pixels: int, out: Path | None) -> dict[str, Any]:

@@ -52,3 +52,28 @@ def test_16bit_tiff_is_refused_with_what_was_found_in_both_languages(client_for,
     assert "16 bits per sample" in en["reject_detail"] and "8-bit RGB TIFF or SVS" in en["reject_detail"]
     page = tech.get(f"/cases/{demo_case_id}", headers=ZH).get_data(as_text=True)
     assert "每个采样为 16 位" in page
+
+
+def _desc(**kw):
+    from pathology_hub.slides import SlideDescription
+    base = dict(kind="wsi", format="hamamatsu", vendor="hamamatsu", width=4000, height=3000, level_count=1,
+                level_dimensions=((4000, 3000),), level_downsamples=(1.0,))
+    return SlideDescription(**{**base, **kw})
+
+
+def test_fluorescence_ndpi_and_photos_never_keep_the_default_he():
+    from pathology_hub.domain.slides.processing import _honest_stain
+    from pathology_hub.models import StainCategory
+
+    fluo = Slide(stain="H&E", stain_category=None)
+    _honest_stain(fluo, _desc(modality="fluorescence", properties={"hamamatsu.Fluorescence": "DAPI 2 (387)"}))
+    assert (fluo.stain_category, fluo.stain) == (StainCategory.FLUORESCENCE, "DAPI 2 (387)")
+    photo = Slide(stain="H&E", stain_category=None)
+    _honest_stain(photo, _desc(kind="photo", format="jpeg"))
+    assert (photo.stain_category, photo.stain) == (None, "")
+    bright = Slide(stain="H&E", stain_category=None)
+    _honest_stain(bright, _desc())
+    assert bright.stain == "H&E"  # a bright-field scan keeps what the upload said
+    chosen = Slide(stain="PAS", stain_category=StainCategory.SPECIAL)
+    _honest_stain(chosen, _desc(kind="photo", format="jpeg"))
+    assert (chosen.stain_category, chosen.stain) == (StainCategory.SPECIAL, "PAS")
