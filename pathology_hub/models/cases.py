@@ -104,6 +104,7 @@ class Slide(Base):
     status: Mapped[SlideStatus] = mapped_column(_enum(SlideStatus), default=SlideStatus.INSPECTING)
     reject_code: Mapped[str | None] = mapped_column(String(48))
     reject_message: Mapped[str | None] = mapped_column(Text)
+    reject_params: Mapped[str | None] = mapped_column(Text)  # JSON: what ingest found (bits, channels, format)
     description: Mapped[str] = mapped_column(Text, default="{}")   # JSON SlideDescription
     quality: Mapped[str] = mapped_column(Text, default="{}")       # JSON QualityReport
     pyramid_version: Mapped[int] = mapped_column(Integer, default=0)

@@ -21,6 +21,16 @@ EMPTY_ARCHIVE = "empty_archive"
 CORRUPT_ARCHIVE = "corrupt_archive"
 AMBIGUOUS_ARCHIVE = "ambiguous_archive"
 EMPTY_FILE = "empty_file"
+#: More than 8 bits per sample, or a sample layout other than grey / RGB(A): the
+#: tiling pipeline would show it wrong (16-bit fluorescence came out all white).
+UNSUPPORTED_PIXELS = "unsupported_pixels"
+#: Several channels (multiplex QPTIFF, OME-TIFF, fluorescence stacks) that the
+#: viewer cannot yet composite: showing only the first one would mislead.
+MULTICHANNEL_IMAGE = "multichannel_image"
+#: A DICOM whole-slide variant OpenSlide does not read (not a damaged file).
+UNSUPPORTED_DICOM = "unsupported_dicom"
+#: A scanner's own format (SQRAY .sdpc, UNIC .tmap, KFBio .kfb) with no reader wired.
+VENDOR_FORMAT = "vendor_format"
 
 ALL_CODES = frozenset(
     {
@@ -38,6 +48,10 @@ ALL_CODES = frozenset(
         CORRUPT_ARCHIVE,
         AMBIGUOUS_ARCHIVE,
         EMPTY_FILE,
+        UNSUPPORTED_PIXELS,
+        MULTICHANNEL_IMAGE,
+        UNSUPPORTED_DICOM,
+        VENDOR_FORMAT,
     }
 )
 
@@ -45,15 +59,20 @@ ALL_CODES = frozenset(
 class SlideRejected(Exception):
     """An uploaded file cannot become a slide; ``code`` says why for machines."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, params: dict[str, str] | None = None) -> None:
         if code not in ALL_CODES:
             raise ValueError(f"unknown rejection code {code!r}")
         super().__init__(message)
         self.code = code
         self.message = message
+        #: What was found, as plain values, so the web layer can say it in the user's language.
+        self.params = {str(k): str(v) for k, v in (params or {}).items()}
 
-    def to_dict(self) -> dict[str, str]:
-        return {"code": self.code, "message": self.message}
+    def to_dict(self) -> dict[str, object]:
+        out: dict[str, object] = {"code": self.code, "message": self.message}
+        if self.params:
+            out["params"] = dict(self.params)
+        return out
 
     def __repr__(self) -> str:
         return f"SlideRejected({self.code!r}, {self.message!r})"

@@ -29,6 +29,9 @@ class Magic(str, enum.Enum):
     SQLITE = "sqlite"  # Sakura SVSLIDE
     MRXS_INDEX = "mrxs_index"  # 3DHISTECH .mrxs (INI text, needs its folder)
     VMS_INDEX = "vms_index"  # Hamamatsu .vms/.vmu (INI text, needs its files)
+    SDPC = "sdpc"  # SQRAY (生强) .sdpc: no reader wired
+    TMAP = "tmap"  # UNIC (优纳) .tmap: no reader wired
+    KFB = "kfb"  # KFBio (江丰) .kfb: no reader wired
     TEXT = "text"
     UNKNOWN = "unknown"
 
@@ -52,9 +55,29 @@ def sniff_bytes(head: bytes) -> Magic:
         return Magic.ZIP
     if head[:16] == b"SQLite format 3\x00":
         return Magic.SQLITE
+    vendor = _vendor_signature(head)
+    if vendor is not None:
+        return vendor
     if _looks_like_text(head):
         return _classify_text(head)
     return Magic.UNKNOWN
+
+
+def _vendor_signature(head: bytes) -> Magic | None:
+    """Chinese scanners' own formats, by the signatures their readers check.
+
+    Taken from the OpenSlide forks that read them: UNIC ``unic_tmap_open``
+    compares the first 4 bytes with ``TMAP``; KFBio ``kfbio_kfb_open`` reads
+    ``KFB`` at offset 4; SQRAY ``read_pic_head`` wants the little-endian
+    uint16 0x5153 (``SQ``) first, followed by a 16-byte version string.
+    """
+    if head[:4] == b"TMAP":
+        return Magic.TMAP
+    if head[4:7] == b"KFB":
+        return Magic.KFB
+    if head[:2] == b"SQ" and len(head) >= 30 and b"\x00" in head[:64]:
+        return Magic.SDPC
+    return None
 
 
 def sniff(path: str | Path) -> Magic:

@@ -12,12 +12,18 @@ import tempfile
 from pathlib import Path
 
 from . import archive
-from .errors import EMPTY_FILE, NOT_AN_IMAGE, UNSUPPORTED_FORMAT, SlideRejected
+from .errors import EMPTY_FILE, NOT_AN_IMAGE, UNSUPPORTED_FORMAT, VENDOR_FORMAT, SlideRejected
 from .identify import Magic, sniff
 from .metadata import SlideDescription
 from .sandbox import DEFAULT_MEMORY_LIMIT, DEFAULT_TIMEOUT, run_probe
 
 DEFAULT_MAX_PHOTO_PIXELS = 200_000_000
+#: Scanner formats recognised by signature but not read yet: (format name, scanner maker).
+VENDOR_FORMATS = {
+    Magic.SDPC: ("SQRAY SDPC", "SQRAY"),
+    Magic.TMAP: ("UNIC TMAP", "UNIC"),
+    Magic.KFB: ("KFBio KFB", "KFBio"),
+}
 #: Name of the folder, inside ``extract_to``, that holds an unpacked archive.
 EXTRACTED_NAME = "slide"
 
@@ -30,6 +36,15 @@ def _reject_without_probe(path: Path, magic: Magic) -> None:
     if magic is Magic.TEXT:
         renamed = f" renamed {suffix}" if suffix else ""
         raise SlideRejected(NOT_AN_IMAGE, f"The file is a text file{renamed}; it is not an image.")
+    if magic in VENDOR_FORMATS:
+        name, maker = VENDOR_FORMATS[magic]
+        raise SlideRejected(
+            VENDOR_FORMAT,
+            f"The file is in {name} format (recognised by its signature). This platform cannot read "
+            f"that scanner format yet. Please export the slide as SVS or TIFF with the {maker} "
+            "scanner software and upload the exported file.",
+            {"format": name, "vendor": maker},
+        )
     if magic is Magic.MRXS_INDEX:
         raise SlideRejected(
             UNSUPPORTED_FORMAT,

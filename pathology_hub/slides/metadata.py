@@ -52,6 +52,12 @@ class SlideDescription:
     properties: dict[str, str] = field(default_factory=dict)
     openable_path: str | None = None  # inside an extracted archive, relative POSIX path
     quality: QualityReport | None = None
+    #: Where mpp_x/mpp_y came from: "vendor", "tiff-resolution", "qptiff-xml"; None when unknown.
+    mpp_source: str | None = None
+    #: A pixel size the file declared but that was not trusted (e.g. 352.8 from a 72-dpi tag).
+    ignored_mpp: float | None = None
+    #: "fluorescence" when the file itself says so (NDPI fluorescence channel); None: not stated.
+    modality: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -179,11 +185,57 @@ def select_properties(props: Mapping[str, str]) -> dict[str, str]:
     return out
 
 
-def describe_openslide(slide: Any, detected_format: str) -> SlideDescription:
-    """Build a description from an open ``openslide.OpenSlide``."""
+#: A TIFF resolution tag is a pixel size only within this range (µm/px): scanners write
+#: 0.1-2; 72/96/300 dpi "print" tags give 352.8/264.6/84.7 and must not become a scale bar.
+TRUSTED_RESOLUTION_MPP = (0.05, 10.0)
+_RESOLUTION_UNIT_UM = {"centimeter": 10_000.0, "inch": 25_400.0}
+
+
+def _resolution_mpp(props: Mapping[str, str], axis: str) -> float | None:
+    """µm/px a TIFF resolution tag claims, whatever its unit (None when absent or unitless)."""
+    per_unit = _float(props.get(f"tiff.{axis.upper()}Resolution"))
+    unit = _RESOLUTION_UNIT_UM.get((props.get("tiff.ResolutionUnit") or "").strip().lower())
+    return unit / per_unit if per_unit and unit else None
+
+
+def trusted_mpp(props: Mapping[str, str], qptiff_mpp: float | None = None) -> tuple[float | None, float | None, str | None, float | None]:
+    """(mpp_x, mpp_y, source, ignored) from metadata that can be trusted.
+
+    Vendor calibrations (Aperio MPP, DICOM pixel spacing, MIRAX...) arrive as
+    ``openslide.mpp-*``; QPTIFF's XML PixelSizeMicrons comes from the probe. When OpenSlide's
+    value is nothing but the TIFF resolution tag (generic TIFF, NDPI), it counts only with a
+    centimetre/inch unit and within :data:`TRUSTED_RESOLUTION_MPP`; otherwise the pixel size
+    is unknown, and the ignored value is kept so quality control can say why.
+    """
+    if qptiff_mpp is not None:
+        return qptiff_mpp, qptiff_mpp, "qptiff-xml", None
+    import openslide
+
+    mx, my = _float(props.get(openslide.PROPERTY_NAME_MPP_X)), _float(props.get(openslide.PROPERTY_NAME_MPP_Y))
+    if mx is None or my is None:
+        return None, None, None, None
+    rx, ry = _resolution_mpp(props, "x"), _resolution_mpp(props, "y")
+    from_tag = rx is not None and ry is not None and abs(rx - mx) <= 1e-6 * mx and abs(ry - my) <= 1e-6 * my
+    raw_x = _float(props.get("tiff.XResolution"))
+    if not from_tag and raw_x is not None and props.get(openslide.PROPERTY_NAME_VENDOR) == "generic-tiff":
+        from_tag = True  # generic TIFF has no other source: the tag with a unit OpenSlide understood
+    if not from_tag:
+        return mx, my, "vendor", None
+    low, high = TRUSTED_RESOLUTION_MPP
+    if rx is not None and ry is not None and low <= mx <= high and low <= my <= high:
+        return mx, my, "tiff-resolution", None
+    return None, None, None, mx
+
+
+def describe_openslide(slide: Any, detected_format: str, facts: Any = None) -> SlideDescription:
+    """Build a description from an open ``openslide.OpenSlide`` (``facts``: :class:`.tiffinfo.TiffFacts`)."""
     import openslide  # local import: the web process never needs the native library
 
     props = dict(slide.properties)
+    fluorescence = getattr(facts, "fluorescence", None)
+    if fluorescence:
+        props["hamamatsu.Fluorescence"] = fluorescence
+    mpp_x, mpp_y, mpp_source, ignored_mpp = trusted_mpp(props, getattr(facts, "qptiff_mpp", None))
     bounds = None
     bx, by, bw, bh = (
         _int(props.get(openslide.PROPERTY_NAME_BOUNDS_X)),
@@ -203,8 +255,11 @@ def describe_openslide(slide: Any, detected_format: str) -> SlideDescription:
         level_count=int(slide.level_count),
         level_dimensions=tuple((int(w), int(h)) for w, h in slide.level_dimensions),
         level_downsamples=tuple(float(d) for d in slide.level_downsamples),
-        mpp_x=_float(props.get(openslide.PROPERTY_NAME_MPP_X)),
-        mpp_y=_float(props.get(openslide.PROPERTY_NAME_MPP_Y)),
+        mpp_x=mpp_x,
+        mpp_y=mpp_y,
+        mpp_source=mpp_source,
+        ignored_mpp=ignored_mpp,
+        modality="fluorescence" if fluorescence else None,
         objective_power=_float(props.get(openslide.PROPERTY_NAME_OBJECTIVE_POWER)),
         scan_date=scan_date_from_properties(props),
         bounds=bounds,

@@ -32,7 +32,9 @@ from .errors import (
     PROBE_OUT_OF_MEMORY,
     TOO_MANY_PIXELS,
     TRUNCATED_FILE,
+    UNSUPPORTED_DICOM,
     UNSUPPORTED_FORMAT,
+    UNSUPPORTED_PIXELS,
     SlideRejected,
 )
 from .identify import PHOTO_CANDIDATES, Magic, sniff
@@ -65,9 +67,13 @@ _FORMAT_LABELS = {
 
 def _sanitise(message: str, path: str) -> str:
     """Library error text without file paths (they may contain patient names)."""
-    message = message.replace(path, "the file").replace(os.path.basename(path), "the file")
-    message = re.sub(r"(/[^\s:'\"]+)+", "<path>", message)
-    return message.strip()[:300]
+    message = message.replace(path, "").replace(os.path.basename(path), "")
+    message = re.sub(r"(/[^\s:'\"]+)+", "", message)
+    # "Invalid TIFF: <path>" becomes "Invalid TIFF", not "Invalid TIFF: the file"
+    message = re.sub(r"\s*:\s*(?=$|[,;)])", "", message.strip())
+    message = re.sub(r"\(\s*\)|''|\"\"", "", message)
+    message = re.sub(r"\s+:", ":", message)
+    return re.sub(r"\s{2,}", " ", message).strip(" :")[:300]
 
 
 def _apply_memory_limit(limit: int) -> None:
@@ -111,7 +117,7 @@ def tiff_truncation(path: str) -> tuple[int, int] | None:
     if first_ifd is not None and first_ifd >= size:
         # Aperio and others write the directory after the pixel data, so a
         # cut file often loses the directory itself.
-        return first_ifd, size
+        return first_ifd + 2, size  # at least the directory's entry count
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -147,14 +153,23 @@ def _reject_if_truncated(path: str, magic: Magic) -> None:
     if magic is not Magic.TIFF:
         return
     truncated = tiff_truncation(path)
-    if truncated is not None:
-        needed, size = truncated
+    if truncated is None:
+        return
+    needed, size = truncated
+    if size <= 16:  # the classic (8-byte) or BigTIFF (16-byte) header and nothing after it
         raise SlideRejected(
             TRUNCATED_FILE,
-            f"The file is incomplete: it ends after {size:,} bytes but its contents "
-            f"continue to byte {needed:,}. The upload or copy was probably interrupted; "
-            "please upload the original file again.",
+            f"The file contains only a TIFF header ({size} bytes) and no image: the upload or copy "
+            "was interrupted. Please upload the original file again.",
+            {"size": size},
         )
+    raise SlideRejected(
+        TRUNCATED_FILE,
+        f"The file is incomplete: it is {size:,} bytes long, but its image data needs at least "
+        f"{needed:,} bytes. The upload or copy was probably interrupted; please upload the original "
+        "file again.",
+        {"size": size, "needed": needed},
+    )
 
 
 # --------------------------------------------------------------------------
@@ -174,13 +189,13 @@ def _read_sample_regions(slide: Any) -> None:
             slide.read_region((int(x * ds), int(y * ds)), level, (sw, sh))
 
 
-def _describe_wsi(path: str, fmt: str) -> tuple[Any, Any]:
+def _describe_wsi(path: str, fmt: str, facts: Any = None) -> tuple[Any, Any]:
     import openslide
 
     from .metadata import describe_openslide
 
     with openslide.OpenSlide(path) as slide:
-        description = describe_openslide(slide, fmt)
+        description = describe_openslide(slide, fmt, facts)
         thumbnail = slide.get_thumbnail(QUALITY_THUMBNAIL).convert("RGB")
         _read_sample_regions(slide)
         for name in description.associated_images:
@@ -223,6 +238,15 @@ def _describe_photo(path: str, max_pixels: int) -> tuple[Any, Any]:
 
     image = _open_photo(path, max_pixels)
     fmt = _PHOTO_FORMATS[image.format]
+    if image.mode.startswith(("I", "F")) or image.mode in ("LA", "La", "PA"):
+        bits = 32 if image.mode in ("I", "F") else 16 if image.mode.startswith("I;16") else 8
+        raise SlideRejected(
+            UNSUPPORTED_PIXELS,
+            f"The image stores {bits} bits per sample (image mode {image.mode}). The viewer shows 8-bit "
+            "grey or RGB images only, so it would be displayed wrongly. Please export it as an 8-bit "
+            "RGB JPEG, PNG or TIFF.",
+            {"bits": bits, "samples": len(image.getbands())},
+        )
     image.load()  # decode everything: truncation and corrupt data show here
     description = describe_photo(image, fmt)
     thumbnail = image.convert("RGB")
@@ -238,14 +262,17 @@ def _open_any(path: str, max_pixels: int) -> tuple[Any, Any]:
     """Try OpenSlide, then Pillow; turn failures into a specific rejection."""
     import openslide
 
+    from .tiffinfo import inspect_tiff
+
     magic = sniff(path)
     _reject_if_truncated(path, magic)
+    facts = inspect_tiff(path) if magic is Magic.TIFF else None
 
     fmt = openslide.OpenSlide.detect_format(path)
     wsi_error: str | None = None
     if fmt is not None:
         try:
-            return _describe_wsi(path, fmt)
+            return _describe_wsi(path, fmt, facts)
         except openslide.OpenSlideError as exc:  # includes UnsupportedFormatError
             wsi_error = _sanitise(str(exc), path)
 
@@ -260,17 +287,28 @@ def _open_any(path: str, max_pixels: int) -> tuple[Any, Any]:
 
     if wsi_error is not None:
         label = _FORMAT_LABELS.get(fmt or "", fmt)
+        if fmt == "dicom" or magic is Magic.DICOM:
+            raise SlideRejected(
+                UNSUPPORTED_DICOM,
+                f"The file is a DICOM whole-slide image of a variant OpenSlide does not read "
+                f"(OpenSlide reports: {wsi_error}). The file is not necessarily damaged. Please export "
+                "the slide from the scanner software as SVS or TIFF, or as standard DICOM WSI "
+                "(VL Whole Slide Microscopy Image with ImageType), and upload it again.",
+                {"detail": wsi_error},
+            )
         if "unsupported" in wsi_error.lower():
             raise SlideRejected(
                 UNSUPPORTED_FORMAT,
-                f"The file is a {label} that OpenSlide cannot read ({wsi_error}), "
+                f"The file looks like {label}, but OpenSlide cannot read this variant ({wsi_error}), "
                 "and it is not a plain photo the image reader can open either. "
-                "Please export the slide from the scanner software as a supported format.",
+                "Please export the slide from the scanner software as SVS or TIFF.",
+                {"format": label, "detail": wsi_error},
             )
         raise SlideRejected(
             CORRUPT_IMAGE,
-            f"The file is recognised as a {label} slide, but its image data is damaged "
+            f"The file is recognised as {label}, but its image data is damaged "
             f"and cannot be decoded ({wsi_error}). Please re-export or rescan the slide.",
+            {"format": label, "detail": wsi_error},
         )
     if photo_error is not None:
         if "truncated" in photo_error.lower():
@@ -282,17 +320,21 @@ def _open_any(path: str, max_pixels: int) -> tuple[Any, Any]:
         raise SlideRejected(
             CORRUPT_IMAGE,
             f"The file starts like a {magic.value.upper()} image but its contents are damaged "
-            f"or not valid image data ({photo_error}).",
+            f"or not valid image data ({photo_error}). Please copy or export the image again "
+            "and upload the new file.",
         )
     if magic is Magic.DICOM:
         raise SlideRejected(
             UNSUPPORTED_FORMAT,
             "The DICOM file is not a whole-slide image OpenSlide can read (it may be a "
-            "radiology image, or a single file of a series uploaded without the others).",
+            "radiology image, or a single file of a series uploaded without the others). Upload all "
+            "files of a DICOM series together as one .zip archive, or export the slide as SVS or TIFF.",
         )
     if magic is Magic.SQLITE:
-        raise SlideRejected(UNSUPPORTED_FORMAT, "The file is a database, but not a slide format OpenSlide can read.")
-    raise SlideRejected(NOT_AN_IMAGE, "The file's contents are not a recognised slide or image format.")
+        raise SlideRejected(UNSUPPORTED_FORMAT, "The file is a database, but not a slide format OpenSlide can read. "
+                            "Please export the slide from the scanner software as SVS or TIFF.")
+    raise SlideRejected(NOT_AN_IMAGE, "The file's contents are not a recognised slide or image format. Please "
+                        "upload the scanner's original file (for example SVS, NDPI or TIFF) or a JPEG/PNG photograph.")
 
 
 def command_describe(path: str, max_pixels: int, out: Path | None) -> dict[str, Any]:

@@ -28,6 +28,14 @@ DEFAULT_MIN_TISSUE_FRACTION = 0.05
 #: real scan and above every clearly blurred one.
 DEFAULT_MIN_FOCUS_SCORE = 100.0
 
+#: Deep Zoom tile side: an image smaller than one tile in both directions is not a
+#: whole-slide scan (a 16 x 16 "SVS" zoomed to fill the screen read "948x").
+WHOLE_SLIDE_MIN_SIDE = 254
+#: Extensions of whole-slide formats and of camera images, to notice a photo renamed .svs.
+_WSI_SUFFIXES = frozenset({".svs", ".ndpi", ".scn", ".mrxs", ".bif", ".vms", ".vmu", ".dcm", ".svslide",
+                           ".qptiff", ".czi", ".sdpc", ".tmap", ".kfb", ".isyntax"})
+_PHOTO_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".png"})
+
 #: Background luminance below which the slide is treated as dark-field
 #: (fluorescence), where tissue is brighter than the background.
 _DARK_BACKGROUND_LUMA = 80.0
@@ -154,10 +162,68 @@ def focus_score(gray: np.ndarray, mask: np.ndarray) -> float | None:
     return float(lap[inner].var())
 
 
+def is_tiny(description: "SlideDescription | None") -> bool:
+    """Smaller than one tile both ways: probably not a whole-slide scan."""
+    return description is not None and description.width < WHOLE_SLIDE_MIN_SIDE \
+        and description.height < WHOLE_SLIDE_MIN_SIDE
+
+
+def extension_mismatch(filename: str | None, description: "SlideDescription | None") -> QualityWarning | None:
+    """A camera image named like a slide (JPEG renamed .svs), or a slide named like a photo."""
+    if not filename or description is None or "." not in filename:
+        return None
+    suffix = "." + filename.rsplit(".", 1)[1].lower()
+    found = description.format.upper() if description.kind == "photo" else description.format
+    if (description.kind == "photo" and suffix in _WSI_SUFFIXES) or \
+            (description.kind == "wsi" and suffix in _PHOTO_SUFFIXES):
+        return QualityWarning(
+            "extension_mismatch",
+            f"The file is named {suffix} but its contents are {found}"
+            f"{' (a photograph, not a whole-slide scan)' if description.kind == 'photo' else ''}; "
+            "check that the right file was uploaded.",
+            {},
+        )
+    return None
+
+
+def metadata_warnings(description: "SlideDescription | None", filename: str | None = None) -> list[QualityWarning]:
+    """Warnings about what the file says (pixel size, size, name), independent of the pixels."""
+    if description is None:
+        return []
+    out: list[QualityWarning] = []
+    if description.ignored_mpp is not None:
+        out.append(QualityWarning(
+            "implausible_mpp",
+            f"The file's resolution tag gives {description.ignored_mpp:.4g} µm per pixel, which is not a "
+            "microscope pixel size (it is usually a print resolution such as 72 dpi), so it was ignored: "
+            "measurements and the scale bar are not available for this slide.",
+            {"mpp": description.ignored_mpp},
+        ))
+    elif description.mpp_x is None or description.mpp_y is None:
+        out.append(QualityWarning(
+            "missing_mpp",
+            "The file records no pixel size (microns per pixel), so measurements "
+            "and scale bars will not be available for this slide.",
+        ))
+    if is_tiny(description):
+        out.append(QualityWarning(
+            "not_whole_slide",
+            f"The image is only {description.width} × {description.height} pixels, smaller than one "
+            f"viewer tile ({WHOLE_SLIDE_MIN_SIDE} px): it is probably not a whole-slide scan, and no "
+            "magnification is shown for it.",
+            {"width": float(description.width), "height": float(description.height)},
+        ))
+    mismatch = extension_mismatch(filename, description)
+    if mismatch is not None:
+        out.append(mismatch)
+    return out
+
+
 def assess_quality(
     thumbnail: Image.Image,
     description: "SlideDescription | None" = None,
     *,
+    filename: str | None = None,
     min_tissue_fraction: float = DEFAULT_MIN_TISSUE_FRACTION,
     min_focus_score: float = DEFAULT_MIN_FOCUS_SCORE,
 ) -> QualityReport:
@@ -169,15 +235,7 @@ def assess_quality(
     gray = rgb.max(axis=-1) if dark else _luma(rgb.astype(np.float32))
     score = focus_score(gray, mask)
 
-    warnings: list[QualityWarning] = []
-    if description is not None and (description.mpp_x is None or description.mpp_y is None):
-        warnings.append(
-            QualityWarning(
-                "missing_mpp",
-                "The file records no pixel size (microns per pixel), so measurements "
-                "and scale bars will not be available for this slide.",
-            )
-        )
+    warnings: list[QualityWarning] = metadata_warnings(description, filename)
     if fraction < min_tissue_fraction:
         warnings.append(
             QualityWarning(

@@ -115,5 +115,5 @@ def run_probe(
         )
     if not payload.get("ok"):
         log.info("probe %s rejected the file (%s): %s", command, payload.get("code"), stderr_tail)
-        raise SlideRejected(str(payload.get("code")), str(payload.get("message")))
+        raise SlideRejected(str(payload.get("code")), str(payload.get("message")), payload.get("params") or None)
     return payload["result"]

@@ -16,6 +16,7 @@ from ..domain import slides as slide_service
 from ..domain.errors import DomainError
 from ..models import Case, Priority, Role, Sex, User
 from .authz import authorize, load_model
+from . import ingest_text
 from .bundle_strings import upload_strings
 from .errors import flash_error
 from .security import client_ip
@@ -51,7 +52,7 @@ def qc_message(warning: dict) -> str:
     messages = {"missing_mpp": _("No microns-per-pixel recorded: measurements and the scale bar will be unavailable."),
                 "low_tissue": _("Very little tissue detected on the slide."),
                 "blurry": _("The scan looks out of focus.")}
-    return messages.get(warning.get("code"), warning.get("message", ""))
+    return messages.get(warning.get("code")) or ingest_text.qc_text(warning) or warning.get("message", "")
 
 
 @bp.route("/<int:case_id>")
@@ -72,6 +73,6 @@ def detail(case: Case):
     from .slide_text import STAIN_CATEGORY_LABELS
     rows = [slide_json(s) for s in case.slides]
     return render_template("case_detail.html", case=case, can_upload=can_upload, upload_config=upload_config,
-                           quality_of=slide_service.quality_of, qc_message=qc_message, rows=rows,
+                           quality_of=slide_service.quality_of, qc_message=qc_message, rows=rows, qc_labels=ingest_text.qc_labels(),
                            stain_categories=STAIN_CATEGORY_LABELS,
                            retention_days=current_app.config["SETTINGS"].withdrawn_slide_retention_days)

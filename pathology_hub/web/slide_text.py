@@ -15,6 +15,7 @@ from flask_babel import lazy_gettext as _l
 
 from ..domain import slide_facts
 from ..models import Slide, StainCategory
+from .ingest_text import REJECT_LABELS as _INGEST_REJECT_LABELS
 
 STAIN_CATEGORY_LABELS = {StainCategory.HE.value: _l("H&E"), StainCategory.IHC.value: _l("IHC"),
                          StainCategory.SPECIAL.value: _l("Special stain"),
@@ -43,6 +44,7 @@ REJECT_LABELS = {
     "inspecting": _l("still being inspected"),
     "tiling": _l("still being processed"),
 }
+REJECT_LABELS.update(_INGEST_REJECT_LABELS)  # issue #19 refusals (web/ingest_text.py)
 
 
 def stain_category_label(value: str | None) -> str:

@@ -32,7 +32,7 @@ from . import view_audit_hook
 from .authz import authorize, load_model, me
 from .security import client_ip
 from .bundle_strings import viewer_strings
-from . import error_messages, slide_text
+from . import error_messages, ingest_text, slide_text
 from .errors import flash_error
 from .serializers import iso
 
@@ -56,6 +56,9 @@ def reject_text(slide: Slide) -> str | None:
     if slide.reject_code == slide_service.STORAGE_UNAVAILABLE:
         return _("Object storage was unreachable for too long, so processing stopped. "
                  "Nothing was lost: retry the slide once storage is back.")
+    detail = ingest_text.reject_detail(slide)  # what was found, in the user's language
+    if detail:
+        return detail
     # the ingest's own message is detailed English; other languages read the catalogue's reason
     if slide.reject_code in slide_text.REJECT_LABELS and not str(get_locale() or "").startswith("en"):
         return slide_text.reason_label(slide.reject_code)
@@ -83,6 +86,8 @@ def slide_json(slide: Slide, *, with_urls: bool = True) -> dict:
         "id": slide.id, "uid": slide.uid, "case_id": slide.case_id, "label": slide.label, "stain": slide.stain,
         "filename": slide.original_filename, "status": slide.status.value,
         "reject_code": slide.reject_code, "reject_message": reject_text(slide),
+        "reject_detail": ingest_text.reject_detail(slide),
+        "content": (content := ingest_text.content_of(slide)), "content_label": ingest_text.content_label(content),
         "waiting_for_storage": storage_wait_json(job),
         "retry_url": url_for("slides.retry", slide_id=slide.id) if can_retry(slide) else None,
         "created_at": iso(slide.created_at), "pyramid_version": slide.pyramid_version,
@@ -419,10 +424,14 @@ def viewer(case: Case):
         slides.append({
             "id": s.id, "name": " · ".join(p for p in (s.label, s.block_label, j["stain_display"]) if p),
             "stain": j["stain_display"], "blockLabel": s.block_label or "", "dziUrl": j["dzi_url"],
-            "thumbnailUrl": j["thumbnail_url"], "mpp": j["mpp"], "objectivePower": j["objective_power"],
+            "thumbnailUrl": j["thumbnail_url"],
+            # a photo or a tiny image has no honest magnification (a 16-px "SVS" read 948x)
+            "mpp": j["mpp"] if j["content"] not in ("photo", "tiny") else None,
+            "objectivePower": j["objective_power"] if j["content"] not in ("photo", "tiny") else None,
             "width": j["width"], "height": j["height"], "status": s.status.value,
             "metadata": {k: v for k, v in {
                 # Name, stain, size, resolution and objective power are shown by the viewer itself.
+                _("Content"): j["content_label"],
                 _("Block / part"): s.block_label, _("Vendor"): j["vendor"], _("Format"): j["format"], _("Levels"): j["level_count"],
                 _("Scan date"): j["scan_date"], _("File"): s.original_filename}.items() if v not in (None, "")},
             "associatedImages": [{"name": n, "url": url_for("slides.associated", slide_id=s.id, name=n)}

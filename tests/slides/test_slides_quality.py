@@ -23,8 +23,8 @@ def _thumb(slides_dir: Path, name: str) -> Image.Image:
 
 def _description(mpp: float | None = 0.5, background: str | None = None) -> SlideDescription:
     return SlideDescription(
-        kind="wsi", format="aperio", vendor="aperio", width=10, height=10, level_count=1,
-        level_dimensions=((10, 10),), level_downsamples=(1.0,), mpp_x=mpp, mpp_y=mpp,
+        kind="wsi", format="aperio", vendor="aperio", width=4000, height=3000, level_count=1,
+        level_dimensions=((4000, 3000),), level_downsamples=(1.0,), mpp_x=mpp, mpp_y=mpp,
         background_color=background,
     )
 

@@ -42,11 +42,13 @@ def run_ingest(session: Session, job: Job, ctx: jobs.JobContext) -> None:
     except SlideRejected as exc:
         slide.status = SlideStatus.REJECTED
         slide.reject_code, slide.reject_message = exc.code, exc.message
+        slide.reject_params = json.dumps(exc.params) if exc.params else None
         audit.record(session, "slide.rejected", object_type="slide", object_id=slide.id, case_id=slide.case_id,
                      details={"code": exc.code})
         session.commit()
         return
     slide.description = json.dumps(desc.to_dict())
+    _honest_stain(slide, desc)
     session.commit()
     source = openable_path(store, slide)
     thumb = make_thumbnail(source, (1024, 1024))
@@ -54,12 +56,33 @@ def run_ingest(session: Session, job: Job, ctx: jobs.JobContext) -> None:
     ctx.storage_ok()
     for name, data in extract_associated_images(source).items():
         store.put_bytes(associated_key(slide, name), data, content_type="image/png")
-    report = assess_quality(Image.open(io.BytesIO(thumb)), desc)
+    report = assess_quality(Image.open(io.BytesIO(thumb)), desc, filename=slide.original_filename)
     slide.quality = json.dumps(report.to_dict())
     slide.status = SlideStatus.TILING
     tile_job = jobs.create(session, "tile", slide_id=slide.id)
     session.commit()
     jobs.enqueue(tile_job.id)
+
+
+def _honest_stain(slide: Slide, desc) -> None:
+    """Never leave the upload's default "H&E" on what the file shows is something else.
+
+    A fluorescence NDPI names its channel: the slide becomes fluorescence with that name.
+    A camera photograph says nothing about its stain, so it becomes "unclassified" (the centre
+    sets it with "Edit stain and block"). Uploads carry "H&E" when the client sent no stain, so
+    an "H&E" typed on purpose cannot be told apart; any other stain or a category set meanwhile
+    is left alone.
+    """
+    from pathology_hub.domain import slide_facts
+    from pathology_hub.models import StainCategory
+
+    if slide.stain_category is not None or not slide_facts.is_he(slide.stain):
+        return
+    if desc.modality == "fluorescence":
+        slide.stain_category = StainCategory.FLUORESCENCE
+        slide.stain = (desc.properties.get("hamamatsu.Fluorescence") or "")[:64]
+    elif desc.kind == "photo":
+        slide.stain = ""
 
 
 def run_tiling(session: Session, job: Job, ctx: jobs.JobContext) -> None:

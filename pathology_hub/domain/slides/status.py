@@ -44,7 +44,7 @@ def retry_slide(session: Session, user: User, slide: Slide, ip: str | None = Non
     status = SlideStatus.INSPECTING if kind == "ingest" else SlideStatus.TILING
     previous = {"reject_code": slide.reject_code}
     claimed = session.execute(update(Slide).where(Slide.id == slide.id, Slide.status == SlideStatus.FAILED)
-                              .values(status=status, reject_code=None, reject_message=None))
+                              .values(status=status, reject_code=None, reject_message=None, reject_params=None))
     if claimed.rowcount != 1:
         session.rollback()
         raise Conflict("Only a slide whose processing failed can be retried.", code="slide_not_failed")

@@ -42,7 +42,13 @@
     var stain = el("td", null, s.stain_display || s.stain);
     stain.setAttribute("data-role", "stain");
     tr.appendChild(stain);
-    tr.appendChild(el("td", null, s.filename));
+    var file = el("td", null, s.filename);
+    if (s.content_label) {  // photograph / small image / fluorescence, as the file itself says
+      var content = el("div", "muted", s.content_label);
+      content.setAttribute("data-role", "content");
+      file.appendChild(content);
+    }
+    tr.appendChild(file);
     var status = el("td");
     var badge = el("span", "badge badge-" + s.status,
                    s.waiting_for_storage ? labels.waiting_storage : (labels[s.status] || s.status));
@@ -56,7 +62,11 @@
         : (s.reason || s.reject_code);
       var reason = el("div", "reject", text);
       reason.setAttribute("data-role", "reason");
-      if (s.reject_message) {
+      if (s.reject_detail) {  // what was found and what to do, in the user's language
+        var detail = el("div", "reject-detail", s.reject_detail);
+        detail.setAttribute("data-role", "reject-detail");
+        reason.appendChild(detail);
+      } else if (s.reject_message) {
         reason.title = s.reject_message;
         // the detailed message exists in English only: a tooltip everywhere, shown inline in English
         if (labels.showDetail) { reason.appendChild(el("span", "muted", " (" + s.reject_message + ")")); }
@@ -73,7 +83,11 @@
     var quality = el("td");
     quality.setAttribute("data-role", "quality");
     ((s.quality && s.quality.warnings) || []).forEach(function (w) {
-      quality.appendChild(el("div", "warn", "⚠ " + (labels[w.code] || w.message)));
+      var qtext = labels[w.code] || w.message;
+      Object.keys(w.values || {}).forEach(function (k) {  // "{mpp}" -> 352.8
+        qtext = qtext.replace("{" + k + "}", String(Number(w.values[k].toPrecision(4))));
+      });
+      quality.appendChild(el("div", "warn", "⚠ " + qtext));
     });
     tr.appendChild(quality);
     var action = el("td", "slide-actions");
