@@ -9,13 +9,15 @@ do at the centre, not just "the format is not supported".
 from __future__ import annotations
 
 import json
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from ..domain.slides.descriptions import description_of
-from ..models import Slide
+
+if TYPE_CHECKING:  # only names the type; the web layer reads slides through the domain
+    from ..models import Slide
 
 #: Below one Deep Zoom tile both ways: not a whole-slide scan (see slides/quality.py).
 _TINY_SIDE = 254

@@ -4,7 +4,7 @@ The refusal is shown in the user's language (zh/en) with the facts it names (bit
 channel count, scanner format, DICOM variant), so those facts are stored beside the stable
 ``reject_code`` instead of only inside the English ``reject_message``.
 
-Revision ID: 0016
+Revision ID: 0014
 Revises: 0013
 Create Date: 2026-12-04 20:40:00
 """
@@ -12,7 +12,7 @@ from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0016'
+revision = '0014'
 down_revision = "0013"
 branch_labels = None
 depends_on = None
