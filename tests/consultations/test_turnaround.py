@@ -30,9 +30,9 @@ def test_working_days_skip_the_weekend(monkeypatch):
 
 
 def test_targets_are_configurable(monkeypatch):
-    assert tat.targets()["frozen"].seconds == 1800 and tat.targets()["routine"].working_days_only
+    assert tat.targets()["frozen"].seconds == 1200 and tat.targets()["routine"].working_days_only
     monkeypatch.setenv("TURNAROUND_TARGETS", '{"urgent": {"hours": 12}}')
-    assert tat.targets()["urgent"].seconds == 12 * 3600 and tat.targets()["frozen"].seconds == 1800
+    assert tat.targets()["urgent"].seconds == 12 * 3600 and tat.targets()["frozen"].seconds == 1200
     monkeypatch.setenv("TURNAROUND_TARGETS", '{"urgent": {"weeks": 1}}')
     with pytest.raises(RuntimeError):
         tat.targets()
