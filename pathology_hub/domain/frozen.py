@@ -312,25 +312,85 @@ def clock(c: Consultation | None, now: dt.datetime | None = None) -> Clock | Non
 
 # ---------------------------------------------------------------- the short report template
 TEMPLATE = {
-    "zh": {"macroscopy": "送检组织：\n大小：\n切面：",
-           "microscopy": "冰冻切片镜下：",
+    "zh": {"gross_description": "送检组织：\n大小：\n切面：",
+           "microscopic_description": "冰冻切片镜下：",
            "diagnosis": "（冰冻）\n良性 / 恶性 / 不能确定，待石蜡切片\n切缘：",
            "comment": "冰冻切片诊断为术中快速诊断，最终诊断以石蜡切片报告为准。"},
-    "en": {"macroscopy": "Specimen received:\nSize:\nCut surface:",
-           "microscopy": "Frozen section:",
+    "en": {"gross_description": "Specimen received:\nSize:\nCut surface:",
+           "microscopic_description": "Frozen section:",
            "diagnosis": "(Frozen section)\nBenign / malignant / deferred to permanent sections\nMargins:",
            "comment": "Intraoperative frozen-section diagnosis; the final diagnosis is given on "
                       "permanent (paraffin) sections."},
 }
 
 
-def report_template(c: Consultation, language: str) -> dict[str, str] | None:
-    """The short frozen-section structure in the report's language, or ``None`` for other requests."""
+def report_template(c: Consultation) -> dict[str, str]:
+    """Report fields prefilled with the short frozen-section structure, in the report's language
+    (the referring institution's ``report_language``, Chinese by default); empty for other requests."""
     if not is_frozen(c):
-        return None
+        return {}
+    language = getattr(c.requesting_institution, "report_language", "zh") or "zh"
     return dict(TEMPLATE["en" if language == "en" else "zh"])
 
 
 def institution_name(session: Session, institution_id: int) -> str:
     inst = session.get(Institution, institution_id)
     return inst.name if inst else ""
+
+
+# ---------------------------------------------------------------- for the web layer
+# Each call below is one request's work on the request's session (``db.SessionLocal``), so the
+# handlers in web/frozen_web.py stay one line and import neither models nor sessions.
+def _request_session() -> Session:
+    from ..db import SessionLocal  # noqa: PLC0415 - the request-scoped session, bound by the app
+    return SessionLocal()
+
+
+def _in_request(fn: Any, *args: Any) -> Any:
+    session = _request_session()
+    try:
+        out = fn(session, *args)
+        session.commit()
+        return out
+    except Exception:
+        session.rollback()
+        raise
+
+
+def alarms_now(user: User) -> list[dict[str, Any]]:
+    """The banner's content for ``user`` (empty for anyone not paged)."""
+    session = _request_session()
+    return [alarm_json(session, p) for p in alarms(session, user)]
+
+
+def acknowledge_now(user: User, page_id: int) -> dict[str, Any]:
+    return _in_request(lambda s: alarm_json(s, acknowledge(s, user, page_id)))
+
+
+def roster_now(admin: User) -> dict[str, Any]:
+    session = _request_session()
+    zone_name = admin.institution.time_zone if admin.institution else None
+    return {"shifts": roster(session, admin), "pathologists": rosterable(session, admin),
+            "on_call_now": {s.id for s in on_call(session, admin.institution_id)},
+            "zone": zone_name, "institution": institution_name(session, admin.institution_id)}
+
+
+def add_shift_now(admin: User, data: dict[str, Any]) -> None:
+    _in_request(lambda s: add_shift(s, admin, data))
+
+
+def remove_shift_now(admin: User, shift_id: int) -> None:
+    _in_request(lambda s: remove_shift(s, admin, shift_id))
+
+
+def case_clock_now(case_id: int) -> Clock | None:
+    """The clock of the newest submitted frozen request on a case (the viewer shows it)."""
+    session = _request_session()
+    c = session.scalar(select(Consultation).where(Consultation.case_id == case_id,
+                                                  Consultation.submitted_at.is_not(None))
+                       .order_by(Consultation.id.desc()).limit(1))
+    return clock(c)
+
+
+def pages_now(c: Consultation) -> list[FrozenPage]:
+    return pages_of(_request_session(), c)

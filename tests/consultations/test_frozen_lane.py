@@ -209,3 +209,22 @@ def test_dashboard_reports_frozen_sections_in_minutes(world, users, make_consult
     assert figures["count"] == 3 and figures["target_minutes"] == 20
     assert figures["median_minutes"] == 15.0 and figures["p90_minutes"] == 27.0
     assert figures["within_target_percent"] == pytest.approx(66.7, abs=0.05)
+
+
+@pytest.mark.parametrize("language, expected", [("zh", "冰冻"), ("en", "Frozen section")])
+def test_frozen_report_starts_from_the_short_template_in_the_report_language(world, users, make_consultation,
+                                                                            language, expected):
+    from pathology_hub.domain.reports import drafts
+    c = _frozen_request(world, make_consultation)
+    c.requesting_institution.report_language = language
+    svc.submit(world, users["tech"], c, skip_slide_check_for_demo_seed=True)
+    svc.assign(world, users["admin"], c, users["pathologist"].id)
+    svc.accept(world, users["pathologist"], c)
+    report = drafts.create(world, users["pathologist"], c)
+    v = report.versions[0]
+    assert expected in v.diagnosis and v.gross_description and v.comment
+    routine = make_consultation(S.DRAFT)
+    svc.submit(world, users["tech"], routine, skip_slide_check_for_demo_seed=True)
+    svc.assign(world, users["admin"], routine, users["pathologist"].id)
+    svc.accept(world, users["pathologist"], routine)
+    assert drafts.create(world, users["pathologist"], routine).versions[0].diagnosis == ""
