@@ -394,3 +394,9 @@ def case_clock_now(case_id: int) -> Clock | None:
 
 def pages_now(c: Consultation) -> list[FrozenPage]:
     return pages_of(_request_session(), c)
+
+
+def dashboard_now() -> dict[str, Any]:
+    """The turnaround dashboard's frozen-section card (minutes: median, p90, share within target)."""
+    from . import turnaround  # noqa: PLC0415 - turnaround's figures, read on the request's session
+    return turnaround.frozen_figures(_request_session())

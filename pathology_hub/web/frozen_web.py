@@ -78,3 +78,4 @@ def init_app(app: Flask) -> None:
     app.add_template_global(frozen.case_clock_now, "frozen_case_clock")
     app.add_template_global(frozen.pages_now, "frozen_pages")
     app.add_template_global(frozen.target_minutes, "frozen_target_minutes")
+    app.add_template_global(frozen.dashboard_now, "frozen_dashboard")
