@@ -190,9 +190,12 @@ def percentile(values: Sequence[float], p: float) -> float:
 
 
 def dashboard(session: Session) -> dict[str, list[dict[str, Any]]]:
-    """Median and 90th percentile hours per stage, per receiving institution and per pathologist."""
+    """Median and 90th percentile hours per stage, per receiving institution and per pathologist.
+
+    Frozen sections are left out: their minutes are reported on their own (:func:`frozen_figures`)."""
     groups: dict[tuple[str, str, str], list[float]] = {}
-    rows = session.scalars(select(Consultation).where(Consultation.submitted_at.is_not(None)))
+    rows = session.scalars(select(Consultation).where(Consultation.submitted_at.is_not(None),
+                                                      Consultation.priority != Priority.FROZEN))
     for c in rows:
         inst = c.receiving_institution.code if c.receiving_institution else "—"
         who = c.assignee.username if c.assignee else None

@@ -76,6 +76,9 @@ def test_paged_pathologist_sees_alarm_and_clock_and_acknowledges(browser, live_s
     finally:
         context.close()
 
+    svc.accept(world, users["pathologist"], c)
+    svc.mark_reported(world, users["pathologist"], c)  # signed at ~17 minutes: the dashboard counts it
+    world.commit()
     context = browser.new_context(locale=lang, viewport={"width": 1280, "height": 900})
     try:
         page = login(context, live_server, "admin")
@@ -91,6 +94,8 @@ def test_paged_pathologist_sees_alarm_and_clock_and_acknowledges(browser, live_s
         _shot(page, artifacts, f"frozen-roster-{lang}.png")
         page.goto(f"{live_server}/admin/turnaround")
         assert text["dashboard"] in page.text_content("[data-testid=tat-frozen]")
+        assert page.text_content("[data-testid=frozen-count]") == "1"
+        assert page.text_content("[data-testid=frozen-within]") == "100.0%"
         _shot(page, artifacts, f"frozen-dashboard-{lang}.png")
     finally:
         context.close()

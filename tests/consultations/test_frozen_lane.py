@@ -209,6 +209,8 @@ def test_dashboard_reports_frozen_sections_in_minutes(world, users, make_consult
     assert figures["count"] == 3 and figures["target_minutes"] == 20
     assert figures["median_minutes"] == 15.0 and figures["p90_minutes"] == 27.0
     assert figures["within_target_percent"] == pytest.approx(66.7, abs=0.05)
+    # and they are not folded into the hourly stage table
+    assert tat.dashboard(world) == {"institution": [], "pathologist": []}
 
 
 @pytest.mark.parametrize("language, expected", [("zh", "冰冻"), ("en", "Frozen section")])

@@ -73,7 +73,8 @@ def test_percentiles():
     assert tat.percentile(list(range(1, 11)), 90) == pytest.approx(9.1)
 
 
-def test_flag_overdue_notifies_triage_pathologists_once(world, users, make_consultation):
+def test_flag_overdue_notifies_triage_pathologists_once(world, users, make_consultation, monkeypatch):
+    monkeypatch.setenv("FROZEN_TARGET_MINUTES", "30")  # the default is 20; this history is written for 30
     db = world
     c = make_consultation(S.DRAFT)
     c.priority = Priority.FROZEN
