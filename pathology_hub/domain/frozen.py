@@ -31,7 +31,7 @@ from ..catalogue import N_, render
 from ..models import Institution, Job, Role, User, as_utc, utcnow
 from ..models.consultations import Consultation
 from ..models.frozen import FrozenPage, OnCallShift
-from . import jobs, notifications, timezones
+from . import audit, jobs, notifications, timezones
 from .errors import Forbidden, NotFound, ValidationFailed
 
 log = logging.getLogger("pathology_hub.frozen")
@@ -129,6 +129,8 @@ def add_shift(session: Session, admin: User, data: dict[str, Any]) -> OnCallShif
                         phone=phone, created_by_id=admin.id)
     session.add(shift)
     session.flush()
+    audit.record(session, "on_call.shift_added", actor=admin, object_type="on_call_shift", object_id=shift.id,
+                 details={"user_id": user.id, "starts_at": starts.isoformat(), "ends_at": ends.isoformat()})
     log.info("on-call shift added", extra={"shift_id": shift.id, "institution_id": admin.institution_id})
     return shift
 
@@ -138,6 +140,8 @@ def remove_shift(session: Session, admin: User, shift_id: int) -> None:
     shift = session.get(OnCallShift, shift_id)
     if shift is None or shift.institution_id != admin.institution_id:
         raise NotFound("Not found.", code="not_found")
+    audit.record(session, "on_call.shift_removed", actor=admin, object_type="on_call_shift", object_id=shift.id,
+                 details={"user_id": shift.user_id})
     session.delete(shift)
 
 
@@ -182,6 +186,9 @@ def page(session: Session, c: Consultation, now: dt.datetime | None = None) -> l
             job = jobs.create(session, SMS_JOB, max_attempts=SMS_MAX_ATTEMPTS)
             job.progress = json.dumps({"page_id": p.id})
             session.info.setdefault("frozen_sms_jobs", []).append(job.id)
+    audit.record(session, "consultation.frozen_paged", object_type="consultation", object_id=c.id, case_id=c.case_id,
+                 details={"paged_user_ids": list(targets), "fallback": fallback,
+                          "sms": "queued" if configured else "not_configured"})
     log.info("frozen request paged", extra={"consultation_id": c.id, "paged": len(pages), "fallback": fallback,
                                              "sms": "queued" if configured else "not_configured"})
     return pages
@@ -257,6 +264,8 @@ def acknowledge(session: Session, user: User, page_id: int, now: dt.datetime | N
         raise NotFound("Not found.", code="not_found")
     if p.acknowledged_at is None:
         p.acknowledged_at = now or utcnow()
+        audit.record(session, "consultation.frozen_page_acknowledged", actor=user, object_type="consultation",
+                     object_id=p.consultation_id, details={"page_id": p.id})
         log.info("frozen page acknowledged", extra={"page_id": p.id, "consultation_id": p.consultation_id})
     return p
 
