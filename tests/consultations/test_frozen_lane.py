@@ -230,3 +230,19 @@ def test_frozen_report_starts_from_the_short_template_in_the_report_language(wor
     svc.assign(world, users["admin"], routine, users["pathologist"].id)
     svc.accept(world, users["pathologist"], routine)
     assert drafts.create(world, users["pathologist"], routine).versions[0].diagnosis == ""
+
+
+def test_case_page_shows_the_clock_and_the_api_acknowledges(world, users, make_consultation, client_for, demo_case):
+    c = _frozen_request(world, make_consultation)
+    svc.submit(world, users["tech"], c, skip_slide_check_for_demo_seed=True)
+    world.commit()
+    page = client_for("tech").get(f"/cases/{demo_case.id}").get_data(as_text=True)
+    assert 'data-testid="frozen-clock"' in page
+    assert 'data-testid="frozen-alarm-item"' not in page  # the technician is not paged
+    path = client_for("pathologist")
+    alarms = path.get("/api/v1/frozen/alarms").get_json()["alarms"]
+    assert [a["case"] for a in alarms] == ["DEMO-2026-001"] and alarms[0]["fallback"] is True
+    assert alarms[0]["sms_status"] == "not_configured" and alarms[0]["clock"]["target_minutes"] == 20
+    assert client_for("tech").post(f"/api/v1/frozen/pages/{alarms[0]['id']}/ack").status_code == 404
+    assert path.post(f"/api/v1/frozen/pages/{alarms[0]['id']}/ack").status_code == 200
+    assert path.get("/api/v1/frozen/alarms").get_json()["alarms"] == []
