@@ -21,7 +21,7 @@ from huey.exceptions import HueyException
 
 from . import db, runtime, upload_server
 from .config import Settings
-from .domain import consultations, jobs, notifications, passwords, policy, reports, tile_render
+from .domain import consultations, frozen, jobs, notifications, passwords, policy, reports, tile_render
 from .domain import slides as slide_service
 from .uploads.tus import TusServer
 
@@ -53,6 +53,8 @@ def register_job_handlers() -> None:
     jobs.register_handler("tile", slide_service.run_tiling)
     jobs.register_failure_hook("ingest", slide_service.mark_job_failed)
     jobs.register_failure_hook("tile", slide_service.mark_job_failed)
+    jobs.register_handler(frozen.SMS_JOB, frozen.run_sms)
+    jobs.register_failure_hook(frozen.SMS_JOB, frozen.sms_failed)
 
 
 def register_policy() -> None:

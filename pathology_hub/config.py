@@ -75,6 +75,7 @@ class Settings:
     log_level: str = "INFO"
     base_url: str = "http://127.0.0.1:8000"
     smtp_url: str = ""
+    sms_webhook_url: str = ""      # frozen-section pages: JSON POST to this URL (an SMS gateway); "" = SMS not configured
     report_signing_key: str = ""   # PEM private key for report PDFs; empty = the embedded default in instance/signing
     report_signing_cert: str = ""  # PEM certificate (chain) matching REPORT_SIGNING_KEY
     tile_cache_dir: str = ""       # local copies of tile packs from a remote store; "" = <instance>/tile-cache
@@ -118,6 +119,7 @@ class Settings:
             log_level=os.environ.get("LOG_LEVEL", "INFO"),
             base_url=(os.environ.get("BASE_URL") or f"http://{os.environ.get('BIND', '127.0.0.1:8000')}").rstrip("/"),
             smtp_url=os.environ.get("SMTP_URL", ""),
+            sms_webhook_url=os.environ.get("SMS_WEBHOOK_URL", "").strip(),
             report_signing_key=os.environ.get("REPORT_SIGNING_KEY", ""),
             report_signing_cert=os.environ.get("REPORT_SIGNING_CERT", ""),
             tile_cache_dir=os.environ.get("TILE_CACHE_DIR", ""),

@@ -41,7 +41,7 @@ from sqlalchemy.orm import Session, object_session
 from ..models import Case, Institution, Priority, Role, User, utcnow
 from ..models.consultations import Consultation, ConsultationEvent, ConsultationState as S
 from ..models.reports import ResultAcknowledgement
-from . import audit, notifications, policy, results, slide_facts, subspecialties, turnaround
+from . import audit, frozen, notifications, policy, results, slide_facts, subspecialties, turnaround
 from .errors import Conflict, NotFound, ValidationFailed
 
 TEXT_LIMIT = 10_000
@@ -287,10 +287,14 @@ def submit(session: Session, user: User, c: Consultation, *, acknowledge_warning
     _move(session, c, "submit", user, now=now, ip=ip,
           comment="; ".join(f"{w['label'] or w['slide_id']}: {w['code']}" for w in warnings),
           details={"receiving": receiving.code, "warnings_acknowledged": [w["code"] for w in warnings]})
+    paged: set[int] = set()
+    if c.priority is Priority.FROZEN:  # intraoperative: page the on-call pathologists now
+        paged = {p.user_id for p in frozen.page(session, c, now)}
     if expert is not None:
         _assign_to(session, c, expert, user, now=now, ip=ip, reason="requested expert")
     else:
-        notifications.notify(session, triage_staff(session, receiving.id), "triage_new", c)
+        notifications.notify(session, [u for u in triage_staff(session, receiving.id) if u.id not in paged],
+                             "triage_new", c)
     return warnings
 
 

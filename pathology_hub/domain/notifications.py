@@ -37,6 +37,7 @@ TEXTS: dict[str, str] = {
     "escalated": N_("Consultation escalated to your hospital (case %(case)s)"),
     "reported": N_("The escalated consultation has been reported (case %(case)s)"),
     "returned": N_("Consultation result returned (case %(case)s)"),
+    "frozen_page": N_("FROZEN SECTION: you are paged for case %(case)s; answer within minutes"),
     "overdue": N_("Consultation past its turnaround target (case %(case)s)"),
     "report_signed": N_("The consultation report has been signed (case %(case)s)"),
     "report_amended": N_("AMENDED RESULT: case %(case)s, version %(version)s replaces version %(previous)s"),

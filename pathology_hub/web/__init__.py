@@ -38,5 +38,7 @@ def register_web(app: Flask) -> None:
     audit_web.init_app(app)
     from . import subspecialties_web
     subspecialties_web.init_app(app)
+    from . import frozen_web
+    frozen_web.init_app(app)
     from . import refusal_audit_hook
     refusal_audit_hook.install(app)

@@ -36,6 +36,13 @@ CODE_MESSAGES: dict[str, Any] = {
     "authentication_failed": _l("Sign-in failed."),
     "too_large": _l("The data sent is too large."),
     "not_ready": _l("Not ready yet; try again in a few seconds."),
+    # the frozen-section on-call roster
+    "on_call_user_invalid": _l("Choose an active pathologist of your institution."),
+    "on_call_time_missing": _l("Enter when the shift starts and ends."),
+    "on_call_time_invalid": _l("The shift time is not a valid date and time."),
+    "on_call_end_before_start": _l("The shift must end after it starts."),
+    "on_call_too_long": _l("A shift can last at most 7 days."),
+    "on_call_phone_invalid": _l("The phone number may contain only digits, spaces and + - ( )."),
     # accounts and sign-in
     "account_inactive": _l("This account is deactivated."),
     "account_locked": _l("Too many failed attempts; try again in %(retry_after_minutes)s minutes."),

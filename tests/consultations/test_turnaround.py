@@ -30,9 +30,9 @@ def test_working_days_skip_the_weekend(monkeypatch):
 
 
 def test_targets_are_configurable(monkeypatch):
-    assert tat.targets()["frozen"].seconds == 1800 and tat.targets()["routine"].working_days_only
+    assert tat.targets()["frozen"].seconds == 1200 and tat.targets()["routine"].working_days_only
     monkeypatch.setenv("TURNAROUND_TARGETS", '{"urgent": {"hours": 12}}')
-    assert tat.targets()["urgent"].seconds == 12 * 3600 and tat.targets()["frozen"].seconds == 1800
+    assert tat.targets()["urgent"].seconds == 12 * 3600 and tat.targets()["frozen"].seconds == 1200
     monkeypatch.setenv("TURNAROUND_TARGETS", '{"urgent": {"weeks": 1}}')
     with pytest.raises(RuntimeError):
         tat.targets()
@@ -73,7 +73,8 @@ def test_percentiles():
     assert tat.percentile(list(range(1, 11)), 90) == pytest.approx(9.1)
 
 
-def test_flag_overdue_notifies_triage_pathologists_once(world, users, make_consultation):
+def test_flag_overdue_notifies_triage_pathologists_once(world, users, make_consultation, monkeypatch):
+    monkeypatch.setenv("FROZEN_TARGET_MINUTES", "30")  # the default is 20; this history is written for 30
     db = world
     c = make_consultation(S.DRAFT)
     c.priority = Priority.FROZEN

@@ -106,6 +106,14 @@ MATRIX: dict[tuple[str, str], dict[str, int]] = {
     ("POST", "/consultations/<int:consultation_id>/act"): {"anon": 302, "tech": 302, "clinician": 302, "*": 404},
     ("POST", "/cases/<int:case_id>/consultations"): {"anon": 302, "tech": 302, "clinician": 302, "*": 404},
     ("GET", "/admin/turnaround"): {"anon": 302, "admin": 200, "*": 403},
+    # frozen-section lane: anyone signed in reads and acknowledges only their own pages (999999: nobody's);
+    # the on-call roster is its institution's admins' (an empty form is refused on the page, 200)
+    ("GET", "/api/v1/frozen/alarms"): {"anon": 401, "*": 200},
+    ("POST", "/api/v1/frozen/pages/<int:page_id>/ack"): {"anon": 401, "*": 404},
+    ("POST", "/frozen/pages/<int:page_id>/ack"): {"anon": 302, "*": 404},
+    ("GET", "/admin/on-call"): {"anon": 302, "admin": 200, "*": 403},
+    ("POST", "/admin/on-call"): {"anon": 302, "admin": 200, "*": 403},
+    ("POST", "/admin/on-call/<int:shift_id>/delete"): {"anon": 302, "admin": 404, "*": 403},
     # Reports: <report_id> is a draft report on the cancelled request above, so nobody sees it (404): the
     # centre sees reports only once signed, and no pathologist has access to that case. Who may do what on a
     # live report is covered per role in tests/reports.
@@ -193,7 +201,8 @@ def test_role_against_every_endpoint(role, client_for, ids):
                    .replace("<int:level>", "5").replace("<int:col>", "0").replace("<int:row>", "0") \
                    .replace("<upload_id>", "0" * 32).replace("<int:consultation_id>", str(ids["consultation_id"])) \
                    .replace("<int:report_id>", str(ids["report_id"])).replace("<int:figure>", "1") \
-                   .replace("<int:number>", "1").replace("<code>", "UNKNOWNCODE234567")
+                   .replace("<int:number>", "1").replace("<code>", "UNKNOWNCODE234567") \
+                   .replace("<int:page_id>", "999999").replace("<int:shift_id>", "999999")
         kwargs = {}
         if method in ("POST", "PUT", "PATCH"):
             if path.startswith("/api/"):

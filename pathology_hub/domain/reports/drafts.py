@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from pathology_hub.domain import audit, policy, report_codes
+from pathology_hub.domain import audit, frozen, policy, report_codes
 from pathology_hub.domain import report_documents as docs
 from pathology_hub.domain.errors import Conflict, ValidationFailed
 from pathology_hub.domain.reports.errors import ReportVersionConflict
@@ -43,7 +43,8 @@ def create(session: Session, user: User, c: Consultation, *, ip: str | None = No
     session.flush()
     specimen = ", ".join(p for p in (c.case.specimen_type, c.case.specimen_site) if p)
     session.add(ReportVersion(report_id=report.id, number=1, kind="original", status="draft", revision=1,
-                              specimen=specimen, author_id=user.id, created_at=now, updated_at=now))
+                              specimen=specimen, author_id=user.id, created_at=now, updated_at=now,
+                              **frozen.report_template(c)))  # a frozen section starts from its short template
     session.flush()
     session.refresh(report)
     audit.record(session, "report.created", actor=user, object_type="report", object_id=report.id,
