@@ -57,6 +57,8 @@ _SHARING_TRANSITIONS = ("submit", "answer_info")
 _CENTRE_STATES = (ConsultationState.DRAFT, ConsultationState.INFO_REQUESTED, ConsultationState.CANCELLED)
 #: Statuses that never produced a viewable image: withdrawing them hides nothing anyone read.
 UNVIEWED = (SlideStatus.REJECTED, SlideStatus.FAILED)
+#: The stored values of the stain categories, in the models' order (the web names each one).
+STAIN_CATEGORIES: tuple[str, ...] = tuple(c.value for c in StainCategory)
 
 
 class SlideLocked(Conflict):

@@ -42,7 +42,7 @@ WEB_MODELS_ALLOWED = {
     "pathology_hub.web.annotations_web",
     "pathology_hub.web.audit_web", "pathology_hub.web.cases", "pathology_hub.web.consultations_web",
     "pathology_hub.web.main", "pathology_hub.web.reports_web",
-    "pathology_hub.web.slide_edits_web", "pathology_hub.web.slide_text", "pathology_hub.web.slides_web",
+    "pathology_hub.web.slide_edits_web", "pathology_hub.web.slides_web",
 }
 WEB_SESSIONS_ALLOWED = {
     "pathology_hub.web.annotations_web",
