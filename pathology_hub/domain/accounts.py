@@ -14,8 +14,8 @@ from sqlalchemy import inspect, or_, select, update
 from sqlalchemy.orm import Session
 
 from ..models import ApiToken, Institution, Role, Tier, User, UserSession, as_utc, utcnow
-from . import audit, passwords, subspecialties as vocabulary, timezones
-from .errors import AuthenticationFailed, Conflict, NotFound, ValidationFailed
+from . import audit, passwords, subspecialties as vocabulary, timezones, unit_of_work
+from .errors import AuthenticationFailed, Conflict, DomainError, NotFound, ValidationFailed
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_.-]{3,64}$")
 CODE_RE = re.compile(r"^[A-Za-z0-9_-]{2,32}$")
@@ -414,3 +414,52 @@ def resolve_api_token(session: Session, token: str, now: dt.datetime | None = No
     if not user.active or not user.institution.active:
         return None
     return user
+
+
+# ---------------------------------------------------------------- the request's own units of work
+# Called by the web's request plumbing (loading the signed-in user) and the login pages, which
+# hold no session: each function owns its unit of work (see ``unit_of_work``).
+def load_session_user(token: str, policy: SessionPolicy, *, touch: bool = True) -> User | None:
+    """The user of a browser session token (None when it no longer stands). The session's
+    "last seen" or its revocation is committed at once, before the request does anything."""
+    session = unit_of_work.current()
+    user = resolve_session(session, token, policy, touch=touch)
+    if session.dirty:
+        session.commit()
+    return user
+
+
+def load_token_user(token: str) -> User | None:
+    """The user of an API (bearer) token, or None."""
+    return resolve_api_token(unit_of_work.current(), token)
+
+
+def log_in(username: str, password: str, policy: SessionPolicy, *, ip: str | None = None,
+           user_agent: str | None = None) -> User:
+    """Check the credentials and start a server-side session (``user.session_token``).
+    A refusal is committed too: the failed-login audit entry and the counters must stay."""
+    session = unit_of_work.current()
+    try:
+        user = authenticate(session, username, password, policy, ip=ip)
+    except DomainError:
+        session.commit()
+        raise
+    start_session(session, user, ip=ip, user_agent=user_agent)
+    session.commit()
+    return user
+
+
+def log_out(token: str, *, ip: str | None = None) -> None:
+    with unit_of_work.transaction() as session:
+        end_session(session, token, ip=ip)
+
+
+def change_own_password(user: User, old: str, new: str, *, ip: str | None = None) -> None:
+    """Change the signed-in user's password; a wrong current password is audited and kept."""
+    session = unit_of_work.current()
+    try:
+        change_password(session, session.merge(user), old, new, ip=ip)
+    except DomainError:
+        session.commit()
+        raise
+    session.commit()

@@ -9,7 +9,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from ..models import Case, Priority, Role, Sex, User
-from . import audit, policy
+from . import audit, policy, unit_of_work
 from .errors import Conflict, NotFound, ValidationFailed
 
 TEXT_LIMITS = {"case_number": 64, "patient_pseudo_id": 64, "patient_name": 200, "specimen_type": 120,
@@ -122,3 +122,27 @@ def list_cases(session: Session, user: User, *, query: str | None = None, limit:
         stmt = stmt.where(or_(Case.case_number.ilike(like), Case.patient_pseudo_id.ilike(like)))
     cases = list(session.scalars(stmt.limit(limit)))
     return [c for c in cases if policy.can(user, "case.view", c)]
+
+
+# ---------------------------------------------------------------- units of work for the web
+# Each owns its unit of work (see ``unit_of_work``): a handler calls one and holds no session.
+def find_case(case_id: int) -> Case | None:
+    """The case with this id, or None (unchecked: ``authorize`` applies the policy next)."""
+    return unit_of_work.get(Case, case_id)
+
+
+def visible_cases(user: User, *, query: str | None = None) -> list[Case]:
+    """:func:`list_cases` in the current unit of work."""
+    return list_cases(unit_of_work.current(), user, query=query)
+
+
+def open_case(user: User, data: dict[str, Any], ip: str | None = None) -> Case:
+    """:func:`create_case`, committed."""
+    with unit_of_work.transaction() as session:
+        return create_case(session, user, data, ip=ip)
+
+
+def edit_case(user: User, case: Case, data: dict[str, Any], ip: str | None = None) -> Case:
+    """:func:`update_case`, committed."""
+    with unit_of_work.transaction() as session:
+        return update_case(session, user, case, data, ip=ip)

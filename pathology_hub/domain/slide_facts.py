@@ -41,7 +41,7 @@ from storage.errors import ObjectNotFound
 from ..models import Case, Slide, SlideStatus, StainCategory, StoredOriginal, User, utcnow
 from ..models.consultations import Consultation, ConsultationEvent, ConsultationState
 from ..tiling import layout
-from . import audit, policy
+from . import audit, policy, unit_of_work
 from .errors import Conflict, NotFound, ValidationFailed
 
 STAIN_NAME_MAX = 64
@@ -57,6 +57,8 @@ _SHARING_TRANSITIONS = ("submit", "answer_info")
 _CENTRE_STATES = (ConsultationState.DRAFT, ConsultationState.INFO_REQUESTED, ConsultationState.CANCELLED)
 #: Statuses that never produced a viewable image: withdrawing them hides nothing anyone read.
 UNVIEWED = (SlideStatus.REJECTED, SlideStatus.FAILED)
+#: The stored values of the stain categories, in the models' order (the web names each one).
+STAIN_CATEGORIES: tuple[str, ...] = tuple(c.value for c in StainCategory)
 
 
 class SlideLocked(Conflict):
@@ -255,3 +257,26 @@ def blocking(case: Case) -> list[dict[str, Any]]:
     return [{"slide_id": s.id, "label": s.label, "filename": s.original_filename, "status": s.status.value,
              "reason_code": s.reject_code or s.status.value}
             for s in case.slides if s.status is not SlideStatus.READY]
+
+
+# ---------------------------------------------------------------- units of work for the web
+# Each owns its unit of work (see ``unit_of_work``): a handler calls one and holds no session.
+def live_slide_of_case(case_id: int, slide_id: int) -> Slide:
+    """A slide that is still on this case; NotFound otherwise (a withdrawn slide included)."""
+    slide = unit_of_work.get(Slide, slide_id)
+    if slide is None or slide.case_id != case_id or slide.deleted_at is not None:
+        raise NotFound("No such slide.")
+    return slide
+
+
+def withdraw_slide(user: User, slide: Slide, reason: Any = "", *, retention_days: int,
+                   ip: str | None = None) -> None:
+    """:func:`withdraw`, committed."""
+    with unit_of_work.transaction() as session:
+        withdraw(session, user, slide, reason, retention_days=retention_days, ip=ip)
+
+
+def change_facts(user: User, slide: Slide, data: dict[str, Any], *, ip: str | None = None) -> dict[str, dict[str, str]]:
+    """:func:`update_facts`, committed; returns the audited changes."""
+    with unit_of_work.transaction() as session:
+        return update_facts(session, user, slide, data, ip=ip)

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from ..models import Case, Job, Slide, SlideStatus, Upload, UploadState, User
 from ..uploads.staging import HANDOVER_PENDING, STORING, InvalidUploadId, StagingArea, UploadNotFound
-from . import policy
+from . import policy, unit_of_work
 from . import slides as slide_service
 from .errors import NotFound
 
@@ -67,3 +67,8 @@ def _unfinished(upload: Upload, info: Any) -> UploadStatus:
         return UploadStatus("uploading", upload, received_bytes=offset, detail="receiving")
     detail = {UploadState.CANCELLED: "cancelled", UploadState.EXPIRED: "expired"}.get(upload.state)
     return UploadStatus(upload.state.value, upload, received_bytes=offset, detail=detail)
+
+
+def upload_status_for(user: User, staging: StagingArea, upload_id: str) -> UploadStatus:
+    """:func:`upload_status` in the current unit of work (the web's one call)."""
+    return upload_status(unit_of_work.current(), user, staging, upload_id)

@@ -6,24 +6,28 @@ service then applies the annotation rules (report signed, own annotations only).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Flask, Response, jsonify, request
 from flask_babel import lazy_gettext as _l
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from ..db import SessionLocal
-from ..domain.annotations import cache as annotation_cache
 from ..domain import annotations as service
+from ..domain import slides as slide_service
+from ..domain import unit_of_work
+from ..domain.annotations import actions
+from ..domain.annotations import cache as annotation_cache
 from ..domain.errors import ValidationFailed
-from ..models import Annotation, Slide
 from .authz import authorize, load_model, me
 from .security import client_ip
 from .errors import message_of
 
+if TYPE_CHECKING:
+    from ..models import Annotation, Slide
+
 bp = Blueprint("annotations", __name__)
 
-_slide = load_model(Slide, "slide_id")
+_slide = load_model(slide_service.find_slide, "slide_id")
 BASE = "/api/v1/slides/<int:slide_id>/annotations"
 
 
@@ -62,7 +66,7 @@ def _feature_response(annotation: Annotation, slide: Slide, status: int = 200) -
 
 @bp.errorhandler(service.VersionConflict)
 def version_conflict(exc: service.VersionConflict):
-    SessionLocal.rollback()
+    unit_of_work.discard()
     current = service.feature_dict(exc.current, service.SlideFrame.of(exc.current.slide))
     return jsonify({"error": {"code": exc.code, "message": message_of(exc)}, "current": current}), 409
 
@@ -100,8 +104,8 @@ def list_annotations(slide: Slide):
         200: {description: FeatureCollection; properties carry class, color, comment, author, version and µm measurements}
         403: {description: technician or clinician before the report is signed (code report_not_signed)}
     """
-    text = service.list_collection_text(SessionLocal(), me(), slide, bbox=request.args.get("bbox"),
-                                        class_name=request.args.get("class"), author=request.args.get("author"))
+    text = actions.list_text(me(), slide, bbox=request.args.get("bbox"),
+                             class_name=request.args.get("class"), author=request.args.get("author"))
     return _geojson(text)
 
 
@@ -120,7 +124,7 @@ def create_annotation(slide: Slide):
         201: {description: the created feature (ETag is its version)}
         422: {description: invalid geometry, unknown class, body too large}
     """
-    annotation = service.create_annotation(SessionLocal(), me(), slide, _json_object(), ip=client_ip())
+    annotation = actions.create(me(), slide, _json_object(), ip=client_ip())
     return _feature_response(annotation, slide, 201)
 
 
@@ -148,8 +152,8 @@ def update_annotation(slide_id: int, annotation_id: int):
     slide = _slide(slide_id=slide_id)
     data = _json_object()
     version = service.resolve_version(request.headers.get("If-Match"), data)
-    annotation = service.update_annotation(SessionLocal(), me(), slide, annotation_id, data, version,
-                                           partial=request.method == "PATCH", ip=client_ip())
+    annotation = actions.update(me(), slide, annotation_id, data, version, partial=request.method == "PATCH",
+                                ip=client_ip())
     return _feature_response(annotation, slide)
 
 
@@ -166,7 +170,7 @@ def delete_annotation(slide_id: int, annotation_id: int):
     """
     slide = _slide(slide_id=slide_id)
     version = service.resolve_version(request.headers.get("If-Match"), None)
-    service.delete_annotation(SessionLocal(), me(), slide, annotation_id, version, ip=client_ip())
+    actions.delete(me(), slide, annotation_id, version, ip=client_ip())
     return Response(status=204)
 
 
@@ -180,7 +184,7 @@ def export_geojson(slide: Slide):
       responses:
         200: {description: 'FeatureCollection; ids are UUIDs, properties objectType, classification {name, color}, name, isLocked, measurements, metadata.comment'}
     """
-    text = service.export_collection_text(SessionLocal(), me(), slide)
+    text = actions.export_text(me(), slide)
     return _geojson(text, **{"Content-Disposition": f'attachment; filename="slide-{slide.id}-annotations.geojson"'})
 
 
@@ -209,8 +213,7 @@ def import_geojson(slide: Slide):
     if flag not in ("", "0", "1", "true", "false"):
         raise ValidationFailed("as_copies must be 1 or 0.", code="invalid_field")
     raw = _raw_body(service.MAX_IMPORT_BYTES, "import_too_large")
-    result = service.import_features(SessionLocal(), me(), slide, service.parse_json_document(raw),
-                                     as_copies=flag in ("1", "true"), ip=client_ip())
+    result = actions.import_geojson(me(), slide, raw, as_copies=flag in ("1", "true"), ip=client_ip())
     return jsonify({"imported": result.imported, "created": result.created, "updated": result.updated,
                     "unchanged": result.unchanged, "detections": result.detections,
                     "renamed": result.renamed}), 201

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, request
-from sqlalchemy import select
+from typing import TYPE_CHECKING
 
-from ..db import SessionLocal
-from ..domain import accounts
+from flask import Blueprint, current_app, jsonify, request
+
+from ..domain import administration
 from ..domain import cases as case_service
 from ..domain.errors import ValidationFailed
-from ..models import Case, Institution, User
 from .authz import authorize, load_model, me
 from .openapi import build_spec
 from .security import client_ip
 from .serializers import case_json, institution_json, user_json
 
+if TYPE_CHECKING:
+    from ..models import Case, User
+
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+_user = load_model(administration.find_user, "user_id")
+_case = load_model(case_service.find_case, "case_id")
 
 
 def json_body() -> dict:
@@ -50,8 +55,7 @@ def list_institutions():
     get:
       summary: List institutions with tier and referral targets
     """
-    items = SessionLocal().scalars(select(Institution).order_by(Institution.code))
-    return jsonify({"institutions": [institution_json(i) for i in items]})
+    return jsonify({"institutions": [institution_json(i) for i in administration.institutions(by_code=True)]})
 
 
 @bp.route("/institutions", methods=["POST"])
@@ -69,11 +73,10 @@ def create_institution():
         201: {description: created}
     """
     data = json_body()
-    db = SessionLocal()
-    inst = accounts.create_institution(db, code=str(data.get("code", "")), name=str(data.get("name", "")),
-                                       tier=str(data.get("tier", "")), refers_to=list(data.get("refers_to") or []),
-                                       actor=me(), time_zone=str(data.get("time_zone") or ""))
-    db.commit()
+    inst = administration.create_institution(code=str(data.get("code", "")), name=str(data.get("name", "")),
+                                             tier=str(data.get("tier", "")),
+                                             refers_to=list(data.get("refers_to") or []),
+                                             actor=me(), time_zone=str(data.get("time_zone") or ""))
     return jsonify(institution_json(inst)), 201
 
 
@@ -85,8 +88,7 @@ def list_users():
     get:
       summary: List users
     """
-    items = SessionLocal().scalars(select(User).order_by(User.username))
-    return jsonify({"users": [user_json(u) for u in items]})
+    return jsonify({"users": [user_json(u) for u in administration.users(by_username=True)]})
 
 
 @bp.route("/users", methods=["POST"])
@@ -104,20 +106,17 @@ def create_user():
         201: {description: created}
     """
     data = json_body()
-    db = SessionLocal()
-    inst = db.scalar(select(Institution).where(Institution.code == str(data.get("institution", ""))))
-    if inst is None:
-        raise ValidationFailed("Unknown institution code.", code="unknown_institution")
-    user = accounts.create_user(db, username=str(data.get("username", "")), full_name=str(data.get("full_name", "")),
-                                password=str(data.get("password", "")), role=str(data.get("role", "")),
-                                institution=inst, email=data.get("email"),
-                                subspecialties=data.get("subspecialties") or "", actor=me())
-    db.commit()
+    user = administration.create_user(institution_code=str(data.get("institution", "")),
+                                      username=str(data.get("username", "")),
+                                      full_name=str(data.get("full_name", "")),
+                                      password=str(data.get("password", "")), role=str(data.get("role", "")),
+                                      email=data.get("email"), subspecialties=data.get("subspecialties") or "",
+                                      actor=me())
     return jsonify(user_json(user)), 201
 
 
 @bp.route("/users/<int:user_id>/active", methods=["PUT"])
-@authorize("admin.manage", load=load_model(User, "user_id"), as_arg="user")
+@authorize("admin.manage", load=_user, as_arg="user")
 def set_user_active(user: User):
     """Activate or deactivate a user (admin); deactivation ends their sessions at once.
     ---
@@ -131,14 +130,12 @@ def set_user_active(user: User):
     data = json_body()
     if not isinstance(data.get("active"), bool):
         raise ValidationFailed("active must be true or false.", code="invalid_field")
-    db = SessionLocal()
-    accounts.set_user_active(db, user, data["active"], actor=me())
-    db.commit()
+    administration.set_user_active(user, data["active"], actor=me())
     return jsonify(user_json(user))
 
 
 @bp.route("/users/<int:user_id>/subspecialties", methods=["PUT"])
-@authorize("admin.manage", load=load_model(User, "user_id"), as_arg="user")
+@authorize("admin.manage", load=_user, as_arg="user")
 def set_user_subspecialties(user: User):
     """Set a pathologist's subspecialties (admin); automatic assignment matches these codes.
     ---
@@ -152,9 +149,7 @@ def set_user_subspecialties(user: User):
     data = json_body()
     if "subspecialties" not in data:
         raise ValidationFailed("subspecialties is required.", code="missing_field", details={"field": "subspecialties"})
-    db = SessionLocal()
-    accounts.set_subspecialties(db, user, data["subspecialties"], actor=me())
-    db.commit()
+    administration.set_subspecialties(user, data["subspecialties"], actor=me())
     return jsonify(user_json(user))
 
 
@@ -168,7 +163,7 @@ def list_cases():
       parameters:
         - {name: q, in: query, schema: {type: string}, description: filter by case number or patient ID}
     """
-    cases = case_service.list_cases(SessionLocal(), me(), query=request.args.get("q"))
+    cases = case_service.visible_cases(me(), query=request.args.get("q"))
     return jsonify({"cases": [case_json(c, me()) for c in cases]})
 
 
@@ -186,14 +181,12 @@ def create_case():
       responses:
         201: {description: created}
     """
-    db = SessionLocal()
-    case = case_service.create_case(db, me(), json_body(), ip=client_ip())
-    db.commit()
+    case = case_service.open_case(me(), json_body(), ip=client_ip())
     return jsonify(case_json(case, me())), 201
 
 
 @bp.route("/cases/<int:case_id>", methods=["GET"])
-@authorize("case.view", load=load_model(Case, "case_id"), as_arg="case")
+@authorize("case.view", load=_case, as_arg="case")
 def get_case(case: Case):
     """One case.
     ---
@@ -204,16 +197,14 @@ def get_case(case: Case):
 
 
 @bp.route("/cases/<int:case_id>", methods=["PATCH"])
-@authorize("case.edit", load=load_model(Case, "case_id"), as_arg="case")
+@authorize("case.edit", load=_case, as_arg="case")
 def update_case(case: Case):
     """Update a case's clinical fields.
     ---
     patch:
       summary: Update a case
     """
-    db = SessionLocal()
     merged = {**case_json(case, me()), **json_body()}
     merged.setdefault("patient_name", case.patient_name)
-    case_service.update_case(db, me(), case, merged, ip=client_ip())
-    db.commit()
+    case_service.edit_case(me(), case, merged, ip=client_ip())
     return jsonify(case_json(case, me()))

@@ -8,9 +8,9 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
 
-from ..db import SessionLocal
 from ..domain import accounts
 from ..domain.errors import DomainError
+from .authz import me
 from .errors import flash_error
 from .security import client_ip, session_policy
 from .errors import message_of
@@ -40,20 +40,16 @@ def login():
         return redirect(url_for("main.home"))
     error = None
     if request.method == "POST":
-        db = SessionLocal()
         try:
-            user = accounts.authenticate(db, request.form.get("username", ""), request.form.get("password", ""),
-                                         session_policy(), ip=client_ip())
+            user = accounts.log_in(request.form.get("username", ""), request.form.get("password", ""),
+                                   session_policy(), ip=client_ip(), user_agent=request.headers.get("User-Agent"))
         except DomainError as exc:
-            db.commit()  # keep the failed-login audit entry and counters
             error = login_messages().get(exc.code, message_of(exc))
             return render_template("login.html", error=error), 401
         lang = session.get("lang")
         session.clear()  # a fresh session at login: nothing carried over from before authentication
         if lang:
             session["lang"] = lang
-        accounts.start_session(db, user, ip=client_ip(), user_agent=request.headers.get("User-Agent"))
-        db.commit()
         login_user(user)
         return redirect(_safe_next(request.args.get("next")))
     return render_template("login.html", error=error)
@@ -61,11 +57,9 @@ def login():
 
 @bp.route("/logout", methods=["POST"])
 def logout():
-    db = SessionLocal()
     token = current_user.get_id()
     if token:
-        accounts.end_session(db, token, ip=client_ip())
-        db.commit()
+        accounts.log_out(token, ip=client_ip())
         liveness = current_app.extensions.get("session_liveness")
         if liveness is not None:  # tiles of this session stop now here, within a second elsewhere
             liveness.forget(token)
@@ -81,19 +75,15 @@ def logout():
 @bp.route("/account/password", methods=["GET", "POST"])
 def change_password():
     if request.method == "POST":
-        db = SessionLocal()
-        user = current_user._get_current_object()
         if request.form.get("new_password") != request.form.get("confirm_password"):
             flash(_("The new passwords do not match."), "error")
             return render_template("password.html"), 422
         try:
-            accounts.change_password(db, db.merge(user), request.form.get("old_password", ""),
-                                     request.form.get("new_password", ""), ip=client_ip())
+            accounts.change_own_password(me(), request.form.get("old_password", ""),
+                                         request.form.get("new_password", ""), ip=client_ip())
         except DomainError as exc:
-            db.commit()
             flash_error(exc)
             return render_template("password.html"), exc.status
-        db.commit()
         flash(_("Your password has been changed."), "success")
         return redirect(url_for("main.home"))
     return render_template("password.html")

@@ -14,7 +14,7 @@ from werkzeug.exceptions import HTTPException
 
 from storage.errors import IntegrityError, InvalidKey, ObjectNotFound, StorageError, StorageUnavailable
 
-from ..db import SessionLocal
+from ..domain import unit_of_work
 from ..domain.errors import DomainError
 from . import error_messages, refusal_audit_hook
 
@@ -64,7 +64,7 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(DomainError)
     def domain_error(exc: DomainError):
         refusal_audit_hook.on_domain_error(exc)  # before the rollback expires the refused object
-        SessionLocal.rollback()
+        unit_of_work.discard()
         resp = make_response(error_response(exc.status, exc.code, message_of(exc), exc.details))
         retry_after = getattr(exc, "retry_after", None)
         if retry_after is not None:
@@ -73,7 +73,7 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(StorageError)
     def storage_error(exc: StorageError):
-        SessionLocal.rollback()
+        unit_of_work.discard()
         status = next((v for k, v in STORAGE_STATUS.items() if isinstance(exc, k)), 500)
         log.warning("storage error", extra={"error_code": exc.code, "path": request.path})
         return error_response(status, exc.code, error_messages.render(exc.code))
@@ -95,7 +95,7 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):
-        SessionLocal.rollback()
+        unit_of_work.discard()
         ref = uuid.uuid4().hex[:12]
         log.exception("unhandled error", extra={"ref": ref, "path": request.path})
         return error_response(500, "internal_error", error_messages.render("internal_error", params={"ref": ref}))

@@ -5,10 +5,9 @@ from __future__ import annotations
 import time
 
 from flask import Blueprint, jsonify
-from sqlalchemy import text
 
 from .. import queue, runtime
-from ..db import SessionLocal
+from ..domain import health as health_checks
 
 bp = Blueprint("health", __name__)
 
@@ -32,7 +31,7 @@ def readyz():
             checks[name] = {"ok": False, "error": type(exc).__name__}
         checks[name]["ms"] = round((time.perf_counter() - start) * 1000, 1)
 
-    probe("database", lambda: SessionLocal().execute(text("SELECT 1")))
+    probe("database", health_checks.check_database)
     probe("storage", lambda: runtime.store().ping())
     probe("queue", queue.ping)
     ready = all(c["ok"] for c in checks.values())

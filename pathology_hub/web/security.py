@@ -12,8 +12,7 @@ from flask import Flask, current_app, g, request
 from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
 
-from ..db import SessionLocal
-from ..domain import accounts
+from ..domain import accounts, unit_of_work
 from ..extensions import csrf, login_manager
 
 PUBLIC_ENDPOINTS = {"auth.login", "static", "health.healthz", "health.readyz", "main.set_language",
@@ -56,19 +55,15 @@ def init_app(app: Flask) -> None:
 
     @login_manager.user_loader
     def load_user(token: str):
-        db = SessionLocal()
-        user = accounts.resolve_session(db, token, session_policy(),
-                                        touch=request.endpoint not in BACKGROUND_ENDPOINTS)
-        if db.dirty:
-            db.commit()
-        return user
+        return accounts.load_session_user(token, session_policy(),
+                                          touch=request.endpoint not in BACKGROUND_ENDPOINTS)
 
     @login_manager.request_loader
     def load_user_from_bearer(req):
         header = req.headers.get("Authorization", "")
         if not header.startswith("Bearer "):
             return None
-        user = accounts.resolve_api_token(SessionLocal(), header[7:].strip())
+        user = accounts.load_token_user(header[7:].strip())
         if user is not None:
             g.auth_via_token = True
         return user
@@ -106,6 +101,6 @@ def init_app(app: Flask) -> None:
 
     @app.teardown_appcontext
     def remove_session(_exc):
-        SessionLocal.remove()
+        unit_of_work.finish()
 
     app.jinja_env.globals["csrf_token"] = generate_csrf

@@ -6,15 +6,16 @@ back with a flashed message).  The rules live in :mod:`pathology_hub.domain.slid
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Flask, current_app, flash, jsonify, redirect, request, url_for
 from flask_babel import gettext as _
 
-from ..db import SessionLocal
+from ..domain import cases as case_service
 from ..domain import policy, slide_facts
-from ..domain.errors import DomainError, NotFound, ValidationFailed
-from ..models import Case, Slide
+from ..domain import slides as slide_service
+from ..domain.errors import DomainError, ValidationFailed
+from .api import json_body
 from .authz import authorize, load_model, me
 from .security import client_ip
 from .errors import flash_error
@@ -22,15 +23,12 @@ from .serializers import iso
 from .slide_text import stain_display
 from .tile_fastpath import forget_reader
 
+if TYPE_CHECKING:
+    from ..models import Case, Slide
+
 bp = Blueprint("slide_edits", __name__)
-
-
-
-def _json() -> dict[str, Any]:
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        raise ValidationFailed("The request body must be a JSON object.", code="invalid_json")
-    return data
+_slide = load_model(slide_service.find_slide, "slide_id")
+_case = load_model(case_service.find_case, "case_id")
 
 
 def _confirmed(value: Any) -> bool:
@@ -39,10 +37,8 @@ def _confirmed(value: Any) -> bool:
 
 def withdraw_now(slide: Slide, reason: Any) -> None:
     """Withdraw and commit (shared by DELETE, the withdraw endpoint and the case page)."""
-    db = SessionLocal()
-    slide_facts.withdraw(db, me(), slide, reason,
-                         retention_days=current_app.config["SETTINGS"].withdrawn_slide_retention_days, ip=client_ip())
-    db.commit()
+    slide_facts.withdraw_slide(me(), slide, reason, ip=client_ip(),
+                               retention_days=current_app.config["SETTINGS"].withdrawn_slide_retention_days)
     forget_reader(slide.uid)
 
 
@@ -55,7 +51,7 @@ def _facts_json(slide: Slide) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- API
 @bp.route("/api/v1/slides/<int:slide_id>/withdraw", methods=["POST"])
-@authorize("slide.withdraw", load=load_model(Slide, "slide_id"), as_arg="slide")
+@authorize("slide.withdraw", load=_slide, as_arg="slide")
 def api_withdraw(slide: Slide):
     """Withdraw a rejected or unwanted slide from its case before submission (audited).
     ---
@@ -66,7 +62,7 @@ def api_withdraw(slide: Slide):
           application/json:
             schema: {type: object, required: [confirm], properties: {confirm: {type: boolean, description: must be true}, reason: {type: string, maxLength: 500}}}
     """
-    data = _json()
+    data = json_body()
     if not _confirmed(data.get("confirm")):
         raise ValidationFailed("Send confirm: true to withdraw the slide.", code="confirmation_required",
                                details={"field": "confirm"})
@@ -76,7 +72,7 @@ def api_withdraw(slide: Slide):
 
 
 @bp.route("/api/v1/slides/<int:slide_id>", methods=["PATCH"])
-@authorize("slide.edit", load=load_model(Slide, "slide_id"), as_arg="slide")
+@authorize("slide.edit", load=_slide, as_arg="slide")
 def api_update(slide: Slide):
     """Set a slide's stain (category and marker/stain name) and block/part label before submission.
     ---
@@ -87,37 +83,26 @@ def api_update(slide: Slide):
           application/json:
             schema: {type: object, properties: {stain_category: {type: string, enum: [he, ihc, special, fluorescence, multiplex]}, stain: {type: string, maxLength: 64, description: marker or stain name, required for ihc and special}, block_label: {type: string, maxLength: 32}}}
     """
-    db = SessionLocal()
-    changes = slide_facts.update_facts(db, me(), slide, _json(), ip=client_ip())
-    db.commit()
+    changes = slide_facts.change_facts(me(), slide, json_body(), ip=client_ip())
     return jsonify({**_facts_json(slide), "changes": changes})
 
 
 # ---------------------------------------------------------------- case page forms
-def _slide_of(case: Case, slide_id: int) -> Slide:
-    slide = SessionLocal().get(Slide, slide_id)
-    if slide is None or slide.case_id != case.id or slide.deleted_at is not None:
-        raise NotFound("No such slide.")
-    return slide
-
-
 def _back(case: Case):
     return redirect(url_for("cases.detail", case_id=case.id) + "#slides-card")
 
 
 @bp.route("/cases/<int:case_id>/slides/<int:slide_id>/withdraw", methods=["POST"])
-@authorize("case.view", load=load_model(Case, "case_id"))
+@authorize("case.view", load=_case)
 def page_withdraw(case_id: int, slide_id: int):
-    case = SessionLocal().get(Case, case_id)
-    slide = _slide_of(case, slide_id)
-    label = slide.label
+    slide = slide_facts.live_slide_of_case(case_id, slide_id)
+    case, label = slide.case, slide.label
     policy.ensure(me(), "slide.withdraw", slide)  # 403 before asking for the confirmation
     try:
         if not _confirmed(request.form.get("confirm")):
             raise ValidationFailed("Confirm the withdrawal.", code="confirmation_required")
         withdraw_now(slide, request.form.get("reason", ""))
     except DomainError as exc:
-        SessionLocal().rollback()
         if exc.status == 404:
             raise
         if exc.status == 403:
@@ -129,20 +114,18 @@ def page_withdraw(case_id: int, slide_id: int):
 
 
 @bp.route("/cases/<int:case_id>/slides/<int:slide_id>/facts", methods=["POST"])
-@authorize("case.view", load=load_model(Case, "case_id"))
+@authorize("case.view", load=_case)
 def page_update(case_id: int, slide_id: int):
-    case = SessionLocal().get(Case, case_id)
-    slide = _slide_of(case, slide_id)
+    slide = slide_facts.live_slide_of_case(case_id, slide_id)
+    case = slide.case
     data = {k: v for k, v in request.form.items() if k in ("stain_category", "stain", "block_label")}
     try:
-        changes = slide_facts.update_facts(SessionLocal(), me(), slide, data, ip=client_ip())
+        changes = slide_facts.change_facts(me(), slide, data, ip=client_ip())
     except DomainError as exc:
-        SessionLocal().rollback()
         if exc.status in (403, 404):
             raise
         flash_error(exc)
         return _back(case)
-    SessionLocal().commit()
     if changes:
         flash(_("Slide %(label)s: stain %(stain)s, block %(block)s saved.", label=slide.label,
                 stain=stain_display(slide), block=slide.block_label or "—"), "success")

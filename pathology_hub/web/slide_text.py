@@ -8,19 +8,20 @@ Chinese user never reads "Every slide of the case must be ready…" in English.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from ..domain import slide_facts
-from ..models import Slide, StainCategory
 from .ingest_text import REJECT_LABELS as _INGEST_REJECT_LABELS
 
-STAIN_CATEGORY_LABELS = {StainCategory.HE.value: _l("H&E"), StainCategory.IHC.value: _l("IHC"),
-                         StainCategory.SPECIAL.value: _l("Special stain"),
-                         StainCategory.FLUORESCENCE.value: _l("Fluorescence"),
-                         StainCategory.MULTIPLEX.value: _l("Multiplex")}
+if TYPE_CHECKING:
+    from ..models import Slide
+
+#: Keyed by the stored value of each stain category (``slide_facts.STAIN_CATEGORIES``).
+STAIN_CATEGORY_LABELS = {"he": _l("H&E"), "ihc": _l("IHC"), "special": _l("Special stain"),
+                         "fluorescence": _l("Fluorescence"), "multiplex": _l("Multiplex")}
 STATUS_LABELS = {"inspecting": _l("inspecting"), "rejected": _l("rejected"), "tiling": _l("tiling"),
                  "ready": _l("ready"), "failed": _l("failed"), "withdrawn": _l("withdrawn")}
 REJECT_LABELS = {

@@ -7,25 +7,24 @@ the object store without touching the database (see domain/tile_access.py).
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 from flask import (Blueprint, Flask, Response, current_app, flash, g, jsonify, redirect, render_template, request,
                    session, url_for)
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user
-from sqlalchemy import select
 
 from storage.errors import ObjectNotFound
 
 from .. import runtime
-from ..db import SessionLocal
-from ..domain import audit, jobs, policy, slide_facts
+from ..domain import cases as case_service
+from ..domain import jobs, policy, slide_facts
 from ..domain import slides as slide_service
 from ..domain import tile_access, tile_render
 from ..domain.upload_status import UploadStatus
-from ..domain.upload_status import upload_status as upload_status_of
+from ..domain.upload_status import upload_status_for
 from ..domain.errors import Conflict, Forbidden, NotFound, NotReadyYet, ValidationFailed
-from ..models import Case, Slide, SlideStatus, Upload, UploadState
 from ..tiling import TileNotFound, TileNotReady
 from .tile_fastpath import TileFastPath, forget_reader, reader_for, tile_etag, tile_headers
 from . import view_audit_hook
@@ -36,7 +35,12 @@ from . import error_messages, ingest_text, slide_text
 from .errors import flash_error
 from .serializers import iso
 
+if TYPE_CHECKING:
+    from ..models import Case, Slide
+
 bp = Blueprint("slides", __name__)
+_slide = load_model(slide_service.find_slide, "slide_id")
+_case = load_model(case_service.find_case, "case_id")
 UID_RE = re.compile(r"^[0-9a-f]{32}$")
 
 
@@ -74,14 +78,11 @@ def storage_wait_json(job) -> dict | None:
                          "when it is back. Nothing is lost.")}
 
 
-def can_retry(slide: Slide) -> bool:
-    return slide.status is SlideStatus.FAILED and policy.can(me(), "slide.retry", slide)
-
-
 # ---------------------------------------------------------------- JSON: slides of a case
 def slide_json(slide: Slide, *, with_urls: bool = True) -> dict:
     desc = slide_service.description_of(slide)
-    job = slide_service.latest_job(SessionLocal(), slide)
+    state = slide_service.slide_state(me(), slide)
+    job = state.job
     data = {
         "id": slide.id, "uid": slide.uid, "case_id": slide.case_id, "label": slide.label, "stain": slide.stain,
         "filename": slide.original_filename, "status": slide.status.value,
@@ -89,7 +90,7 @@ def slide_json(slide: Slide, *, with_urls: bool = True) -> dict:
         "reject_detail": ingest_text.reject_detail(slide),
         "content": (content := ingest_text.content_of(slide)), "content_label": ingest_text.content_label(content),
         "waiting_for_storage": storage_wait_json(job),
-        "retry_url": url_for("slides.retry", slide_id=slide.id) if can_retry(slide) else None,
+        "retry_url": url_for("slides.retry", slide_id=slide.id) if state.can_retry else None,
         "created_at": iso(slide.created_at), "pyramid_version": slide.pyramid_version,
         "sha256": slide.original.sha256 if slide.original else None,
         "size": slide.original.size if slide.original else None,
@@ -100,15 +101,14 @@ def slide_json(slide: Slide, *, with_urls: bool = True) -> dict:
         "stain_name": slide_facts.stain_name(slide), "stain_display": slide_text.stain_display(slide),
         "block_label": slide.block_label or "",
         "reason": slide_text.reason_label(slide.reject_code) if slide.reject_code else None,
-        "duplicate_of": [{"id": d.id, "label": d.label} for d in slide_facts.duplicate_of(SessionLocal(), slide)],
-        "actions": {"edit": slide_facts.can_edit(SessionLocal(), me(), slide),
-                    "withdraw": slide_facts.can_withdraw(SessionLocal(), me(), slide)},
+        "duplicate_of": [{"id": d.id, "label": d.label} for d in state.duplicate_of],
+        "actions": {"edit": state.can_edit, "withdraw": state.can_withdraw},
         "quality": slide_service.quality_of(slide) or None,
         "progress": jobs.progress_of(job) if job is not None else {},
         "job": {"kind": job.kind, "state": job.state.value, "attempts": job.attempts, "error": job.error}
         if job is not None else None,
     }
-    if with_urls and slide.status in (SlideStatus.TILING, SlideStatus.READY):
+    if with_urls and state.viewable:
         token = tile_token(slide)
         # who this session is and which slide the uid is, for the sampled view audit of tiles
         view_audit_hook.remember(_session_token(), getattr(current_user, "id", None), slide)
@@ -120,7 +120,7 @@ def slide_json(slide: Slide, *, with_urls: bool = True) -> dict:
 
 
 @bp.route("/api/v1/cases/<int:case_id>/slides")
-@authorize("case.view", load=load_model(Case, "case_id"), as_arg="case")
+@authorize("case.view", load=_case, as_arg="case")
 def case_slides(case: Case):
     """Slides and uploads of a case with processing status.
     ---
@@ -129,22 +129,19 @@ def case_slides(case: Case):
       parameters:
         - {name: sha256, in: query, schema: {type: string}, description: only the live slides made from a file with this SHA-256 (duplicate check before uploading)}
     """
-    db = SessionLocal()
     sha256 = request.args.get("sha256")
-    if sha256 is not None:  # "is this file already a slide of the case?" asked before any byte is sent
-        if not re.fullmatch(r"[0-9a-f]{64}", sha256):
-            raise ValidationFailed("sha256 must be 64 lower-case hex digits.", code="invalid_sha256")
-        return jsonify({"slides": [slide_json(s) for s in slide_facts.duplicates(db, case, sha256)], "uploads": []})
-    uploads = db.scalars(select(Upload).where(Upload.case_id == case.id, Upload.state.in_(
-        [UploadState.FAILED, UploadState.RECEIVING, UploadState.STORING])).order_by(Upload.created_at.desc()))
-    return jsonify({"slides": [slide_json(s) for s in case.slides],
+    # "is this file already a slide of the case?" asked before any byte is sent
+    if sha256 is not None and not re.fullmatch(r"[0-9a-f]{64}", sha256):
+        raise ValidationFailed("sha256 must be 64 lower-case hex digits.", code="invalid_sha256")
+    listing = slide_service.case_slides(case, sha256=sha256)
+    return jsonify({"slides": [slide_json(s) for s in listing.slides],
                     "uploads": [{"id": u.id, "filename": u.filename, "state": u.state.value, "size": u.size,
                                  "error_code": u.error_code, "error_message": u.error_message}
-                                for u in uploads]})
+                                for u in listing.uploads]})
 
 
 @bp.route("/api/v1/slides/<int:slide_id>")
-@authorize("slide.view", load=load_model(Slide, "slide_id"), as_arg="slide")
+@authorize("slide.view", load=_slide, as_arg="slide")
 def slide_detail(slide: Slide):
     """One slide with metadata, quality report and tiling progress.
     ---
@@ -162,7 +159,7 @@ def slide_detail(slide: Slide):
 
 
 @bp.route("/api/v1/slides/<int:slide_id>", methods=["DELETE"])
-@authorize("slide.withdraw", load=load_model(Slide, "slide_id"), as_arg="slide")
+@authorize("slide.withdraw", load=_slide, as_arg="slide")
 def delete_slide(slide: Slide):
     """Withdraw a slide from its case (same as POST .../withdraw): the record is kept for audit, its
     objects are deleted after the retention period; 409 slide_locked once submitted.
@@ -181,12 +178,8 @@ def delete_slide(slide: Slide):
 
 def _retry(slide_id: int) -> Slide:
     """Retry through the domain, with its refusals worded in the user's language."""
-    db = SessionLocal()
-    slide = db.get(Slide, slide_id)
-    if slide is None:
-        raise NotFound("Not found.")
     try:
-        slide_service.retry_slide(db, me(), slide, ip=client_ip())
+        return slide_service.retry(me(), slide_id, ip=client_ip())
     except Forbidden as exc:
         if exc.code != "retry_not_allowed":
             raise
@@ -194,7 +187,6 @@ def _retry(slide_id: int) -> Slide:
                         code=exc.code) from None
     except Conflict as exc:
         raise Conflict(_("Only a slide whose processing failed can be retried."), code=exc.code) from None
-    return slide
 
 
 @bp.route("/api/v1/slides/<int:slide_id>/retry", methods=["POST"])
@@ -221,7 +213,7 @@ def retry_form(slide_id: int):
     try:
         slide = _retry(slide_id)
     except (Forbidden, Conflict) as exc:
-        slide = SessionLocal().get(Slide, slide_id)
+        slide = slide_service.find_slide(slide_id)
         if not policy.can(me(), "case.view", slide.case):
             raise
         flash_error(exc)
@@ -233,7 +225,7 @@ def retry_form(slide_id: int):
 
 
 @bp.route("/api/v1/slides/<int:slide_id>/thumbnail.jpg")
-@authorize("slide.view", load=load_model(Slide, "slide_id"), as_arg="slide")
+@authorize("slide.view", load=_slide, as_arg="slide")
 def thumbnail(slide: Slide):
     """The slide's thumbnail (JPEG).
     ---
@@ -244,7 +236,7 @@ def thumbnail(slide: Slide):
 
 
 @bp.route("/api/v1/slides/<int:slide_id>/associated/<name>.png")
-@authorize("slide.view", load=load_model(Slide, "slide_id"), as_arg="slide")
+@authorize("slide.view", load=_slide, as_arg="slide")
 def associated(slide: Slide, name: str):
     """An associated image (label, macro, thumbnail); the label only for those allowed to see it.
     ---
@@ -272,8 +264,7 @@ def upload_status(upload_id: str):
     get:
       summary: Processing status of the slide made from a tus upload
     """
-    st = upload_status_of(SessionLocal(), me(), current_app.extensions["tus_server"]().staging,
-                          upload_id)
+    st = upload_status_for(me(), current_app.extensions["tus_server"]().staging, upload_id)
     upload, slide = st.upload, st.slide
     if st.status == "failed" and slide is None:
         return jsonify({"status": "failed", "error": {"code": upload.error_code, "message": error_messages.render(
@@ -320,7 +311,7 @@ def _authorise_tiles(uid: str, version: int) -> None:
         return
     if not current_user.is_authenticated:
         raise NotFound("Not found.")
-    slide = SessionLocal().scalar(select(Slide).where(Slide.uid == uid))
+    slide = slide_service.slide_with_uid(uid)
     if slide is None or slide.pyramid_version != version:
         raise NotFound("Not found.")
     policy.ensure(me(), "slide.view", slide)
@@ -412,9 +403,9 @@ def _render_on_demand(uid: str, version: int, level: int, col: int, row: int) ->
 
 # ---------------------------------------------------------------- viewer page
 @bp.route("/cases/<int:case_id>/viewer")
-@authorize("case.view", load=load_model(Case, "case_id"), as_arg="case")
+@authorize("case.view", load=_case, as_arg="case")
 def viewer(case: Case):
-    viewable = [s for s in case.slides if s.status in (SlideStatus.TILING, SlideStatus.READY)]
+    viewable = slide_service.viewable_slides(case)
     slides = []
     for s in viewable:
         j = slide_json(s)
@@ -461,10 +452,7 @@ def viewer(case: Case):
 
 
 def audit_view(case: Case) -> None:
-    db = SessionLocal()
-    audit.record(db, "case.view_slides", actor=me(), object_type="case", object_id=case.id, case_id=case.id,
-                 ip=client_ip())
-    db.commit()
+    slide_service.record_slides_viewed(me(), case, ip=client_ip())
 
 
 def init_app(app: Flask) -> None:

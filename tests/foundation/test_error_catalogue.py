@@ -113,6 +113,17 @@ def test_every_ingest_rejection_reason_has_a_translated_label(app):
             assert label != code and any("\u4e00" <= ch <= "\u9fff" for ch in label), code
 
 
+def test_every_stain_category_has_a_translated_label(app):
+    """The web names the categories by their stored values (it does not import the models):
+    a category added to the model without a label here must fail."""
+    from pathology_hub.domain import slide_facts
+    assert set(slide_text.STAIN_CATEGORY_LABELS) == set(slide_facts.STAIN_CATEGORIES)
+    with app.test_request_context(), force_locale("zh_CN"):
+        for value in slide_facts.STAIN_CATEGORIES:
+            label = slide_text.stain_category_label(value)
+            assert label != value and any("\u4e00" <= ch <= "\u9fff" for ch in label), value
+
+
 @pytest.mark.parametrize("locale, expected", [("zh_CN", "会诊当前为“已撤销”状态，无法执行“分配”。"),
                                               ("en", "“Assign” is not possible while the consultation is cancelled.")])
 def test_parameters_are_rendered_in_the_readers_language(app, locale, expected):

@@ -20,7 +20,8 @@ Package layout (one job per module):
 * :mod:`.uploads` — registering, completing and failing uploads (steps 1 and 2);
 * :mod:`.originals` — local copies of originals for the native readers on a worker;
 * :mod:`.processing` — the ``ingest`` and ``tile`` job handlers (steps 3 and 4);
-* :mod:`.status` — a slide's processing state for users, and retrying a failed slide.
+* :mod:`.status` — a slide's processing state for users, and retrying a failed slide;
+* :mod:`.reading` — the web's questions about slides, each one unit of work.
 
 Not to be confused with the top-level :mod:`pathology_hub.slides` (identifying and reading slide
 files); this package is the domain side.  Callers keep using
@@ -36,12 +37,17 @@ from pathology_hub.domain.slides.originals import (cache_dir, local_original, lo
                                                    openable_path)
 from pathology_hub.domain.slides.processing import STORAGE_UNAVAILABLE, mark_job_failed, run_ingest, run_tiling
 from pathology_hub.domain.slides.quota import TooManyOpenUploads, institution_usage, open_uploads_of
+from pathology_hub.domain.slides.reading import (VIEWABLE, CaseSlides, SlideState, case_slides, find_slide,
+                                                 record_slides_viewed, retry, slide_state, slide_with_uid,
+                                                 viewable_slides)
 from pathology_hub.domain.slides.status import get_slide, latest_job, retry_slide, storage_wait
 from pathology_hub.domain.slides.uploads import (FILENAME_MAX, STAIN_MAX, add_local_file, cancel_upload,
                                                  complete_upload, expire_stale_uploads, expire_upload, fail_upload,
                                                  mark_storing, plain_text, register_upload)
 
 __all__ = [
+    "VIEWABLE", "CaseSlides", "SlideState", "case_slides", "find_slide", "record_slides_viewed", "retry",
+    "slide_state", "slide_with_uid", "viewable_slides",
     "FILENAME_MAX", "SAFE_NAME", "STAIN_MAX", "STORAGE_UNAVAILABLE", "TooManyOpenUploads", "add_local_file",
     "associated_key", "cache_dir", "cancel_upload", "complete_upload", "description_of", "expire_stale_uploads",
     "expire_upload", "fail_upload", "get_slide", "institution_usage", "latest_job", "local_original",
