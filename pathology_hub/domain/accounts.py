@@ -14,7 +14,7 @@ from sqlalchemy import inspect, or_, select, update
 from sqlalchemy.orm import Session
 
 from ..models import ApiToken, Institution, Role, Tier, User, UserSession, as_utc, utcnow
-from . import audit, passwords, subspecialties as vocabulary, timezones
+from . import audit, passwords, subspecialties as vocabulary, timezones, unit_of_work
 from .errors import AuthenticationFailed, Conflict, NotFound, ValidationFailed
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_.-]{3,64}$")
@@ -414,3 +414,9 @@ def resolve_api_token(session: Session, token: str, now: dt.datetime | None = No
     if not user.active or not user.institution.active:
         return None
     return user
+
+
+def remember_locale(user: User, lang: str) -> None:
+    """Keep the language a signed-in user chose, so e-mails and the next login use it too."""
+    with unit_of_work.transaction() as session:
+        session.merge(user).locale = lang

@@ -9,8 +9,12 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from ..models import Case, Priority, Role, Sex, User
-from . import audit, policy
+from . import audit, policy, unit_of_work
 from .errors import Conflict, NotFound, ValidationFailed
+
+#: The choices a case form offers (the template lists their values).
+SEXES = tuple(Sex)
+PRIORITIES = tuple(Priority)
 
 TEXT_LIMITS = {"case_number": 64, "patient_pseudo_id": 64, "patient_name": 200, "specimen_type": 120,
                "specimen_site": 120, "clinical_history": 10_000}
@@ -122,3 +126,22 @@ def list_cases(session: Session, user: User, *, query: str | None = None, limit:
         stmt = stmt.where(or_(Case.case_number.ilike(like), Case.patient_pseudo_id.ilike(like)))
     cases = list(session.scalars(stmt.limit(limit)))
     return [c for c in cases if policy.can(user, "case.view", c)]
+
+
+def home_cases(user: User, limit: int = 50) -> list[Case]:
+    """The cases on the user's home page: the latest visible ones, none for a role that lists no cases."""
+    if not policy.can(user, "case.list"):
+        return []
+    return list_cases(unit_of_work.current(), user, limit=limit)
+
+
+def clinicians_of(user: User) -> list[User]:
+    """Active clinicians of the user's centre: who may be named as a case's requesting clinician."""
+    return list(unit_of_work.current().scalars(select(User).where(
+        User.institution_id == user.institution_id, User.role == Role.CLINICIAN, User.active.is_(True))))
+
+
+def open_case(user: User, data: dict[str, Any], ip: str | None = None) -> Case:
+    """Create a case from a submitted form and commit it; nothing is kept when it is refused."""
+    with unit_of_work.transaction() as session:
+        return create_case(session, user, data, ip=ip)
