@@ -40,14 +40,11 @@ LOWER_MAY_IMPORT = {"pathology_hub.domain.errors"}
 #: should call one domain function). This list may only shrink; the app factory is not a web module.
 WEB_MODELS_ALLOWED = {
     "pathology_hub.web.admin", "pathology_hub.web.annotations_web", "pathology_hub.web.api",
-    "pathology_hub.web.consultations_web", "pathology_hub.web.reports_web",
     "pathology_hub.web.slide_edits_web", "pathology_hub.web.slide_text", "pathology_hub.web.slides_web",
 }
 WEB_SESSIONS_ALLOWED = {
     "pathology_hub.web.admin", "pathology_hub.web.annotations_web", "pathology_hub.web.api",
-    "pathology_hub.web.auth", "pathology_hub.web.authz",
-    "pathology_hub.web.consultations_web", "pathology_hub.web.errors",
-    "pathology_hub.web.health", "pathology_hub.web.reports_web",
+    "pathology_hub.web.auth", "pathology_hub.web.authz", "pathology_hub.web.errors", "pathology_hub.web.health",
     "pathology_hub.web.security", "pathology_hub.web.slide_edits_web", "pathology_hub.web.slides_web",
 }
 SESSION_NAMES = {"SessionLocal", "session_scope", "independent_session"}
