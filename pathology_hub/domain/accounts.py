@@ -463,3 +463,9 @@ def change_own_password(user: User, old: str, new: str, *, ip: str | None = None
         session.commit()
         raise
     session.commit()
+
+
+def remember_locale(user: User, lang: str) -> None:
+    """Keep the language a signed-in user chose, so e-mails and the next login use it too."""
+    with unit_of_work.transaction() as session:
+        session.merge(user).locale = lang

@@ -12,6 +12,10 @@ from ..models import Case, Priority, Role, Sex, User
 from . import audit, policy, unit_of_work
 from .errors import Conflict, NotFound, ValidationFailed
 
+#: The choices a case form offers (the template lists their values).
+SEXES = tuple(Sex)
+PRIORITIES = tuple(Priority)
+
 TEXT_LIMITS = {"case_number": 64, "patient_pseudo_id": 64, "patient_name": 200, "specimen_type": 120,
                "specimen_site": 120, "clinical_history": 10_000}
 
@@ -146,3 +150,16 @@ def edit_case(user: User, case: Case, data: dict[str, Any], ip: str | None = Non
     """:func:`update_case`, committed."""
     with unit_of_work.transaction() as session:
         return update_case(session, user, case, data, ip=ip)
+
+
+def home_cases(user: User, limit: int = 50) -> list[Case]:
+    """The cases on the user's home page: the latest visible ones, none for a role that lists no cases."""
+    if not policy.can(user, "case.list"):
+        return []
+    return list_cases(unit_of_work.current(), user, limit=limit)
+
+
+def clinicians_of(user: User) -> list[User]:
+    """Active clinicians of the user's centre: who may be named as a case's requesting clinician."""
+    return list(unit_of_work.current().scalars(select(User).where(
+        User.institution_id == user.institution_id, User.role == Role.CLINICIAN, User.active.is_(True))))

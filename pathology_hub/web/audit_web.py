@@ -10,12 +10,9 @@ from typing import Iterator
 from flask import Blueprint, Flask, Response, flash, redirect, render_template, request, stream_with_context, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
 
-from ..db import SessionLocal
-from ..domain import audit, refusal_audit
+from ..domain import audit, audit_browse
 from ..domain.errors import ValidationFailed
-from ..models import Case, Institution
 from .authz import authorize, me
 from .security import client_ip
 from .errors import message_of
@@ -49,8 +46,6 @@ def _filter_args() -> dict:
 @bp.route("/audit")
 @authorize("audit.view")
 def audit_page():
-    db = SessionLocal()
-    refusal_audit.maybe_flush(every_call=True)  # refusal windows that have elapsed show up now
     args = _filter_args()
     error = None
     try:
@@ -61,16 +56,11 @@ def audit_page():
         flt = None
     number = request.args.get("page", "1")
     number = int(number) if number.isdigit() and 0 < int(number) < 1_000_000 else 1
-    entries, has_next = ([], False) if flt is None else audit.page(db, flt, number=number, size=PAGE_SIZE)
-    case_ids = {e.case_id for e in entries if e.case_id is not None}
-    case_numbers = dict(db.execute(select(Case.id, Case.case_number).where(Case.id.in_(case_ids))).tuples().all()) \
-        if case_ids else {}
-    institutions = dict(db.execute(select(Institution.id, Institution.code)).tuples().all())
-    recent = audit.verify_chain(db, last=RECENT_CHECK)
+    shown = audit_browse.browse(flt, number=number, size=PAGE_SIZE, recent=RECENT_CHECK)
     query = {k: v for k, v in args.items() if v}
-    return render_template("admin_audit.html", entries=entries, has_next=has_next, page=number, args=args,
-                           query=query, error=error, recent=recent, recent_window=RECENT_CHECK,
-                           case_numbers=case_numbers, institutions=institutions,
+    return render_template("admin_audit.html", entries=shown.entries, has_next=shown.has_next, page=number,
+                           args=args, query=query, error=error, recent=shown.recent, recent_window=RECENT_CHECK,
+                           case_numbers=shown.case_numbers, institutions=shown.institutions,
                            canonical_time=audit.canonical_time), (422 if error else 200)
 
 
@@ -78,8 +68,7 @@ def audit_page():
 @authorize("audit.view")
 def audit_verify():
     """Check the entire chain now (seconds for ~10^5 entries) and report the result on the page."""
-    db = SessionLocal()
-    report = audit.verify_chain(db)
+    report = audit_browse.verify_all(me(), ip=client_ip())
     if report.intact:
         flash(_("Audit chain intact: %(n)s entries checked.", n=report.checked), "success")
     else:
@@ -87,9 +76,6 @@ def audit_verify():
                 id=report.broken_id, n=report.checked,
                 reason=_("entry modified") if report.problem == "modified"
                 else _("entry deleted, inserted or reordered before it")), "error")
-    audit.record(db, "audit.verified", actor=me(), ip=client_ip(),
-                 details={"checked": report.checked, "intact": report.intact, "broken_id": report.broken_id})
-    db.commit()
     return redirect(url_for("audit.audit_page"))
 
 
@@ -97,27 +83,20 @@ def audit_verify():
 @authorize("audit.view")
 def audit_csv():
     """The filtered trail as CSV (UTF-8 with BOM so Excel shows Chinese), streamed; the export is audited."""
-    db = SessionLocal()
     flt = audit.build_filter(_filter_args())
-    audit.record(db, "audit.exported", actor=me(), ip=client_ip(), details={"filters": flt.as_details()})
-    db.commit()
-    session_factory = SessionLocal.session_factory
+    audit_browse.start_export(me(), flt, ip=client_ip())
 
     def generate() -> Iterator[str]:
-        session = session_factory()
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\r\n")
-        try:
-            yield "\ufeff"
-            for n, row in enumerate(audit.csv_rows(session, flt), start=1):
-                writer.writerow(row)
-                if n % 500 == 0:
-                    yield buf.getvalue()
-                    buf.seek(0)
-                    buf.truncate()
-            yield buf.getvalue()
-        finally:
-            session.close()
+        yield "\ufeff"
+        for n, row in enumerate(audit_browse.export_rows(flt), start=1):
+            writer.writerow(row)
+            if n % 500 == 0:
+                yield buf.getvalue()
+                buf.seek(0)
+                buf.truncate()
+        yield buf.getvalue()
 
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
     return Response(stream_with_context(generate()), mimetype="text/csv",

@@ -2,31 +2,31 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_wtf.csrf import generate_csrf
 from flask_babel import gettext as _
-from flask_login import current_user
-from sqlalchemy import select
 
-from ..db import SessionLocal
 from ..domain import cases as case_service
-from ..domain import policy
+from ..domain import lookup, policy
 from ..domain import slides as slide_service
 from ..domain.errors import DomainError
-from ..models import Case, Priority, Role, Sex, User
-from .authz import authorize, load_model
+from .authz import authorize, me
 from . import ingest_text
 from .bundle_strings import upload_strings
 from .errors import flash_error
 from .security import client_ip
 
+if TYPE_CHECKING:
+    from ..models import Case
+
 bp = Blueprint("cases", __name__, url_prefix="/cases")
 
 
-def _clinicians() -> list[User]:
-    return list(SessionLocal().scalars(select(User).where(
-        User.institution_id == current_user.institution_id, User.role == Role.CLINICIAN, User.active.is_(True))))
+def _form_page(form: dict) -> str:
+    return render_template("case_form.html", form=form, Priority=case_service.PRIORITIES, Sex=case_service.SEXES,
+                           clinicians=case_service.clinicians_of(me()))
 
 
 @bp.route("/new", methods=["GET", "POST"])
@@ -34,18 +34,14 @@ def _clinicians() -> list[User]:
 def new_case():
     form = request.form.to_dict() if request.method == "POST" else {}
     if request.method == "POST":
-        db = SessionLocal()
         try:
-            case = case_service.create_case(db, current_user._get_current_object(), form, ip=client_ip())
+            case = case_service.open_case(me(), form, ip=client_ip())
         except DomainError as exc:
-            db.rollback()
             flash_error(exc)
-            return render_template("case_form.html", form=form, Priority=Priority, Sex=Sex,
-                                   clinicians=_clinicians()), exc.status
-        db.commit()
+            return _form_page(form), exc.status
         flash(_("Case %(number)s created.", number=case.case_number), "success")
         return redirect(url_for("cases.detail", case_id=case.id))
-    return render_template("case_form.html", form=form, Priority=Priority, Sex=Sex, clinicians=_clinicians())
+    return _form_page(form)
 
 
 def qc_message(warning: dict) -> str:
@@ -56,9 +52,9 @@ def qc_message(warning: dict) -> str:
 
 
 @bp.route("/<int:case_id>")
-@authorize("case.view", load=load_model(Case, "case_id"), as_arg="case")
+@authorize("case.view", load=lookup.loader("case", "case_id"), as_arg="case")
 def detail(case: Case):
-    user = current_user._get_current_object()
+    user = me()
     can_upload = policy.can(user, "slide.upload", case)
     upload_config = None
     if can_upload:

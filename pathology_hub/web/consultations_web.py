@@ -7,28 +7,32 @@ happen, in the order 404 (not visible) → 409 (not allowed in this state) → 4
 from __future__ import annotations
 
 import re
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from flask import Blueprint, Flask, Response, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
-from ..db import SessionLocal
+from ..domain import consultation_views as views
 from ..domain import consultations as svc
 from ..domain import notifications as notes
-from ..domain import policy, results, turnaround, worklists
+from ..domain import lookup, policy, results, turnaround, worklists
 from ..domain.errors import DomainError, ValidationFailed
-from ..models import Case, User, utcnow
-from ..models.consultations import Consultation, ConsultationState as S, Notification
 from . import charts
 from .errors import flash_error, message_of
 from .subspecialties_web import label as subspecialty_label
-from .authz import authorize, load_model, me
+from .authz import authorize, me
 from .security import client_ip
 from .serializers import iso
 
+if TYPE_CHECKING:
+    from ..models import Case, User
+    from ..models.consultations import Consultation, Notification
+
 bp = Blueprint("consultations", __name__)
+_case = lookup.loader("case", "case_id")
+_consultation = lookup.loader("consultation", "consultation_id")
 
 STATE_LABELS = {"draft": _l("draft"), "triage": _l("in triage"), "assigned": _l("assigned"),
                 "in_review": _l("in review"), "info_requested": _l("information requested"),
@@ -85,10 +89,6 @@ def _data() -> dict[str, Any]:
     return request.form.to_dict()
 
 
-def _truthy(value: Any) -> bool:
-    return value is True or str(value).lower() in ("true", "1", "on", "yes")
-
-
 # ---------------------------------------------------------------- JSON shapes
 def _person(u: User | None) -> dict | None:
     return {"id": u.id, "username": u.username, "full_name": u.full_name, "institution": u.institution.code} if u else None
@@ -96,14 +96,12 @@ def _person(u: User | None) -> dict | None:
 
 def _result_json(c: Consultation) -> dict[str, Any] | None:
     """The result in force, from the report versions (``None`` before a version is signed)."""
-    if c.state not in (S.REPORTED, S.RETURNED, S.ACKNOWLEDGED):
-        return None
-    result = results.result_in_force(SessionLocal(), c)
+    result = views.result_of(c)
     return result.as_json() if result is not None else None
 
 
 def consultation_json(c: Consultation, viewer: User, *, full: bool = False) -> dict[str, Any]:
-    tat = turnaround.status(c, utcnow())
+    tat = views.tat_now(c)
     data = {
         "id": c.id, "case_id": c.case_id, "case_number": c.case.case_number, "parent_id": c.parent_id,
         "state": c.state.value, "priority": c.priority.value, "subspecialty": c.subspecialty,
@@ -119,14 +117,14 @@ def consultation_json(c: Consultation, viewer: User, *, full: bool = False) -> d
         "result": _result_json(c),
     }
     if full:
-        db = SessionLocal()
+        more = views.detail_of(c)
         data.update({"question": c.question, "preliminary_opinion": c.preliminary_opinion,
-                     "preliminary_opinions": [p.as_json() for p in results.preliminary_opinions(db, c)],
+                     "preliminary_opinions": [p.as_json() for p in more.preliminaries],
                      "follow_up_advice": c.follow_up_advice, "cancel_reason": c.cancel_reason,
-                     "children": [k.id for k in svc.children_of(db, c)],
+                     "children": [k.id for k in more.children],
                      "events": [{"transition": e.transition, "from": e.from_state, "to": e.to_state,
                                  "actor": e.actor.username if e.actor else None, "at": iso(e.at),
-                                 "reason": e.reason, "comment": e.comment} for e in svc.history(db, c)]})
+                                 "reason": e.reason, "comment": e.comment} for e in more.history]})
     return data
 
 
@@ -138,19 +136,19 @@ def item_json(item: worklists.Item, viewer: User) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- API: requests
 @bp.route("/api/v1/cases/<int:case_id>/consultations", methods=["GET"])
-@authorize("case.view", load=load_model(Case, "case_id"), as_arg="case")
+@authorize("case.view", load=_case, as_arg="case")
 def api_case_consultations(case: Case):
     """Consultation requests on a case that the user may see.
     ---
     get:
       summary: List the consultation requests of a case
     """
-    items = svc.for_case(SessionLocal(), me(), case)
+    items = views.on_case(me(), case)
     return jsonify({"consultations": [consultation_json(c, me()) for c in items]})
 
 
 @bp.route("/api/v1/cases/<int:case_id>/consultations", methods=["POST"])
-@authorize("case.view", load=load_model(Case, "case_id"), as_arg="case")
+@authorize("case.view", load=_case, as_arg="case")
 def api_create(case: Case):
     """Create a draft consultation request (technician or clinician of the case's centre).
     ---
@@ -163,14 +161,12 @@ def api_create(case: Case):
       responses:
         201: {description: created (state draft)}
     """
-    db = SessionLocal()
-    c = svc.create(db, me(), case, _data(), ip=client_ip())
-    db.commit()
+    c = views.create_request(me(), case, _data(), ip=client_ip())
     return jsonify(consultation_json(c, me(), full=True)), 201
 
 
 @bp.route("/api/v1/consultations/<int:consultation_id>", methods=["GET"])
-@authorize("consultation.view", load=load_model(Consultation, "consultation_id"), as_arg="c")
+@authorize("consultation.view", load=_consultation, as_arg="c")
 def api_get(c: Consultation):
     """One consultation request with its history and the transitions the user may perform.
     ---
@@ -178,34 +174,6 @@ def api_get(c: Consultation):
       summary: Get a consultation request
     """
     return jsonify(consultation_json(c, me(), full=True))
-
-
-def _dispatch(name: str, c: Consultation, data: dict[str, Any]) -> dict[str, Any]:
-    """Run one transition of the state machine with the fields it needs."""
-    db, user, ip = SessionLocal(), me(), client_ip()
-    if name == "submit":
-        return {"warnings": svc.submit(db, user, c, acknowledge_warnings=_truthy(data.get("acknowledge_warnings")), ip=ip)}
-    if name == "assign":
-        return {"assigned_to": svc.assign(db, user, c, data.get("assignee_id"), ip=ip).username}
-    if name == "escalate":
-        child = svc.escalate(db, user, c, data.get("preliminary_opinion"), expert_id=data.get("expert_id"), ip=ip)
-        return {"child_id": child.id}
-    if name == "acknowledge":
-        svc.acknowledge(db, user, c, data.get("version"), ip=ip)
-        return {"acknowledged_version": int(str(data.get("version")).strip())}
-    simple: dict[str, Callable[[], None]] = {
-        "accept": lambda: svc.accept(db, user, c, ip=ip),
-        "decline": lambda: svc.decline(db, user, c, data.get("reason"), ip=ip),
-        "request_info": lambda: svc.request_info(db, user, c, data.get("comment"), ip=ip),
-        "answer_info": lambda: svc.answer_info(db, user, c, data.get("comment"), ip=ip),
-        "return_result": lambda: svc.return_result(db, user, c, data.get("follow_up_advice"), ip=ip),
-        "cancel": lambda: svc.cancel(db, user, c, data.get("reason"), ip=ip),
-    }
-    if name not in simple:
-        raise ValidationFailed("Unknown transition.", code="unknown_transition",
-                               details={"allowed": svc.allowed_from(c.state)})
-    simple[name]()
-    return {}
 
 
 TRANSITION_FIELDS = {"submit": "acknowledge_warnings: {type: boolean}",
@@ -220,8 +188,7 @@ TRANSITION_FIELDS = {"submit": "acknowledge_warnings: {type: boolean}",
 
 def _transition_view(name: str) -> Callable:
     def view(c: Consultation):
-        extra = _dispatch(name, c, _data())
-        SessionLocal().commit()
+        extra = views.transition(me(), c, name, _data(), ip=client_ip())
         return jsonify({**consultation_json(c, me(), full=True), **extra})
     fields = TRANSITION_FIELDS.get(name)
     body = (f"\n      requestBody:\n        content:\n          application/json:\n"
@@ -229,7 +196,7 @@ def _transition_view(name: str) -> Callable:
     view.__doc__ = (f"Transition ``{name}`` of a consultation request.\n    ---\n    post:\n"
                     f"      summary: {name.replace('_', ' ').capitalize()} (409 invalid_transition lists the allowed ones){body}\n")
     view.__name__ = f"api_{name}"
-    return authorize("consultation.view", load=load_model(Consultation, "consultation_id"), as_arg="c")(view)
+    return authorize("consultation.view", load=_consultation, as_arg="c")(view)
 
 
 for _name in svc.PUBLIC_TRANSITIONS:
@@ -254,7 +221,7 @@ def api_worklist():
         - {name: sort, in: query, schema: {type: string, enum: [priority, state, age, institution]}}
         - {name: order, in: query, schema: {type: string, enum: [asc, desc]}}
     """
-    lists = worklists.worklists(SessionLocal(), me(), worklists.Filters.parse(request.args.to_dict()))
+    lists = views.my_worklists(me(), worklists.Filters.parse(request.args.to_dict()))
     return jsonify({"worklists": {name: [item_json(i, me()) for i in items] for name, items in lists.items()}})
 
 
@@ -268,7 +235,7 @@ def api_turnaround():
       parameters:
         - {name: format, in: query, schema: {type: string, enum: [json, csv]}}
     """
-    data = turnaround.dashboard(SessionLocal())
+    data = views.turnaround_dashboard().data
     if request.args.get("format") == "csv":
         return Response(turnaround.dashboard_csv(data), mimetype="text/csv",
                         headers={"Content-Disposition": "attachment; filename=turnaround.csv"})
@@ -283,11 +250,11 @@ def api_notifications():
     get:
       summary: List notifications
     """
-    db, user = SessionLocal(), me()
+    recent, unread = views.inbox(me())
     items = [{"id": n.id, "kind": n.kind, "text": _note_text(n), "consultation_id": n.consultation_id,
               "url": notes.link_of(n) if n.consultation_id else None, "params": notes.params_of(n),
-              "created_at": iso(n.created_at), "read": n.read_at is not None} for n in notes.recent(db, user)]
-    return jsonify({"unread": notes.unread_count(db, user), "notifications": items})
+              "created_at": iso(n.created_at), "read": n.read_at is not None} for n in recent]
+    return jsonify({"unread": unread, "notifications": items})
 
 
 @bp.route("/api/v1/notifications/read", methods=["POST"])
@@ -308,42 +275,34 @@ def api_notifications_read():
         ids = None
     elif not isinstance(ids, list) or not all(isinstance(i, int) for i in ids):
         raise ValidationFailed("Send ids (a list of integers) or all: true.", code="invalid_field")
-    db = SessionLocal()
-    changed = notes.mark_read(db, me(), ids)
-    db.commit()
-    return jsonify({"marked": changed, "unread": notes.unread_count(db, me())})
+    changed, unread = views.mark_read(me(), ids)
+    return jsonify({"marked": changed, "unread": unread})
 
 
 # ---------------------------------------------------------------- pages
 @bp.route("/consultations/<int:consultation_id>")
-@authorize("consultation.view", load=load_model(Consultation, "consultation_id"), as_arg="c")
+@authorize("consultation.view", load=_consultation, as_arg="c")
 def detail_page(c: Consultation):
-    db, user = SessionLocal(), me()
-    actions = svc.actions_for(user, c)
-    return render_template("consultation_detail.html", c=c, actions=actions, history=svc.history(db, c),
-                           children=svc.children_of(db, c), tat=turnaround.status(c, utcnow()),
-                           candidates=svc.candidates(db, c) if "assign" in actions else [],
-                           no_subspecialty_match="assign" in actions and svc.no_subspecialty_match(db, c),
-                           experts=svc.escalation_experts(db, c) if "escalate" in actions else [],
-                           warnings=svc.slide_warnings(c.case) if "submit" in actions else [])
+    page = views.detail_page(me(), c)
+    return render_template("consultation_detail.html", c=c, actions=page.actions, history=page.history,
+                           children=page.children, tat=page.tat, candidates=page.candidates,
+                           no_subspecialty_match=page.no_subspecialty_match, experts=page.experts,
+                           warnings=page.warnings)
 
 
 @bp.route("/consultations/<int:consultation_id>/act", methods=["POST"])
-@authorize("consultation.view", load=load_model(Consultation, "consultation_id"), as_arg="c")
+@authorize("consultation.view", load=_consultation, as_arg="c")
 def act_page(c: Consultation):
     """Every action form posts here with ``transition``; errors come back as a message."""
-    db = SessionLocal()
     name = request.form.get("transition", "")
     back = "consultations.result_page" if name == "acknowledge" else "consultations.detail_page"
     try:
-        extra = _dispatch(name, c, request.form.to_dict())
+        extra = views.transition(me(), c, name, request.form.to_dict(), ip=client_ip())
     except DomainError as exc:
-        db.rollback()
         if exc.status == 404:
             raise
         flash_error(exc, _error_text(exc))
         return redirect(url_for(back, consultation_id=c.id))
-    db.commit()
     if name == "acknowledge":
         flash(_("You confirmed that you have read version %(n)s of the result.", n=extra.get("acknowledged_version", "")),
               "success")
@@ -367,28 +326,23 @@ def _error_text(exc: DomainError) -> str:
 
 
 @bp.route("/consultations/<int:consultation_id>/result")
-@authorize("consultation.view", load=load_model(Consultation, "consultation_id"), as_arg="c")
+@authorize("consultation.view", load=_consultation, as_arg="c")
 def result_page(c: Consultation):
     """The result for the referring centre, read from the report versions.  Reading never acknowledges:
     the clinician confirms with the "I have read this result" button (a POST for one version)."""
-    db, user = SessionLocal(), me()
-    result = results.result_in_force(db, c)
-    return render_template("consultation_result.html", c=c, result=result,
-                           preliminaries=results.preliminary_opinions(db, c),
-                           can_acknowledge=result is not None and "acknowledge" in svc.actions_for(user, c))
+    page = views.result_page(me(), c)
+    return render_template("consultation_result.html", c=c, result=page.result, preliminaries=page.preliminaries,
+                           can_acknowledge=page.can_acknowledge)
 
 
 @bp.route("/cases/<int:case_id>/consultations", methods=["POST"])
-@authorize("case.view", load=load_model(Case, "case_id"), as_arg="case")
+@authorize("case.view", load=_case, as_arg="case")
 def create_page(case: Case):
-    db = SessionLocal()
     try:
-        c = svc.create(db, me(), case, request.form.to_dict(), ip=client_ip())
+        c = views.create_request(me(), case, request.form.to_dict(), ip=client_ip())
     except DomainError as exc:
-        db.rollback()
         flash_error(exc)
         return redirect(url_for("cases.detail", case_id=case.id))
-    db.commit()
     flash(_("Consultation request created as a draft."), "success")
     return redirect(url_for("consultations.detail_page", consultation_id=c.id))
 
@@ -396,15 +350,14 @@ def create_page(case: Case):
 @bp.route("/admin/turnaround")
 @authorize("turnaround.view")
 def turnaround_page():
-    db = SessionLocal()
-    data = turnaround.dashboard(db)
-    return render_template("consultation_turnaround.html", data=data, targets=turnaround.targets(),
-                           charts=_turnaround_charts(db, data))
+    board = views.turnaround_dashboard(with_names=True)
+    return render_template("consultation_turnaround.html", data=board.data, targets=turnaround.targets(),
+                           charts=_turnaround_charts(board.data, board.names))
 
 
-def _turnaround_charts(db, data: dict[str, list[dict[str, Any]]]) -> dict[str, list[charts.Chart]]:
+def _turnaround_charts(data: dict[str, list[dict[str, Any]]],
+                       names: dict[str, dict[str, str]]) -> dict[str, list[charts.Chart]]:
     """SVG charts of the dashboard rows, labelled with institution names and pathologists' full names."""
-    names = turnaround.display_names(db, data)
     text = charts.ChartText(median=_("Median"), p90=_("90th percentile"), hours=_("hours"), days=_("days"),
                             hours_short=_("h"), days_short=_("d"))
     return charts.turnaround_charts(data, turnaround.STAGES, names=names, text=text,
@@ -420,29 +373,25 @@ def _my_worklists() -> dict[str, list[worklists.Item]]:
         filters = worklists.Filters.parse(request.args.to_dict())
     except ValidationFailed:
         filters = worklists.Filters()  # a hand-edited query string must not break the home page
-    return worklists.worklists(SessionLocal(), user, filters)
+    return views.my_worklists(user, filters)
 
 
 def _case_panel(case: Case) -> dict[str, Any]:
-    user = me()
-    return {"items": svc.for_case(SessionLocal(), user, case),
-            "can_create": policy.can(user, "consultation.create", case)}
+    return views.case_panel(me(), case)
 
 
 def _result_of(c: Consultation) -> results.Result | None:
     """For templates: the result in force of a request (worklists, case panel, pages)."""
-    if c.state not in (S.REPORTED, S.RETURNED, S.ACKNOWLEDGED):
-        return None
-    return results.result_in_force(SessionLocal(), c)
+    return views.result_of(c)
 
 
 def _preliminaries_of(c: Consultation) -> list[results.Preliminary]:
-    return results.preliminary_opinions(SessionLocal(), c)
+    return views.preliminaries_of(c)
 
 
 def _unread() -> int:
     user = me()
-    return notes.unread_count(SessionLocal(), user) if user.is_authenticated else 0
+    return views.unread(user) if user.is_authenticated else 0
 
 
 def init_app(app: Flask) -> None:

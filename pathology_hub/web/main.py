@@ -5,11 +5,10 @@ from __future__ import annotations
 from flask import Blueprint, redirect, render_template, request, session
 from flask_login import current_user
 
-from ..db import SessionLocal
+from ..domain import accounts
 from ..domain import cases as case_service
-from ..domain import policy
-from ..models import Role
 from .auth import _safe_next
+from .authz import me
 from .i18n import SUPPORTED
 
 bp = Blueprint("main", __name__)
@@ -17,9 +16,7 @@ bp = Blueprint("main", __name__)
 
 @bp.route("/")
 def home():
-    user = current_user._get_current_object()
-    cases = case_service.list_cases(SessionLocal(), user, limit=50) if policy.can(user, "case.list") else []
-    return render_template("home.html", cases=cases, Role=Role)
+    return render_template("home.html", cases=case_service.home_cases(me(), limit=50))
 
 
 @bp.route("/lang", methods=["POST"])
@@ -28,10 +25,7 @@ def set_language():
     if lang in SUPPORTED:
         session["lang"] = lang
         if current_user.is_authenticated:
-            db = SessionLocal()
-            user = db.merge(current_user._get_current_object())
-            user.locale = lang
-            db.commit()
+            accounts.remember_locale(me(), lang)
     return redirect(_safe_next(request.form.get("next") or request.referrer and _path_of(request.referrer)))
 
 

@@ -4,7 +4,7 @@ and the public verification page.  Handlers stay thin: :mod:`pathology_hub.domai
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Flask, Response, jsonify, make_response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
@@ -13,17 +13,13 @@ from flask_babel import lazy_gettext as _l
 from storage.errors import StorageUnavailable
 
 from .. import runtime
-from ..db import SessionLocal
-from ..domain import consultations as consultations_svc
-from ..domain import policy, report_codes, report_integrity, report_permissions
+from ..domain import lookup, report_codes
 from ..domain import report_documents as docs
+from ..domain import report_views as views
 from ..domain import reports as svc
 from ..domain.errors import ValidationFailed
 from ..domain.view_links import normalise_view_link
-from ..models import Case, User
-from ..models.consultations import Consultation
-from ..models.reports import Report, ReportVersion
-from .authz import authorize, load_model, me
+from .authz import authorize, me
 from .errors import error_response
 from . import rate_limit
 from .rate_limit import verify_form_limit, verify_limit
@@ -33,8 +29,15 @@ from .times import localtime
 from . import error_messages
 from .errors import message_of
 
+if TYPE_CHECKING:
+    from ..models import Case, User
+    from ..models.consultations import Consultation
+    from ..models.reports import Report, ReportVersion
+
 bp = Blueprint("reports", __name__)
-_report = load_model(Report, "report_id")
+_report = lookup.loader("report", "report_id")
+_case = lookup.loader("case", "case_id")
+_consultation = lookup.loader("consultation", "consultation_id")
 
 KIND_LABELS = {"original": _l("original report"), "addendum": _l("addendum"), "amendment": _l("amendment")}
 STATUS_LABELS = {"draft": _l("draft"), "signed": _l("signed"), "superseded": _l("superseded")}
@@ -70,9 +73,8 @@ def _revision(data: dict[str, Any]) -> Any:
 @bp.errorhandler(svc.WrongPassword)
 @bp.errorhandler(svc.SignerLocked)
 def audited_refusal(exc):
-    """The refusal was audited in this unit of work (and a wrong password counted toward the
-    lock-out): keep that record, then answer."""
-    SessionLocal.commit()
+    """The refusal was audited (and a wrong password counted toward the lock-out); the domain's unit
+    of work committed that record (``report_views``): answer."""
     if isinstance(exc, svc.SignerLocked):
         minutes = exc.details.get("retry_after_minutes", 1)
         resp = make_response(error_response(exc.status, exc.code, _(
@@ -85,8 +87,8 @@ def audited_refusal(exc):
 
 @bp.errorhandler(svc.ReportIntegrityFailed)
 def integrity_refusal(exc):
-    """A stored PDF that no longer matches its signature: keep the audit entry, refuse in the user's language."""
-    SessionLocal.commit()
+    """A stored PDF that no longer matches its signature (the audit entry is committed by the domain):
+    refuse in the user's language."""
     return error_response(exc.status, exc.code, integrity_message(refused=True), exc.details)
 
 
@@ -95,9 +97,8 @@ STORAGE_RETRY_AFTER_SECONDS = 30
 
 @bp.errorhandler(StorageUnavailable)
 def storage_unavailable(exc: StorageUnavailable):
-    """The object store is unreachable: nothing of this request was kept (the unit of work is rolled
-    back, so a signature never exists without its stored PDF and the draft is untouched)."""
-    SessionLocal.rollback()
+    """The object store is unreachable: nothing of this request was kept (the domain's unit of work
+    rolled back, so a signature never exists without its stored PDF and the draft is untouched)."""
     if request.endpoint in ("reports.api_sign", "reports.api_cosign"):
         message = _("The report was not signed: the document store cannot be reached right now. Nothing was "
                     "changed, your draft is kept, and your password was not counted as wrong. Sign again in a "
@@ -121,8 +122,9 @@ def integrity_message(refused: bool = False) -> str:
 
 
 # ---------------------------------------------------------------- JSON shapes
-def version_json(db, v: ReportVersion, report: Report) -> dict[str, Any]:
-    sigs = docs.signatures_of(db, v) if v.status != "draft" else []
+def version_json(v: ReportVersion, report: Report) -> dict[str, Any]:
+    parts = views.version_parts(v)
+    sigs = parts.signatures
     data = {
         "number": v.number, "kind": v.kind, "status": v.status, "reason": v.reason, "revision": v.revision,
         **svc.version_json_fields(v), "diagnosis_code_name": code_name(v),
@@ -138,13 +140,12 @@ def version_json(db, v: ReportVersion, report: Report) -> dict[str, Any]:
         "figures": [{"id": f.id, "slide_id": f.slide_id, "caption": f.caption, "view_link": _safe_link(f.view_link, report),
                      "magnification": f.magnification,
                      "image_url": url_for("reports.api_figure_image", report_id=report.id, figure=f.id)}
-                    for f in docs.figures_of(db, v)],
+                    for f in parts.figures],
         "pdf_url": (url_for("reports.api_version_pdf", report_id=report.id, number=v.number)
                     if v.status != "draft" else None),
     }
-    if v.status != "draft":
-        bad = report_integrity.version_problems(docs.files_of(db, v))
-        data["integrity"] = {"ok": not bad, "failed_files": bad}
+    if parts.failed_files is not None:
+        data["integrity"] = {"ok": not parts.failed_files, "failed_files": parts.failed_files}
     return data
 
 
@@ -161,10 +162,9 @@ def _preliminary_by(c: Consultation) -> str:
 
 
 def report_json(report: Report, user: User) -> dict[str, Any]:
-    db = SessionLocal()
     versions = svc.visible_versions(user, report)
     c = report.consultation
-    version_items = [version_json(db, v, report) for v in versions]
+    version_items = [version_json(v, report) for v in versions]
     return {
         "id": report.id, "consultation_id": c.id, "case_id": report.case_id, "case_number": c.case.case_number,
         "consultation_state": c.state.value, "question": c.question,
@@ -172,7 +172,7 @@ def report_json(report: Report, user: User) -> dict[str, Any]:
         "preliminary_opinion_by": _preliminary_by(c),
         "versions": version_items,
         "current": version_items[-1] if version_items else None,
-        "can": report_permissions.allowed_actions(db, user, report).as_json(),
+        "can": views.allowed_actions(user, report).as_json(),
         "integrity_ok": all(v.get("integrity", {}).get("ok", True) for v in version_items),
         "url": url_for("reports.report_page", report_id=report.id),
         "pdf_url": url_for("reports.api_pdf", report_id=report.id) if svc.latest_signed(report) else None,
@@ -203,44 +203,39 @@ def api_codes():
 
 
 @bp.route("/api/v1/cases/<int:case_id>/reports")
-@authorize("case.view", load=load_model(Case, "case_id"), as_arg="case")
+@authorize("case.view", load=_case, as_arg="case")
 def api_case_reports(case: Case):
     """The consultations of a case with their reports (what the viewer's report panel shows).
     ---
     get:
       summary: Reports of a case, per consultation
     """
-    db, user = SessionLocal(), me()
+    user = me()
     items = []
-    for c in consultations_svc.for_case(db, user, case):
-        report = svc.for_consultation(db, user, c)
+    for row in views.case_reports(user, case):
+        c, report = row.consultation, row.report
         items.append({"consultation_id": c.id, "state": c.state.value, "parent_id": c.parent_id,
-                      "assignee": c.assignee.full_name if c.assignee else None,
-                      "can_create": report is None and c.state.value == "in_review"
-                      and policy.can(user, "report.create", c),
+                      "assignee": c.assignee.full_name if c.assignee else None, "can_create": row.can_create,
                       "report": report_json(report, user) if report is not None else None})
     return jsonify({"consultations": items})
 
 
 @bp.route("/api/v1/consultations/<int:consultation_id>/report", methods=["GET"])
-@authorize("consultation.view", load=load_model(Consultation, "consultation_id"), as_arg="c")
+@authorize("consultation.view", load=_consultation, as_arg="c")
 def api_consultation_report(c: Consultation):
     """The report of a consultation (404 ``report_not_found`` when none is visible yet).
     ---
     get:
       summary: Get a consultation's report
     """
-    db = SessionLocal()
-    report = svc.for_consultation(db, me(), c)
+    report = views.open_for_consultation(me(), c, ip=client_ip())
     if report is None:
         return error_response(404, "report_not_found", error_messages.render("report_not_found"))
-    svc.record_view(db, me(), report, ip=client_ip())
-    db.commit()
     return _with_etag(report_json(report, me()), report=report)
 
 
 @bp.route("/api/v1/consultations/<int:consultation_id>/report", methods=["POST"])
-@authorize("consultation.view", load=load_model(Consultation, "consultation_id"), as_arg="c")
+@authorize("consultation.view", load=_consultation, as_arg="c")
 def api_create(c: Consultation):
     """Start the report (the assigned pathologist, consultation in review).
     ---
@@ -250,9 +245,7 @@ def api_create(c: Consultation):
         201: {description: created}
         409: {description: report_exists or invalid_state}
     """
-    db = SessionLocal()
-    report = svc.create(db, me(), c, ip=client_ip())
-    db.commit()
+    report = views.start(me(), c, ip=client_ip())
     return _with_etag(report_json(report, me()), 201, report)
 
 
@@ -264,9 +257,7 @@ def api_get(report: Report):
     get:
       summary: Get a report
     """
-    db = SessionLocal()
-    svc.record_view(db, me(), report, ip=client_ip())
-    db.commit()
+    views.record_view(me(), report, ip=client_ip())
     return _with_etag(report_json(report, me()), report=report)
 
 
@@ -284,11 +275,8 @@ def api_update(report: Report):
           application/json:
             schema: {type: object, properties: {revision: {type: integer}, specimen: {type: string}, gross_description: {type: string}, microscopic_description: {type: string}, diagnosis: {type: string}, diagnosis_code: {type: string}, diagnosis_code_system: {type: string}, comment: {type: string}, recommendations: {type: string}, answer_to_question: {type: string}}}
     """
-    db = SessionLocal()
     data = _data()
-    revision = _revision(data)
-    svc.update_draft(db, me(), report, data, revision=revision, ip=client_ip())
-    db.commit()
+    views.save_draft(me(), report, data, revision=_revision(data), ip=client_ip())
     return _with_etag(report_json(report, me()), report=report)
 
 
@@ -304,11 +292,9 @@ def api_add_figure(report: Report):
           application/json:
             schema: {type: object, required: [slide_id, x, y, zoom, container_width, container_height], properties: {slide_id: {type: integer}, x: {type: number}, y: {type: number}, zoom: {type: number}, rotation: {type: number}, container_width: {type: number}, container_height: {type: number}, caption: {type: string}, url: {type: string}, magnification: {type: number, description: the magnification the viewer showed}}}
     """
-    db = SessionLocal()
-    fig = svc.add_figure(db, me(), report, _data(), ip=client_ip())
-    db.commit()
+    figure_id = views.add_figure(me(), report, _data(), ip=client_ip())
     payload = report_json(report, me())
-    payload["figure_id"] = fig.id
+    payload["figure_id"] = figure_id
     return _with_etag(payload, 201, report)
 
 
@@ -320,8 +306,7 @@ def api_figure_image(report: Report, figure: int):
     get:
       summary: Figure PNG
     """
-    fig = svc.figure(SessionLocal(), me(), report, figure)
-    resp = Response(runtime.store().get_bytes(fig.image_key), mimetype="image/png")
+    resp = Response(views.figure_image(me(), report, figure), mimetype="image/png")
     resp.headers["Cache-Control"] = "private, max-age=3600"
     return resp
 
@@ -334,9 +319,7 @@ def api_delete_figure(report: Report, figure: int):
     delete:
       summary: Delete a figure
     """
-    db = SessionLocal()
-    svc.delete_figure(db, me(), report, figure, ip=client_ip())
-    db.commit()
+    views.delete_figure(me(), report, figure, ip=client_ip())
     return _with_etag(report_json(report, me()), report=report)
 
 
@@ -354,12 +337,9 @@ def api_sign(report: Report):
           application/json:
             schema: {type: object, required: [password, revision], properties: {password: {type: string}, revision: {type: integer}, meaning: {type: string}}}
     """
-    db = SessionLocal()
     data = _data()
-    svc.sign(db, me(), report, password=data.get("password"),
-             revision=_revision(data), meaning=data.get("meaning"),
-             ip=client_ip())
-    db.commit()
+    views.sign(me(), report, password=data.get("password"), revision=_revision(data), meaning=data.get("meaning"),
+               ip=client_ip())
     return _with_etag(report_json(report, me()), report=report)
 
 
@@ -375,10 +355,8 @@ def api_cosign(report: Report):
           application/json:
             schema: {type: object, required: [password], properties: {password: {type: string}, meaning: {type: string}}}
     """
-    db = SessionLocal()
     data = _data()
-    svc.cosign(db, me(), report, password=data.get("password"), meaning=data.get("meaning"), ip=client_ip())
-    db.commit()
+    views.cosign(me(), report, password=data.get("password"), meaning=data.get("meaning"), ip=client_ip())
     return _with_etag(report_json(report, me()), report=report)
 
 
@@ -394,10 +372,8 @@ def api_new_version(report: Report):
           application/json:
             schema: {type: object, required: [kind], properties: {kind: {type: string, enum: [addendum, amendment]}, reason: {type: string}}}
     """
-    db = SessionLocal()
     data = _data()
-    svc.new_version(db, me(), report, data.get("kind"), data.get("reason"), ip=client_ip())
-    db.commit()
+    views.new_version(me(), report, data.get("kind"), data.get("reason"), ip=client_ip())
     return _with_etag(report_json(report, me()), 201, report)
 
 
@@ -417,9 +393,7 @@ def api_pdf(report: Report):
     get:
       summary: Download the signed report PDF
     """
-    db = SessionLocal()
-    data, name, _v = svc.pdf_of(db, me(), report, ip=client_ip())
-    db.commit()
+    data, name = views.pdf(me(), report, ip=client_ip())
     return _pdf_response(data, name)
 
 
@@ -434,10 +408,8 @@ def api_version_pdf(report: Report, number: int):
       parameters:
         - {name: original, in: query, schema: {type: boolean}}
     """
-    db = SessionLocal()
-    data, name, _v = svc.pdf_of(db, me(), report, number, original=request.args.get("original") in ("1", "true"),
-                                ip=client_ip())
-    db.commit()
+    data, name = views.pdf(me(), report, number, original=request.args.get("original") in ("1", "true"),
+                           ip=client_ip())
     return _pdf_response(data, name)
 
 
@@ -449,9 +421,7 @@ def api_fhir(report: Report):
     get:
       summary: FHIR DiagnosticReport
     """
-    db = SessionLocal()
-    resource = svc.fhir(db, me(), report, ip=client_ip())
-    db.commit()
+    resource = views.fhir(me(), report, ip=client_ip())
     resp = jsonify(resource)
     resp.mimetype = "application/fhir+json"
     return resp
@@ -462,9 +432,8 @@ def api_fhir(report: Report):
 @authorize("report.view", load=_report, as_arg="report")
 def report_page(report: Report):
     """The report for reading: every visible version, its signatures and downloads."""
-    db, user = SessionLocal(), me()
-    svc.record_view(db, user, report, what="page", ip=client_ip())
-    db.commit()
+    user = me()
+    views.record_view(user, report, what="page", ip=client_ip())
     data = report_json(report, user)
     return render_template("report_view.html", report=report, data=data,
                            kind_label=lambda k: KIND_LABELS.get(k, k), status_label=lambda s: STATUS_LABELS.get(s, s))
@@ -484,12 +453,10 @@ def verify():
 @verify_limit
 def verify_code(code: str):
     """Public: does this code match a signed report, which version, who signed, superseded? No clinical content."""
-    db = SessionLocal()
-    result = svc.verify(db, code)
-    if result and result.get("superseded"):  # the page's one time form, with the offset
-        v = db.query(ReportVersion).filter(ReportVersion.verification_code == result["code"]).one_or_none()
-        result["superseded_at_text"] = localtime(v.superseded_at, seconds=True) if v else result["superseded_at_text"]
-    SessionLocal.rollback()
+    found = views.verify(code)
+    result = found.result
+    if result and found.superseded_at:  # the page's one time form, with the offset
+        result["superseded_at_text"] = localtime(found.superseded_at, seconds=True)
     return render_template("report_verify.html", result=result, code=code, searched=True,
                            kind_label=lambda k: KIND_LABELS.get(k, k)), (200 if result else 404)
 
@@ -502,8 +469,7 @@ def api_verify(code: str):
     get:
       summary: Verify a report code
     """
-    result = svc.verify(SessionLocal(), code)
-    SessionLocal.rollback()
+    result = views.verify(code).result
     if result is None:
         return error_response(404, "unknown_code", error_messages.render("unknown_code"))
     return jsonify(result)
@@ -513,17 +479,15 @@ def _report_for(c: Consultation) -> Report | None:
     user = me()
     if not user.is_authenticated:
         return None
-    return svc.for_consultation(SessionLocal(), user, c)
+    return views.report_for(user, c)
 
 
 def _integrity_failed(report: Report | int | None) -> bool:
     """For pages that link to a report (or its id): does a visible signed version's stored PDF fail its hash check?"""
     user = me()
-    if isinstance(report, int):
-        report = SessionLocal().get(Report, report)
     if report is None or not user.is_authenticated:
         return False
-    return bool(report_integrity.report_problems(SessionLocal(), svc.visible_versions(user, report)))
+    return views.integrity_failed(user, report)
 
 
 def init_app(app: Flask) -> None:

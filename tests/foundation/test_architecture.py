@@ -36,17 +36,10 @@ FLASK = ("flask", "flask_babel", "flask_login", "flask_wtf", "werkzeug", "pathol
 #: nothing of the domain; the PDF figure builder raises those errors so the web layer renders them alike.
 LOWER_MAY_IMPORT = {"pathology_hub.domain.errors"}
 
-#: Web modules that still import models or open database sessions themselves (issue #17: handlers
-#: should call one domain function). This list may only shrink; the app factory is not a web module.
-WEB_MODELS_ALLOWED = {
-    "pathology_hub.web.audit_web", "pathology_hub.web.cases", "pathology_hub.web.consultations_web",
-    "pathology_hub.web.main", "pathology_hub.web.reports_web",
-}
-WEB_SESSIONS_ALLOWED = {
-    "pathology_hub.web.audit_web",
-    "pathology_hub.web.cases", "pathology_hub.web.consultations_web",
-    "pathology_hub.web.main", "pathology_hub.web.reports_web",
-}
+#: Web modules that may import models or open database sessions themselves: none (issue #17:
+#: a handler calls one domain function, which owns its unit of work). Keep both sets empty.
+WEB_MODELS_ALLOWED: set[str] = set()
+WEB_SESSIONS_ALLOWED: set[str] = set()
 SESSION_NAMES = {"SessionLocal", "session_scope", "independent_session"}
 
 
