@@ -15,3 +15,4 @@ from .annotations import Annotation  # noqa: E402,F401
 from .reports import (Report, ReportFigure, ReportFile, ReportSignature, ReportVersion,  # noqa: E402,F401
                       ResultAcknowledgement)
 from .audit_checkpoints import AuditCheckpoint  # noqa: E402,F401
+from .hl7 import Hl7Message  # noqa: E402,F401
