@@ -62,7 +62,7 @@ class LisListener:
                 msg = parse_message(text)
                 self.parsed.append(msg)
                 if self.mode == "none":
-                    time.sleep(0.6)
+                    time.sleep(2.0)
                     continue
                 control = msg.msh.msh_10.value
                 ack = (f"MSH|^~\\&|LIS|HOSP|PATHOLOGY_HUB|X|20261204000000||ACK^R01^ACK|A{control}|P|2.5.1\r"
@@ -78,7 +78,7 @@ class LisListener:
 @pytest.fixture
 def lis(world, monkeypatch):
     """COMM1 (the referring institution of the report scenario) has an LIS on a free local port."""
-    monkeypatch.setenv("HL7_MLLP_TIMEOUT_SECONDS", "0.3")
+    monkeypatch.setenv("HL7_MLLP_TIMEOUT_SECONDS", "1.5")
     port = _free_port()
     inst = world.scalars(select(Institution).where(Institution.code == "COMM1")).one()
     inst.lis_host, inst.lis_port = "127.0.0.1", port
@@ -205,7 +205,7 @@ def test_endpoint_validation_is_translated(world, client_for):
     resp = admin.post(f"/admin/lis/institutions/{inst.id}/endpoint",
                       data={"lis_host": "bad host!", "lis_port": "2575"},
                       headers={"Accept-Language": "zh-CN"}, follow_redirects=True)
-    assert "LIS 主机" in resp.get_data(as_text=True)
+    assert "LIS 主机名" in resp.get_data(as_text=True)
     resp = admin.post(f"/admin/lis/institutions/{inst.id}/endpoint",
                       data={"lis_host": "lis.hospital.local", "lis_port": "70000"},
                       follow_redirects=True)
