@@ -231,3 +231,18 @@ def test_large_pdf_goes_as_a_link(db, client_for, scenario, lis, monkeypatch):
     [rp] = [o for o in obx if o[3].startswith("PDF^")]
     assert rp[2] == "RP" and "/api/v1/reports/" in rp[5] and not any(o[2] == "ED" for o in obx)
 
+
+
+def test_addendum_is_sent_as_corrected_with_the_addendum_text(db, client_for, scenario, lis):
+    listener = lis("AA")
+    report = signed_report(client_for, scenario)
+    p = client_for("pathologist")
+    draft = ok(p.post(f"/api/v1/reports/{report['id']}/versions",
+                      json={"kind": "addendum", "reason": "HER2 3+ by IHC"}), 201)
+    sign(p, draft)
+    assert len(listener.messages) == 2
+    text = listener.messages[1]
+    assert _segments(text, "OBR")[0][25] == "C"
+    assert _segments(text, "OBR")[0][3] == _segments(listener.messages[0], "OBR")[0][3]  # same filler order
+    assert [o[5] for o in _segments(text, "OBX") if o[3].startswith("35265-8")] == ["HER2 3+ by IHC"]
+    assert [r.status for r in _rows(db)] == ["delivered", "delivered"]
