@@ -23,6 +23,7 @@ from . import db, runtime, upload_server
 from .config import Settings
 from .domain import consultations, frozen, jobs, notifications, passwords, policy, reports, tile_render
 from .domain import slides as slide_service
+from .domain.hl7 import outbox as hl7_outbox
 from .uploads.tus import TusServer
 
 
@@ -55,6 +56,7 @@ def register_job_handlers() -> None:
     jobs.register_failure_hook("tile", slide_service.mark_job_failed)
     jobs.register_handler(frozen.SMS_JOB, frozen.run_sms)
     jobs.register_failure_hook(frozen.SMS_JOB, frozen.sms_failed)
+    jobs.register_handler(hl7_outbox.JOB_KIND, hl7_outbox.run_send_job)
 
 
 def register_policy() -> None:

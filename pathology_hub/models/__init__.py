@@ -16,3 +16,4 @@ from .reports import (Report, ReportFigure, ReportFile, ReportSignature, ReportV
                       ResultAcknowledgement)
 from .audit_checkpoints import AuditCheckpoint  # noqa: E402,F401
 from .frozen import FrozenPage, OnCallShift  # noqa: E402,F401
+from .hl7 import Hl7Message  # noqa: E402,F401

@@ -50,6 +50,9 @@ class Institution(Base):
     time_zone: Mapped[str] = mapped_column(String(64), default="Asia/Shanghai", server_default="Asia/Shanghai")
     #: Language of the report PDFs of cases this institution refers ("zh" or "en").
     report_language: Mapped[str] = mapped_column(String(8), default="zh", server_default="zh")
+    #: The referring hospital's LIS that receives HL7 v2 ORU^R01 results over MLLP (None: not sent).
+    lis_host: Mapped[str | None] = mapped_column(String(253))
+    lis_port: Mapped[int | None] = mapped_column(Integer)
 
     refers_to: Mapped[list["Institution"]] = relationship(
         secondary=referral_links,

@@ -40,5 +40,7 @@ def register_web(app: Flask) -> None:
     subspecialties_web.init_app(app)
     from . import frozen_web
     frozen_web.init_app(app)
+    from .lis_admin import bp as lis_admin_bp
+    app.register_blueprint(lis_admin_bp)
     from . import refusal_audit_hook
     refusal_audit_hook.install(app)

@@ -37,6 +37,9 @@ MATRIX: dict[tuple[str, str], dict[str, int]] = {
     ("GET", "/admin/audit"): {"anon": 302, "admin": 200, "*": 403},
     ("GET", "/admin/audit.csv"): {"anon": 302, "admin": 200, "*": 403},
     ("POST", "/admin/audit/verify"): {"anon": 302, "admin": 302, "*": 403},
+    ("GET", "/admin/lis"): {"anon": 302, "admin": 200, "*": 403},
+    ("POST", "/admin/lis/institutions/<int:institution_id>/endpoint"): {"anon": 302, "admin": 302, "*": 403},
+    ("POST", "/admin/lis/messages/<int:message_id>/resend"): {"anon": 302, "admin": 302, "*": 403},
     ("GET", "/api/v1/openapi.json"): {"anon": 200, "*": 200},
     ("GET", "/api/v1/me"): {"anon": 401, "*": 200},
     ("GET", "/api/v1/institutions"): {"anon": 401, "*": 200},
@@ -202,7 +205,8 @@ def test_role_against_every_endpoint(role, client_for, ids):
                    .replace("<upload_id>", "0" * 32).replace("<int:consultation_id>", str(ids["consultation_id"])) \
                    .replace("<int:report_id>", str(ids["report_id"])).replace("<int:figure>", "1") \
                    .replace("<int:number>", "1").replace("<code>", "UNKNOWNCODE234567") \
-                   .replace("<int:page_id>", "999999").replace("<int:shift_id>", "999999")
+                   .replace("<int:page_id>", "999999").replace("<int:shift_id>", "999999") \
+                   .replace("<int:message_id>", "1")
         kwargs = {}
         if method in ("POST", "PUT", "PATCH"):
             if path.startswith("/api/"):

@@ -131,6 +131,7 @@ def pages(w) -> list[tuple[str, str, str, str]]:
            ("admin-users", "/admin/users", "admin.users", ""),
            ("admin-institutions", "/admin/institutions", "admin.institutions", ""),
            ("admin-audit", "/admin/audit", "audit.audit_page", ""),
+           ("admin-lis", "/admin/lis", "lis_admin.page", ""),
            ("turnaround", "/admin/turnaround", "consultations.turnaround_page", ""),
            ("not-found", "/no/such/page", "", "")]
     seen: set[int] = set()

@@ -19,6 +19,7 @@ from pathology_hub.domain import consultations as consultations_svc
 from pathology_hub.domain import report_documents as docs
 from pathology_hub.domain import report_permissions
 from pathology_hub.domain.errors import Conflict, ValidationFailed
+from pathology_hub.domain.hl7 import outbox as hl7_outbox
 from pathology_hub.domain.reports.errors import ReportVersionConflict, SignerLocked, WrongPassword
 from pathology_hub.domain.reports.guards import _expected_revision, _now, _refuse, _text
 from pathology_hub.domain.reports.reading import clinicians_to_notify, current
@@ -124,6 +125,7 @@ def sign(session: Session, user: User, report: Report, *, password: Any, revisio
     signature.version_id = v.id
     session.add(signature)
     docs.store_file(session, v, "original", pdf, now=now)
+    hl7_outbox.queue_for_version(session, v, pdf.data, now=now)  # same transaction: no signature without its message
     audit.record(session, "report.signed", actor=user, object_type="report", object_id=report.id,
                  case_id=report.case_id, ip=ip,
                  details={"version": v.number, "kind": v.kind, "sha256": pdf.sha256, "meaning": meaning})
