@@ -57,6 +57,7 @@ def register_job_handlers() -> None:
     jobs.register_handler(frozen.SMS_JOB, frozen.run_sms)
     jobs.register_failure_hook(frozen.SMS_JOB, frozen.sms_failed)
     jobs.register_handler(hl7_outbox.JOB_KIND, hl7_outbox.run_send_job)
+    jobs.register_failure_hook(hl7_outbox.JOB_KIND, hl7_outbox.send_job_failed)
 
 
 def register_policy() -> None:

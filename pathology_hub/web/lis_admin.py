@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-from sqlalchemy import select
 
-from ..db import SessionLocal
+from ..domain import administration
 from ..domain.errors import DomainError
 from ..domain.hl7 import outbox
-from ..models import Institution
 from .authz import authorize, load_model, me
 from .errors import flash_error
+
+if TYPE_CHECKING:
+    from ..models import Institution
 
 bp = Blueprint("lis_admin", __name__, url_prefix="/admin/lis")
 
@@ -19,21 +22,17 @@ bp = Blueprint("lis_admin", __name__, url_prefix="/admin/lis")
 @bp.route("")
 @authorize("admin.manage")
 def page():
-    db = SessionLocal()
-    institutions = list(db.scalars(select(Institution).order_by(Institution.tier, Institution.code)))
-    return render_template("admin_lis.html", institutions=institutions, messages=outbox.recent(db))
+    return render_template("admin_lis.html", institutions=administration.institutions(),
+                           messages=outbox.recent_messages())
 
 
 @bp.route("/institutions/<int:institution_id>/endpoint", methods=["POST"])
-@authorize("admin.manage", load=load_model(Institution, "institution_id"), as_arg="institution")
+@authorize("admin.manage", load=load_model(administration.find_institution, "institution_id"), as_arg="institution")
 def endpoint(institution: Institution):
-    db = SessionLocal()
     try:
-        outbox.set_endpoint(db, institution, request.form.get("lis_host"), request.form.get("lis_port"), actor=me())
-        db.commit()
+        outbox.save_endpoint(institution, request.form.get("lis_host"), request.form.get("lis_port"), actor=me())
         flash(_("LIS endpoint saved."), "success")
     except DomainError as exc:
-        db.rollback()
         flash_error(exc)
     return redirect(url_for("lis_admin.page"))
 
@@ -41,12 +40,9 @@ def endpoint(institution: Institution):
 @bp.route("/messages/<int:message_id>/resend", methods=["POST"])
 @authorize("admin.manage")
 def resend(message_id: int):
-    db = SessionLocal()
     try:
-        outbox.resend(db, message_id, actor=me(), ip=request.remote_addr)
-        db.commit()
+        outbox.resend_message(message_id, actor=me(), ip=request.remote_addr)
         flash(_("The message was queued to be sent again."), "success")
     except DomainError as exc:
-        db.rollback()
         flash_error(exc)
     return redirect(url_for("lis_admin.page"))

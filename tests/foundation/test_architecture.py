@@ -211,8 +211,8 @@ def test_policy_and_jobs_answer_the_same_whatever_was_imported(tmp_path):
     after = bare["after"]
     assert after["grants"] == ["pathology_hub.domain.consultations.case_access_grant"]
     assert after["report_signed"] == ["pathology_hub.domain.reports.reading.case_report_signed"]
-    assert after["handlers"] == ["frozen_sms", "ingest", "tile"]
-    assert after["failure_hooks"] == ["frozen_sms", "ingest", "tile"]
+    assert after["handlers"] == ["frozen_sms", "hl7_send", "ingest", "tile"]
+    assert after["failure_hooks"] == ["frozen_sms", "hl7_send", "ingest", "tile"]
     assert after["ports"] == [True, True, True]
     assert after["flask"] is False  # the worker's wiring needs no web framework
 

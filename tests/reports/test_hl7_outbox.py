@@ -171,6 +171,30 @@ def test_lis_down_keeps_message_queued_then_delivers(db, client_for, scenario, l
     assert len(listener.messages) == 1
 
 
+def test_a_crashed_send_job_plans_a_new_attempt(db, client_for, scenario, lis, monkeypatch):
+    """A bug or an unexpected error in the send job must not strand the message as "queued"."""
+    signed_report(client_for, scenario)  # nothing listens: queued, a retry job planned
+    [row] = _rows(db)
+    first_job = row.job_id
+    from pathology_hub.db import SessionLocal
+    from pathology_hub.domain import jobs
+    from pathology_hub.domain.hl7 import mllp
+
+    def crash(*_args, **_kwargs):
+        raise RuntimeError("unexpected")
+    real_send = mllp.send
+    monkeypatch.setattr(mllp, "send", crash)
+    jobs.run(lambda: SessionLocal.session_factory(), first_job)
+    db.expire_all()
+    [row] = _rows(db)
+    assert row.status == "queued" and row.job_id != first_job and "unexpected" in row.last_error
+    monkeypatch.setattr(mllp, "send", real_send)
+    listener = lis("AA")
+    assert jobs.run(lambda: SessionLocal.session_factory(), row.job_id) == "done"
+    [row] = _rows(db)
+    assert row.status == "delivered" and len(listener.messages) == 1
+
+
 def test_no_ack_is_retried(db, client_for, scenario, lis):
     listener = lis("none")
     signed_report(client_for, scenario)

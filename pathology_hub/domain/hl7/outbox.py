@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
-from pathology_hub.domain import audit, jobs
+from pathology_hub.domain import audit, jobs, unit_of_work
 from pathology_hub.domain.errors import NotFound, ValidationFailed
 from pathology_hub.domain.hl7 import message as hl7_message
 from pathology_hub.domain.hl7 import mllp
@@ -123,6 +123,21 @@ def run_send_job(session: Session, job: Job, _ctx: Any) -> None:
     send_now(session, row)
 
 
+def send_job_failed(session: Session, job: Job) -> None:
+    """Failure hook: the send job crashed for good (not a refused or unanswered send, which plans
+    its own retry). The message must not be stranded as "queued" with no job behind it, so the
+    crash is recorded and a new attempt is planned on the usual schedule."""
+    row = session.scalar(select(Hl7Message).where(Hl7Message.job_id == job.id))
+    if row is None or row.status != "queued":
+        return
+    delay = retry_delay(max(1, row.attempts))
+    row.last_error = (job.error or "the send job stopped unexpectedly")[:2000]
+    row.next_attempt_at = utcnow() + dt.timedelta(seconds=delay)
+    log.warning("hl7 send job crashed; retrying", extra={"hl7_id": row.id, "retry_in_seconds": delay})
+    _new_job(session, row, delay=delay)
+    session.commit()
+
+
 def send_now(session: Session, row: Hl7Message) -> str:
     """One attempt; commits, and returns the row's new status."""
     inst = row.institution
@@ -180,3 +195,22 @@ def resend(session: Session, message_id: int, *, actor: User, ip: str | None = N
     audit.record(session, "hl7.resent", actor=actor, object_type="hl7_message", object_id=row.id, ip=ip,
                  details={"control_id": row.control_id, "previous_status": previous, "attempts": row.attempts})
     return row
+
+
+# ---------------------------------------------------------------- units of work for the admin page
+# The web handler holds no session: each of these owns its unit of work (see ``unit_of_work``).
+def recent_messages(limit: int = 100) -> list[Hl7Message]:
+    """:func:`recent` in the current unit of work."""
+    return recent(unit_of_work.current(), limit)
+
+
+def save_endpoint(inst: Institution, host: Any, port: Any, *, actor: User) -> None:
+    """:func:`set_endpoint`, committed; a refused endpoint changes nothing."""
+    with unit_of_work.transaction() as session:
+        set_endpoint(session, session.merge(inst), host, port, actor=actor)
+
+
+def resend_message(message_id: int, *, actor: User, ip: str | None = None) -> Hl7Message:
+    """:func:`resend`, committed."""
+    with unit_of_work.transaction() as session:
+        return resend(session, message_id, actor=actor, ip=ip)
