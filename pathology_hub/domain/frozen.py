@@ -349,7 +349,7 @@ def institution_name(session: Session, institution_id: int) -> str:
 
 # ---------------------------------------------------------------- for the web layer
 # Each call below is one request's work on the request's session (``db.SessionLocal``), so the
-# handlers in web/frozen_web.py stay one line and import neither models nor sessions.
+# handlers in web/frozen.py stay one line and import neither models nor sessions.
 def _request_session() -> Session:
     from ..db import SessionLocal  # noqa: PLC0415 - the request-scoped session, bound by the app
     return SessionLocal()

@@ -24,22 +24,24 @@ def register_web(app: Flask) -> None:
     for bp in (auth_bp, main_bp, cases_bp, admin_bp, api_bp, health_bp):
         app.register_blueprint(bp)
 
-    from . import slides_web, uploads_web
-    uploads_web.init_app(app)
-    slides_web.init_app(app)
-    from . import slide_edits_web
-    slide_edits_web.init_app(app)
-    from . import annotations_web, consultations_web
-    consultations_web.init_app(app)
-    annotations_web.init_app(app)
-    from . import reports_web
-    reports_web.init_app(app)
-    from . import audit_web
-    audit_web.init_app(app)
-    from . import subspecialties_web
-    subspecialties_web.init_app(app)
-    from . import frozen_web
-    frozen_web.init_app(app)
+    from . import slides, uploads
+    uploads.init_app(app)
+    slides.init_app(app)
+    from . import slide_edits
+    slide_edits.init_app(app)
+    from . import consultations
+    consultations.init_app(app)
+    # ``from . import annotations`` would return this module's ``from __future__ import annotations``
+    from .annotations import init_app as init_annotations
+    init_annotations(app)
+    from . import reports
+    reports.init_app(app)
+    from . import audit
+    audit.init_app(app)
+    from . import subspecialties
+    subspecialties.init_app(app)
+    from . import frozen
+    frozen.init_app(app)
     from .lis_admin import bp as lis_admin_bp
     app.register_blueprint(lis_admin_bp)
     from . import refusal_audit_hook

@@ -65,7 +65,7 @@ def detail(case: Case):
             # asked with the file's SHA-256 before any byte is sent (duplicate warning)
             "duplicateCheckUrl": url_for("slides.case_slides", case_id=case.id),
             "i18n": upload_strings()}
-    from .slides_web import slide_json
+    from .slides import slide_json
     from .slide_text import STAIN_CATEGORY_LABELS
     rows = [slide_json(s) for s in case.slides]
     return render_template("case_detail.html", case=case, can_upload=can_upload, upload_config=upload_config,

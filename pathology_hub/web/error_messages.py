@@ -248,7 +248,7 @@ def _unknown_subspecialty(params: Mapping[str, Any]) -> str:
 
 
 def _invalid_transition(params: Mapping[str, Any]) -> str:
-    from .consultations_web import ACTION_LABELS, STATE_LABELS  # the words of the consultation pages
+    from .consultations import ACTION_LABELS, STATE_LABELS  # the words of the consultation pages
     state, transition = params.get("state", ""), params.get("transition", "")
     if transition in ACTION_LABELS:
         return _("“%(action)s” is not possible while the consultation is %(state_label)s.",

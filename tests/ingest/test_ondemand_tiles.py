@@ -73,9 +73,9 @@ def test_tile_ahead_of_the_pipeline_is_rendered_once_by_the_worker_task(half_bui
 
 def test_web_layer_never_opens_an_original():
     """Native decoders only run on the worker side: the web package imports no tile renderer."""
-    import pathology_hub.web.slides_web as slides_web
-    assert not hasattr(slides_web, "render_tile")
-    assert not hasattr(slides_web, "openable_path")
+    import pathology_hub.web.slides as slides
+    assert not hasattr(slides, "render_tile")
+    assert not hasattr(slides, "openable_path")
 
 
 def test_without_a_local_original_the_viewer_is_told_to_retry(half_built, monkeypatch):

@@ -21,7 +21,7 @@ from ..domain import lookup, policy, results, turnaround, worklists
 from ..domain.errors import DomainError, ValidationFailed
 from . import charts
 from .errors import flash_error, message_of
-from .subspecialties_web import label as subspecialty_label
+from .subspecialties import label as subspecialty_label
 from .authz import authorize, me
 from .security import client_ip
 from .serializers import iso

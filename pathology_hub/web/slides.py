@@ -171,7 +171,7 @@ def delete_slide(slide: Slide):
       responses:
         204: {description: withdrawn}
     """
-    from .slide_edits_web import withdraw_now
+    from .slide_edits import withdraw_now
     withdraw_now(slide, request.args.get("reason", ""))
     return Response(status=204)
 
