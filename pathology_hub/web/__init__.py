@@ -15,13 +15,13 @@ def register_web(app: Flask) -> None:
     from . import times
     times.init_app(app)
 
-    from .api import bp as api_bp
+    from .openapi import bp as openapi_bp
     from .admin import bp as admin_bp
     from .auth import bp as auth_bp
     from .cases import bp as cases_bp
     from .health import bp as health_bp
     from .main import bp as main_bp
-    for bp in (auth_bp, main_bp, cases_bp, admin_bp, api_bp, health_bp):
+    for bp in (auth_bp, main_bp, cases_bp, admin_bp, openapi_bp, health_bp):
         app.register_blueprint(bp)
 
     from . import slides, uploads

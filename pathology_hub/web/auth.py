@@ -1,10 +1,10 @@
-"""Login, logout and password change."""
+"""Login, logout, password change, and who is signed in (``/api/v1/me``)."""
 
 from __future__ import annotations
 
 from urllib.parse import urlparse
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, current_app, flash, jsonify, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
 
@@ -13,6 +13,7 @@ from ..domain.errors import DomainError
 from .authz import me
 from .errors import flash_error
 from .security import client_ip, session_policy
+from .serializers import user_json
 from .errors import message_of
 
 bp = Blueprint("auth", __name__)
@@ -87,3 +88,15 @@ def change_password():
         flash(_("Your password has been changed."), "success")
         return redirect(url_for("main.home"))
     return render_template("password.html")
+
+
+@bp.route("/api/v1/me")
+def whoami():
+    """The logged-in user.
+    ---
+    get:
+      summary: The current user and their institution
+      responses:
+        200: {description: the user}
+    """
+    return jsonify(user_json(me()))

@@ -10,7 +10,7 @@ import re
 
 from apispec import APISpec
 from apispec.yaml_utils import load_operations_from_docstring
-from flask import Flask
+from flask import Blueprint, Flask, current_app, jsonify
 
 _CONVERTER = re.compile(r"<(?:(?P<conv>[a-z]+):)?(?P<name>\w+)>")
 
@@ -32,7 +32,7 @@ def build_spec(app: Flask) -> dict:
     spec.components.security_scheme("session", {"type": "apiKey", "in": "cookie", "name": "ph_session"})
     spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
     for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
-        if not rule.rule.startswith("/api/v1/") or rule.endpoint == "api.openapi":
+        if not rule.rule.startswith("/api/v1/") or rule.endpoint == "openapi.openapi":
             continue
         view = app.view_functions[rule.endpoint]
         documented = load_operations_from_docstring(view.__doc__ or "")
@@ -50,3 +50,11 @@ def build_spec(app: Flask) -> dict:
         if operations:
             spec.path(path=path, operations=operations)
     return spec.to_dict()
+
+
+bp = Blueprint("openapi", __name__)
+
+
+@bp.route("/api/v1/openapi.json")
+def openapi():
+    return jsonify(build_spec(current_app))

@@ -16,7 +16,7 @@ from ..domain import accounts, unit_of_work
 from ..extensions import csrf, login_manager
 
 PUBLIC_ENDPOINTS = {"auth.login", "static", "health.healthz", "health.readyz", "main.set_language",
-                    "api.openapi", "reports.verify", "reports.verify_code",
+                    "openapi.openapi", "reports.verify", "reports.verify_code",
                     "reports.api_verify"}
 #: Endpoints that authorise every request themselves (tile token bound to the session,
 #: else the full policy check); they skip the generic login check so that a tile with a

@@ -15,7 +15,7 @@ from ..domain import cases as case_service
 from ..domain import policy, slide_facts
 from ..domain import slides as slide_service
 from ..domain.errors import DomainError, ValidationFailed
-from .api import json_body
+from .request_json import json_body
 from .authz import authorize, load_model, me
 from .security import client_ip
 from .errors import flash_error
