@@ -50,16 +50,25 @@ def get_engine() -> Engine:
 
 
 @contextmanager
-def independent_session() -> Iterator[Session]:
-    """A unit of work on a session of its own, never the request's scoped one: work done on the
-    side of a request (or in a task) must neither commit nor discard the caller's unit of work."""
-    session = SessionLocal.session_factory()
+def committing(session: Session) -> Iterator[Session]:
+    """Commit what the block did on ``session``, or roll all of it back when it raises (and re-raise).
+    The one commit-or-rollback rule behind every unit of work; who opens and closes the session differs."""
     try:
         yield session
         session.commit()
     except Exception:
         session.rollback()
         raise
+
+
+@contextmanager
+def independent_session() -> Iterator[Session]:
+    """A unit of work on a session of its own, never the request's scoped one: work done on the
+    side of a request (or in a task) must neither commit nor discard the caller's unit of work."""
+    session = SessionLocal.session_factory()
+    try:
+        with committing(session):
+            yield session
     finally:
         session.close()
 
@@ -67,12 +76,8 @@ def independent_session() -> Iterator[Session]:
 @contextmanager
 def session_scope() -> Iterator[Session]:
     """A unit of work for code outside a request (worker, CLI)."""
-    session = SessionLocal()
     try:
-        yield session
-        session.commit()
-    except Exception:
-        session.rollback()
-        raise
+        with committing(SessionLocal()) as session:
+            yield session
     finally:
         SessionLocal.remove()

@@ -14,7 +14,7 @@ from typing import Any, Iterator, TypeVar
 
 from sqlalchemy.orm import Session
 
-from ..db import SessionLocal
+from ..db import SessionLocal, committing
 
 T = TypeVar("T")
 
@@ -27,13 +27,8 @@ def current() -> Session:
 @contextmanager
 def transaction() -> Iterator[Session]:
     """Commit what the block did, or roll all of it back when it raises (and re-raise)."""
-    session = SessionLocal()
-    try:
+    with committing(SessionLocal()) as session:
         yield session
-        session.commit()
-    except Exception:
-        session.rollback()
-        raise
 
 
 def discard() -> None:
