@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
@@ -19,11 +19,30 @@ if TYPE_CHECKING:
 bp = Blueprint("lis_admin", __name__, url_prefix="/admin/lis")
 
 
+def error_headline(message: Any) -> str | None:
+    """What went wrong with a message, in the admin's language. The stored ``last_error`` is the
+    technical detail (socket errors, the LIS's own ACK text) and is shown beneath it as it is."""
+    error = message.last_error or ""
+    if not error:
+        return None
+    if message.status == "failed" and message.ack_code in ("AE", "AR"):
+        return _("The LIS refused the message (%(code)s). Its answer:", code=message.ack_code)
+    if error.startswith("ACK for another message"):
+        return _("The LIS acknowledged a different message; check the LIS interface settings.")
+    if error.startswith("no LIS endpoint"):
+        return _("No LIS endpoint is set for this institution; the message waits until one is saved.")
+    if error.startswith("no ACK within") or error.startswith("connection closed before"):
+        return _("The LIS did not acknowledge the message; it will be sent again.")
+    if "Error" in error.split(":", 1)[0]:
+        return _("The LIS could not be reached; the message will be sent again.")
+    return _("Sending stopped unexpectedly; the message will be sent again.")
+
+
 @bp.route("")
 @authorize("admin.manage")
 def page():
     return render_template("admin_lis.html", institutions=administration.institutions(),
-                           messages=outbox.recent_messages())
+                           messages=outbox.recent_messages(), error_headline=error_headline)
 
 
 @bp.route("/institutions/<int:institution_id>/endpoint", methods=["POST"])

@@ -171,6 +171,16 @@ def test_lis_down_keeps_message_queued_then_delivers(db, client_for, scenario, l
     assert len(listener.messages) == 1
 
 
+def test_outbox_errors_are_explained_in_the_admins_language(db, client_for, scenario, lis):
+    """The socket error is technical detail; the admin reads what happened in zh or en."""
+    signed_report(client_for, scenario)  # nothing listens: connection refused
+    admin = client_for("admin")
+    zh = admin.get("/admin/lis", headers={"Accept-Language": "zh-CN"}).get_data(as_text=True)
+    assert "无法连接 LIS" in zh and "Connection refused" in zh
+    en = admin.get("/admin/lis", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert "The LIS could not be reached" in en
+
+
 def test_a_crashed_send_job_plans_a_new_attempt(db, client_for, scenario, lis, monkeypatch):
     """A bug or an unexpected error in the send job must not strand the message as "queued"."""
     signed_report(client_for, scenario)  # nothing listens: queued, a retry job planned
