@@ -132,6 +132,7 @@ def pages(w) -> list[tuple[str, str, str, str]]:
            ("admin-institutions", "/admin/institutions", "admin.institutions", ""),
            ("admin-audit", "/admin/audit", "audit.audit_page", ""),
            ("admin-lis", "/admin/lis", "lis_admin.page", ""),
+           ("admin-on-call", "/admin/on-call", "frozen.roster", ""),
            ("turnaround", "/admin/turnaround", "consultations.turnaround_page", ""),
            ("not-found", "/no/such/page", "", "")]
     seen: set[int] = set()
