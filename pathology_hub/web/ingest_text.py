@@ -14,13 +14,10 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
-from ..domain.slides.descriptions import description_of
 
 if TYPE_CHECKING:  # only names the type; the web layer reads slides through the domain
     from ..models import Slide
 
-#: Below one Deep Zoom tile both ways: not a whole-slide scan (see slides/quality.py).
-_TINY_SIDE = 254
 
 
 def _names(params: Mapping[str, str]) -> str:
@@ -122,20 +119,6 @@ def qc_text(warning: Mapping[str, Any]) -> str | None:
 
 
 # ---------------------------------------------------------------- content type
-def content_of(slide: Slide) -> str | None:
-    """"photo", "fluorescence", "tiny" (smaller than a tile) or "wsi"; None before inspection."""
-    desc = description_of(slide)
-    if not desc:
-        return None
-    if desc.get("kind") == "photo":
-        return "photo"
-    if int(desc.get("width") or 0) < _TINY_SIDE and int(desc.get("height") or 0) < _TINY_SIDE:
-        return "tiny"
-    if desc.get("modality") == "fluorescence":
-        return "fluorescence"
-    return "wsi"
-
-
 def content_label(content: str | None) -> str | None:
     labels = {"photo": _("Photograph (not a whole-slide scan)"),
               "tiny": _("Small image (probably not a whole-slide scan)"),

@@ -88,7 +88,7 @@ def slide_json(slide: Slide, *, with_urls: bool = True) -> dict:
         "filename": slide.original_filename, "status": slide.status.value,
         "reject_code": slide.reject_code, "reject_message": reject_text(slide),
         "reject_detail": ingest_text.reject_detail(slide),
-        "content": (content := ingest_text.content_of(slide)), "content_label": ingest_text.content_label(content),
+        "content": (content := slide_service.content_of(slide)), "content_label": ingest_text.content_label(content),
         "waiting_for_storage": storage_wait_json(job),
         "retry_url": url_for("slides.retry", slide_id=slide.id) if state.can_retry else None,
         "created_at": iso(slide.created_at), "pyramid_version": slide.pyramid_version,

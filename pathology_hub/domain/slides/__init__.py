@@ -30,7 +30,7 @@ files); this package is the domain side.  Callers keep using
 
 from __future__ import annotations
 
-from pathology_hub.domain.slides.descriptions import description_of, quality_of
+from pathology_hub.domain.slides.descriptions import content_of, description_of, quality_of
 from pathology_hub.domain.slides.keys import (SAFE_NAME, associated_key, original_key, pyramid_prefix, slide_prefix,
                                               thumbnail_key)
 from pathology_hub.domain.slides.originals import (cache_dir, local_original, local_original_if_present,
@@ -46,6 +46,7 @@ from pathology_hub.domain.slides.uploads import (FILENAME_MAX, STAIN_MAX, add_lo
                                                  mark_storing, plain_text, register_upload)
 
 __all__ = [
+    "content_of",
     "VIEWABLE", "CaseSlides", "SlideState", "case_slides", "find_slide", "record_slides_viewed", "retry",
     "slide_state", "slide_with_uid", "viewable_slides",
     "FILENAME_MAX", "SAFE_NAME", "STAIN_MAX", "STORAGE_UNAVAILABLE", "TooManyOpenUploads", "add_local_file",
