@@ -445,10 +445,14 @@ def escalate(session: Session, user: User, c: Consultation, preliminary_opinion:
     child.receiving_institution = receiving
     child.submitted_at = now
     _move(session, child, "submit", user, now=now, ip=ip, details={"receiving": receiving.code, "parent_id": c.id})
+    paged: set[int] = set()
+    if child.priority is Priority.FROZEN:  # the surgeon is still waiting: page the next tier's on-call now
+        paged = {p.user_id for p in frozen.page(session, child, now)}
     if expert is not None:
         _assign_to(session, child, expert, user, now=now, ip=ip, reason="requested expert")
     else:
-        notifications.notify(session, triage_staff(session, receiving.id), "escalated", child)
+        notifications.notify(session, [u for u in triage_staff(session, receiving.id) if u.id not in paged],
+                             "escalated", child)
     return child
 
 

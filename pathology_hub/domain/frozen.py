@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from .. import runtime
 from ..catalogue import N_, render
 from ..models import Institution, Job, Role, User, as_utc, utcnow
-from ..models.consultations import Consultation
+from ..models.consultations import Consultation, ConsultationState
 from ..models.frozen import FrozenPage, OnCallShift
 from . import audit, jobs, notifications, timezones
 from .errors import Forbidden, NotFound, ValidationFailed
@@ -250,10 +250,19 @@ def sms_failed(session: Session, job: Job) -> None:
 
 
 # ---------------------------------------------------------------- the alarm
+#: A page rings only while its request still waits for this tier's answer: once the request is
+#: cancelled, answered (reported and after) or passed up to the next tier, an unacknowledged alarm
+#: would send a pathologist running for nothing, so it goes quiet (the page row stays, for the record).
+RINGING_STATES = (ConsultationState.TRIAGE, ConsultationState.ASSIGNED, ConsultationState.IN_REVIEW,
+                  ConsultationState.INFO_REQUESTED)
+
+
 def alarms(session: Session, user: User) -> list[FrozenPage]:
-    """The user's unacknowledged pages, newest first (the banner on every page)."""
-    return list(session.scalars(select(FrozenPage).where(FrozenPage.user_id == user.id,
-                                                         FrozenPage.acknowledged_at.is_(None))
+    """The user's unacknowledged pages of requests still awaiting an answer, newest first (the banner
+    on every page)."""
+    return list(session.scalars(select(FrozenPage).join(Consultation, Consultation.id == FrozenPage.consultation_id)
+                                .where(FrozenPage.user_id == user.id, FrozenPage.acknowledged_at.is_(None),
+                                       Consultation.state.in_(RINGING_STATES))
                                 .order_by(FrozenPage.id.desc())))
 
 

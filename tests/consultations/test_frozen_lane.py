@@ -246,3 +246,44 @@ def test_case_page_shows_the_clock_and_the_api_acknowledges(world, users, make_c
     assert client_for("tech").post(f"/api/v1/frozen/pages/{alarms[0]['id']}/ack").status_code == 404
     assert path.post(f"/api/v1/frozen/pages/{alarms[0]['id']}/ack").status_code == 200
     assert path.get("/api/v1/frozen/alarms").get_json()["alarms"] == []
+
+
+def test_a_cancelled_request_stops_ringing_but_keeps_its_pages(world, users, make_consultation):
+    c = _frozen_request(world, make_consultation)
+    svc.submit(world, users["tech"], c, skip_slide_check_for_demo_seed=True)
+    world.commit()
+    assert len(frozen.alarms(world, users["pathologist"])) == 1
+    svc.cancel(world, users["tech"], c, "Operation abandoned.")
+    world.commit()
+    assert frozen.alarms(world, users["pathologist"]) == []      # nobody runs for a cancelled request
+    assert [p.acknowledged_at for p in frozen.pages_of(world, c)] == [None]   # the record stays as it was
+
+
+def test_escalating_a_frozen_request_pages_the_next_tiers_on_call(world, users, make_consultation):
+    c = _frozen_request(world, make_consultation)
+    svc.submit(world, users["tech"], c, skip_slide_check_for_demo_seed=True)
+    svc.assign(world, users["admin"], c, users["pathologist"].id)
+    svc.accept(world, users["pathologist"], c)
+    world.commit()
+    assert frozen.alarms(world, users["pathologist"])[0].consultation_id == c.id
+    child = svc.escalate(world, users["pathologist"], c, "Spindle cells; expert opinion needed now.")
+    world.commit()
+    assert child.priority is Priority.FROZEN
+    paged = frozen.pages_of(world, child)
+    assert [p.user_id for p in paged] == [users["expert"].id]   # nobody on call at UNIV: every pathologist there
+    assert [a.consultation_id for a in frozen.alarms(world, users["expert"])] == [child.id]
+    # the district's alarm is quiet: the request has gone up a tier
+    assert frozen.alarms(world, users["pathologist"]) == []
+    kinds = [n.kind for n in world.scalars(select(Notification).where(Notification.user_id == users["expert"].id))]
+    assert kinds == ["frozen_page"]  # paged once, not also told of an ordinary escalation
+
+
+@pytest.mark.parametrize("language, expected", [("zh-CN", "分钟"), ("en", "minutes")])
+def test_request_page_counts_a_frozen_turnaround_in_minutes(world, users, make_consultation, client_for,
+                                                             language, expected):
+    c = _frozen_request(world, make_consultation)
+    svc.submit(world, users["tech"], c, skip_slide_check_for_demo_seed=True)
+    world.commit()
+    page = client_for("tech").get(f"/consultations/{c.id}", headers={"Accept-Language": language}).get_data(as_text=True)
+    line = page.split('data-testid="tat-minutes">', 1)[1].split("<", 1)[0]
+    assert expected in line and "20" in line, line
