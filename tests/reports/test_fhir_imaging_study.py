@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from sqlalchemy import select
 
 from pathology_hub import runtime
 from pathology_hub.domain.dicom import uids
