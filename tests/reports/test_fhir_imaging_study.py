@@ -96,3 +96,11 @@ def test_validators_catch_broken_shapes():
                      "numberOfSeries", "#x does not resolve"):
         assert expected in problems, problems
     assert validate_endpoint({"resourceType": "Endpoint", "status": "active"}) != []
+
+
+def test_openapi_describes_the_new_routes(client_for):
+    paths = client_for().get("/api/v1/openapi.json").json["paths"]
+    for path in ("/api/v1/reports/{report_id}/fhir/ImagingStudy", "/api/v1/reports/{report_id}/fhir/_history/{number}",
+                 "/api/v1/slides/{slide_id}/annotations/export.dcm", "/api/v1/slides/{slide_id}/annotations/import.dcm"):
+        assert path in paths, path
+        assert all(op.get("summary") for op in paths[path].values())
