@@ -40,6 +40,7 @@ import hashlib
 import hmac
 import io
 import json
+import logging
 import math
 import uuid
 from dataclasses import dataclass, field
@@ -52,6 +53,9 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.sr.codedict import codes
 from pydicom.sr.coding import Code
+
+# highdicom logs every attribute module it copies at INFO: one export would write a dozen lines.
+logging.getLogger("highdicom.base").setLevel(logging.WARNING)
 
 ANN_SOP_CLASS_UID = "1.2.840.10008.5.1.4.1.1.91.1"    # Microscopy Bulk Simple Annotations Storage
 WSI_SOP_CLASS_UID = "1.2.840.10008.5.1.4.1.1.77.1.6"  # VL Whole Slide Microscopy Image Storage
