@@ -259,3 +259,12 @@ def test_too_large_file_is_refused_before_reading(world, client_for, slide_id, m
     resp = client_for("pathologist").post(api(slide_id, "/import.dcm"), data=b"\0" * 5000,
                                           content_type="application/dicom")
     assert resp.status_code == 422 and resp.json["error"]["code"] == "import_too_large"
+
+
+def test_a_file_larger_than_an_ordinary_request_body_is_accepted(app, world, client_for, slide_id, monkeypatch):
+    """The import route takes whole files (MAX_IMPORT_BYTES), not the 1 MiB of ordinary request bodies."""
+    c = _draw(world, client_for, slide_id)
+    raw = c.get(api(slide_id, "/export.dcm")).get_data()
+    monkeypatch.setattr(app.config["SETTINGS"], "max_json_bytes", len(raw) // 2)
+    resp = c.post(api(slide_id, "/import.dcm"), data=raw, content_type="application/dicom")
+    assert resp.status_code == 201, resp.get_data(as_text=True)
