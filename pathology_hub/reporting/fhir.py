@@ -41,6 +41,7 @@ ENDPOINT_CONNECTION_TYPE = "http://terminology.hl7.org/CodeSystem/endpoint-conne
 ENDPOINT_PAYLOAD_TYPE = "http://terminology.hl7.org/CodeSystem/endpoint-payload-type"
 REPLACES_EXTENSION = "http://hl7.org/fhir/StructureDefinition/diagnosticReport-replaces"
 ADDENDUM_OF_EXTENSION = "http://hl7.org/fhir/StructureDefinition/diagnosticReport-addendumOf"
+MODALITY_DISPLAY = {"SM": "Slide Microscopy", "ANN": "Annotation"}
 #: R4 ImagingStudy.status (required binding)
 IMAGING_STUDY_STATUSES = ("registered", "available", "cancelled", "entered-in-error", "unknown")
 PATIENT_SYSTEM = "urn:pathology-hub:patient"
@@ -179,14 +180,15 @@ def imaging_study(*, resource_id: str, study_uid: str, patient_id: str, case_num
                   description: str = "Whole slide images") -> dict:
     """The R4 ImagingStudy of a case: the study UID, one series per slide, and the DICOMweb Endpoint
     (contained, so the reference always resolves). ``series`` items: ``uid``, ``number``,
-    ``description`` and optionally ``instances`` ([{uid, sop_class, number}])."""
+    ``description``, optionally ``modality`` (default SM) and ``instances`` ([{uid, sop_class, number}])."""
     endpoint = dicomweb_endpoint(endpoint_id="dicomweb", address=dicomweb_url)
     resource: dict = {
         "resourceType": "ImagingStudy", "id": resource_id,
         "contained": [endpoint],
         "identifier": [{"use": "official", "system": DICOM_UID_SYSTEM, "value": f"urn:oid:{study_uid}"}],
         "status": "available",
-        "modality": [{"system": DCM, "code": "SM", "display": "Slide Microscopy"}],
+        "modality": [{"system": DCM, "code": m, "display": MODALITY_DISPLAY.get(m, m)}
+                     for m in dict.fromkeys(["SM", *(i.get("modality", "SM") for i in series)])],
         "subject": {"type": "Patient", "identifier": {"system": PATIENT_SYSTEM, "value": patient_id},
                     "display": f"Patient {patient_id}"},
         "endpoint": [{"reference": "#dicomweb", "display": "DICOMweb (WADO-RS)"}],
@@ -199,8 +201,9 @@ def imaging_study(*, resource_id: str, study_uid: str, patient_id: str, case_num
         resource["started"] = _instant(started)
     out_series = []
     for item in series:
+        modality = item.get("modality", "SM")
         entry: dict = {"uid": item["uid"], "number": int(item["number"]),
-                       "modality": {"system": DCM, "code": "SM", "display": "Slide Microscopy"},
+                       "modality": {"system": DCM, "code": modality, "display": MODALITY_DISPLAY.get(modality, modality)},
                        "endpoint": [{"reference": "#dicomweb"}]}
         if item.get("description"):
             entry["description"] = item["description"]

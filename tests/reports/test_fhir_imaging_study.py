@@ -5,7 +5,9 @@ that answers with that version. References are followed through the API, shapes 
 from __future__ import annotations
 
 import datetime as dt
+import io
 
+import pydicom
 import pytest
 
 from pathology_hub import runtime
@@ -52,6 +54,23 @@ def test_report_references_an_imaging_study_that_resolves(client_for, scenario, 
     assert client_for("tech2").get(_path(ref["reference"])).status_code == 404
     assert client_for(None).get(_path(ref["reference"])).status_code == 401
     assert client_for("clinician").get(_path(ref["reference"])).status_code == 200
+
+
+def test_a_slide_with_annotations_adds_its_annotation_series(client_for, scenario, db):
+    p = client_for("pathologist")
+    line = {"geometry": {"type": "LineString", "coordinates": [[10, 10], [200, 40]]}}
+    assert p.post(f"/api/v1/slides/{scenario.slide_id}/annotations", json=line).status_code == 201
+    report = signed_report(client_for, scenario)
+    dcm = p.get(f"/api/v1/slides/{scenario.slide_id}/annotations/export.dcm")
+    assert dcm.status_code == 200
+    exported = pydicom.dcmread(io.BytesIO(dcm.get_data()))
+    study = ok(p.get(f"/api/v1/reports/{report['id']}/fhir/ImagingStudy"))
+    assert validate_imaging_study(study) == []
+    sm, ann = study["series"]
+    assert sm["modality"]["code"] == "SM" and ann["modality"]["code"] == "ANN"
+    assert ann["uid"] == exported.SeriesInstanceUID and ann["instance"][0]["uid"] == exported.SOPInstanceUID
+    assert ann["instance"][0]["sopClass"]["code"] == "urn:oid:1.2.840.10008.5.1.4.1.1.91.1"
+    assert [m["code"] for m in study["modality"]] == ["SM", "ANN"] and study["numberOfSeries"] == 2
 
 
 def test_amendment_is_amended_and_links_the_version_it_replaces(client_for, scenario, db):

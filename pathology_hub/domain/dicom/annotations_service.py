@@ -92,6 +92,14 @@ def instance_uid(slide: Slide, revision: str) -> str:
     return uids.annotation_instance_uid(slide.uid, slide.pyramid_version, revision)
 
 
+def current_instance_uid(session: Session, slide: Slide) -> str | None:
+    """The SOP Instance UID of the slide's annotation instance now (None: no live annotations),
+    without building it: from (uid, version) of the live rows only."""
+    rows = list(session.execute(select(Annotation.uid, Annotation.version).where(
+        Annotation.slide_id == slide.id, Annotation.deleted_at.is_(None))))
+    return instance_uid(slide, revision_of((r.uid, r.version) for r in rows)) if rows else None
+
+
 def _instance(session: Session, slide: Slide, secret: str) -> Dataset:
     records, revision, changed = _records(session, slide)
     try:

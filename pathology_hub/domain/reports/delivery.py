@@ -119,17 +119,27 @@ def imaging_study(session: Session, user: User, report: Report, *, ip: str | Non
 
     One series per slide that has a pyramid (ready, not withdrawn or deleted), with the DICOM UIDs of
     :mod:`pathology_hub.domain.dicom.uids` that the DICOMweb service answers to, and the DICOMweb
-    Endpoint at ``BASE_URL`` + ``/dicomweb``. Instances are not listed (DICOMweb lists them)."""
-    from pathology_hub.domain.dicom import uids
+    Endpoint at ``BASE_URL`` + ``/dicomweb``. Image instances are not listed (DICOMweb lists them); a
+    slide's annotations, when it has any the reader may see, are one more series (modality ANN) with
+    their one Bulk Simple Annotations instance."""
+    from pathology_hub.domain import policy
+    from pathology_hub.domain.dicom import annotations as dicom_annotations
+    from pathology_hub.domain.dicom import annotations_service, uids
     from pathology_hub.reporting.fhir import imaging_study as build
     _visible_signed(user, report, None)
     case = report.consultation.case
-    series = []
-    for number, slide in enumerate((s for s in case.slides if s.deleted_at is None and s.status == SlideStatus.READY),
-                                   start=1):
-        label = " ".join(p for p in (slide.block_label, slide.label, slide.stain) if p)
-        series.append({"uid": uids.slide_series_uid(slide.uid, slide.pyramid_version), "number": number,
-                       "description": label or f"Slide {number}"})
+    series: list[dict[str, Any]] = []
+    for slide in (s for s in case.slides if s.deleted_at is None and s.status == SlideStatus.READY):
+        label = " ".join(p for p in (slide.block_label, slide.label, slide.stain) if p) or f"Slide {len(series) + 1}"
+        series.append({"uid": uids.slide_series_uid(slide.uid, slide.pyramid_version), "number": len(series) + 1,
+                       "description": label})
+        ann_uid = annotations_service.current_instance_uid(session, slide) \
+            if policy.can(user, "annotation.view", slide) else None
+        if ann_uid is not None:
+            series.append({"uid": uids.annotation_series_uid(slide.uid, slide.pyramid_version),
+                           "number": len(series) + 1, "modality": "ANN", "description": f"Annotations of {label}",
+                           "instances": [{"uid": ann_uid, "number": 1,
+                                          "sop_class": dicom_annotations.ANN_SOP_CLASS_UID}]})
     resource = build(resource_id=f"case-{case.id}", study_uid=uids.study_uid(case.id, case.created_at),
                      patient_id=case.patient_pseudo_id or f"case-{case.id}", case_number=case.case_number or "",
                      started=docs.local_time(case.created_at), series=series,
