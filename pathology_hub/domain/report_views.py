@@ -170,9 +170,15 @@ def pdf(user: User, report: Report, number: int | None = None, *, original: bool
     return data, name
 
 
-def fhir(user: User, report: Report, *, ip: str | None = None) -> dict[str, Any]:
+def fhir(user: User, report: Report, *, ip: str | None = None, number: int | None = None) -> dict[str, Any]:
     with _change() as session:
-        return svc.fhir(session, user, report, ip=ip)
+        return svc.fhir(session, user, report, ip=ip, number=number)
+
+
+def imaging_study(user: User, report: Report, *, ip: str | None = None) -> dict[str, Any]:
+    """The case's FHIR ImagingStudy (slides as DICOM series, the DICOMweb Endpoint)."""
+    with _change() as session:
+        return svc.imaging_study(session, user, report, ip=ip)
 
 
 @dataclass

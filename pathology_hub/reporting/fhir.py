@@ -5,6 +5,13 @@ this resource, so it carries the PDF itself (``presentedForm``) and the diagnosi
 ``conclusionCode``. The subject is the pseudonymised patient identifier only: the
 patient's name never leaves the platform in an export.
 
+The report points to the case's images as an ``ImagingStudy`` (``imagingStudy``): one DICOM
+study per case (its Study Instance UID as ``urn:dicom:uid`` identifier), one series per slide
+(modality SM) and an ``Endpoint`` of type ``dicom-wado-rs`` whose address is the platform's
+DICOMweb base, so a receiving system can open the slides. An amendment is ``status: amended``
+and links the version it replaces (R4 extension ``diagnosticReport-replaces``; an addendum uses
+``diagnosticReport-addendumOf``), by a versioned URL that answers with that version.
+
 ``validate_diagnostic_report`` checks what R4 requires of the elements emitted here
 (cardinalities, value sets, primitive formats); it is not a full FHIR validator but it
 does catch the mistakes that make a receiving system reject the resource.
@@ -28,6 +35,15 @@ R4_STATUSES = ("registered", "partial", "preliminary", "final", "amended", "corr
 LOINC = "http://loinc.org"
 V2_0074 = "http://terminology.hl7.org/CodeSystem/v2-0074"
 IDENTIFIER_SYSTEM = "urn:pathology-hub:report"
+DICOM_UID_SYSTEM = "urn:dicom:uid"
+DCM = "http://dicom.nema.org/resources/ontology/DCM"
+ENDPOINT_CONNECTION_TYPE = "http://terminology.hl7.org/CodeSystem/endpoint-connection-type"
+ENDPOINT_PAYLOAD_TYPE = "http://terminology.hl7.org/CodeSystem/endpoint-payload-type"
+REPLACES_EXTENSION = "http://hl7.org/fhir/StructureDefinition/diagnosticReport-replaces"
+ADDENDUM_OF_EXTENSION = "http://hl7.org/fhir/StructureDefinition/diagnosticReport-addendumOf"
+MODALITY_DISPLAY = {"SM": "Slide Microscopy", "ANN": "Annotation"}
+#: R4 ImagingStudy.status (required binding)
+IMAGING_STUDY_STATUSES = ("registered", "available", "cancelled", "entered-in-error", "unknown")
 PATIENT_SYSTEM = "urn:pathology-hub:patient"
 
 CODE_SYSTEMS = {
@@ -61,8 +77,12 @@ def _instant(value: dt.datetime) -> str:
 
 
 def diagnostic_report(doc: ReportDocument, *, report_id: int, status: str, pdf: bytes, pdf_url: str,
-                      issued: dt.datetime) -> dict:
-    """The FHIR R4 DiagnosticReport (JSON-ready dict) for one signed report version."""
+                      issued: dt.datetime, imaging_study: dict | None = None, previous: dict | None = None,
+                      previous_kind: str = "amendment") -> dict:
+    """The FHIR R4 DiagnosticReport (JSON-ready dict) for one signed report version.
+
+    ``imaging_study`` is the Reference to the case's ImagingStudy; ``previous`` the Reference to the
+    version this one amends (``previous_kind`` "amendment") or adds to ("addendum")."""
     if status not in STATUSES:
         raise ValueError(f"status must be one of {', '.join(STATUSES)}, not {status!r}")
     if not isinstance(pdf, (bytes, bytearray)) or not pdf:
@@ -134,7 +154,161 @@ def diagnostic_report(doc: ReportDocument, *, report_id: int, status: str, pdf: 
     if not pdf_url:
         del attachment["url"]
     resource["presentedForm"] = [attachment]
+    if imaging_study:
+        resource["imagingStudy"] = [imaging_study]
+    if previous:
+        url = ADDENDUM_OF_EXTENSION if previous_kind == "addendum" else REPLACES_EXTENSION
+        resource["extension"] = [{"url": url, "valueReference": previous}]
     return resource
+
+
+def dicomweb_endpoint(*, endpoint_id: str, address: str, name: str = "Pathology Hub DICOMweb") -> dict:
+    """The R4 Endpoint of the platform's DICOMweb service (WADO-RS; QIDO-RS answers at the same base)."""
+    return {
+        "resourceType": "Endpoint", "id": endpoint_id, "status": "active",
+        "connectionType": {"system": ENDPOINT_CONNECTION_TYPE, "code": "dicom-wado-rs", "display": "DICOM WADO-RS"},
+        "name": name,
+        "payloadType": [{"coding": [{"system": ENDPOINT_PAYLOAD_TYPE, "code": "any", "display": "Any"}],
+                         "text": "DICOM"}],
+        "payloadMimeType": ["application/dicom", "application/dicom+json", "image/jpeg"],
+        "address": address,
+    }
+
+
+def imaging_study(*, resource_id: str, study_uid: str, patient_id: str, case_number: str,
+                  started: dt.datetime | None, series: list[dict], dicomweb_url: str,
+                  description: str = "Whole slide images") -> dict:
+    """The R4 ImagingStudy of a case: the study UID, one series per slide, and the DICOMweb Endpoint
+    (contained, so the reference always resolves). ``series`` items: ``uid``, ``number``,
+    ``description``, optionally ``modality`` (default SM) and ``instances`` ([{uid, sop_class, number}])."""
+    endpoint = dicomweb_endpoint(endpoint_id="dicomweb", address=dicomweb_url)
+    resource: dict = {
+        "resourceType": "ImagingStudy", "id": resource_id,
+        "contained": [endpoint],
+        "identifier": [{"use": "official", "system": DICOM_UID_SYSTEM, "value": f"urn:oid:{study_uid}"}],
+        "status": "available",
+        "modality": [{"system": DCM, "code": m, "display": MODALITY_DISPLAY.get(m, m)}
+                     for m in dict.fromkeys(["SM", *(i.get("modality", "SM") for i in series)])],
+        "subject": {"type": "Patient", "identifier": {"system": PATIENT_SYSTEM, "value": patient_id},
+                    "display": f"Patient {patient_id}"},
+        "endpoint": [{"reference": "#dicomweb", "display": "DICOMweb (WADO-RS)"}],
+        "numberOfSeries": len(series),
+        "description": description,
+    }
+    if case_number:
+        resource["identifier"].append({"use": "secondary", "system": "urn:pathology-hub:case", "value": case_number})
+    if started is not None:
+        resource["started"] = _instant(started)
+    out_series = []
+    for item in series:
+        modality = item.get("modality", "SM")
+        entry: dict = {"uid": item["uid"], "number": int(item["number"]),
+                       "modality": {"system": DCM, "code": modality, "display": MODALITY_DISPLAY.get(modality, modality)},
+                       "endpoint": [{"reference": "#dicomweb"}]}
+        if item.get("description"):
+            entry["description"] = item["description"]
+        instances = item.get("instances") or []
+        if instances:
+            entry["numberOfInstances"] = len(instances)
+            entry["instance"] = [{"uid": i["uid"], "number": int(i["number"]),
+                                  "sopClass": {"system": "urn:ietf:rfc:3986", "code": f"urn:oid:{i['sop_class']}"}}
+                                 for i in instances]
+        out_series.append(entry)
+    if out_series:
+        resource["series"] = out_series
+    return resource
+
+
+_IMAGING_ALLOWED = {"resourceType", "id", "meta", "implicitRules", "language", "text", "contained", "extension",
+                    "modifierExtension", "identifier", "status", "modality", "subject", "encounter", "started",
+                    "basedOn", "referrer", "interpreter", "endpoint", "numberOfSeries", "numberOfInstances",
+                    "procedureReference", "procedureCode", "location", "reasonCode", "reasonReference", "note",
+                    "description", "series"}
+_UID_RE = re.compile(r"^[0-2](\.(0|[1-9][0-9]*))+$")
+
+
+def validate_imaging_study(resource: dict) -> list[str]:
+    """Problems of ``resource`` against FHIR R4 ImagingStudy (and its contained Endpoint); empty = valid."""
+    problems: list[str] = []
+    if not isinstance(resource, dict) or resource.get("resourceType") != "ImagingStudy":
+        return ["resourceType must be 'ImagingStudy'"]
+    for key, value in resource.items():
+        if key not in _IMAGING_ALLOWED:
+            problems.append(f"unknown element {key!r}")
+        elif value is None or value == "" or value == [] or value == {}:
+            problems.append(f"{key} must not be empty or null")
+    if not (isinstance(resource.get("id"), str) and _ID_RE.match(resource["id"])):
+        problems.append("id must be an id")
+    if resource.get("status") not in IMAGING_STUDY_STATUSES:
+        problems.append("status is required (1..1) and must be in the ImagingStudy status value set")
+    if "subject" not in resource:
+        problems.append("subject is required (1..1)")
+    else:
+        _check_reference(resource["subject"], "subject", problems)
+    for i, ident in enumerate(resource.get("identifier") or []):
+        if not isinstance(ident, dict) or not _nonempty_str(ident.get("value")):
+            problems.append(f"identifier[{i}] must have a value")
+        elif ident.get("system") == DICOM_UID_SYSTEM and not (
+                ident["value"].startswith("urn:oid:") and _UID_RE.match(ident["value"][8:])):
+            problems.append(f"identifier[{i}] must be urn:oid:<Study Instance UID>")
+    for i, coding in enumerate(resource.get("modality") or []):
+        _check_coding(coding, f"modality[{i}]", problems)
+    if "started" in resource and not (isinstance(resource["started"], str) and _DATETIME_RE.match(resource["started"])):
+        problems.append("started must be a FHIR dateTime")
+    contained = {c.get("id"): c for c in resource.get("contained") or [] if isinstance(c, dict)}
+    for cid, item in contained.items():
+        if item.get("resourceType") == "Endpoint":
+            problems.extend(f"contained Endpoint {cid}: {p}" for p in validate_endpoint(item))
+    refs = list(resource.get("endpoint") or [])
+    series = resource.get("series") or []
+    if "numberOfSeries" in resource and resource["numberOfSeries"] != len(series):
+        problems.append("numberOfSeries does not match the series listed")
+    for i, s in enumerate(series):
+        where = f"series[{i}]"
+        if not isinstance(s, dict):
+            problems.append(f"{where} must be an object")
+            continue
+        if not (isinstance(s.get("uid"), str) and _UID_RE.match(s["uid"]) and len(s["uid"]) <= 64):
+            problems.append(f"{where}.uid is required and must be a DICOM UID")
+        if "modality" not in s:
+            problems.append(f"{where}.modality is required (1..1)")
+        else:
+            _check_coding(s["modality"], f"{where}.modality", problems)
+        refs.extend(s.get("endpoint") or [])
+        for j, inst in enumerate(s.get("instance") or []):
+            if not (isinstance(inst.get("uid"), str) and _UID_RE.match(inst["uid"])):
+                problems.append(f"{where}.instance[{j}].uid must be a DICOM UID")
+            if "sopClass" not in inst:
+                problems.append(f"{where}.instance[{j}].sopClass is required (1..1)")
+        if "numberOfInstances" in s and s["numberOfInstances"] != len(s.get("instance") or []):
+            problems.append(f"{where}.numberOfInstances does not match the instances listed")
+    for i, ref in enumerate(refs):
+        _check_reference(ref, f"endpoint[{i}]", problems)
+        target = ref.get("reference", "") if isinstance(ref, dict) else ""
+        if target.startswith("#") and contained.get(target[1:], {}).get("resourceType") != "Endpoint":
+            problems.append(f"endpoint reference {target} does not resolve to a contained Endpoint")
+    return problems
+
+
+def validate_endpoint(resource: dict) -> list[str]:
+    """Problems of an R4 Endpoint: status, connectionType, payloadType (1..*) and address are required."""
+    problems: list[str] = []
+    if resource.get("status") not in ("active", "suspended", "error", "off", "entered-in-error", "test"):
+        problems.append("status is required and must be in the Endpoint status value set")
+    if "connectionType" not in resource:
+        problems.append("connectionType is required (1..1)")
+    else:
+        _check_coding(resource["connectionType"], "connectionType", problems)
+    payload = resource.get("payloadType")
+    if not isinstance(payload, list) or not payload:
+        problems.append("payloadType is required (1..*)")
+    else:
+        for i, concept in enumerate(payload):
+            _check_codeable(concept, f"payloadType[{i}]", problems)
+    address = resource.get("address")
+    if not (isinstance(address, str) and re.match(r"^https?://\S+$", address)):
+        problems.append("address is required and must be a URL")
+    return problems
 
 
 STAIN_SYSTEM = "urn:pathology-hub:stain-category"
@@ -295,6 +469,21 @@ def validate_diagnostic_report(resource: dict) -> list[str]:
         for i, att in enumerate(resource["presentedForm"]):
             _check_attachment(att, f"presentedForm[{i}]", problems)
     _check_specimens(resource, problems)
+    for i, ref in enumerate(resource.get("imagingStudy") or [] if isinstance(resource.get("imagingStudy"), list)
+                            else []):
+        _check_reference(ref, f"imagingStudy[{i}]", problems)
+    for i, ext in enumerate(resource.get("extension") or [] if isinstance(resource.get("extension"), list) else []):
+        if not isinstance(ext, dict) or not _nonempty_str(ext.get("url")):
+            problems.append(f"extension[{i}] must have a url")
+            continue
+        values = [k for k in ext if k.startswith("value")]
+        if len(values) != 1 and "extension" not in ext:
+            problems.append(f"extension[{i}] must have exactly one value[x]")
+        if ext["url"] in (REPLACES_EXTENSION, ADDENDUM_OF_EXTENSION):
+            if "valueReference" not in ext:
+                problems.append(f"extension[{i}] ({ext['url']}) must be a valueReference")
+            else:
+                _check_reference(ext["valueReference"], f"extension[{i}].valueReference", problems)
     return problems
 
 

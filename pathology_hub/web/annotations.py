@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from flask import Blueprint, Flask, Response, jsonify, request
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from flask_babel import lazy_gettext as _l
 from werkzeug.exceptions import RequestEntityTooLarge
 
@@ -217,6 +217,71 @@ def import_geojson(slide: Slide):
     return jsonify({"imported": result.imported, "created": result.created, "updated": result.updated,
                     "unchanged": result.unchanged, "detections": result.detections,
                     "renamed": result.renamed}), 201
+
+
+@bp.route(BASE + "/export.dcm", methods=["GET"])
+@authorize("slide.view", load=_slide, as_arg="slide")
+def export_dicom(slide: Slide):
+    """The slide's annotations as DICOM Microscopy Bulk Simple Annotations (Supplement 222).
+    ---
+    get:
+      summary: Export annotations as a DICOM annotation instance
+      description: >
+        One Part 10 file (SOP class 1.2.840.10008.5.1.4.1.1.91.1, modality ANN) whose 2D coordinates are
+        pixels of the slide's full-resolution level. Groups are (graphic type, class, author); measurements
+        are in the standard MeasurementsSequence; ids, comments, lock, colour and exact values are kept in a
+        private block so an import into this platform loses nothing. The same annotation state gives the
+        same file and SOP Instance UID (also listed under DICOMweb).
+      responses:
+        200: {description: 'application/dicom'}
+        403: {description: technician or clinician before the report is signed (code report_not_signed)}
+    """
+    data = actions.export_dicom(me(), slide, secret=current_app.config["SECRET_KEY"])
+    resp = Response(data, mimetype="application/dicom")
+    resp.headers["Content-Disposition"] = f'attachment; filename="slide-{slide.id}-annotations.dcm"'
+    return resp
+
+
+def _flag(name: str) -> bool:
+    flag = request.args.get(name, "").strip().lower()
+    if flag not in ("", "0", "1", "true", "false"):
+        raise ValidationFailed("%(name)s must be 1 or 0.", code="invalid_field", params={"name": name})
+    return flag in ("1", "true")
+
+
+@bp.route(BASE + "/import.dcm", methods=["POST"])
+@authorize("slide.view", load=_slide, as_arg="slide")
+def import_dicom(slide: Slide):
+    """Import a DICOM Microscopy Bulk Simple Annotations file: all annotations or none.
+    ---
+    post:
+      summary: Import annotations from a DICOM annotation instance
+      description: >
+        The body is the .dcm file. Matching and idempotency are those of the GeoJSON import. A file of another
+        slide is refused (code dicom_other_slide) unless `?other_slide=1` confirms it; coordinates must lie
+        inside this slide. A file this platform wrote (its private block verifies) keeps each annotation's
+        author; otherwise the importer becomes the author and the file's author is kept as the dicomAuthor
+        property.
+      parameters:
+        - {in: query, name: other_slide, schema: {type: boolean}, description: 'confirm importing annotations drawn on another slide'}
+        - {in: query, name: as_copies, schema: {type: boolean}, description: 'import every annotation as a new one'}
+      requestBody:
+        content:
+          application/dicom:
+            schema: {type: string, format: binary, description: 'at most 50 MB'}
+      responses:
+        201: {description: '{"imported", "created", "updated", "unchanged", "detections", "renamed", "other_slide", "authors_kept", "authors_claimed"}'}
+        422: {description: 'codes dicom_invalid (not DICOM), dicom_wrong_sop_class, dicom_invalid_annotations, dicom_3d_coordinates, dicom_other_slide, import_too_large, invalid_features'}
+    """
+    other_slide, as_copies = _flag("other_slide"), _flag("as_copies")
+    raw = _raw_body(service.MAX_IMPORT_BYTES, "import_too_large")
+    out = actions.import_dicom(me(), slide, raw, secret=current_app.config["SECRET_KEY"], other_slide=other_slide,
+                               as_copies=as_copies, ip=client_ip())
+    result = out.result
+    return jsonify({"imported": result.imported, "created": result.created, "updated": result.updated,
+                    "unchanged": result.unchanged, "detections": result.detections, "renamed": result.renamed,
+                    "other_slide": out.other_slide, "authors_kept": out.authors_kept,
+                    "authors_claimed": out.authors_claimed}), 201
 
 
 def init_app(app: Flask) -> None:

@@ -27,8 +27,9 @@ from .errors import error_response
 
 #: Endpoints whose bodies stream through their own size checks (tus: 20 GiB slides in chunks).
 STREAMING_ENDPOINTS = {"tus.collection", "tus.upload"}
-#: Endpoints taking whole documents larger than ordinary JSON (QuPath GeoJSON, large polygons).
-IMPORT_ENDPOINTS = {"annotations.import_geojson", "annotations.create_annotation", "annotations.update_annotation"}
+#: Endpoints taking whole documents larger than ordinary JSON (QuPath GeoJSON, DICOM annotations, large polygons).
+IMPORT_ENDPOINTS = {"annotations.import_geojson", "annotations.import_dicom", "annotations.create_annotation",
+                    "annotations.update_annotation"}
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 

@@ -157,6 +157,16 @@ CODE_MESSAGES: dict[str, Any] = {
     "invalid_features": _l("Some features of the file are not valid; nothing was imported."),
     "import_too_large": _l("The file is too large to import."),
     "unknown_class": _l("Unknown annotation class; choose one from the list."),
+    # DICOM annotation files (Supplement 222)
+    "dicom_invalid": _l("The file is not a DICOM file."),
+    "dicom_wrong_sop_class": _l("The DICOM file is a %(sop_class)s, not Microscopy Bulk Simple Annotations."),
+    "dicom_invalid_annotations": _l("The DICOM annotations cannot be read (damaged or incomplete file)."),
+    "dicom_3d_coordinates": _l("The annotations use 3D slide coordinates; only 2D image coordinates "
+                               "(pixels of the full-resolution level) can be imported."),
+    "dicom_other_slide": _l("These annotations were drawn on another slide. Import them onto this slide only if "
+                            "it shows the same tissue in the same position."),
+    "dicom_slide_not_ready": _l("The slide is still being processed; its annotations cannot be exported yet."),
+    "dicom_unsupported_geometry": _l("Geometry type %(type)s cannot be exchanged as DICOM."),
     # uploads (tus protocol) and object storage
     "invalid_metadata": _l("The upload metadata is not valid."),
     "invalid_header": _l("An upload header is not valid."),

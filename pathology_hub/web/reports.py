@@ -420,11 +420,51 @@ def api_fhir(report: Report):
     ---
     get:
       summary: FHIR DiagnosticReport
+      description: >
+        The latest signed version with the PDF as presentedForm, `imagingStudy` referencing the case's
+        ImagingStudy (…/fhir/ImagingStudy) and, for an amendment or addendum, the extension
+        diagnosticReport-replaces (or diagnosticReport-addendumOf) whose valueReference is the previous
+        version's URL (…/fhir/_history/{number}).
     """
-    resource = views.fhir(me(), report, ip=client_ip())
+    return _fhir_response(views.fhir(me(), report, ip=client_ip()))
+
+
+def _fhir_response(resource: dict) -> Response:
     resp = jsonify(resource)
     resp.mimetype = "application/fhir+json"
     return resp
+
+
+@bp.route("/api/v1/reports/<int:report_id>/fhir/_history/<int:number>")
+@authorize("report.view", load=_report, as_arg="report")
+def api_fhir_version(report: Report, number: int):
+    """One signed version as an HL7 FHIR R4 DiagnosticReport (the target of an amendment's link).
+    ---
+    get:
+      summary: FHIR DiagnosticReport of one signed version
+      responses:
+        200: {description: 'DiagnosticReport; meta.versionId is the version number'}
+        404: {description: no such signed version (code report_not_signed)}
+    """
+    return _fhir_response(views.fhir(me(), report, ip=client_ip(), number=number))
+
+
+@bp.route("/api/v1/reports/<int:report_id>/fhir/ImagingStudy")
+@authorize("report.view", load=_report, as_arg="report")
+def api_fhir_imaging_study(report: Report):
+    """The case's images as an HL7 FHIR R4 ImagingStudy, for whoever may read the signed report.
+    ---
+    get:
+      summary: FHIR ImagingStudy of the report's case
+      description: >
+        identifier urn:dicom:uid = urn:oid:{Study Instance UID}; one series (modality SM) per ready slide with
+        its Series Instance UID; a contained Endpoint (connectionType dicom-wado-rs) whose address is
+        BASE_URL + /dicomweb, referenced from the study and every series.
+      responses:
+        200: {description: ImagingStudy (application/fhir+json)}
+        404: {description: report not signed or not visible (code report_not_signed)}
+    """
+    return _fhir_response(views.imaging_study(me(), report, ip=client_ip()))
 
 
 # ---------------------------------------------------------------- pages

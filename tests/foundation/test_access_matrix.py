@@ -81,6 +81,10 @@ MATRIX: dict[tuple[str, str], dict[str, int]] = {
     ("GET", "/api/v1/slides/<int:slide_id>/annotations/export.geojson"):
         {"anon": 401, "tech": 403, "clinician": 403, "*": 404},
     ("POST", "/api/v1/slides/<int:slide_id>/annotations/import"): {"anon": 401, "tech": 403, "clinician": 403, "*": 404},
+    ("GET", "/api/v1/slides/<int:slide_id>/annotations/export.dcm"):
+        {"anon": 401, "tech": 403, "clinician": 403, "*": 404},
+    ("POST", "/api/v1/slides/<int:slide_id>/annotations/import.dcm"):
+        {"anon": 401, "tech": 403, "clinician": 403, "*": 404},
     ("GET", "/api/v1/tiles/<uid>/v<int:version>/slide.dzi"): {"anon": 404, "tech": 200, "clinician": 200, "*": 404},
     ("GET", "/api/v1/tiles/<uid>/v<int:version>/slide_files/<int:level>/<int:col>_<int:row>.jpeg"):
         {"anon": 404, "tech": 200, "clinician": 200, "*": 404},
@@ -137,6 +141,8 @@ MATRIX: dict[tuple[str, str], dict[str, int]] = {
     ("GET", "/api/v1/reports/<int:report_id>/pdf"): {"anon": 401, "*": 404},
     ("GET", "/api/v1/reports/<int:report_id>/versions/<int:number>/pdf"): {"anon": 401, "*": 404},
     ("GET", "/api/v1/reports/<int:report_id>/fhir"): {"anon": 401, "*": 404},
+    ("GET", "/api/v1/reports/<int:report_id>/fhir/_history/<int:number>"): {"anon": 401, "*": 404},
+    ("GET", "/api/v1/reports/<int:report_id>/fhir/ImagingStudy"): {"anon": 401, "*": 404},
     ("GET", "/reports/<int:report_id>"): {"anon": 302, "*": 404},
     # public verification (no login); an unknown code is 404 for everyone
     ("GET", "/verify"): {"anon": 200, "*": 200},

@@ -7,12 +7,19 @@ caller's session (tests, benchmarks); these run them in the current unit of work
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from pathology_hub.domain import unit_of_work
 from pathology_hub.domain.annotations.import_export import (ImportResult, export_collection_text, import_features,
                                                             parse_json_document)
 from pathology_hub.domain.annotations.queries import list_collection_text
 from pathology_hub.domain.annotations.writes import create_annotation, delete_annotation, update_annotation
 from pathology_hub.models import Annotation, Slide, User
+
+if TYPE_CHECKING:  # the DICOM stack (highdicom) is imported when a DICOM action runs, not at start-up
+    from pydicom.dataset import Dataset
+
+    from pathology_hub.domain.dicom.annotations_service import DicomImportResult
 
 
 def list_text(user: User, slide: Slide, *, bbox: str | None = None, class_name: str | None = None,
@@ -49,3 +56,25 @@ def import_geojson(user: User, slide: Slide, raw: bytes, *, as_copies: bool = Fa
     document = parse_json_document(raw)
     with unit_of_work.transaction() as session:
         return import_features(session, user, slide, document, as_copies=as_copies, ip=ip)
+
+
+def export_dicom(user: User, slide: Slide, *, secret: str) -> bytes:
+    """The slide's annotations as a DICOM Microscopy Bulk Simple Annotations file (Supplement 222)."""
+    from pathology_hub.domain.dicom import annotations_service
+    return annotations_service.export_instance_bytes(unit_of_work.current(), user, slide, secret=secret)
+
+
+def import_dicom(user: User, slide: Slide, raw: bytes, *, secret: str, other_slide: bool = False,
+                 as_copies: bool = False, ip: str | None = None) -> "DicomImportResult":
+    """Import a Bulk Simple Annotations file: all annotations or none."""
+    from pathology_hub.domain.dicom import annotations_service
+    with unit_of_work.transaction() as session:
+        return annotations_service.import_instance(session, user, slide, raw, secret=secret, other_slide=other_slide,
+                                                   as_copies=as_copies, ip=ip)
+
+
+def dicom_instances(user: User, slide: Slide, *, secret: str) -> list["Dataset"]:
+    """The slide's annotation instances as pydicom Datasets for DICOMweb (zero or one; see
+    :func:`pathology_hub.domain.dicom.annotations_service.annotation_instances`)."""
+    from pathology_hub.domain.dicom import annotations_service
+    return annotations_service.annotation_instances(unit_of_work.current(), user, slide, secret=secret)

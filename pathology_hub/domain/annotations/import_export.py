@@ -10,7 +10,7 @@ import json
 import math
 import uuid
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
@@ -101,7 +101,8 @@ def _match_key(class_name: str | None, geometry_text: str) -> tuple[str | None, 
 
 
 def import_features(session: Session, user: User, slide: Slide, document: Any, *, as_copies: bool = False,
-                    ip: str | None = None) -> ImportResult:
+                    ip: str | None = None, author_ids: Sequence[int | None] | None = None,
+                    source: str = "geojson") -> ImportResult:
     """All features or none: every feature is checked first, then applied in one transaction.
 
     Idempotent by default, so importing an exported file again does not duplicate it:
@@ -118,6 +119,11 @@ def import_features(session: Session, user: User, slide: Slide, document: Any, *
       repeat within the file) is replaced by a new UUID and listed in ``renamed``.
 
     ``as_copies=True`` is the explicit "import as copies": every feature is created anew.
+
+    ``author_ids`` (DICOM import of a file this platform wrote, see
+    :mod:`pathology_hub.domain.dicom.annotations_service`) gives the author of each created
+    feature by index; ``None`` or no list means the importing user. ``source`` names the file
+    format in the audit record.
     """
     policy.ensure(user, "annotation.import", slide)
     try:
@@ -177,7 +183,8 @@ def import_features(session: Session, user: User, slide: Slide, document: Any, *
             if rec.uid is not None:
                 renamed.append({"index": index, "from": rec.uid, "to": uid})
         taken.add(uid)
-        rows.append({"slide_id": slide.id, "uid": uid, "author_id": user.id, **values,
+        author_id = (author_ids[index] if author_ids is not None and index < len(author_ids) else None) or user.id
+        rows.append({"slide_id": slide.id, "uid": uid, "author_id": author_id, **values,
                      "version": 1, "created_at": now, "updated_at": now})
         rows[-1]["list_text"] = list_text_of(rows[-1])
     for target, values in updates:
@@ -188,7 +195,7 @@ def import_features(session: Session, user: User, slide: Slide, document: Any, *
     detections = sum(1 for rec, _ in records if rec.object_type != "annotation")
     audit.record(session, "annotation.import", actor=user, object_type="slide", object_id=slide.id,
                  case_id=slide.case_id, ip=ip,
-                 details={"count": len(rows), "created": len(rows), "updated": len(updates),
+                 details={"format": source, "count": len(rows), "created": len(rows), "updated": len(updates),
                           "unchanged": unchanged, "as_copies": as_copies, "detections": detections,
                           "ids_renewed": len(renamed), "updated_ids": [t.id for t, _ in updates][:1000]})
     session.commit()

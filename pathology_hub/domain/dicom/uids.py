@@ -12,14 +12,18 @@ agrees without coordination.
 from __future__ import annotations
 
 import datetime as dt
-
-from pydicom.uid import generate_uid
+import uuid
 
 _NAMESPACE = "pathology-hub"
 
 
 def _uid(*parts: object) -> str:
-    return str(generate_uid(prefix=None, entropy_srcs=[_NAMESPACE, *(str(p) for p in parts)]))
+    # A name-based (SHA-1, version 5) UUID as the 2.25 integer. Not ``pydicom.uid.generate_uid(prefix=None,
+    # entropy_srcs=...)``: with ``prefix=None`` pydicom ignores ``entropy_srcs`` and returns a random UUID,
+    # which made every UID here change on every call. Parts are joined with a unit separator so
+    # ("ab", "c") and ("a", "bc") differ.
+    name = "\x1f".join([_NAMESPACE, *(str(p) for p in parts)])
+    return f"2.25.{uuid.uuid5(uuid.NAMESPACE_URL, name).int}"
 
 
 def study_uid(case_id: int, case_created_at: dt.datetime) -> str:

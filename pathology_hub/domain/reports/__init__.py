@@ -43,7 +43,7 @@ names are re-exported here.
 
 from __future__ import annotations
 
-from pathology_hub.domain.reports.delivery import FHIR_STATUS, fhir, pdf_of
+from pathology_hub.domain.reports.delivery import FHIR_STATUS, fhir, imaging_study, pdf_of
 from pathology_hub.domain.reports.drafts import KINDS, create, new_version, update_draft
 from pathology_hub.domain.reports.errors import (ReportIntegrityFailed, ReportSigned, ReportVersionConflict,
                                                  SignerLocked, WrongPassword, commit_refusal)
@@ -62,7 +62,7 @@ __all__ = [
     "CAPTION_LIMIT", "COSIGN_MEANING", "DEFAULT_MEANING", "FHIR_STATUS", "FIELDS", "KINDS", "MAX_FIGURES",
     "MPP_AT_40X", "TEXT_LIMIT", "ReportIntegrityFailed", "ReportSigned", "ReportVersionConflict", "SignerLocked",
     "WrongPassword", "add_figure", "case_report_signed", "clinicians_to_notify", "commit_refusal", "cosign",
-    "create", "current", "delete_figure", "fhir", "figure", "for_consultation", "format_magnification", "get",
+    "create", "current", "delete_figure", "fhir", "figure", "imaging_study", "for_consultation", "format_magnification", "get",
     "latest_signed", "native_magnification", "new_version", "pdf_of", "record_view", "sign",
     "signed_version_exists", "update_draft", "verify", "version_by_number", "version_json_fields", "view_bounds",
     "visible_versions",
