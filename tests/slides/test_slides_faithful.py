@@ -120,7 +120,6 @@ def test_jpeg_renamed_svs_is_a_photo_with_a_mismatch_warning(tmp_path: Path) -> 
 
 @pytest.mark.parametrize("head, magic, name", [
     (b"TMAP07\x00\x00" + bytes(56), Magic.TMAP, "UNIC TMAP"),
-    (b"\x01\x00\x00\x00KFB\x00" + bytes(56), Magic.KFB, "KFBio KFB"),
     (b"SQ" + b"V1.0".ljust(16, b"\x00") + struct.pack("<IQ", 64, 4096) + bytes(40), Magic.SDPC, "SQRAY SDPC"),
 ])
 def test_chinese_scanner_formats_are_recognised_and_rejected(tmp_path: Path, head, magic, name) -> None:
@@ -130,6 +129,15 @@ def test_chinese_scanner_formats_are_recognised_and_rejected(tmp_path: Path, hea
     err = _rejected(path)
     assert err.code == "vendor_format" and err.params["format"] == name
     assert "SVS or TIFF" in err.message
+
+
+def test_kfb_signature_without_a_readable_header_is_a_damaged_kfb_not_an_unknown_format(tmp_path: Path) -> None:
+    head = b"\x01\x00\x00\x00KFB\x00" + bytes(56)
+    assert sniff_bytes(head) is Magic.KFB
+    path = tmp_path / "scan.bin"
+    path.write_bytes(head + bytes(4000))
+    err = _rejected(path)
+    assert err.code == "corrupt_image" and err.params["format"] == "KFBio KFB"
 
 
 def test_header_only_tiff_says_so(tmp_path: Path) -> None:
