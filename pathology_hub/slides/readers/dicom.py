@@ -116,7 +116,9 @@ class WsiDicomReader(SlideReader):
         mpp = self.wsi.mpp
         if mpp is not None:
             props[MPP_X], props[MPP_Y] = repr(float(mpp.width)), repr(float(mpp.height))
-        ds = self._levels[0].datasets[0]
+        import pydicom
+
+        ds = pydicom.dcmread(self.path, stop_before_pixels=True)
         try:
             power = ds.OpticalPathSequence[0].ObjectiveLensPower
             props[OBJECTIVE_POWER] = repr(float(power))
@@ -127,6 +129,21 @@ class WsiDicomReader(SlideReader):
             if value not in (None, ""):
                 props[f"dicom.{key}"] = str(value)
         return props
+
+    @property
+    def color_profile(self) -> Any:
+        """The optical path's ICC profile, as OpenSlide reports it for standard DICOM WSI."""
+        import io
+
+        import pydicom
+        from PIL import ImageCms
+
+        try:
+            ds = pydicom.dcmread(self.path, stop_before_pixels=True)
+            data = ds.OpticalPathSequence[0].ICCProfile
+            return ImageCms.ImageCmsProfile(io.BytesIO(data))
+        except (AttributeError, IndexError, KeyError, OSError, ImageCms.PyCMSError):
+            return None
 
     @property
     def level_dimensions(self) -> tuple[tuple[int, int], ...]:
