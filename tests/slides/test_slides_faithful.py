@@ -160,12 +160,23 @@ def _without_image_type(data: bytes) -> bytes:
     return data[:at] + data[at + 8 + length:]
 
 
-def test_dicom_without_image_type_is_an_unsupported_variant_not_damage(slides_dir: Path, tmp_path: Path) -> None:
+def test_real_dicom_without_image_type_is_read_like_the_original(slides_dir: Path, tmp_path: Path) -> None:
+    """OpenSlide refuses it ("Couldn't get image flavor"); wsidicom reads it, pixel for pixel as OpenSlide
+    reads the untouched file. A variant nothing reads stays "unsupported_dicom" (test_slides_readers.py)."""
+    from pathology_hub.tiling.source import SlideSource
+
     path = tmp_path / "noflavor.dcm"
     path.write_bytes(_without_image_type((slides_dir / "dicom-boxes_0.dcm").read_bytes()))
-    err = _rejected(path)
-    assert err.code == "unsupported_dicom"
-    assert "damaged" not in err.message.split("not necessarily")[0]
+    desc = inspect_slide(path)
+    original = inspect_slide(slides_dir / "dicom-boxes_0.dcm")
+    assert (desc.format, desc.width, desc.height, desc.mpp_x) == ("dicom", original.width, original.height,
+                                                                  original.mpp_x)
+    ours, theirs = SlideSource(str(path)), SlideSource(str(slides_dir / "dicom-boxes_0.dcm"))
+    assert (ours.reader_kind, theirs.reader_kind) == ("wsidicom", "openslide")
+    w, h = ours.geometry.width, ours.geometry.height
+    assert np.array_equal(ours.read_l0(0, 0, w, h), theirs.read_l0(0, 0, w, h))
+    ours.close()
+    theirs.close()
 
 
 def test_fluorescence_ndpi_is_described_as_fluorescence(slides_dir: Path) -> None:
