@@ -60,48 +60,69 @@ def write_kfb(path: str | Path, levels: list[np.ndarray], *, mpp: float = 0.25, 
               tile: int = 256, label: np.ndarray | None = None, macro: np.ndarray | None = None,
               quality: int = 95, scan_time: int = 1_733_300_000) -> Path:
     """Write ``levels`` (RGB uint8, level i a 2^i downsample of level 0) as a KFB file."""
-    path = Path(path)
     height, width = levels[0].shape[:2]
+    return _write_kfb(path, width, height, len(levels),
+                      lambda i, x, y, w, h: levels[i][y:y + h, x:x + w],
+                      mpp=mpp, magnification=magnification, tile=tile, label=label, macro=macro,
+                      quality=quality, scan_time=scan_time)
+
+
+def write_synthetic_kfb(path: str | Path, width: int, height: int, *, levels: int = 4, mpp: float = 0.25,
+                        tile: int = 256, tissue_fraction: float = 0.5, seed: int = 0, quality: int = 90) -> Path:
+    """A large H&E-like KFB (same tissue generator as the synthetic SVS), tile by tile, never whole in memory."""
+    from .synthetic import _Generator
+
+    gen = _Generator(width, height, tissue_fraction, seed, tile, max_down=1 << (levels - 1))
+    return _write_kfb(path, width, height, levels,
+                      lambda i, x, y, w, h: gen.tile_at(1 << i, x // tile, y // tile)[:h, :w],
+                      mpp=mpp, magnification=40, tile=tile, label=None, macro=None, quality=quality,
+                      scan_time=1_733_300_000)
+
+
+def _write_kfb(path: str | Path, width: int, height: int, level_count: int, pixels, *, mpp: float,
+               magnification: int, tile: int, label: np.ndarray | None, macro: np.ndarray | None,
+               quality: int, scan_time: int) -> Path:
+    """``pixels(level, x, y, w, h)`` gives each tile's RGB pixels; tiles are streamed to the file."""
+    path = Path(path)
     if macro is None:
         macro = np.full((96, 256, 3), 230, np.uint8)
     if label is None:
         label = np.full((96, 96, 3), 250, np.uint8)
-    tiles: list[bytes] = []
-    records: list[bytes] = []
-    for i, arr in enumerate(levels):
-        scale = magnification / (1 << i)
-        lh, lw = arr.shape[:2]
-        for y in range(0, lh, tile):
-            for x in range(0, lw, tile):
-                part = arr[y:y + tile, x:x + tile]
-                data = _jpeg(np.ascontiguousarray(part), quality)
-                rec = bytearray(64)
-                struct.pack_into("<IIIIf", rec, 4, x, y, part.shape[1], part.shape[0], scale)
-                struct.pack_into("<I", rec, 32, len(data))
-                tiles.append(data)
-                records.append(bytes(rec))
     header_len = 4 + 96 + 4
     macro_section = _image_section(0x02, macro, quality)
     label_section = _image_section(0x03, label, quality)
     macro_at = header_len
     label_at = macro_at + len(macro_section)
-    index_at = label_at + len(label_section) + sum(map(len, tiles))
-    index_end = index_at + 64 * len(records)
-    payload = bytearray(96)
-    payload[0:4] = b"KFB\x00"
-    struct.pack_into("<fIIII", payload, 8, 1.6, len(records), height, width, magnification)
-    payload[28:32] = b"JPEG"
-    struct.pack_into("<Iq", payload, 36, 600, scan_time)
-    struct.pack_into("<IIQQf", payload, 48, macro_at, label_at, index_end, index_at, mpp)
-    struct.pack_into("<I", payload, 84, tile)
+    records: list[bytes] = []
     with open(path, "wb") as fh:
-        fh.write(bytes([0xF1, 0x01, 0xEE, 0xEE]) + bytes(payload) + bytes([0xFF, 0x01, 0xEE, 0xEE]))
+        fh.write(bytes(header_len))  # the header is written last, once the index is placed
         fh.write(macro_section)
         fh.write(label_section)
-        for data in tiles:
-            fh.write(data)
+        for i in range(level_count):
+            scale = magnification / (1 << i)
+            lw, lh = width >> i, height >> i
+            for y in range(0, lh, tile):
+                for x in range(0, lw, tile):
+                    w, h = min(tile, lw - x), min(tile, lh - y)
+                    data = _jpeg(np.ascontiguousarray(pixels(i, x, y, w, h)), quality)
+                    rec = bytearray(64)
+                    struct.pack_into("<IIIIf", rec, 4, x, y, w, h, scale)
+                    struct.pack_into("<I", rec, 32, len(data))
+                    fh.write(data)
+                    records.append(bytes(rec))
+        index_at = fh.tell()
         for rec in records:
             fh.write(rec)
+        index_end = fh.tell()
+        payload = bytearray(96)
+        payload[0:4] = b"KFB\x00"
+        struct.pack_into("<fIIII", payload, 8, 1.6, len(records), height, width, magnification)
+        payload[28:32] = b"JPEG"
+        struct.pack_into("<Iq", payload, 36, 600, scan_time)
+        struct.pack_into("<IIQQf", payload, 48, macro_at, label_at, index_end, index_at, mpp)
+        struct.pack_into("<I", payload, 84, tile)
+        fh.seek(0)
+        fh.write(bytes([0xF1, 0x01, 0xEE, 0xEE]) + bytes(payload) + bytes([0xFF, 0x01, 0xEE, 0xEE]))
     return path
 
 
