@@ -206,10 +206,9 @@ def _describe_photo(path: str, max_pixels: int) -> tuple[Any, Any]:
 def _open_any(path: str, max_pixels: int) -> tuple[Any, Any]:
     """Try each whole-slide reader that claims the file, then Pillow; turn failures into a specific rejection."""
     from . import readers
-    from .readers import tiff
 
     magic = sniff(path)
-    facts = tiff.inspect(path, magic)  # truncation and unshowable sample layouts, before any decoder
+    facts = readers.preflight(path, magic)  # truncation and unshowable sample layouts, before any decoder
 
     fmt: str | None = None
     wsi_error: str | None = None

@@ -24,7 +24,7 @@ from PIL import Image, ImageCms
 from pathology_hub.slides.errors import SlideRejected
 from pathology_hub.slides.readers import ReaderError, SlideReader, open_reader
 from pathology_hub.slides.readers.base import BACKGROUND_COLOR, VENDOR
-from pathology_hub.slides.readers.tiff import DirectJpeg, TileDecodeError
+from pathology_hub.slides.readers.tiff import TileDecodeError
 
 from .blank import parse_colour
 from .errors import TilingError
@@ -53,8 +53,7 @@ class SlideSource:
         self.vendor = props.get(VENDOR, "unknown")
         self._errors: tuple[type[BaseException], ...] = (*self.slide.errors, ReaderError)
         self._transform = self._srgb_transform()
-        self._direct = (DirectJpeg.try_open(self.path, self.vendor, self.slide.dimensions, self.background)
-                        if direct else None)
+        self._direct = self.slide.native_level0(self.background) if direct else None
         self._dz: DeepZoomGenerator | None = None
 
     @property

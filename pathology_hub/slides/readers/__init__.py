@@ -16,6 +16,8 @@ them and ingest refuses them with a message naming the format (see :data:`REFUSE
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..identify import REFUSED_VENDORS, Magic, sniff
 from .base import ReaderError, SlideReader
 from .dicom import WsiDicomReader
@@ -23,6 +25,7 @@ from .kfb import KfbReader
 from .openslide_reader import FORMAT_LABELS as _OPENSLIDE_LABELS
 from .openslide_reader import OpenSlideReader
 from .photo import PhotoReader
+from . import tiff
 
 #: Whole-slide readers, most specific first.
 WSI_READERS: tuple[type[SlideReader], ...] = (KfbReader, OpenSlideReader, WsiDicomReader)
@@ -31,6 +34,16 @@ ALL_READERS: tuple[type[SlideReader], ...] = (*WSI_READERS, PhotoReader)
 
 #: Human names of detected formats, for messages.
 FORMAT_LABELS = {**_OPENSLIDE_LABELS, "kfbio": "KFBio KFB"}
+
+
+def preflight(path: str, magic: Magic | None = None) -> Any:
+    """Checks that run before any decoder touches the file; returns facts the readers miss.
+
+    Today only TIFF has them (:func:`.tiff.inspect`: truncation, sample layouts the viewer would
+    show wrong, QPTIFF pixel size, NDPI fluorescence). Raises SlideRejected with what was found.
+    """
+    magic = sniff(path) if magic is None else magic
+    return tiff.inspect(path, magic)
 
 
 def candidates(path: str, magic: Magic | None = None,
@@ -76,4 +89,5 @@ __all__ = [
     "WsiDicomReader",
     "candidates",
     "open_reader",
+    "preflight",
 ]

@@ -117,6 +117,11 @@ class SlideReader(abc.ABC):
         img.paste(region, mask=region if region.mode == "RGBA" else None)
         return np.asarray(img)
 
+    def native_level0(self, background: tuple[int, int, int]) -> Any:
+        """A decoder of level 0's own tiles when the layout allows one (``read(x0, y0, x1, y1)`` ->
+        RGB array, ``close()``), else None. Formats without a faster path than read_region keep None."""
+        return None
+
     def get_thumbnail(self, size: tuple[int, int]) -> Image.Image:
         """The whole slide fitted into ``size`` (from the coarsest level that is large enough)."""
         w, h = self.dimensions

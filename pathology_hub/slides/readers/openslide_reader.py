@@ -14,7 +14,7 @@ import openslide
 from PIL import Image
 
 from ..identify import Magic
-from .base import SlideReader
+from .base import VENDOR, SlideReader
 
 #: Human names for OpenSlide's detect_format values, for messages.
 FORMAT_LABELS = {
@@ -87,6 +87,12 @@ class OpenSlideReader(SlideReader):
         img = Image.new("RGB", region.size, "#" + self.background)
         img.paste(region, mask=region)
         return np.asarray(img)
+
+    def native_level0(self, background: tuple[int, int, int]) -> Any:
+        """Aperio and generic tiled TIFF with JPEG tiles: decode them directly (see .tiff.DirectJpeg)."""
+        from .tiff import DirectJpeg
+
+        return DirectJpeg.try_open(self.path, self.properties.get(VENDOR), self.dimensions, background)
 
     def get_thumbnail(self, size: tuple[int, int]) -> Image.Image:
         return self.slide.get_thumbnail(size).convert("RGB")
