@@ -56,6 +56,8 @@ def _sanitise(message: str, path: str) -> str:
     message = re.sub(r"\s*:\s*(?=$|[,;)])", "", message.strip())
     message = re.sub(r"\(\s*\)|''|\"\"", "", message)
     message = re.sub(r"\s+:", ":", message)
+    # OpenSlide's "Reading <path>: <reason>" would leave a bare "Reading:" in front of the reason
+    message = re.sub(r"^\s*(Reading|Opening)\s*:\s*", "", message)
     return re.sub(r"\s{2,}", " ", message).strip(" :")[:300]
 
 
