@@ -19,13 +19,13 @@ from __future__ import annotations
 from typing import Any
 
 from ..identify import REFUSED_VENDORS, Magic, sniff
+from . import tiff
 from .base import ReaderError, SlideReader
 from .dicom import WsiDicomReader
 from .kfb import KfbReader
 from .openslide_reader import FORMAT_LABELS as _OPENSLIDE_LABELS
 from .openslide_reader import OpenSlideReader
 from .photo import PhotoReader
-from . import tiff
 
 #: Whole-slide readers, most specific first.
 WSI_READERS: tuple[type[SlideReader], ...] = (KfbReader, OpenSlideReader, WsiDicomReader)

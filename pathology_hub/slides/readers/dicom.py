@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from PIL import Image
-from wsidicom.errors import WsiDicomError
 
 from ..identify import Magic, sniff
 from .base import MPP_X, MPP_Y, OBJECTIVE_POWER, VENDOR, ReaderError, SlideReader
@@ -75,10 +74,13 @@ def normalised_series(path: Path) -> tuple[list[Path], Path | None]:
 
 class WsiDicomReader(SlideReader):
     name = "wsidicom"
-    errors = (ReaderError, WsiDicomError, ValueError, KeyError, AttributeError, OSError)
+    #: wsidicom's own errors become ReaderError here: importing wsidicom costs ~1 s, so it is
+    #: imported only when a DICOM file is actually opened, never with this module.
+    errors = (ReaderError, ValueError, KeyError, AttributeError, OSError)
 
     def __init__(self, path: str, fmt: str | None = None) -> None:
         from wsidicom import WsiDicom
+        from wsidicom.errors import WsiDicomError
 
         self.path = path
         self.format = "dicom"
@@ -175,7 +177,12 @@ class WsiDicomReader(SlideReader):
         out = Image.new("RGBA", (w, h), (0, 0, 0, 0))
         ix0, iy0, ix1, iy1 = max(x, 0), max(y, 0), min(x + w, lw), min(y + h, lh)
         if ix1 > ix0 and iy1 > iy0:
-            region = self.wsi.read_region((ix0, iy0), self._levels[level].level, (ix1 - ix0, iy1 - iy0))
+            from wsidicom.errors import WsiDicomError
+
+            try:
+                region = self.wsi.read_region((ix0, iy0), self._levels[level].level, (ix1 - ix0, iy1 - iy0))
+            except WsiDicomError as exc:
+                raise ReaderError(str(exc) or type(exc).__name__) from exc
             out.paste(region.convert("RGB"), (ix0 - x, iy0 - y))
         return out
 
