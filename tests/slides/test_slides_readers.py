@@ -16,7 +16,8 @@ import pytest
 from PIL import Image
 
 from pathology_hub.slides import SlideRejected, extract_associated_images, inspect_slide
-from pathology_hub.slides.readers import (KfbReader, OpenSlideReader, PhotoReader, WsiDicomReader, candidates,
+from pathology_hub.slides.readers import (KfbReader, OpenSlideReader, PhotoReader, SlideReader, WsiDicomReader,
+                                          candidates,
                                           open_reader)
 from pathology_hub.slides.synthetic import write_synthetic_slide
 from pathology_hub.slides.synthetic_formats import pyramid, write_dicom_wsi, write_kfb
@@ -161,3 +162,58 @@ def test_dicom_wsi_without_any_flavour_stays_an_unsupported_variant(tmp_path: Pa
     err = info.value
     assert err.code == "unsupported_dicom"
     assert err.params["detail"] == "Couldn't get image flavor" and "damaged" not in err.message.split("not necessarily")[0]
+
+
+class _ToyReader(SlideReader):
+    """A made-up format (raw RGB after a 16-byte header): everything tiling needs is the interface."""
+
+    name = "toy"
+
+    def __init__(self, path: str, fmt: str | None = None) -> None:
+        self.path, self.format = path, "toy"
+        raw = Path(path).read_bytes()
+        w, h = int.from_bytes(raw[8:12], "little"), int.from_bytes(raw[12:16], "little")
+        self.pixels = np.frombuffer(raw[16:], np.uint8).reshape(h, w, 3)
+
+    @classmethod
+    def detect(cls, path: str, magic) -> str | None:
+        return "toy" if Path(path).read_bytes()[:8] == b"TOYSLIDE" else None
+
+    @property
+    def level_dimensions(self):
+        return ((self.pixels.shape[1], self.pixels.shape[0]),)
+
+    @property
+    def level_downsamples(self):
+        return (1.0,)
+
+    @property
+    def properties(self):
+        return {"openslide.vendor": "toy", "openslide.mpp-x": "0.5", "openslide.mpp-y": "0.5"}
+
+    def read_region(self, location, level, size):
+        x, y = location
+        out = Image.new("RGBA", size, (0, 0, 0, 0))
+        crop = self.pixels[max(y, 0):y + size[1], max(x, 0):x + size[0]]
+        out.paste(Image.fromarray(np.ascontiguousarray(crop)), (max(-x, 0), max(-y, 0)))
+        return out
+
+
+def test_a_new_format_is_one_reader_and_its_registration(tmp_path: Path, monkeypatch) -> None:
+    from pathology_hub.slides import readers
+    from pathology_hub.tiling.render import tile_pixels
+
+    pixels = _tissue(500, 600, seed=5)
+    path = tmp_path / "scan.toy"
+    path.write_bytes(b"TOYSLIDE" + (600).to_bytes(4, "little") + (500).to_bytes(4, "little") + pixels.tobytes())
+    with pytest.raises(Exception, match="not a slide format"):
+        SlideSource(str(path))
+    monkeypatch.setattr(readers, "ALL_READERS", (_ToyReader, *readers.ALL_READERS))
+    source = SlideSource(str(path))
+    assert source.reader_kind == "toy" and source.geometry.width == 600
+    top = source.geometry.max_level
+    x, y, w, h = source.geometry.tile_box(top, 1, 1)
+    assert np.array_equal(tile_pixels(source, top, 1, 1), pixels[y:y + h, x:x + w])
+    assert source.read_l0(0, 0, 600, 500).tobytes() == pixels.tobytes()
+    assert source.slide.describe().mpp_x == 0.5
+    source.close()

@@ -47,9 +47,11 @@ def preflight(path: str, magic: Magic | None = None) -> Any:
 
 
 def candidates(path: str, magic: Magic | None = None,
-               readers: tuple[type[SlideReader], ...] = WSI_READERS) -> list[tuple[type[SlideReader], str]]:
-    """(reader class, detected format) for every reader that claims the file, in registry order."""
+               readers: tuple[type[SlideReader], ...] | None = None) -> list[tuple[type[SlideReader], str]]:
+    """(reader class, detected format) for every reader that claims the file, in registry order
+    (default: the whole-slide readers, :data:`WSI_READERS`)."""
     magic = sniff(path) if magic is None else magic
+    readers = WSI_READERS if readers is None else readers
     out = []
     for cls in readers:
         fmt = cls.detect(path, magic)
@@ -59,14 +61,14 @@ def candidates(path: str, magic: Magic | None = None,
 
 
 def open_reader(path: str, magic: Magic | None = None,
-                readers: tuple[type[SlideReader], ...] = ALL_READERS) -> SlideReader:
+                readers: tuple[type[SlideReader], ...] | None = None) -> SlideReader:
     """The first reader that detects and opens ``path``.
 
     Raises ReaderError naming every reader's reason when none can (the tiling source turns
     it into a TilingError; ingest has already refused such files with a precise message).
     """
     reasons = []
-    for cls, fmt in candidates(path, magic, readers):
+    for cls, fmt in candidates(path, magic, ALL_READERS if readers is None else readers):
         try:
             return cls(path, fmt)
         except cls.errors as exc:
