@@ -17,8 +17,7 @@ from PIL import Image
 
 from pathology_hub.slides import SlideRejected, extract_associated_images, inspect_slide
 from pathology_hub.slides.readers import (KfbReader, OpenSlideReader, PhotoReader, SlideReader, WsiDicomReader,
-                                          candidates,
-                                          open_reader)
+                                          candidates, open_reader)
 from pathology_hub.slides.synthetic import write_synthetic_slide
 from pathology_hub.slides.synthetic_formats import pyramid, write_dicom_wsi, write_kfb
 from pathology_hub.tiling.geometry import TILE_SIZE
