@@ -28,9 +28,29 @@ _MAX_SERIES_FILES = 10_000
 
 
 def _series_files(path: Path) -> list[Path]:
-    """The DICOM files next to ``path`` (a series arrives as one folder)."""
-    files = [p for p in sorted(path.parent.iterdir()) if p.is_file() and sniff(p) is Magic.DICOM]
-    return files[:_MAX_SERIES_FILES] or [path]
+    """``path`` and the DICOM files next to it that belong to the same series.
+
+    A series arrives as one folder (see archive.find_openable); a single uploaded file may sit
+    next to other slides' originals, which must never be mixed in, so the series UID decides.
+    """
+    import pydicom
+
+    series = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["SeriesInstanceUID"]).get(
+        "SeriesInstanceUID")
+    files = [path]
+    for other in sorted(path.parent.iterdir()):
+        if len(files) >= _MAX_SERIES_FILES or series is None:
+            break
+        if other == path or not other.is_file() or sniff(other) is not Magic.DICOM:
+            continue
+        try:
+            uid = pydicom.dcmread(other, stop_before_pixels=True, specific_tags=["SeriesInstanceUID"]).get(
+                "SeriesInstanceUID")
+        except Exception:  # noqa: BLE001 - an unreadable neighbour is not part of this series
+            continue
+        if uid == series:
+            files.append(other)
+    return files
 
 
 def _frame_type(ds: Any) -> list[str] | None:
