@@ -219,8 +219,8 @@ def test_a_new_format_is_one_reader_and_its_registration(tmp_path: Path, monkeyp
 
 
 def test_dicom_reader_never_mixes_in_another_series_from_the_same_folder(tmp_path: Path) -> None:
-    ours = write_dicom_wsi(tmp_path / "a.dcm", _tissue(300, 400, seed=1), image_type=False)
-    write_dicom_wsi(tmp_path / "b.dcm", _tissue(500, 200, seed=2), image_type=False)  # another slide's original
+    ours = write_dicom_wsi(tmp_path / "z.dcm", _tissue(300, 400, seed=1), image_type=False)
+    write_dicom_wsi(tmp_path / "b.dcm", _tissue(500, 700, seed=2), image_type=False)  # another slide's original
     with WsiDicomReader(str(ours)) as reader:
         assert reader.level_dimensions == ((400, 300),)
         _close(reader.read_rgb(0, 0, 0, 400, 300), _tissue(300, 400, seed=1))
