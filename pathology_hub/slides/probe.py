@@ -293,31 +293,38 @@ def command_describe(path: str, max_pixels: int, out: Path | None) -> dict[str, 
     return description.with_changes(quality=quality).to_dict()
 
 
-def _open_reader(path: str, max_pixels: int) -> Any:
-    """The reader for an accepted file (whole-slide readers first, then the photo reader)."""
+def _open_wsi(path: str) -> Any:
+    """The whole-slide reader that opens an accepted file, or None for a photo."""
     from . import readers
-    from .readers.photo import PhotoReader
 
-    magic = sniff(path)
-    for cls, detected in readers.candidates(path, magic):
+    for cls, detected in readers.candidates(path, sniff(path)):
         try:
             return cls(path, detected)
         except cls.errors:
             continue
-    return PhotoReader(path, max_pixels=max_pixels)
+    return None
 
 
 def command_thumbnail(path: str, max_pixels: int, out: Path, max_size: tuple[int, int]) -> dict[str, Any]:
-    with _open_reader(path, max_pixels) as reader:
-        image = reader.get_thumbnail(max_size).convert("RGB")
+    from .readers.photo import photo_thumbnail
+
+    reader = _open_wsi(path)
+    if reader is None:
+        image = photo_thumbnail(path, max_pixels, max_size)
+    else:
+        with reader:
+            image = reader.get_thumbnail(max_size).convert("RGB")
     target = out / "thumbnail.jpg"
     image.save(target, "JPEG", quality=90)
     return {"file": target.name, "width": image.width, "height": image.height}
 
 
-def command_associated(path: str, out: Path, max_pixels: int = 200_000_000) -> dict[str, Any]:
+def command_associated(path: str, out: Path) -> dict[str, Any]:
+    reader = _open_wsi(path)
+    if reader is None:
+        return {"images": {}}  # photos have no label or macro
     images: dict[str, str] = {}
-    with _open_reader(path, max_pixels) as reader:  # photos have no label or macro
+    with reader:
         associated = reader.associated_images
         for index, name in enumerate(sorted(associated)):
             filename = f"associated-{index}.png"
@@ -364,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "thumbnail":
             payload = {"ok": True, "result": command_thumbnail(args.path, args.max_photo_pixels, args.out, tuple(args.max_size))}
         else:
-            payload = {"ok": True, "result": command_associated(args.path, args.out, args.max_photo_pixels)}
+            payload = {"ok": True, "result": command_associated(args.path, args.out)}
     except SlideRejected as exc:
         payload = {"ok": False, **exc.to_dict()}
     except MemoryError:

@@ -58,6 +58,15 @@ def refuse_unshowable(image: Image.Image) -> None:
         )
 
 
+def photo_thumbnail(path: str, max_pixels: int, size: tuple[int, int]) -> Image.Image:
+    """A thumbnail without decoding the full photo (JPEG decodes at a reduced scale)."""
+    image = open_image(path, max_pixels)
+    image.draft("RGB", size)
+    image = image.convert("RGB")
+    image.thumbnail(size)
+    return image
+
+
 class PhotoReader(SlideReader):
     name = "photo"
     errors = (OSError, SyntaxError, ValueError)
