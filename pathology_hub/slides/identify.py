@@ -29,9 +29,9 @@ class Magic(str, enum.Enum):
     SQLITE = "sqlite"  # Sakura SVSLIDE
     MRXS_INDEX = "mrxs_index"  # 3DHISTECH .mrxs (INI text, needs its folder)
     VMS_INDEX = "vms_index"  # Hamamatsu .vms/.vmu (INI text, needs its files)
-    SDPC = "sdpc"  # SQRAY (生强) .sdpc: no reader wired
-    TMAP = "tmap"  # UNIC (优纳) .tmap: no reader wired
-    KFB = "kfb"  # KFBio (江丰) .kfb: no reader wired
+    SDPC = "sdpc"  # SQRAY (生强) .sdpc: no redistributable reader, refused
+    TMAP = "tmap"  # UNIC (优纳) .tmap: no redistributable reader, refused
+    KFB = "kfb"  # KFBio (江丰) .kfb: read by slides.readers.kfb
     TEXT = "text"
     UNKNOWN = "unknown"
 
@@ -121,3 +121,10 @@ def _classify_text(head: bytes) -> Magic:
 WSI_CANDIDATES = frozenset({Magic.TIFF, Magic.DICOM, Magic.SQLITE, Magic.UNKNOWN})
 #: Magic families Pillow may read as a microscope-camera photo.
 PHOTO_CANDIDATES = frozenset({Magic.JPEG, Magic.PNG, Magic.TIFF})
+
+#: Scanner formats recognised by signature that no redistributable reader handles, refused
+#: before the probe with a message naming them: (format name, scanner maker).
+REFUSED_VENDORS = {
+    Magic.SDPC: ("SQRAY SDPC", "SQRAY"),
+    Magic.TMAP: ("UNIC TMAP", "UNIC"),
+}

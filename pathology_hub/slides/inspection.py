@@ -13,17 +13,13 @@ from pathlib import Path
 
 from . import archive
 from .errors import EMPTY_FILE, NOT_AN_IMAGE, UNSUPPORTED_FORMAT, VENDOR_FORMAT, SlideRejected
-from .identify import Magic, sniff
+from .identify import REFUSED_VENDORS, Magic, sniff
 from .metadata import SlideDescription
 from .sandbox import DEFAULT_MEMORY_LIMIT, DEFAULT_TIMEOUT, run_probe
 
 DEFAULT_MAX_PHOTO_PIXELS = 200_000_000
-#: Scanner formats recognised by signature but not read yet: (format name, scanner maker).
-VENDOR_FORMATS = {
-    Magic.SDPC: ("SQRAY SDPC", "SQRAY"),
-    Magic.TMAP: ("UNIC TMAP", "UNIC"),
-    Magic.KFB: ("KFBio KFB", "KFBio"),
-}
+#: Scanner formats recognised by signature with no reader (KFB has one: slides.readers.kfb).
+VENDOR_FORMATS = REFUSED_VENDORS
 #: Name of the folder, inside ``extract_to``, that holds an unpacked archive.
 EXTRACTED_NAME = "slide"
 

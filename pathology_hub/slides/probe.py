@@ -30,11 +30,9 @@ from .errors import (
     CORRUPT_IMAGE,
     NOT_AN_IMAGE,
     PROBE_OUT_OF_MEMORY,
-    TOO_MANY_PIXELS,
     TRUNCATED_FILE,
     UNSUPPORTED_DICOM,
     UNSUPPORTED_FORMAT,
-    UNSUPPORTED_PIXELS,
     SlideRejected,
 )
 from .identify import PHOTO_CANDIDATES, Magic, sniff
@@ -48,21 +46,6 @@ TEST_HOOK_ENV = "PATHOLOGY_HUB_PROBE_TEST_HOOK"
 QUALITY_THUMBNAIL = (512, 512)
 #: Side of the level-0 (and per-level) regions read to prove the pixels decode.
 PROBE_REGION = 256
-_PHOTO_FORMATS = {"JPEG": "jpeg", "MPO": "jpeg", "PNG": "png", "TIFF": "tiff"}
-#: Human names for OpenSlide's detect_format values, for messages.
-_FORMAT_LABELS = {
-    "aperio": "Aperio SVS",
-    "hamamatsu": "Hamamatsu NDPI/VMS",
-    "mirax": "3DHISTECH MIRAX",
-    "leica": "Leica SCN",
-    "ventana": "Ventana BIF",
-    "philips": "Philips TIFF",
-    "sakura": "Sakura SVSLIDE",
-    "generic-tiff": "generic tiled TIFF",
-    "dicom": "DICOM WSI",
-    "trestle": "Trestle TIFF",
-    "zeiss": "Zeiss CZI",
-}
 
 
 def _sanitise(message: str, path: str) -> str:
@@ -73,6 +56,8 @@ def _sanitise(message: str, path: str) -> str:
     message = re.sub(r"\s*:\s*(?=$|[,;)])", "", message.strip())
     message = re.sub(r"\(\s*\)|''|\"\"", "", message)
     message = re.sub(r"\s+:", ":", message)
+    # OpenSlide's "Reading <path>: <reason>" would leave a bare "Reading:" in front of the reason
+    message = re.sub(r"^\s*(Reading|Opening)\s*:\s*", "", message)
     return re.sub(r"\s{2,}", " ", message).strip(" :")[:300]
 
 
@@ -149,7 +134,7 @@ def _first_ifd_offset(path: str) -> int | None:
     return None
 
 
-def _reject_if_truncated(path: str, magic: Magic) -> None:
+def reject_if_truncated(path: str, magic: Magic) -> None:
     if magic is not Magic.TIFF:
         return
     truncated = tiff_truncation(path)
@@ -172,6 +157,10 @@ def _reject_if_truncated(path: str, magic: Magic) -> None:
     )
 
 
+#: The old private name.
+_reject_if_truncated = reject_if_truncated
+
+
 # --------------------------------------------------------------------------
 # whole-slide images
 
@@ -189,17 +178,13 @@ def _read_sample_regions(slide: Any) -> None:
             slide.read_region((int(x * ds), int(y * ds)), level, (sw, sh))
 
 
-def _describe_wsi(path: str, fmt: str, facts: Any = None) -> tuple[Any, Any]:
-    import openslide
-
-    from .metadata import describe_openslide
-
-    with openslide.OpenSlide(path) as slide:
-        description = describe_openslide(slide, fmt, facts)
-        thumbnail = slide.get_thumbnail(QUALITY_THUMBNAIL).convert("RGB")
-        _read_sample_regions(slide)
-        for name in description.associated_images:
-            slide.associated_images[name].load()
+def _describe_wsi(reader: Any, facts: Any = None) -> tuple[Any, Any]:
+    """Description, quality thumbnail, and proof that every level and associated image decodes."""
+    description = reader.describe(facts)
+    thumbnail = reader.get_thumbnail(QUALITY_THUMBNAIL).convert("RGB")
+    _read_sample_regions(reader)
+    for name in description.associated_images:
+        reader.associated_images[name].load()
     return description, thumbnail
 
 
@@ -207,50 +192,12 @@ def _describe_wsi(path: str, fmt: str, facts: Any = None) -> tuple[Any, Any]:
 # camera photos
 
 
-def _open_photo(path: str, max_pixels: int) -> Any:
-    """Open with Pillow's decompression-bomb guard turned into a hard error."""
-    from PIL import Image
-
-    Image.MAX_IMAGE_PIXELS = max_pixels
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        try:
-            image = Image.open(path)
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-            raise SlideRejected(
-                TOO_MANY_PIXELS,
-                f"The image declares more than {max_pixels:,} pixels, the limit for "
-                "photos; whole-slide scans must be uploaded in a slide format.",
-            ) from None
-    w, h = image.size
-    if w * h > max_pixels:
-        raise SlideRejected(
-            TOO_MANY_PIXELS,
-            f"The image has {w * h:,} pixels ({w} × {h}); the limit for photos is {max_pixels:,}.",
-        )
-    if image.format not in _PHOTO_FORMATS:
-        raise SlideRejected(UNSUPPORTED_FORMAT, f"{image.format} images are not accepted; use JPEG, PNG or TIFF.")
-    return image
-
-
 def _describe_photo(path: str, max_pixels: int) -> tuple[Any, Any]:
-    from .metadata import describe_photo
+    from .readers.photo import PhotoReader
 
-    image = _open_photo(path, max_pixels)
-    fmt = _PHOTO_FORMATS[image.format]
-    if image.mode.startswith(("I", "F")) or image.mode in ("LA", "La", "PA"):
-        bits = 32 if image.mode in ("I", "F") else 16 if image.mode.startswith("I;16") else 8
-        raise SlideRejected(
-            UNSUPPORTED_PIXELS,
-            f"The image stores {bits} bits per sample (image mode {image.mode}). The viewer shows 8-bit "
-            "grey or RGB images only, so it would be displayed wrongly. Please export it as an 8-bit "
-            "RGB JPEG, PNG or TIFF.",
-            {"bits": bits, "samples": len(image.getbands())},
-        )
-    image.load()  # decode everything: truncation and corrupt data show here
-    description = describe_photo(image, fmt)
-    thumbnail = image.convert("RGB")
-    thumbnail.thumbnail(QUALITY_THUMBNAIL)
+    with PhotoReader(path, max_pixels=max_pixels) as reader:
+        description = reader.describe()
+        thumbnail = reader.get_thumbnail(QUALITY_THUMBNAIL)
     return description, thumbnail
 
 
@@ -259,22 +206,21 @@ def _describe_photo(path: str, max_pixels: int) -> tuple[Any, Any]:
 
 
 def _open_any(path: str, max_pixels: int) -> tuple[Any, Any]:
-    """Try OpenSlide, then Pillow; turn failures into a specific rejection."""
-    import openslide
-
-    from .tiffinfo import inspect_tiff
+    """Try each whole-slide reader that claims the file, then Pillow; turn failures into a specific rejection."""
+    from . import readers
 
     magic = sniff(path)
-    _reject_if_truncated(path, magic)
-    facts = inspect_tiff(path) if magic is Magic.TIFF else None
+    facts = readers.preflight(path, magic)  # truncation and unshowable sample layouts, before any decoder
 
-    fmt = openslide.OpenSlide.detect_format(path)
+    fmt: str | None = None
     wsi_error: str | None = None
-    if fmt is not None:
+    for cls, detected in readers.candidates(path, magic):
         try:
-            return _describe_wsi(path, fmt, facts)
-        except openslide.OpenSlideError as exc:  # includes UnsupportedFormatError
-            wsi_error = _sanitise(str(exc), path)
+            with cls(path, detected) as reader:
+                return _describe_wsi(reader, facts)
+        except cls.errors as exc:
+            if wsi_error is None:  # the first (most specific) reader's reason is the one to report
+                fmt, wsi_error = detected, _sanitise(str(exc), path) or type(exc).__name__
 
     photo_error: str | None = None
     if magic in PHOTO_CANDIDATES:
@@ -286,12 +232,12 @@ def _open_any(path: str, max_pixels: int) -> tuple[Any, Any]:
             photo_error = _sanitise(str(exc), path) or type(exc).__name__
 
     if wsi_error is not None:
-        label = _FORMAT_LABELS.get(fmt or "", fmt)
+        label = readers.FORMAT_LABELS.get(fmt or "", fmt)
         if fmt == "dicom" or magic is Magic.DICOM:
             raise SlideRejected(
                 UNSUPPORTED_DICOM,
-                f"The file is a DICOM whole-slide image of a variant OpenSlide does not read "
-                f"(OpenSlide reports: {wsi_error}). The file is not necessarily damaged. Please export "
+                f"The file is a DICOM whole-slide image of a variant neither OpenSlide nor wsidicom reads "
+                f"(the reader reports: {wsi_error}). The file is not necessarily damaged. Please export "
                 "the slide from the scanner software as SVS or TIFF, or as standard DICOM WSI "
                 "(VL Whole Slide Microscopy Image with ImageType), and upload it again.",
                 {"detail": wsi_error},
@@ -347,33 +293,42 @@ def command_describe(path: str, max_pixels: int, out: Path | None) -> dict[str, 
     return description.with_changes(quality=quality).to_dict()
 
 
-def command_thumbnail(path: str, max_pixels: int, out: Path, max_size: tuple[int, int]) -> dict[str, Any]:
-    import openslide
+def _open_wsi(path: str) -> Any:
+    """The whole-slide reader that opens an accepted file, or None for a photo."""
+    from . import readers
 
-    fmt = openslide.OpenSlide.detect_format(path)
-    if fmt is not None:
-        with openslide.OpenSlide(path) as slide:
-            image = slide.get_thumbnail(max_size).convert("RGB")
+    for cls, detected in readers.candidates(path, sniff(path)):
+        try:
+            return cls(path, detected)
+        except cls.errors:
+            continue
+    return None
+
+
+def command_thumbnail(path: str, max_pixels: int, out: Path, max_size: tuple[int, int]) -> dict[str, Any]:
+    from .readers.photo import photo_thumbnail
+
+    reader = _open_wsi(path)
+    if reader is None:
+        image = photo_thumbnail(path, max_pixels, max_size)
     else:
-        image = _open_photo(path, max_pixels)
-        image.draft("RGB", max_size)  # JPEG: decode at reduced scale
-        image = image.convert("RGB")
-        image.thumbnail(max_size)
+        with reader:
+            image = reader.get_thumbnail(max_size).convert("RGB")
     target = out / "thumbnail.jpg"
     image.save(target, "JPEG", quality=90)
     return {"file": target.name, "width": image.width, "height": image.height}
 
 
 def command_associated(path: str, out: Path) -> dict[str, Any]:
-    import openslide
-
-    if openslide.OpenSlide.detect_format(path) is None:
+    reader = _open_wsi(path)
+    if reader is None:
         return {"images": {}}  # photos have no label or macro
     images: dict[str, str] = {}
-    with openslide.OpenSlide(path) as slide:
-        for index, name in enumerate(sorted(slide.associated_images)):
+    with reader:
+        associated = reader.associated_images
+        for index, name in enumerate(sorted(associated)):
             filename = f"associated-{index}.png"
-            slide.associated_images[name].save(out / filename, "PNG")
+            associated[name].save(out / filename, "PNG")
             images[name] = filename
     return {"images": images}
 

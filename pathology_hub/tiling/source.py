@@ -1,12 +1,13 @@
-"""Pixels of a slide's Deep Zoom area, in sRGB, as NumPy arrays.
+"""Pixels of a slide's Deep Zoom area, in sRGB, as NumPy arrays, whatever its format.
 
-OpenSlide's read_region costs 1.5-3.5 ms per 256 px tile; decoding the file's own
-JPEG tiles costs ~0.2 ms. So level 0 of a tiled-JPEG TIFF (Aperio, generic TIFF)
-is decoded directly with tifffile/imagecodecs (libjpeg-turbo), and every other
-format falls back to OpenSlide. Either way callers get the same thing: the
-pixels of the bounds area (``limit_bounds=True`` coordinates), composited on
-the slide's background colour and converted to sRGB with one ICC transform per
-slide, so tiles and thumbnail agree.
+The slide is opened through :mod:`pathology_hub.slides.readers` (one reader per format
+family: OpenSlide, KFB, wsidicom, Pillow...); this class only adapts a reader to Deep Zoom
+coordinates. OpenSlide's read_region costs 1.5-3.5 ms per 256 px tile; decoding the file's
+own JPEG tiles costs ~0.2 ms. So level 0 of a tiled-JPEG TIFF (Aperio, generic TIFF) is
+decoded directly (:class:`~pathology_hub.slides.readers.tiff.DirectJpeg`), and every other
+format goes through its reader. Either way callers get the same thing: the pixels of the
+bounds area (``limit_bounds=True`` coordinates), composited on the slide's background colour
+and converted to sRGB with one ICC transform per slide, so tiles and thumbnail agree.
 """
 
 from __future__ import annotations
@@ -17,92 +18,26 @@ import os
 from typing import Any
 
 import numpy as np
-import openslide
-import tifffile
 from openslide.deepzoom import DeepZoomGenerator
 from PIL import Image, ImageCms
+
+from pathology_hub.slides.errors import SlideRejected
+from pathology_hub.slides.readers import ReaderError, SlideReader, open_reader
+from pathology_hub.slides.readers.base import BACKGROUND_COLOR, VENDOR
+from pathology_hub.slides.readers.tiff import TileDecodeError
 
 from .blank import parse_colour
 from .errors import TilingError
 from .geometry import OVERLAP, TILE_SIZE, Bounds, Geometry
 
-_JPEG = 7
-_DIRECT_VENDORS = {"aperio", "generic-tiff"}
 
-
-def _open_slide(path: str) -> openslide.OpenSlide:
+def _open_slide(path: str) -> SlideReader:
     try:
-        return openslide.OpenSlide(path)
-    except openslide.OpenSlideUnsupportedFormatError as exc:
-        raise TilingError(f"not a slide format OpenSlide can read: {os.path.basename(path)}") from exc
-    except (openslide.OpenSlideError, OSError) as exc:
+        return open_reader(path)
+    except ReaderError as exc:
+        raise TilingError(f"not a slide format any reader can read: {os.path.basename(path)} ({exc})") from exc
+    except (SlideRejected, OSError) as exc:
         raise TilingError(f"the slide file cannot be opened ({exc})") from exc
-
-
-class _DirectJpeg:
-    """Decodes level-0 JPEG tiles straight from the TIFF, bypassing OpenSlide."""
-
-    def __init__(self, path: str, background: tuple[int, int, int]) -> None:
-        self._tif = tifffile.TiffFile(path)
-        page = self._tif.pages[0]
-        self.page = page
-        self.tw, self.th = page.tilewidth, page.tilelength
-        self.width, self.height = page.imagewidth, page.imagelength
-        self.cols = math.ceil(self.width / self.tw)
-        self.offsets = page.dataoffsets
-        self.counts = page.databytecounts
-        self.tables = page.jpegtables
-        self.fd = os.open(path, os.O_RDONLY)
-        self.background = np.asarray(background, np.uint8)
-
-    @classmethod
-    def try_open(cls, path: str, slide: openslide.OpenSlide,
-                 background: tuple[int, int, int]) -> "_DirectJpeg | None":
-        """Only for layouts we fully understand; anything else keeps OpenSlide's decoding."""
-        if slide.properties.get(openslide.PROPERTY_NAME_VENDOR) not in _DIRECT_VENDORS:
-            return None
-        try:
-            with tifffile.TiffFile(path) as tif:
-                page = tif.pages[0]
-                ok = (page.is_tiled and page.compression == _JPEG and page.samplesperpixel == 3
-                      and page.bitspersample == 8 and page.planarconfig == 1 and page.imagedepth == 1
-                      and (page.imagewidth, page.imagelength) == slide.dimensions)
-        except Exception:  # noqa: BLE001 - any doubt means "use OpenSlide"
-            return None
-        return cls(path, background) if ok else None
-
-    def read(self, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
-        out = np.empty((y1 - y0, x1 - x0, 3), np.uint8)
-        for ty in range(y0 // self.th, (y1 - 1) // self.th + 1):
-            for tx in range(x0 // self.tw, (x1 - 1) // self.tw + 1):
-                sx0, sy0 = tx * self.tw, ty * self.th
-                ix0, iy0 = max(x0, sx0), max(y0, sy0)
-                ix1, iy1 = min(x1, sx0 + self.tw, self.width), min(y1, sy0 + self.th, self.height)
-                dst = out[iy0 - y0:iy1 - y0, ix0 - x0:ix1 - x0]
-                tile = self._decode(tx, ty)
-                if tile is None:
-                    dst[...] = self.background
-                else:
-                    dst[...] = tile[iy0 - sy0:iy1 - sy0, ix0 - sx0:ix1 - sx0]
-        return out
-
-    def _decode(self, tx: int, ty: int) -> np.ndarray | None:
-        index = ty * self.cols + tx
-        count = self.counts[index]
-        if count == 0:
-            return None  # sparse TIFF: the scanner skipped this tile, it is background
-        data = os.pread(self.fd, count, self.offsets[index])
-        try:
-            arr = self.page.decode(data, index, jpegtables=self.tables)[0]
-        except Exception as exc:  # noqa: BLE001 - imagecodecs raises its own error types
-            raise TilingError(f"source tile {tx},{ty} at level 0 is corrupt ({exc})") from exc
-        if arr is None or arr.ndim != 4 or arr.shape[-1] != 3:
-            raise TilingError(f"source tile {tx},{ty} at level 0 could not be decoded")
-        return arr[0]
-
-    def close(self) -> None:
-        os.close(self.fd)
-        self._tif.close()
 
 
 class SlideSource:
@@ -114,15 +49,17 @@ class SlideSource:
         props = self.slide.properties
         self.bounds = Bounds.from_properties(props, self.slide.dimensions)
         self.geometry = Geometry(self.bounds.width, self.bounds.height, TILE_SIZE, OVERLAP)
-        self.background = parse_colour(props.get(openslide.PROPERTY_NAME_BACKGROUND_COLOR))
-        self.vendor = props.get(openslide.PROPERTY_NAME_VENDOR, "unknown")
+        self.background = parse_colour(props.get(BACKGROUND_COLOR))
+        self.vendor = props.get(VENDOR, "unknown")
+        self._errors: tuple[type[BaseException], ...] = (*self.slide.errors, ReaderError)
         self._transform = self._srgb_transform()
-        self._direct = _DirectJpeg.try_open(self.path, self.slide, self.background) if direct else None
+        self._direct = self.slide.native_level0(self.background) if direct else None
         self._dz: DeepZoomGenerator | None = None
 
     @property
     def reader_kind(self) -> str:
-        return "jpeg-direct" if self._direct else "openslide"
+        """jpeg-direct on the fast path, else the reader's name: openslide, kfb, wsidicom or photo."""
+        return "jpeg-direct" if self._direct else self.slide.name
 
     @property
     def icc(self) -> bool:
@@ -150,13 +87,16 @@ class SlideSource:
         """Full-resolution pixels of [x0, x1) x [y0, y1) in Deep Zoom (bounds-relative) coordinates."""
         bx, by = self.bounds.x, self.bounds.y
         if self._direct is not None:
-            arr = self._direct.read(x0 + bx, y0 + by, x1 + bx, y1 + by)
+            try:
+                arr = self._direct.read(x0 + bx, y0 + by, x1 + bx, y1 + by)
+            except TileDecodeError as exc:
+                raise TilingError(str(exc)) from exc
             if self._transform is None:
                 return arr
             return np.asarray(self.to_srgb(Image.fromarray(arr)))
         try:
             region = self.slide.read_region((x0 + bx, y0 + by), 0, (x1 - x0, y1 - y0))
-        except openslide.OpenSlideError as exc:
+        except self._errors as exc:
             raise TilingError(f"the slide's pixels cannot be read ({exc})") from exc
         img = Image.new("RGB", region.size, self.background)
         img.paste(region, mask=region)  # the same compositing DeepZoomGenerator does
@@ -187,7 +127,7 @@ class SlideSource:
         location = ((x0 << shift) + self.bounds.x, (y0 << shift) + self.bounds.y)
         try:
             region = self.slide.read_region(location, level, (x1 - x0, y1 - y0))
-        except openslide.OpenSlideError as exc:
+        except self._errors as exc:
             raise TilingError(f"the slide's pixels cannot be read ({exc})") from exc
         img = Image.new("RGB", region.size, self.background)
         img.paste(region, mask=region)
@@ -199,7 +139,7 @@ class SlideSource:
             self._dz = DeepZoomGenerator(self.slide, TILE_SIZE, OVERLAP, limit_bounds=True)
         try:
             tile = self._dz.get_tile(level, (col, row))
-        except openslide.OpenSlideError as exc:
+        except self._errors as exc:
             raise TilingError(f"the slide's pixels cannot be read ({exc})") from exc
         _, _, w, h = self.geometry.tile_box(level, col, row)
         if tile.size != (w, h):
@@ -217,7 +157,7 @@ class SlideSource:
         size = (max(1, math.ceil(b.width / ld)), max(1, math.ceil(b.height / ld)))
         try:
             region = self.slide.read_region((b.x, b.y), level, size)
-        except openslide.OpenSlideError as exc:
+        except self._errors as exc:
             raise TilingError(f"the slide's pixels cannot be read ({exc})") from exc
         img = Image.new("RGB", region.size, self.background)
         img.paste(region, mask=region)

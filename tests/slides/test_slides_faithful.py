@@ -120,7 +120,6 @@ def test_jpeg_renamed_svs_is_a_photo_with_a_mismatch_warning(tmp_path: Path) -> 
 
 @pytest.mark.parametrize("head, magic, name", [
     (b"TMAP07\x00\x00" + bytes(56), Magic.TMAP, "UNIC TMAP"),
-    (b"\x01\x00\x00\x00KFB\x00" + bytes(56), Magic.KFB, "KFBio KFB"),
     (b"SQ" + b"V1.0".ljust(16, b"\x00") + struct.pack("<IQ", 64, 4096) + bytes(40), Magic.SDPC, "SQRAY SDPC"),
 ])
 def test_chinese_scanner_formats_are_recognised_and_rejected(tmp_path: Path, head, magic, name) -> None:
@@ -130,6 +129,15 @@ def test_chinese_scanner_formats_are_recognised_and_rejected(tmp_path: Path, hea
     err = _rejected(path)
     assert err.code == "vendor_format" and err.params["format"] == name
     assert "SVS or TIFF" in err.message
+
+
+def test_kfb_signature_without_a_readable_header_is_a_damaged_kfb_not_an_unknown_format(tmp_path: Path) -> None:
+    head = b"\x01\x00\x00\x00KFB\x00" + bytes(56)
+    assert sniff_bytes(head) is Magic.KFB
+    path = tmp_path / "scan.bin"
+    path.write_bytes(head + bytes(4000))
+    err = _rejected(path)
+    assert err.code == "corrupt_image" and err.params["format"] == "KFBio KFB"
 
 
 def test_header_only_tiff_says_so(tmp_path: Path) -> None:
@@ -152,12 +160,23 @@ def _without_image_type(data: bytes) -> bytes:
     return data[:at] + data[at + 8 + length:]
 
 
-def test_dicom_without_image_type_is_an_unsupported_variant_not_damage(slides_dir: Path, tmp_path: Path) -> None:
+def test_real_dicom_without_image_type_is_read_like_the_original(slides_dir: Path, tmp_path: Path) -> None:
+    """OpenSlide refuses it ("Couldn't get image flavor"); wsidicom reads it, pixel for pixel as OpenSlide
+    reads the untouched file. A variant nothing reads stays "unsupported_dicom" (test_slides_readers.py)."""
+    from pathology_hub.tiling.source import SlideSource
+
     path = tmp_path / "noflavor.dcm"
     path.write_bytes(_without_image_type((slides_dir / "dicom-boxes_0.dcm").read_bytes()))
-    err = _rejected(path)
-    assert err.code == "unsupported_dicom"
-    assert "damaged" not in err.message.split("not necessarily")[0]
+    desc = inspect_slide(path)
+    original = inspect_slide(slides_dir / "dicom-boxes_0.dcm")
+    assert (desc.format, desc.width, desc.height, desc.mpp_x) == ("dicom", original.width, original.height,
+                                                                  original.mpp_x)
+    ours, theirs = SlideSource(str(path)), SlideSource(str(slides_dir / "dicom-boxes_0.dcm"))
+    assert (ours.reader_kind, theirs.reader_kind) == ("wsidicom", "openslide")
+    w, h = ours.geometry.width, ours.geometry.height
+    assert np.array_equal(ours.read_l0(0, 0, w, h), theirs.read_l0(0, 0, w, h))
+    ours.close()
+    theirs.close()
 
 
 def test_fluorescence_ndpi_is_described_as_fluorescence(slides_dir: Path) -> None:

@@ -1,0 +1,142 @@
+"""The one interface every slide format is read through.
+
+Like large_image's tile sources, each format family is one class that says how it
+recognises its files (:meth:`SlideReader.detect`), opens them, reports metadata
+(:meth:`SlideReader.describe`), hands out associated images and reads regions. The
+shape is OpenSlide's (``level_dimensions``, ``read_region`` returning RGBA...), on
+purpose: openslide's DeepZoomGenerator, the quality check and the probe then drive
+every reader the same way, and a new format only has to answer these questions.
+
+Readers run where native or untrusted decoding is allowed: inside the sandboxed probe
+and in the tiling workers, never in the web process.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any, ClassVar, Mapping
+
+import numpy as np
+from PIL import Image
+
+from ..identify import Magic
+
+#: OpenSlide's standard property names; every reader reports its facts under them so that
+#: metadata, bounds and background colour are read the same way whatever the format.
+VENDOR = "openslide.vendor"
+MPP_X = "openslide.mpp-x"
+MPP_Y = "openslide.mpp-y"
+OBJECTIVE_POWER = "openslide.objective-power"
+BACKGROUND_COLOR = "openslide.background-color"
+
+
+class ReaderError(Exception):
+    """A reader recognised the file but cannot read it; the text is the library's reason."""
+
+
+class SlideReader(abc.ABC):
+    """One open slide. Subclasses set the class attributes and implement the abstract members."""
+
+    #: Registry key, reported as the tiling source's ``reader_kind``.
+    name: ClassVar[str]
+    #: Exceptions of the underlying library that mean "this file cannot be read".
+    errors: ClassVar[tuple[type[BaseException], ...]] = (ReaderError,)
+
+    path: str
+    #: The detected format (OpenSlide's detect_format value, "kfbio", "dicom"...).
+    format: str
+
+    # ------------------------------------------------------------------ detection
+    @classmethod
+    @abc.abstractmethod
+    def detect(cls, path: str, magic: Magic) -> str | None:
+        """The format name when this reader claims the file, else None. Must be cheap."""
+
+    # ------------------------------------------------------------------ geometry
+    @property
+    @abc.abstractmethod
+    def level_dimensions(self) -> tuple[tuple[int, int], ...]: ...
+
+    @property
+    @abc.abstractmethod
+    def level_downsamples(self) -> tuple[float, ...]: ...
+
+    @property
+    def dimensions(self) -> tuple[int, int]:
+        return self.level_dimensions[0]
+
+    @property
+    def level_count(self) -> int:
+        return len(self.level_dimensions)
+
+    def get_best_level_for_downsample(self, downsample: float) -> int:
+        """The finest level at most ``downsample`` coarser than level 0 (OpenSlide's rule)."""
+        best = 0
+        for level, ds in enumerate(self.level_downsamples):
+            if ds <= downsample * 1.0001:
+                best = level
+        return best
+
+    # ------------------------------------------------------------------ metadata
+    @property
+    @abc.abstractmethod
+    def properties(self) -> Mapping[str, str]:
+        """Vendor facts under OpenSlide's standard names (see the constants above)."""
+
+    @property
+    def associated_images(self) -> Mapping[str, Image.Image]:
+        """Label, macro, thumbnail... by name."""
+        return {}
+
+    @property
+    def color_profile(self) -> Any:
+        """An ImageCms profile of the pixels, or None for sRGB."""
+        return None
+
+    @property
+    def background(self) -> str:
+        """The colour of empty areas as "RRGGBB"."""
+        return str(self.properties.get(BACKGROUND_COLOR) or "ffffff")
+
+    def describe(self, facts: Any = None) -> Any:
+        """A :class:`~pathology_hub.slides.metadata.SlideDescription` of this slide."""
+        from ..metadata import describe_openslide
+
+        return describe_openslide(self, self.format, facts)
+
+    # ------------------------------------------------------------------ pixels
+    @abc.abstractmethod
+    def read_region(self, location: tuple[int, int], level: int, size: tuple[int, int]) -> Image.Image:
+        """RGBA pixels of ``size`` at ``level``; ``location`` in level-0 coordinates (OpenSlide's contract)."""
+
+    def read_rgb(self, level: int, x: int, y: int, w: int, h: int) -> np.ndarray:
+        """(h, w, 3) uint8 pixels at ``level`` from level coordinates (x, y), on the background colour."""
+        ds = self.level_downsamples[level]
+        region = self.read_region((round(x * ds), round(y * ds)), level, (w, h))
+        img = Image.new("RGB", region.size, "#" + self.background)
+        img.paste(region, mask=region if region.mode == "RGBA" else None)
+        return np.asarray(img)
+
+    def native_level0(self, background: tuple[int, int, int]) -> Any:
+        """A decoder of level 0's own tiles when the layout allows one (``read(x0, y0, x1, y1)`` ->
+        RGB array, ``close()``), else None. Formats without a faster path than read_region keep None."""
+        return None
+
+    def get_thumbnail(self, size: tuple[int, int]) -> Image.Image:
+        """The whole slide fitted into ``size`` (from the coarsest level that is large enough)."""
+        w, h = self.dimensions
+        down = max(w / size[0], h / size[1], 1.0)
+        level = self.get_best_level_for_downsample(down)
+        lw, lh = self.level_dimensions[level]
+        img = Image.fromarray(self.read_rgb(level, 0, 0, lw, lh))
+        img.thumbnail(size, Image.LANCZOS)
+        return img
+
+    def close(self) -> None:
+        """Release files and handles."""
+
+    def __enter__(self) -> "SlideReader":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
