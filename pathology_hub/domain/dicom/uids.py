@@ -2,7 +2,7 @@
 
 A PACS or viewer that saw a slide yesterday must find the same study, series and instances today,
 and a re-tiled slide (new pyramid version) must not pretend to be the old pixels. So every UID is a
-``2.25`` UID (ISO/IEC 9834-8, no registered root needed) hashed by pydicom from what identifies the
+``2.25`` UID (ISO/IEC 9834-8, no registered root needed): a name-based UUID of what identifies the
 thing: the case's row id and creation time (case ids repeat across installations, their creation
 instants do not), the slide's random ``uid`` and its ``pyramid_version``. Nothing is written to the
 database, so every protocol (DICOMweb, the DICOM WSI export, DICOM annotations, FHIR ImagingStudy)
@@ -13,13 +13,17 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pydicom.uid import generate_uid
+import uuid
 
 _NAMESPACE = "pathology-hub"
+_UUID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:pathology-hub:dicom")
 
 
 def _uid(*parts: object) -> str:
-    return str(generate_uid(prefix=None, entropy_srcs=[_NAMESPACE, *(str(p) for p in parts)]))
+    # A name-based (SHA-1, version 5) UUID as a 2.25 UID. pydicom's generate_uid(prefix=None) ignores
+    # entropy_srcs and returns a random uuid4 UID, which made every "stable" UID change per call.
+    name = "|".join([_NAMESPACE, *(str(p) for p in parts)])
+    return f"2.25.{uuid.uuid5(_UUID_NAMESPACE, name).int}"
 
 
 def study_uid(case_id: int, case_created_at: dt.datetime) -> str:
