@@ -10,20 +10,24 @@ feed the same sampled ``slide.viewed`` audit as Deep Zoom tiles.
 from __future__ import annotations
 
 import json
+import tempfile
 
-from flask import Blueprint, Flask, Response, request
+from flask import Blueprint, Flask, Response, request, send_file
 from flask_babel import gettext as _
 
 from storage.errors import ObjectNotFound
 
-from ..domain.dicom import catalogue, frames, multipart, qido
+from .. import runtime
+from ..domain import slides as slide_service
+from ..domain.dicom import catalogue, export, frames, multipart, qido
 from ..domain.dicom.catalogue import DicomInstance, DicomSeries, DicomStudy
 from ..domain.dicom.wsi_dataset import TRANSFER_SYNTAX
-from ..domain.errors import DomainError, NotFound, NotReadyYet
+from ..domain.errors import Conflict, DomainError, NotFound, NotReadyYet
 from ..tiling import TileNotFound, TileNotReady
 from ..tiling.geometry import Geometry
 from . import view_audit_hook
-from .authz import me
+from .authz import authorize, load_model, me
+from .security import client_ip
 from .tile_fastpath import forget_reader, reader_for
 
 bp = Blueprint("dicomweb", __name__, url_prefix="/dicomweb")
@@ -307,5 +311,50 @@ def retrieve_frames(study_uid: str, series_uid: str, instance_uid: str, frame_li
     return resp
 
 
+# ---------------------------------------------------------------- DICOM WSI export (zip)
+export_bp = Blueprint("dicom_export", __name__)
+_slide = load_model(slide_service.find_slide, "slide_id")
+
+
+@export_bp.route("/api/v1/slides/<int:slide_id>/export/dicom.zip")
+@authorize("slide.view", load=_slide, as_arg="slide")
+def export_dicom(slide):
+    """Download a slide as a DICOM WSI series (zip of Part 10 files, one per pyramid level).
+    ---
+    get:
+      summary: "Download a slide as DICOM WSI (zip): one VL Whole Slide Microscopy Image per level"
+      description: >-
+        Written from the stored tiles (see docs/interoperability.md for what is re-encoded). The
+        patient module carries the case's pseudonymised identifier only; label and macro images are
+        included only for users who may see the slide label. Audited as `slide.export_dicom`.
+      responses:
+        200: {description: "application/zip"}
+        409: {description: "`slide_not_ready`: the slide's pyramid is not complete yet"}
+    """
+    if slide.status.value != "ready":
+        raise Conflict(_("The slide can be downloaded once its processing has finished."), code="slide_not_ready")
+    try:
+        reader = reader_for(slide.uid, slide.pyramid_version)
+    except (TileNotFound, ObjectNotFound):
+        forget_reader(slide.uid)
+        raise NotFound(_("The slide has no pyramid yet.")) from None
+    info = catalogue.slide_info(slide, reader.geometry, associated=catalogue.allowed_associated(me(), slide))
+    store = runtime.store()
+
+    def associated_png(name: str) -> bytes | None:
+        try:
+            return store.get_bytes(slide_service.associated_key(slide, name))
+        except ObjectNotFound:
+            return None
+    spool = tempfile.SpooledTemporaryFile(max_size=64 * 1024 * 1024)
+    names = export.write_zip(spool, info, reader, associated_png)
+    catalogue.record_export(me(), slide, files=len(names), ip=client_ip())
+    spool.seek(0)
+    safe_label = "".join(c if c.isalnum() or c in "-_" else "_" for c in (slide.label or "slide"))
+    return send_file(spool, mimetype="application/zip", as_attachment=True,
+                     download_name=f"slide-{slide.id}-{safe_label}-dicom.zip", max_age=0)
+
+
 def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
+    app.register_blueprint(export_bp)

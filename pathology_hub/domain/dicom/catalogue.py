@@ -186,3 +186,13 @@ def slide_of(info: SlideInfo) -> Slide | None:
 def json_value(ds: Dataset) -> dict[str, Any]:
     """DICOM JSON (PS3.18 F.2) of a dataset, bulk data inline as base64 (small: ICC profile)."""
     return ds.to_json_dict()
+
+
+def record_export(user: User, slide: Slide, *, files: int, ip: str | None = None) -> None:
+    """The audit entry of a DICOM WSI download (ids and counts only, never the patient's name)."""
+    from .. import audit
+    with unit_of_work.transaction() as session:
+        audit.record(session, "slide.export_dicom", actor=user, object_type="slide", object_id=slide.id,
+                     case_id=slide.case_id, ip=ip,
+                     details={"files": files, "pyramid_version": slide.pyramid_version,
+                              "label_included": "label" in allowed_associated(user, slide)})
