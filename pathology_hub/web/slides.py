@@ -116,6 +116,8 @@ def slide_json(slide: Slide, *, with_urls: bool = True) -> dict:
         data["dzi_url"] = f"{base}?t={token}"
         data["thumbnail_url"] = url_for("slides.thumbnail", slide_id=slide.id)
         data["viewer_url"] = url_for("slides.viewer", case_id=slide.case_id, slide=slide.id)
+    if with_urls and slide.status.value == "ready":
+        data["dicom_url"] = url_for("dicom_export.export_dicom", slide_id=slide.id)
     return data
 
 
