@@ -98,6 +98,9 @@ def _instance_json(study: DicomStudy, series: DicomSeries, inst: DicomInstance) 
         ds = inst.dataset()
         _put(item, "ImageType", "CS", list(ds.ImageType))
         _put(item, "AvailableTransferSyntaxUID", "UI", str(TRANSFER_SYNTAX))
+    elif inst.image_type:
+        _put(item, "ImageType", "CS", list(inst.image_type))
+        _put(item, "AvailableTransferSyntaxUID", "UI", str(TRANSFER_SYNTAX))
     return item
 
 
@@ -285,10 +288,16 @@ def retrieve_frames(study_uid: str, series_uid: str, instance_uid: str, frame_li
     """
     numbers = _frame_numbers(frame_list)
     _study_, _series_, inst = _instance(study_uid, series_uid, instance_uid)
-    if inst.slide is None or inst.level is None:
-        raise NotFound(_("This instance has no frames."), code="frame_not_found")
     if not multipart.accepts(request.headers.get("Accept"), "image/jpeg"):
         raise NotAcceptable(_("Frames are offered as image/jpeg (JPEG baseline) only."))
+    if inst.single_frame is not None:  # label or macro, already cleared by slide.view_label
+        if numbers != [1]:
+            raise NotFound(_("No such frame."), code="frame_not_found")
+        body, content_type = multipart.encode([inst.single_frame()], "image/jpeg",
+                                              transfer_syntax=str(TRANSFER_SYNTAX))
+        return Response(body, content_type=content_type, headers={"Cache-Control": "private, no-cache"})
+    if inst.slide is None or inst.level is None:
+        raise NotFound(_("This instance has no frames."), code="frame_not_found")
     info, level = inst.slide, inst.level
     try:
         reader = reader_for(info.slide_uid, info.pyramid_version)

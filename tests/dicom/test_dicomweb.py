@@ -143,7 +143,7 @@ def test_frames_are_multipart_jpeg_and_unknown_frame_is_404(world, ready_slide, 
     series = uids.slide_series_uid(slide.uid, slide.pyramid_version)
     client = client_for("tech")
     insts = client.get(f"/dicomweb/studies/{study}/series/{series}/instances").get_json()
-    top = max(insts, key=lambda i: i["00480006"]["Value"][0])
+    top = max((i for i in insts if "00480006" in i), key=lambda i: i["00480006"]["Value"][0])
     uid = top["00080018"]["Value"][0]
     base = f"/dicomweb/studies/{study}/series/{series}/instances/{uid}"
     resp = client.get(f"{base}/frames/1,2", headers={"Accept": 'multipart/related; type="image/jpeg"'})
@@ -156,3 +156,40 @@ def test_frames_are_multipart_jpeg_and_unknown_frame_is_404(world, ready_slide, 
     assert meta["00209311"]["Value"] == ["TILED_FULL"]
     assert meta["00100010"]["Value"][0]["Alphabetic"] == case.patient_pseudo_id
     pytest.importorskip("pydicom")
+
+
+def test_label_and_macro_are_served_only_to_those_who_may_see_the_label(world, settings, ready_slide, demo_case_id,
+                                                                        client_for, monkeypatch):
+    from pathology_hub.domain import policy
+    from pathology_hub.domain.dicom import uids
+    from pathology_hub.models import Case
+    from tests.dicom.test_export import _put_label
+    slide_id = ready_slide(demo_case_id)
+    _put_label(settings, world, slide_id, "Zhang Sanfeng")
+    slide = _slide(world, slide_id)
+    world.expire_all()
+    case = world.get(Case, demo_case_id)
+    study = uids.study_uid(case.id, case.created_at)
+    series = uids.slide_series_uid(slide.uid, slide.pyramid_version)
+    url = f"/dicomweb/studies/{study}/series/{series}/instances"
+    client = client_for("tech")
+
+    def kinds():
+        return sorted(i["00080008"]["Value"][2] for i in client.get(url).get_json())
+    assert "LABEL" in kinds() and "OVERVIEW" in kinds()
+    label = next(i for i in client.get(url).get_json() if i["00080008"]["Value"][2] == "LABEL")
+    label_uid = label["00080018"]["Value"][0]
+    frame = client.get(f"{url}/{label_uid}/frames/1")
+    assert frame.status_code == 200 and frame.data.count(b"\xff\xd8\xff") == 1
+    meta = client.get(f"{url}/{label_uid}/metadata").get_json()[0]
+    assert b"Zhang" not in json_bytes(meta)
+
+    monkeypatch.setitem(policy._RULES, "slide.view_label", lambda user, slide: False)
+    assert set(kinds()) == {"VOLUME"}
+    assert client.get(f"{url}/{label_uid}/frames/1").status_code == 404
+    assert client.get(f"{url}/{label_uid}/metadata").status_code == 404
+
+
+def json_bytes(obj) -> bytes:
+    import json
+    return json.dumps(obj).encode()

@@ -10,6 +10,7 @@ images are offered only under ``slide.view_label``. Other modules add series to 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Callable, Iterable, Protocol
 
 from pydicom.dataset import Dataset
@@ -19,7 +20,7 @@ from ...models import Case, Slide, SlideStatus, User
 from ...tiling.geometry import Geometry
 from .. import policy, unit_of_work
 from ..slides.descriptions import description_of
-from . import wsi_dataset
+from . import associated, wsi_dataset
 from .wsi_dataset import SlideInfo
 
 #: Cases considered per study search (newest first); a consortium node holds thousands, not millions.
@@ -46,6 +47,9 @@ class DicomInstance:
     level: int | None = None
     #: any other instance: its full Part 10 bytes (e.g. a Bulk Simple Annotations instance)
     part10: Callable[[], bytes] | None = None
+    #: a single-frame image (label, macro): its one JPEG frame
+    single_frame: Callable[[], bytes] | None = None
+    image_type: tuple[str, ...] = ()
 
 
 @dataclass
@@ -112,11 +116,35 @@ def _level_instances(info: SlideInfo) -> list[DicomInstance]:
     return out
 
 
+def _associated_instances(slide: Slide, info: SlideInfo) -> list[DicomInstance]:
+    """Label/macro instances (only names already allowed by ``slide.view_label``), read lazily."""
+    from ... import runtime
+    from ..slides.keys import associated_key
+    out = []
+    for name in info.associated:
+        key = associated_key(slide, name)
+
+        @lru_cache(maxsize=1)
+        def frame(key: str = key) -> tuple[bytes, int, int]:
+            return associated.jpeg_frame(runtime.store().get_bytes(key))
+
+        def dataset(name: str = name, frame=frame) -> Dataset:
+            _, w, h = frame()
+            return associated.associated_dataset(info, name, w, h)
+        out.append(DicomInstance(
+            dataset=dataset, sop_class_uid=wsi_dataset.VL_WSI_SOP_CLASS,
+            sop_instance_uid=associated.instance_uid(info, name),
+            instance_number=associated.INSTANCE_NUMBER[name], number_of_frames=1,
+            single_frame=(lambda frame=frame: frame()[0]),
+            image_type=("ORIGINAL", "PRIMARY", associated.IMAGE_TYPE[name], "NONE")))
+    return out
+
+
 def slide_series(user: User, slide: Slide, geometry: Geometry, series_number: int = 1) -> DicomSeries:
     info = slide_info(slide, geometry, series_number=series_number, associated=allowed_associated(user, slide))
     series = DicomSeries(series_uid=info.series_uid, modality="SM", series_number=series_number,
                          description=str(wsi_dataset.series_attributes(info).SeriesDescription), slide=info)
-    series.instances = _level_instances(info)
+    series.instances = _level_instances(info) + _associated_instances(slide, info)
     return series
 
 
