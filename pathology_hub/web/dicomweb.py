@@ -278,9 +278,11 @@ def retrieve_frames(study_uid: str, series_uid: str, instance_uid: str, frame_li
     ---
     get:
       summary: "DICOMweb WADO-RS: frames (JPEG baseline) of a pyramid level"
+      description: >-
+        `frame_list`: 1-based frame numbers, comma separated (row-major tiles of the level, at most 256).
+        Accept `multipart/related; type="image/jpeg"` (or none). Frames equal stored tiles where the
+        pyramid has 256-px tiles without overlap; see docs/interoperability.md for what is re-encoded.
       tags: [DICOMweb]
-      parameters:
-        - {name: frame_list, in: path, required: true, schema: {type: string}, description: "1-based frame numbers, comma separated (row-major tiles of the level)"}
       responses:
         200: {description: "multipart/related; type=\\"image/jpeg\\"; one part per frame"}
         404: {description: "`instance_not_found`, `frame_not_found` or `invalid_frame`"}
