@@ -290,12 +290,13 @@ def retrieve_frames(study_uid: str, series_uid: str, instance_uid: str, frame_li
     """
     numbers = _frame_numbers(frame_list)
     _study_, _series_, inst = _instance(study_uid, series_uid, instance_uid)
-    if not multipart.accepts(request.headers.get("Accept"), "image/jpeg"):
+    part_type = multipart.frame_part_type(request.headers.get("Accept"))
+    if part_type is None:
         raise NotAcceptable(_("Frames are offered as image/jpeg (JPEG baseline) only."))
     if inst.single_frame is not None:  # label or macro, already cleared by slide.view_label
         if numbers != [1]:
             raise NotFound(_("No such frame."), code="frame_not_found")
-        body, content_type = multipart.encode([inst.single_frame()], "image/jpeg",
+        body, content_type = multipart.encode([inst.single_frame()], part_type,
                                               transfer_syntax=str(TRANSFER_SYNTAX))
         return Response(body, content_type=content_type, headers={"Cache-Control": "private, no-cache"})
     if inst.slide is None or inst.level is None:
@@ -316,7 +317,7 @@ def retrieve_frames(study_uid: str, series_uid: str, instance_uid: str, frame_li
     if slide is not None:
         for _n in numbers:
             view_audit_hook.on_tile_known(me().id, slide, level)
-    body, content_type = multipart.encode(parts, "image/jpeg", transfer_syntax=str(TRANSFER_SYNTAX))
+    body, content_type = multipart.encode(parts, part_type, transfer_syntax=str(TRANSFER_SYNTAX))
     resp = Response(body, content_type=content_type)
     resp.headers["Cache-Control"] = "private, max-age=3600"
     return resp

@@ -65,3 +65,17 @@ def test_frame_numbers_outside_the_level_are_refused():
         frames.frame_address(g, g.max_level, 7)
     with pytest.raises(IndexError):
         frames.frame_address(g, g.max_level, 0)
+
+
+def test_frame_media_type_negotiation():
+    from pathology_hub.domain.dicom import multipart
+    assert multipart.frame_part_type(None) == "image/jpeg"
+    assert multipart.frame_part_type('multipart/related; type="image/jpeg"') == "image/jpeg"
+    assert multipart.frame_part_type(
+        'multipart/related; type="image/jpeg"; transfer-syntax=1.2.840.10008.1.2.4.50') == "image/jpeg"
+    # "as stored", what dicom-microscopy-viewer asks for: the JPEG bytes as octet-stream parts
+    assert multipart.frame_part_type(
+        'multipart/related; type="application/octet-stream"; transfer-syntax=*') == "application/octet-stream"
+    # uncompressed pixels are not on offer
+    assert multipart.frame_part_type('multipart/related; type="application/octet-stream"') is None
+    assert multipart.frame_part_type("image/png") is None

@@ -34,3 +34,21 @@ def accepts(accept_header: str | None, part_type: str) -> bool:
                 "type=" not in media or part_type in media or 'type="*/*"' in media or "type=*/*" in media):
             return True
     return False
+
+
+def frame_part_type(accept_header: str | None) -> str | None:
+    """The part media type to answer a frames request with, or None when nothing acceptable is on offer.
+
+    Frames exist only as JPEG baseline, so: ``image/jpeg`` (or ``*/*``, or no Accept) gets image/jpeg
+    parts; ``application/octet-stream`` with ``transfer-syntax=*`` ("as stored", what
+    dicom-microscopy-viewer asks for) gets the same bytes as octet-stream parts labelled with their
+    transfer syntax; uncompressed octet-stream (no or another transfer syntax) is not offered."""
+    if accepts(accept_header, "image/jpeg") and (not accept_header or "image/jpeg" in accept_header.lower()
+                                                  or "*/*" in accept_header):
+        return "image/jpeg"
+    for item in (accept_header or "").split(","):
+        media = item.strip().lower().replace(" ", "")
+        if media.startswith("multipart/related") and "application/octet-stream" in media and (
+                "transfer-syntax=*" in media or "transfer-syntax=1.2.840.10008.1.2.4.50" in media):
+            return "application/octet-stream"
+    return None
