@@ -12,7 +12,7 @@ SHOTS = Path("/work/notes/shots/dicomweb20")
 
 
 @pytest.mark.browser
-@pytest.mark.parametrize("locale,text", [("zh-CN", "下载 DICOM"), ("en", "Download DICOM")])
+@pytest.mark.parametrize("locale,text", [("zh-CN", "下载 DICOM"), ("en", "DICOM (zip)")])
 def test_case_page_has_dicom_download(browser, live_server, ready_slide, demo_case_id, locale, text):
     slide_id = ready_slide(demo_case_id)
     context = browser.new_context(locale=locale, extra_http_headers={"Accept-Language": locale},

@@ -103,7 +103,7 @@ def test_dicom_microscopy_viewer_renders_the_slide(app, browser, live_server, wo
         state = pg.evaluate("window.dmvState")
         assert state.startswith("rendered:"), (state, [e for e in errors if e.startswith("error")][:5])
         wait_until(pg, "document.querySelectorAll('#viewer canvas').length > 0", timeout=30)
-        pg.wait_for_timeout(8000)
+        pg.wait_for_timeout(3000)
         assert frames, ("no frame was requested", [e for e in errors if e.startswith("error")][:5])
         SHOTS.mkdir(parents=True, exist_ok=True)
         shot = pg.locator("#viewer").screenshot(path=str(SHOTS / "dicom-microscopy-viewer.png"))

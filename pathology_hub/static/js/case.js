@@ -96,7 +96,7 @@
       a.href = viewerUrl + "?slide=" + s.id;
       action.appendChild(a);
       if (s.dicom_url) {
-        var d = el("a", null, labels.dicom || "Download DICOM");
+        var d = el("a", null, labels.dicom || "DICOM (zip)");
         d.href = s.dicom_url;
         d.setAttribute("download", "");
         d.setAttribute("data-testid", "download-dicom-" + s.id);
