@@ -21,7 +21,7 @@ from .. import runtime
 from ..domain import cases as case_service
 from ..domain import jobs, policy, slide_facts
 from ..domain import slides as slide_service
-from ..domain import tile_access, tile_render
+from ..domain import slide_identity, tile_access, tile_render
 from ..domain.upload_status import UploadStatus
 from ..domain.upload_status import upload_status_for
 from ..domain.errors import Conflict, Forbidden, NotFound, NotReadyYet, ValidationFailed
@@ -156,7 +156,7 @@ def slide_detail(slide: Slide):
              if n != "label" or policy.can(me(), "slide.view_label", slide)]
     data["associated_images"] = [{"name": n, "url": url_for("slides.associated", slide_id=slide.id, name=n)}
                                  for n in names]
-    data["properties"] = desc.get("properties", {})
+    data["properties"] = slide_identity.visible_properties(me(), slide, desc.get("properties", {}))
     return jsonify(data)
 
 

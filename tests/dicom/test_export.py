@@ -102,3 +102,23 @@ def test_export_without_label_permission_leaves_label_and_macro_out(world, setti
     files = _unzip(resp.data, tmp_path / "nolabel")
     kinds = {str(pydicom.dcmread(f, stop_before_pixels=True).ImageType[2]) for f in files}
     assert kinds == {"VOLUME"}
+
+
+def test_vendor_fields_with_a_name_follow_the_label_rule(world, settings, ready_slide, demo_case_id, client_for,
+                                                         monkeypatch):
+    import json
+
+    from pathology_hub.domain import policy
+    from pathology_hub.models import Slide
+    slide_id = ready_slide(demo_case_id)
+    slide = world.get(Slide, slide_id)
+    desc = json.loads(slide.description)
+    desc.setdefault("properties", {}).update({"hamamatsu.Reference": "Zhang Sanfeng", "hamamatsu.SourceLens": "20"})
+    slide.description = json.dumps(desc)
+    world.commit()
+    client = client_for("tech")
+    props = client.get(f"/api/v1/slides/{slide_id}").get_json()["properties"]
+    assert props["hamamatsu.Reference"] == "Zhang Sanfeng"  # the uploading centre may see the label
+    monkeypatch.setitem(policy._RULES, "slide.view_label", lambda user, slide: False)
+    props = client.get(f"/api/v1/slides/{slide_id}").get_json()["properties"]
+    assert "hamamatsu.Reference" not in props and props["hamamatsu.SourceLens"] == "20"
