@@ -44,5 +44,7 @@ def register_web(app: Flask) -> None:
     frozen.init_app(app)
     from .lis_admin import bp as lis_admin_bp
     app.register_blueprint(lis_admin_bp)
+    from . import dicomweb
+    dicomweb.init_app(app)
     from . import refusal_audit_hook
     refusal_audit_hook.install(app)

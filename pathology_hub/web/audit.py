@@ -25,6 +25,7 @@ ACTION_LABELS = {"access.refused": _l("Access refused (403/404, sampled)"),
                  "report.viewed": _l("Report viewed"), "login": _l("Logged in"), "login.failed": _l("Login failed"),
                  "logout": _l("Logged out"), "user.subspecialties": _l("Subspecialties changed"),
                  "slide.rejected": _l("Slide rejected at inspection"),
+                 "slide.export_dicom": _l("Slide downloaded as DICOM"),
                  "institution.time_zone": _l("Institution time zone changed")}
 #: What an entry is about, in the reader's language (the id follows).
 OBJECT_LABELS = {"annotation": _l("annotation"), "audit_checkpoint": _l("audit checkpoint"), "case": _l("case"),

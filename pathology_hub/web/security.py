@@ -44,7 +44,7 @@ def client_ip() -> str | None:
 
 
 def is_api_request() -> bool:
-    return request.path.startswith("/api/")
+    return request.path.startswith(("/api/", "/dicomweb/"))
 
 
 def init_app(app: Flask) -> None:

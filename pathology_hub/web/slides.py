@@ -21,7 +21,7 @@ from .. import runtime
 from ..domain import cases as case_service
 from ..domain import jobs, policy, slide_facts
 from ..domain import slides as slide_service
-from ..domain import tile_access, tile_render
+from ..domain import slide_identity, tile_access, tile_render
 from ..domain.upload_status import UploadStatus
 from ..domain.upload_status import upload_status_for
 from ..domain.errors import Conflict, Forbidden, NotFound, NotReadyYet, ValidationFailed
@@ -116,6 +116,8 @@ def slide_json(slide: Slide, *, with_urls: bool = True) -> dict:
         data["dzi_url"] = f"{base}?t={token}"
         data["thumbnail_url"] = url_for("slides.thumbnail", slide_id=slide.id)
         data["viewer_url"] = url_for("slides.viewer", case_id=slide.case_id, slide=slide.id)
+    if with_urls and slide.status.value == "ready":
+        data["dicom_url"] = url_for("dicom_export.export_dicom", slide_id=slide.id)
     return data
 
 
@@ -154,7 +156,7 @@ def slide_detail(slide: Slide):
              if n != "label" or policy.can(me(), "slide.view_label", slide)]
     data["associated_images"] = [{"name": n, "url": url_for("slides.associated", slide_id=slide.id, name=n)}
                                  for n in names]
-    data["properties"] = desc.get("properties", {})
+    data["properties"] = slide_identity.visible_properties(me(), slide, desc.get("properties", {}))
     return jsonify(data)
 
 

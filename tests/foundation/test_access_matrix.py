@@ -68,6 +68,18 @@ MATRIX: dict[tuple[str, str], dict[str, int]] = {
                                                       "*": 404},
     ("POST", "/slides/<int:slide_id>/retry"): {"anon": 302, "tech": 302, "clinician": 302, "admin": 409, "*": 404},
     ("GET", "/api/v1/slides/<int:slide_id>/thumbnail.jpg"): {"anon": 401, "tech": 200, "clinician": 200, "*": 404},
+    ("GET", "/api/v1/slides/<int:slide_id>/export/dicom.zip"): {"anon": 401, "tech": 200, "clinician": 200, "*": 404},
+    # DICOMweb: searches list only what the user may see (200, possibly empty); an unknown UID is 404
+    ("GET", "/dicomweb/studies"): {"anon": 401, "*": 200},
+    ("GET", "/dicomweb/series"): {"anon": 401, "*": 200},
+    ("GET", "/dicomweb/studies/<study_uid>/series"): {"anon": 401, "*": 404},
+    ("GET", "/dicomweb/studies/<study_uid>/instances"): {"anon": 401, "*": 404},
+    ("GET", "/dicomweb/studies/<study_uid>/metadata"): {"anon": 401, "*": 404},
+    ("GET", "/dicomweb/studies/<study_uid>/series/<series_uid>/instances"): {"anon": 401, "*": 404},
+    ("GET", "/dicomweb/studies/<study_uid>/series/<series_uid>/metadata"): {"anon": 401, "*": 404},
+    ("GET", "/dicomweb/studies/<study_uid>/series/<series_uid>/instances/<instance_uid>/metadata"): {"anon": 401, "*": 404},
+    ("GET", "/dicomweb/studies/<study_uid>/series/<series_uid>/instances/<instance_uid>/frames/<frame_list>"): {
+        "anon": 401, "*": 404},
     ("GET", "/api/v1/slides/<int:slide_id>/associated/<name>.png"): {"anon": 401, "tech": 200, "clinician": 200, "*": 404},
     # Annotations: technicians/clinicians only once the report is signed (403 before); pathologists of
     # other institutions do not see the COMM1 case without a consultation (404). The matrix cannot name an

@@ -95,6 +95,15 @@
       var a = el("a", null, labels.view || "View");
       a.href = viewerUrl + "?slide=" + s.id;
       action.appendChild(a);
+      if (s.dicom_url) {
+        var d = el("a", null, labels.dicom || "DICOM (zip)");
+        d.href = s.dicom_url;
+        d.setAttribute("download", "");
+        d.setAttribute("data-testid", "download-dicom-" + s.id);
+        d.title = labels.dicomTitle || "";
+        action.appendChild(document.createTextNode(" "));
+        action.appendChild(d);
+      }
     } else if (s.retry_url) {
       action.appendChild(retryForm(s.retry_url));
     }
