@@ -23,6 +23,8 @@ from . import db, runtime, upload_server
 from .config import Settings
 from .domain import consultations, frozen, jobs, notifications, passwords, policy, reports, tile_render
 from .domain import slides as slide_service
+from .domain.dicom import catalogue as dicom_catalogue
+from .domain.dicom.annotation_series import annotation_series
 from .domain.hl7 import outbox as hl7_outbox
 from .uploads.tus import TusServer
 
@@ -63,6 +65,7 @@ def register_job_handlers() -> None:
 def register_policy() -> None:
     policy.register_case_access(consultations.case_access_grant)
     policy.install_report_signed(reports.case_report_signed)
+    dicom_catalogue.register_series_provider(annotation_series)  # DICOMweb lists annotations beside slides
 
 
 def register_ports() -> None:

@@ -261,6 +261,32 @@ def instance_metadata(study_uid: str, series_uid: str, instance_uid: str):
     return _json([_metadata(inst)])
 
 
+@bp.route("/studies/<study_uid>/series/<series_uid>/instances/<instance_uid>")
+def retrieve_instance(study_uid: str, series_uid: str, instance_uid: str):
+    """WADO-RS instance retrieval, for instances kept whole (the slide's DICOM annotations).
+    ---
+    get:
+      summary: "DICOMweb WADO-RS: one instance as multipart/related; type=\"application/dicom\""
+      description: >-
+        Offered for Bulk Simple Annotations instances (modality ANN). Pyramid levels are served as
+        frames (`.../frames/{n}`) and as the DICOM WSI export; asking for a whole level here is 406.
+      tags: [DICOMweb]
+      responses:
+        200: {description: "multipart/related; type=\"application/dicom\"; one Part 10 file"}
+        404: {description: "`instance_not_found`"}
+        406: {description: "`not_acceptable`"}
+    """
+    _study_, _series_, inst = _instance(study_uid, series_uid, instance_uid)
+    accept = (request.headers.get("Accept") or "").lower()
+    if accept and "application/dicom" not in accept and "*/*" not in accept:
+        raise NotAcceptable(_("Instances are offered as application/dicom only."))
+    if inst.part10 is None:
+        raise NotAcceptable(_("A pyramid level is retrieved as frames or as the DICOM WSI export, "
+                              "not as one instance."))
+    body, content_type = multipart.encode([inst.part10()], "application/dicom")
+    return Response(body, content_type=content_type, headers={"Cache-Control": "private, no-cache"})
+
+
 # ---------------------------------------------------------------- WADO-RS frames
 def _frame_numbers(raw: str) -> list[int]:
     try:

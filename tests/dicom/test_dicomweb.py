@@ -193,3 +193,67 @@ def test_label_and_macro_are_served_only_to_those_who_may_see_the_label(world, s
 def json_bytes(obj) -> bytes:
     import json
     return json.dumps(obj).encode()
+
+
+def test_annotations_are_a_series_of_their_own_and_follow_every_edit(world, ready_slide, demo_case_id, client_for):
+    """The slide's Bulk Simple Annotations instance is listed (modality ANN) for a user who may see the
+    annotations, retrieved whole as application/dicom, and replaced by a new instance after an edit."""
+    import pydicom
+
+    from pathology_hub.domain import policy
+    from pathology_hub.domain.dicom import uids
+    from pathology_hub.models import Case, Role
+
+    def grant(user, case):
+        return user.role is Role.PATHOLOGIST and user.institution.code == "DIST1"
+    policy.register_case_access(grant)
+    try:
+        slide = _slide(world, ready_slide(demo_case_id))
+        world.expire_all()
+        case = world.get(Case, demo_case_id)
+        study = uids.study_uid(case.id, case.created_at)
+        ann_series = uids.annotation_series_uid(slide.uid, slide.pyramid_version)
+        path = client_for("pathologist")
+
+        def ann_instances():
+            items = path.get(f"/dicomweb/studies/{study}/instances").get_json()
+            return [i for i in items if i["0020000E"]["Value"][0] == ann_series]
+        assert ann_instances() == []  # no annotations yet: no series
+        square = {"geometry": {"type": "Polygon", "coordinates": [[[10, 10], [110, 10], [110, 110], [10, 110], [10, 10]]]},
+                  "properties": {"class": "tumour"}}
+        created = path.post(f"/api/v1/slides/{slide.id}/annotations", json=square)
+        assert created.status_code == 201, created.get_data(as_text=True)
+        (first,) = ann_instances()
+        assert first["00080060"]["Value"] == ["ANN"]
+        uid = first["00080018"]["Value"][0]
+        resp = path.get(f"/dicomweb/studies/{study}/series/{ann_series}/instances/{uid}",
+                        headers={"Accept": 'multipart/related; type="application/dicom"'})
+        assert resp.status_code == 200 and 'type="application/dicom"' in resp.headers["Content-Type"]
+        (part,) = _multipart_parts(resp.data, resp.headers["Content-Type"])
+        ds = pydicom.dcmread(io.BytesIO(part))
+        assert ds.SOPInstanceUID == uid and ds.Modality == "ANN" and ds.StudyInstanceUID == study
+        assert len(ds.AnnotationGroupSequence) == 1
+        # an edit gives a new instance; the old one is gone (never a stale copy)
+        second = {"geometry": {"type": "Point", "coordinates": [500, 500]}}
+        assert path.post(f"/api/v1/slides/{slide.id}/annotations", json=second).status_code == 201
+        (after,) = ann_instances()
+        assert after["00080018"]["Value"][0] != uid
+        assert path.get(f"/dicomweb/studies/{study}/series/{ann_series}/instances/{uid}").status_code == 404
+        # a pyramid level is not offered as one whole instance
+        level_series = uids.slide_series_uid(slide.uid, slide.pyramid_version)
+        level = path.get(f"/dicomweb/studies/{study}/series/{level_series}/instances").get_json()[0]
+        assert path.get(f"/dicomweb/studies/{study}/series/{level_series}/instances/"
+                        f"{level['00080018']['Value'][0]}").status_code == 406
+        # the technician of the uploading centre sees the slides but not the unsigned annotations
+        assert [i for i in client_for("tech").get(f"/dicomweb/studies/{study}/instances").get_json()
+                if i["0020000E"]["Value"][0] == ann_series] == []
+    finally:
+        policy._CASE_ACCESS_GRANTS.remove(grant)
+
+
+def _multipart_parts(body: bytes, content_type: str) -> list[bytes]:
+    """The bodies of a multipart/related message, parsed by the standard library's e-mail parser."""
+    from email import message_from_bytes, policy as email_policy
+    msg = message_from_bytes(b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body,
+                             policy=email_policy.HTTP)
+    return [p.get_payload(decode=True) for p in msg.iter_parts()]
