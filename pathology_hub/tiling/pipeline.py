@@ -176,6 +176,12 @@ class _Build:
         self.geom = source.geometry
         self.checkpoint = checkpoint if checkpoint is not None else Checkpoint()
         self.existing = {info.key: info.size for info in store.list(prefix + "/")}
+        if self._stale_layout():
+            # A build started by a release with another tile layout (254/1 before 256/0): its packs
+            # hold other tiles under the same keys, so resuming would mix two layouts. Start over.
+            store.delete_prefix(prefix + "/")
+            self.existing = {}
+            self.checkpoint = Checkpoint()
         self.packs: dict[str, PackInfo] = {}
         self.written = 0
         self.skipped = 0
@@ -185,6 +191,19 @@ class _Build:
         self.first_view = 0.0
         self.uploads = ThreadPoolExecutor(max_workers=8, thread_name_prefix="tile-upload")
         self._processes: ProcessPoolExecutor | None = None
+
+    def _stale_layout(self) -> bool:
+        """Whether a manifest already under the prefix records a tile layout other than ours."""
+        for preview in (True, False):
+            key = layout.manifest_key(self.prefix, preview=preview)
+            if key not in self.existing:
+                continue
+            try:
+                dzi = json.loads(self.store.get_bytes(key))["dzi"]
+            except (ValueError, KeyError, TypeError):
+                return True  # unreadable: nothing under the prefix can be trusted for a resume
+            return (dzi.get("tile_size"), dzi.get("overlap")) != (self.geom.tile_size, self.geom.overlap)
+        return False
 
     def _pool(self) -> ProcessPoolExecutor:
         """The worker processes, started once and shared by the top pack and the blocks."""
