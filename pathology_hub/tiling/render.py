@@ -104,32 +104,31 @@ def _exact_scanner(source: SlideSource, depth: int) -> tuple[int, int] | None:
     return (level, k) if k is not None and k <= depth else None
 
 
-#: A coarse level (or the thumbnail) is rendered from the slide's own levels only while the
-#: scanner level it would read holds at most this many pixels; above it DeepZoomGenerator would
-#: read that whole level once per coarse level (a single-level 16k x 12k TIFF: ten full-resolution
-#: reads, 2.3 GB RSS), so the level is built from the pixels the block pass already made instead.
-DERIVE_ABOVE_PIXELS = 16 * 1024 * 1024
+#: A coarse level (or the thumbnail) is rendered from the slide's own levels (DeepZoomGenerator,
+#: available before the block pass, so the first view comes early) unless that would mean
+#: re-reading a large level: DeepZoomGenerator reads the whole scanner level once per coarse level
+#: (a single-level 16k x 12k TIFF: ten full-resolution reads, 178 s and 2.3 GB). Such levels are
+#: built from the pixels the block pass already made instead, as vips does. "Large": more than
+#: DERIVE_ABOVE_PIXELS, or more than DERIVE_FAR_PIXELS read 8x or more finer than needed.
+DERIVE_ABOVE_PIXELS = 64 * 1024 * 1024
+DERIVE_FAR_PIXELS = 4 * 1024 * 1024
 
 
-def _level_area(source: SlideSource, depth: int) -> int | None:
-    """Pixels of the scanner level serving a 2^depth downsample (None: a fractional level)."""
+def _reads_too_much(source: SlideSource, depth: int) -> bool:
+    """Whether DeepZoomGenerator would read too much to make a level at ``depth`` (see above)."""
     level = source.scanner_level(depth)
     geom = source.geometry
-    if level == 0:
-        return geom.width * geom.height
-    k = source.exact_shift(level)
-    return None if k is None else -(-geom.width >> k) * -(-geom.height >> k)
+    k = 0 if level == 0 else source.exact_shift(level)
+    if k is None:
+        return False  # a fractional scanner level: only ever a small step from the wanted scale
+    area = -(-geom.width >> k) * -(-geom.height >> k)
+    return area > DERIVE_ABOVE_PIXELS or (depth - k >= 3 and area > DERIVE_FAR_PIXELS)
 
 
 def derived_levels(source: SlideSource) -> list[int]:
     """Coarse levels built from the block pass's pixels (as vips does), not from the slide's levels."""
     geom = source.geometry
-    out = []
-    for level in geom.coarse_levels:
-        area = _level_area(source, geom.depth(level))
-        if area is not None and area > DERIVE_ABOVE_PIXELS:
-            out.append(level)
-    return out
+    return [level for level in geom.coarse_levels if _reads_too_much(source, geom.depth(level))]
 
 
 def thumbnail_depth(source: SlideSource, max_size: int = 1024) -> int | None:
@@ -140,8 +139,7 @@ def thumbnail_depth(source: SlideSource, max_size: int = 1024) -> int | None:
     if down < 2:
         return None
     depth = int(down).bit_length() - 1  # floor(log2): that level is still >= max_size pixels
-    area = _level_area(source, depth)
-    if area is None or area <= DERIVE_ABOVE_PIXELS:
+    if not _reads_too_much(source, depth):
         return None
     return min(depth, FINE_LEVELS)
 
