@@ -337,7 +337,8 @@ class _Build:
             chain = self.mosaic.chain()
             for level in sorted(self.derived, reverse=True):  # finest first: one box step each
                 rendered.update(((lv, c, r), data) for lv, c, r, data in
-                                render_derived(chain, self.geom, level, self.quality, self.source.background))
+                                render_derived(chain, self.mosaic, self.geom, level, self.quality,
+                                                               self.source.background))
         rest = [addr for addr in order if addr not in rendered]
         if self.workers > 1 and len(rest) > _COARSE_SERIAL_MAX:
             # The first view waits for these tiles; on a 100k x 100k slide they are ~300

@@ -111,7 +111,7 @@ def _exact_scanner(source: SlideSource, depth: int) -> tuple[int, int] | None:
 #: built from the pixels the block pass already made instead, as vips does. "Large": more than
 #: DERIVE_ABOVE_PIXELS, or more than DERIVE_FAR_PIXELS read 8x or more finer than needed.
 DERIVE_ABOVE_PIXELS = 64 * 1024 * 1024
-DERIVE_FAR_PIXELS = 4 * 1024 * 1024
+DERIVE_FAR_PIXELS = 16 * 1024 * 1024
 
 
 def _reads_too_much(source: SlideSource, depth: int) -> bool:
@@ -254,28 +254,54 @@ class Mosaic:
         return _LevelChain(self.pixels, self.depth, 0, 0)
 
 
-def render_derived(chain: "_LevelChain", geom, level: int, quality: int,
+def _edge_resample(base: np.ndarray, origin: tuple[int, int], depth: int,
+                   footprint: tuple[int, int, int, int], size: tuple[int, int]) -> np.ndarray:
+    """A derived tile cut by the image edge, as DeepZoomGenerator makes it: the clipped footprint
+    stretched over the whole tile (LANCZOS), here from the footprint's pixels at ``depth``, whose
+    last row/column is a partial box (so the source box is fractional). The box chain alone would
+    leave that partial pixel where it is: up to 1 px of misregistration against other viewers."""
+    fx0, fy0, fx1, fy1 = footprint
+    sx0, sy0 = fx0 >> depth, fy0 >> depth
+    sx1, sy1 = -(-fx1 >> depth), -(-fy1 >> depth)
+    ox, oy = origin
+    crop = base[sy0 - oy:sy1 - oy, sx0 - ox:sx1 - ox]
+    box = (0.0, 0.0, (fx1 - fx0) / (1 << depth), (fy1 - fy0) / (1 << depth))
+    return np.asarray(Image.fromarray(np.ascontiguousarray(crop)).resize(size, Image.LANCZOS, box=box))
+
+
+def render_derived(chain: "_LevelChain", mosaic: "Mosaic", geom, level: int, quality: int,
                    background: tuple[int, int, int]) -> Iterator[TileEntry]:
-    """Tiles of a derived coarse level, cut from the mosaic chain box-reduced to that level."""
+    """Tiles of a derived coarse level, cut from the mosaic chain box-reduced to that level
+    (tiles cut by the image edge: resampled from the mosaic as DeepZoomGenerator would)."""
     chain.at(geom.depth(level))
     cols, rows = geom.level_tiles(level)
     for row in range(rows):
         for col in range(cols):
             x, y, w, h = geom.tile_box(level, col, row)
-            tile = chain.tile(x, y, w, h)
+            edge = _clipped(geom, level, col, row)
+            if edge is None:
+                tile = chain.tile(x, y, w, h)
+            else:
+                tile = _edge_resample(mosaic.pixels, (0, 0), mosaic.depth, edge, (w, h))
             if tile.shape[:2] != (h, w):
                 raise AssertionError(f"tile {level}/{col}_{row}: got {tile.shape[:2]}, want {(h, w)}")
             yield level, col, row, None if is_blank(tile, background) else encode_jpeg(tile, quality)
 
 
 def _derived_tile_pixels(source: SlideSource, level: int, col: int, row: int) -> np.ndarray:
-    """One derived coarse tile on demand: the level-0 footprint box-reduced, as the mosaic is."""
+    """One derived coarse tile on demand: the level-0 footprint box-reduced, as the mosaic is
+    (and, cut by the image edge, resampled from the mosaic's depth exactly as the pipeline does)."""
     geom = source.geometry
     _, _, w, h = geom.tile_box(level, col, row)
-    img = direct_tiles.read_l0(source, *geom.tile_region_l0(level, col, row))
-    for _ in range(geom.depth(level)):
+    footprint = geom.tile_region_l0(level, col, row)
+    img = direct_tiles.read_l0(source, *footprint)
+    edge = _clipped(geom, level, col, row)
+    steps = geom.depth(level) if edge is None else mosaic_depth(source)
+    for _ in range(steps):
         img = reduce2(img)
-    return img[:h, :w]
+    if edge is None:
+        return img[:h, :w]
+    return _edge_resample(img, (footprint[0] >> steps, footprint[1] >> steps), steps, edge, (w, h))
 
 
 def render_coarse(source: SlideSource, level: int, col: int, row: int, quality: int) -> bytes | None:
