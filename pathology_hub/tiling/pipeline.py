@@ -42,9 +42,10 @@ from .source import SlideSource, encode_png
 _COARSE_SERIAL_MAX = 64  # coarse tiles rendered in the parent; above this they go to the workers
 _COARSE_CHUNK = 8        # coarse tiles per worker task
 #: Fewer level-0 blocks than this are rendered in the calling process: starting a process pool
-#: (forkserver, a fresh interpreter that imports OpenSlide, NumPy and the slide) costs about as
-#: much as rendering a block, so a small slide never pays for it (bench/tiling.py measures it).
-POOL_MIN_BLOCKS = 3
+#: (forkserver, a fresh interpreter that imports OpenSlide, NumPy and the slide: ~0.3-0.5 s) costs
+#: more than a one-block slide's whole build (~0.2 s, bench/tiling.py "fixed cost"), while two
+#: blocks of a JPEG 2000 file already take seconds each.
+POOL_MIN_BLOCKS = 2
 
 
 @dataclass(frozen=True)
