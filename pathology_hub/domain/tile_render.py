@@ -4,7 +4,7 @@ Why not in the web process: opening an original means running native decoders
 (OpenSlide, libtiff, OpenJPEG) on an uploaded file, and ingest promises that only
 the worker side ever does that; a crafted file must not be able to take a web
 process down. And a web node has no local copy of the original on an S3 store:
-fetching gigabytes for one 254-pixel tile would be absurd.
+fetching gigabytes for one 256-pixel tile would be absurd.
 
 So the web asks the queue for the tile and waits briefly. The worker renders it
 only from a copy of the original it already holds (the local folder backend's file,

@@ -14,8 +14,12 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Iterator, Mapping
 
-TILE_SIZE = 254
-OVERLAP = 1
+#: New pyramids: 256-pixel tiles without overlap, so one stored tile is one Deep Zoom tile,
+#: one IIIF tile and one DICOM frame (docs/tile-layout.md has the measurements behind it).
+#: Pyramids stored earlier with 254/1 keep working: their manifest records tile_size and
+#: overlap, and :class:`Geometry` takes both as parameters.
+TILE_SIZE = 256
+OVERLAP = 0
 #: Level-0 blocks are BLOCK_TILES x BLOCK_TILES Deep Zoom tiles; 2**FINE_LEVELS == BLOCK_TILES,
 #: so each block also contains whole tiles of the FINE_LEVELS - 1 levels below it.
 BLOCK_TILES = 16
@@ -152,8 +156,8 @@ class Geometry:
                 yield c, r
 
     def block_region(self, bx: int, by: int) -> tuple[int, int, int, int]:
-        """Level-0 (x0, y0, x1, y1) a block needs: its tiles plus a halo that still
-        gives the 1 px overlap after FINE_LEVELS - 1 halvings; starts stay even at every step."""
+        """Level-0 (x0, y0, x1, y1) a block needs: its tiles plus a halo that still gives the
+        overlap after FINE_LEVELS - 1 halvings (none without overlap); starts stay even at every step."""
         halo = self.overlap << (FINE_LEVELS - 1)
         span = self.block_span
         x0 = max(0, bx * span - halo)

@@ -25,6 +25,9 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, Thr
 from dataclasses import dataclass, field
 from typing import Callable
 
+import numpy as np
+from PIL import Image
+
 from storage.base import ObjectStore
 from storage.keys import validate_key
 
@@ -32,11 +35,17 @@ from .geometry import BLOCK_TILES, FINE_LEVELS
 from . import layout
 from .layout import FORMAT, MANIFEST, PREVIEW_MANIFEST, block_key, top_key  # noqa: F401 - importable from here as before
 from .pack import PackInfo, build_pack, read_pack_info
-from .render import DEFAULT_QUALITY, blank_jpeg, render_block, render_coarse
+from .render import (DEFAULT_QUALITY, Mosaic, blank_jpeg, block_piece, derived_levels, mosaic_depth,
+                     render_block, render_coarse, render_derived, thumbnail_depth)
 from .source import SlideSource, encode_png
 
 _COARSE_SERIAL_MAX = 64  # coarse tiles rendered in the parent; above this they go to the workers
 _COARSE_CHUNK = 8        # coarse tiles per worker task
+#: Fewer level-0 blocks than this are rendered in the calling process: starting a process pool
+#: (forkserver, a fresh interpreter that imports OpenSlide, NumPy and the slide: ~0.3-0.5 s) costs
+#: more than a one-block slide's whole build (~0.2 s, bench/tiling.py "fixed cost"), while two
+#: blocks of a JPEG 2000 file already take seconds each.
+POOL_MIN_BLOCKS = 2
 
 
 @dataclass(frozen=True)
@@ -119,9 +128,23 @@ def _die_with_owner(owner_pid: int) -> None:
     threading.Thread(target=watch, name="owner-watch", daemon=True).start()
 
 
-def _worker_block(bx: int, by: int, key: str, quality: int) -> tuple[bytes, PackInfo]:
+def _block(source: SlideSource, bx: int, by: int, key: str, quality: int,
+           piece_depth: int | None) -> tuple[bytes, PackInfo, "np.ndarray | None"]:
+    """One block's pack, and its piece of the mosaic when the coarse levels or thumbnail need one."""
+    piece: dict = {}
+    data, info = build_pack(key, render_block(source, bx, by, quality, piece, piece_depth))
+    return data, info, piece.get("pixels")
+
+
+def _worker_block(bx: int, by: int, key: str, quality: int,
+                  piece_depth: int | None = None) -> tuple[bytes, PackInfo, "np.ndarray | None"]:
     assert _worker_source is not None
-    return build_pack(key, render_block(_worker_source, bx, by, quality))
+    return _block(_worker_source, bx, by, key, quality, piece_depth)
+
+
+def _worker_piece(bx: int, by: int, piece_depth: int) -> "np.ndarray":
+    assert _worker_source is not None
+    return block_piece(_worker_source, bx, by, piece_depth)
 
 
 def _worker_coarse(tiles: list[tuple[int, int, int]], quality: int) -> list[tuple[int, int, int, bytes | None]]:
@@ -176,6 +199,12 @@ class _Build:
         self.geom = source.geometry
         self.checkpoint = checkpoint if checkpoint is not None else Checkpoint()
         self.existing = {info.key: info.size for info in store.list(prefix + "/")}
+        if self._stale_layout():
+            # A build started by a release with another tile layout (254/1 before 256/0): its packs
+            # hold other tiles under the same keys, so resuming would mix two layouts. Start over.
+            store.delete_prefix(prefix + "/")
+            self.existing = {}
+            self.checkpoint = Checkpoint()
         self.packs: dict[str, PackInfo] = {}
         self.written = 0
         self.skipped = 0
@@ -185,6 +214,19 @@ class _Build:
         self.first_view = 0.0
         self.uploads = ThreadPoolExecutor(max_workers=8, thread_name_prefix="tile-upload")
         self._processes: ProcessPoolExecutor | None = None
+
+    def _stale_layout(self) -> bool:
+        """Whether a manifest already under the prefix records a tile layout other than ours."""
+        for preview in (True, False):
+            key = layout.manifest_key(self.prefix, preview=preview)
+            if key not in self.existing:
+                continue
+            try:
+                dzi = json.loads(self.store.get_bytes(key))["dzi"]
+            except (ValueError, KeyError, TypeError):
+                return True  # unreadable: nothing under the prefix can be trusted for a resume
+            return (dzi.get("tile_size"), dzi.get("overlap")) != (self.geom.tile_size, self.geom.overlap)
+        return False
 
     def _pool(self) -> ProcessPoolExecutor:
         """The worker processes, started once and shared by the top pack and the blocks."""
@@ -241,13 +283,28 @@ class _Build:
         blank_data, self.blank_table = _blank_object(self.source, self.quality)
         if blank_key not in self.existing:
             self._put(blank_key, blank_data, "application/octet-stream")
-        self._build_top()
+        # Coarse levels the slide has no small level for, and a thumbnail it has no small level
+        # for, are made from the blocks' pixels after the block pass (as vips does) instead of
+        # re-reading the full resolution once per coarse level.
+        self.derived = derived_levels(self.source)
+        self.piece_depth = mosaic_depth(self.source)
+        self.mosaic: Mosaic | None = None
+        if self.piece_depth is not None and (self.derived and self._known(top_key(self.prefix)) is None
+                                             or thumbnail_depth(self.source) is not None
+                                             and layout.thumbnail_key(self.prefix) not in self.existing):
+            self.mosaic = Mosaic(self.source, self.piece_depth)
+        if not self.derived:
+            self._build_top()
         self.extras = self._store_extras()
         self._write_manifest(complete=False)
         self.first_view = time.monotonic() - self.started
         self._report("preview", min(self.geom.coarse_levels, default=None))
         try:
             self._build_blocks()
+            if self.mosaic is not None:
+                self._store_thumbnail(self.mosaic)
+            if self.derived:
+                self._build_top()
         finally:
             if self._processes is not None:
                 self._processes.shutdown(wait=True, cancel_futures=True)
@@ -269,30 +326,49 @@ class _Build:
             return
         key = top_key(self.prefix)
         info = self._known(key)
-        if info is None:
-            order = [(level, col, row) for level in levels
-                     for row in range(self.geom.level_tiles(level)[1])
-                     for col in range(self.geom.level_tiles(level)[0])]
-            if self.workers > 1 and len(order) > _COARSE_SERIAL_MAX:
-                # The first view waits for these tiles; on a 100k x 100k slide they are ~300
-                # DeepZoomGenerator reads of 15-100 ms, so they are shared out to the workers
-                # (which then go on to the blocks). The pack keeps the canonical order.
-                rendered: dict[tuple[int, int, int], bytes | None] = {}
-                chunks = [order[i:i + _COARSE_CHUNK] for i in range(0, len(order), _COARSE_CHUNK)]
-                for fut in [self._pool().submit(_worker_coarse, chunk, self.quality) for chunk in chunks]:
-                    rendered.update({(lv, c, r): data for lv, c, r, data in fut.result()})
-                entries = [(lv, c, r, rendered[(lv, c, r)]) for lv, c, r in order]
-            else:
-                entries = [(lv, c, r, render_coarse(self.source, lv, c, r, self.quality)) for lv, c, r in order]
-            data, info = build_pack(key, entries)
-            self._put(key, data, "application/octet-stream")
-            self._pack_done("top", info, True)
-        else:
+        if info is not None:
             self._pack_done("top", info, False)
+            return
+        order = [(level, col, row) for level in levels
+                 for row in range(self.geom.level_tiles(level)[1])
+                 for col in range(self.geom.level_tiles(level)[0])]
+        rendered: dict[tuple[int, int, int], bytes | None] = {}
+        if self.derived:
+            assert self.mosaic is not None and self.mosaic.filled == len(list(self.geom.iter_blocks()))
+            chain = self.mosaic.chain()
+            for level in sorted(self.derived, reverse=True):  # finest first: one box step each
+                rendered.update(((lv, c, r), data) for lv, c, r, data in
+                                render_derived(chain, self.mosaic, self.geom, level, self.quality,
+                                                               self.source.background))
+        rest = [addr for addr in order if addr not in rendered]
+        if self.workers > 1 and len(rest) > _COARSE_SERIAL_MAX:
+            # The first view waits for these tiles; on a 100k x 100k slide they are ~300
+            # DeepZoomGenerator reads of 15-100 ms, so they are shared out to the workers
+            # (which then go on to the blocks). The pack keeps the canonical order.
+            chunks = [rest[i:i + _COARSE_CHUNK] for i in range(0, len(rest), _COARSE_CHUNK)]
+            for fut in [self._pool().submit(_worker_coarse, chunk, self.quality) for chunk in chunks]:
+                rendered.update({(lv, c, r): data for lv, c, r, data in fut.result()})
+        else:
+            rendered.update({(lv, c, r): render_coarse(self.source, lv, c, r, self.quality) for lv, c, r in rest})
+        data, info = build_pack(key, [(lv, c, r, rendered[(lv, c, r)]) for lv, c, r in order])
+        self._put(key, data, "application/octet-stream")
+        self._pack_done("top", info, True)
+
+    def _store_thumbnail(self, mosaic: Mosaic) -> None:
+        """The thumbnail from the mosaic, for a slide without a small enough level of its own."""
+        key = layout.thumbnail_key(self.prefix)
+        if key in self.existing:
+            return
+        import io
+        img = Image.fromarray(mosaic.pixels)
+        img.thumbnail((1024, 1024), Image.LANCZOS)
+        buf = io.BytesIO()
+        img.save(buf, "JPEG", quality=90)
+        self._put(key, buf.getvalue(), "image/jpeg")
 
     def _store_extras(self) -> dict:
         thumb_key = layout.thumbnail_key(self.prefix)
-        if thumb_key not in self.existing:
+        if thumb_key not in self.existing and thumbnail_depth(self.source) is None:
             import io
             buf = io.BytesIO()
             self.source.thumbnail().save(buf, "JPEG", quality=90)
@@ -308,6 +384,7 @@ class _Build:
 
     def _build_blocks(self) -> None:
         todo = []
+        need_piece = []  # stored blocks whose piece the mosaic still needs (a resumed build)
         for bx, by in self.geom.iter_blocks():
             key = block_key(self.prefix, bx, by)
             info = self._known(key)
@@ -315,37 +392,47 @@ class _Build:
                 todo.append((bx, by, key))
             else:
                 self._pack_done(f"b{bx}-{by}", info, False)
+                if self.mosaic is not None:
+                    need_piece.append((bx, by))
         level = max(self.geom.fine_levels)
-        if not todo:
+        piece_depth = self.piece_depth if self.mosaic is not None else None
+        if not todo and not need_piece:
             return
         uploads: set[Future] = set()
 
-        def finish(bx: int, by: int, data: bytes, info: PackInfo) -> None:
+        def finish(bx: int, by: int, data: bytes, info: PackInfo, piece: np.ndarray | None) -> None:
+            if self.mosaic is not None and piece is not None:
+                self.mosaic.add(bx, by, piece)
             fut = self.uploads.submit(self._put, info.key, data, "application/octet-stream")
-            fut.add_done_callback(lambda _f: None)
             uploads.add(fut)
             # A pack counts as done only once stored; failed uploads surface below.
             self._pack_done(f"b{bx}-{by}", info, True)
             self._report("levels", level)
 
-        if self.workers == 1 or len(todo) == 1:
+        if self.workers == 1 or len(todo) + len(need_piece) < POOL_MIN_BLOCKS:
+            for bx, by in need_piece:
+                self.mosaic.add(bx, by, block_piece(self.source, bx, by, self.piece_depth))
             for bx, by, key in todo:
-                data, info = build_pack(key, render_block(self.source, bx, by, self.quality))
-                finish(bx, by, data, info)
+                finish(bx, by, *_block(self.source, bx, by, key, self.quality, piece_depth))
                 self._drain(uploads, limit=16)
         else:
             pool = self._pool()
-            pending: dict[Future, tuple[int, int]] = {}
-            queue = list(reversed(todo))
+            pending: dict[Future, tuple[int, int, bool]] = {}
+            queue: list[tuple[int, int, str | None]] = list(reversed(todo)) + [(bx, by, None) for bx, by in need_piece]
             while queue or pending:
                 while queue and len(pending) < self.workers * 2:
                     bx, by, key = queue.pop()
-                    pending[pool.submit(_worker_block, bx, by, key, self.quality)] = (bx, by)
+                    if key is None:
+                        pending[pool.submit(_worker_piece, bx, by, self.piece_depth)] = (bx, by, False)
+                    else:
+                        pending[pool.submit(_worker_block, bx, by, key, self.quality, piece_depth)] = (bx, by, True)
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for fut in done:
-                    bx, by = pending.pop(fut)
-                    data, info = fut.result()  # a TilingError from a worker re-raises here
-                    finish(bx, by, data, info)
+                    bx, by, is_block = pending.pop(fut)
+                    if is_block:
+                        finish(bx, by, *fut.result())  # a TilingError from a worker re-raises here
+                    else:
+                        self.mosaic.add(bx, by, fut.result())
                 self._drain(uploads, limit=16)
         self._drain(uploads, limit=0)
 

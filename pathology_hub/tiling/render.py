@@ -33,6 +33,8 @@ from PIL import Image
 
 from .blank import is_blank
 from .errors import TileNotFound
+from . import direct_tiles
+from .geometry import FINE_LEVELS
 from .source import SlideSource
 
 DEFAULT_QUALITY = 80
@@ -102,15 +104,89 @@ def _exact_scanner(source: SlideSource, depth: int) -> tuple[int, int] | None:
     return (level, k) if k is not None and k <= depth else None
 
 
-def render_block(source: SlideSource, bx: int, by: int, quality: int) -> Iterator[TileEntry]:
-    """Every fine-level tile of level-0 block (bx, by), finest level first."""
+#: A coarse level (or the thumbnail) is rendered from the slide's own levels (DeepZoomGenerator,
+#: available before the block pass, so the first view comes early) unless that would mean
+#: re-reading a large level: DeepZoomGenerator reads the whole scanner level once per coarse level
+#: (a single-level 16k x 12k TIFF: ten full-resolution reads, 178 s and 2.3 GB). Such levels are
+#: built from the pixels the block pass already made instead, as vips does. "Large": more than
+#: DERIVE_ABOVE_PIXELS, or more than DERIVE_FAR_PIXELS read 8x or more finer than needed.
+DERIVE_ABOVE_PIXELS = 64 * 1024 * 1024
+DERIVE_FAR_PIXELS = 16 * 1024 * 1024
+
+
+def _reads_too_much(source: SlideSource, depth: int) -> bool:
+    """Whether DeepZoomGenerator would read too much to make a level at ``depth`` (see above)."""
+    level = source.scanner_level(depth)
+    geom = source.geometry
+    k = 0 if level == 0 else source.exact_shift(level)
+    if k is None:
+        return False  # a fractional scanner level: only ever a small step from the wanted scale
+    area = -(-geom.width >> k) * -(-geom.height >> k)
+    return area > DERIVE_ABOVE_PIXELS or (depth - k >= 3 and area > DERIVE_FAR_PIXELS)
+
+
+def derived_levels(source: SlideSource) -> list[int]:
+    """Coarse levels built from the block pass's pixels (as vips does), not from the slide's levels."""
+    geom = source.geometry
+    return [level for level in geom.coarse_levels if _reads_too_much(source, geom.depth(level))]
+
+
+def thumbnail_depth(source: SlideSource, max_size: int = 1024) -> int | None:
+    """The depth whose pixels the thumbnail is made from when the slide has no small enough level
+    of its own (None: ``source.thumbnail()`` reads one of the slide's levels cheaply)."""
+    geom = source.geometry
+    down = max(geom.width, geom.height) / max_size
+    if down < 2:
+        return None
+    depth = int(down).bit_length() - 1  # floor(log2): that level is still >= max_size pixels
+    if not _reads_too_much(source, depth):
+        return None
+    return min(depth, FINE_LEVELS)
+
+
+def mosaic_depth(source: SlideSource) -> int | None:
+    """Depth of the overview every block contributes a piece of, or None when nothing needs one."""
+    depths = []
+    if derived_levels(source):
+        depths.append(FINE_LEVELS)
+    thumb = thumbnail_depth(source)
+    if thumb is not None:
+        depths.append(thumb)
+    return min(depths) if depths else None
+
+
+def block_piece_box(geom, bx: int, by: int, depth: int) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1) at ``depth`` of block (bx, by)'s own area, without halo: the pieces of all
+    blocks tile the level exactly (the block span is a multiple of 2^FINE_LEVELS)."""
+    span = geom.block_span
+    w, h = -(-geom.width >> depth), -(-geom.height >> depth)
+    return ((bx * span) >> depth, (by * span) >> depth,
+            min(w, ((bx + 1) * span) >> depth), min(h, ((by + 1) * span) >> depth))
+
+
+def _piece(geom, chain: "_LevelChain", bx: int, by: int, depth: int) -> np.ndarray:
+    x0, y0, x1, y1 = block_piece_box(geom, bx, by, min(depth, chain.depth))
+    pixels = chain.tile(x0, y0, x1 - x0, y1 - y0)
+    for _ in range(depth - chain.depth):
+        pixels = reduce2(pixels)
+    return np.ascontiguousarray(pixels)
+
+
+def render_block(source: SlideSource, bx: int, by: int, quality: int,
+                 piece: dict | None = None, piece_depth: int | None = None) -> Iterator[TileEntry]:
+    """Every fine-level tile of level-0 block (bx, by), finest level first.
+
+    With ``piece`` (a dict) and ``piece_depth``, ``piece["pixels"]`` receives the block's own area
+    at that depth, made from the same pixels as its tiles, for the coarse levels and the thumbnail.
+    """
     geom = source.geometry
     x0, y0, x1, y1 = geom.block_region(bx, by)
-    full = source.read_l0(x0, y0, x1, y1)
+    full = direct_tiles.read_l0(source, x0, y0, x1, y1)
     # The block contains every pixel of every tile it yields, so an all-glass block
     # means all-glass tiles: skip the per-tile checks and the downsampling.
     all_blank = is_blank(full, source.background)
     chains: dict[int, _LevelChain] = {0: _LevelChain(full, 0, x0, y0)}
+    want = piece is not None and piece_depth is not None
     for depth, level in enumerate(sorted(geom.fine_levels, reverse=True)):
         chain = None
         if not all_blank:
@@ -123,6 +199,10 @@ def render_block(source: SlideSource, bx: int, by: int, quality: int) -> Iterato
                 chain = chains[lv].at(depth)
             elif depth == 0 or source.scanner_level(depth) == 0:
                 chain = chains[0].at(depth)
+        if want and depth == min(piece_depth, FINE_LEVELS - 1):
+            # Always the level-0 pixels box-reduced (one rule, so one tile on demand equals it).
+            piece["pixels"] = _piece(geom, chains[0].at(depth), bx, by, piece_depth)
+            want = False
         for col, row in geom.block_tiles(bx, by, level):
             if all_blank:
                 yield level, col, row, None
@@ -139,6 +219,89 @@ def render_block(source: SlideSource, bx: int, by: int, quality: int) -> Iterato
             if tile.shape[:2] != (h, w):  # a geometry bug must never ship a wrong tile
                 raise AssertionError(f"tile {level}/{col}_{row}: got {tile.shape[:2]}, want {(h, w)}")
             yield level, col, row, None if is_blank(tile, source.background) else encode_jpeg(tile, quality)
+    if want:  # fewer fine levels than the piece's depth (cannot happen with coarse levels; kept safe)
+        piece["pixels"] = _piece(geom, chains[0], bx, by, piece_depth)
+
+
+def block_piece(source: SlideSource, bx: int, by: int, piece_depth: int) -> np.ndarray:
+    """Only the piece of a block, as :func:`render_block` makes it (for a resumed build whose
+    block packs exist but whose top pack does not)."""
+    geom = source.geometry
+    x0, y0, x1, y1 = geom.block_region(bx, by)
+    chain = _LevelChain(direct_tiles.read_l0(source, x0, y0, x1, y1), 0, x0, y0).at(min(piece_depth, FINE_LEVELS - 1))
+    return _piece(geom, chain, bx, by, piece_depth)
+
+
+class Mosaic:
+    """The whole slide at one depth, assembled from the blocks' pieces; the derived coarse levels
+    and the thumbnail are box-reduced from it (a 100k x 100k slide: 3,125 x 3,125 x 3 = 29 MB)."""
+
+    def __init__(self, source: SlideSource, depth: int) -> None:
+        geom = source.geometry
+        self.geom, self.depth, self.background = geom, depth, source.background
+        w, h = -(-geom.width >> depth), -(-geom.height >> depth)
+        self.pixels = np.empty((h, w, 3), np.uint8)
+        self.filled = 0
+
+    def add(self, bx: int, by: int, pixels: np.ndarray) -> None:
+        x0, y0, x1, y1 = block_piece_box(self.geom, bx, by, self.depth)
+        if pixels.shape[:2] != (y1 - y0, x1 - x0):
+            raise AssertionError(f"piece of block {bx},{by}: got {pixels.shape[:2]}, want {(y1 - y0, x1 - x0)}")
+        self.pixels[y0:y1, x0:x1] = pixels
+        self.filled += 1
+
+    def chain(self) -> "_LevelChain":
+        return _LevelChain(self.pixels, self.depth, 0, 0)
+
+
+def _edge_resample(base: np.ndarray, origin: tuple[int, int], depth: int,
+                   footprint: tuple[int, int, int, int], size: tuple[int, int]) -> np.ndarray:
+    """A derived tile cut by the image edge, as DeepZoomGenerator makes it: the clipped footprint
+    stretched over the whole tile (LANCZOS), here from the footprint's pixels at ``depth``, whose
+    last row/column is a partial box (so the source box is fractional). The box chain alone would
+    leave that partial pixel where it is: up to 1 px of misregistration against other viewers."""
+    fx0, fy0, fx1, fy1 = footprint
+    sx0, sy0 = fx0 >> depth, fy0 >> depth
+    sx1, sy1 = -(-fx1 >> depth), -(-fy1 >> depth)
+    ox, oy = origin
+    crop = base[sy0 - oy:sy1 - oy, sx0 - ox:sx1 - ox]
+    box = (0.0, 0.0, (fx1 - fx0) / (1 << depth), (fy1 - fy0) / (1 << depth))
+    return np.asarray(Image.fromarray(np.ascontiguousarray(crop)).resize(size, Image.LANCZOS, box=box))
+
+
+def render_derived(chain: "_LevelChain", mosaic: "Mosaic", geom, level: int, quality: int,
+                   background: tuple[int, int, int]) -> Iterator[TileEntry]:
+    """Tiles of a derived coarse level, cut from the mosaic chain box-reduced to that level
+    (tiles cut by the image edge: resampled from the mosaic as DeepZoomGenerator would)."""
+    chain.at(geom.depth(level))
+    cols, rows = geom.level_tiles(level)
+    for row in range(rows):
+        for col in range(cols):
+            x, y, w, h = geom.tile_box(level, col, row)
+            edge = _clipped(geom, level, col, row)
+            if edge is None:
+                tile = chain.tile(x, y, w, h)
+            else:
+                tile = _edge_resample(mosaic.pixels, (0, 0), mosaic.depth, edge, (w, h))
+            if tile.shape[:2] != (h, w):
+                raise AssertionError(f"tile {level}/{col}_{row}: got {tile.shape[:2]}, want {(h, w)}")
+            yield level, col, row, None if is_blank(tile, background) else encode_jpeg(tile, quality)
+
+
+def _derived_tile_pixels(source: SlideSource, level: int, col: int, row: int) -> np.ndarray:
+    """One derived coarse tile on demand: the level-0 footprint box-reduced, as the mosaic is
+    (and, cut by the image edge, resampled from the mosaic's depth exactly as the pipeline does)."""
+    geom = source.geometry
+    _, _, w, h = geom.tile_box(level, col, row)
+    footprint = geom.tile_region_l0(level, col, row)
+    img = direct_tiles.read_l0(source, *footprint)
+    edge = _clipped(geom, level, col, row)
+    steps = geom.depth(level) if edge is None else mosaic_depth(source)
+    for _ in range(steps):
+        img = reduce2(img)
+    if edge is None:
+        return img[:h, :w]
+    return _edge_resample(img, (footprint[0] >> steps, footprint[1] >> steps), steps, edge, (w, h))
 
 
 def render_coarse(source: SlideSource, level: int, col: int, row: int, quality: int) -> bytes | None:
@@ -155,6 +318,8 @@ def tile_pixels(source: SlideSource, level: int, col: int, row: int) -> np.ndarr
         raise TileNotFound(str(exc)) from None
     depth = geom.depth(level)
     if level in geom.coarse_levels:
+        if level in derived_levels(source):
+            return _derived_tile_pixels(source, level, col, row)
         return source.coarse_tile(level, col, row)
     if depth > 0 and source.scanner_level(depth) > 0:
         scanner = _exact_scanner(source, depth)
@@ -166,7 +331,7 @@ def tile_pixels(source: SlideSource, level: int, col: int, row: int) -> np.ndarr
         for _ in range(depth - k):
             img = reduce2(img)
         return img[:h, :w]
-    img = source.read_l0(*geom.tile_region_l0(level, col, row))
+    img = direct_tiles.read_l0(source, *geom.tile_region_l0(level, col, row))
     if depth == 0:
         return img[:h, :w]
     if _clipped(geom, level, col, row) is not None:

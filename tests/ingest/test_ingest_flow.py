@@ -29,7 +29,7 @@ def test_upload_inspect_tile_and_serve(client_for, db, synthetic_slide, demo_cas
     assert info["progress"]["phase"] == "done"
 
     dzi = tech.get(info["dzi_url"])
-    assert dzi.status_code == 200 and b'TileSize="254"' in dzi.data and b'Width="3000"' in dzi.data
+    assert dzi.status_code == 200 and b'TileSize="256"' in dzi.data and b'Overlap="0"' in dzi.data and b'Width="3000"' in dzi.data
     tile_url = info["dzi_url"].replace("slide.dzi", "slide_files/12/0_0.jpeg")
     tile = tech.get(tile_url)
     assert tile.status_code == 200 and tile.mimetype == "image/jpeg" and tile.data[:2] == b"\xff\xd8"

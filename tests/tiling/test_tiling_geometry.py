@@ -7,7 +7,7 @@ import math
 import pytest
 from openslide.deepzoom import DeepZoomGenerator
 
-from pathology_hub.tiling.geometry import Bounds, Geometry
+from pathology_hub.tiling.geometry import OVERLAP, TILE_SIZE, Bounds, Geometry
 
 
 class StubSlide:
@@ -31,11 +31,26 @@ CASES = [
 ]
 
 
+#: (tile_size, overlap): the layout new pyramids use, and the one pyramids stored before it use.
+LAYOUTS = [(TILE_SIZE, OVERLAP), (254, 1)]
+
+
+def test_new_pyramids_use_256_pixel_tiles_without_overlap():
+    """One stored tile = one Deep Zoom tile = one IIIF tile = one DICOM frame (docs/tile-layout.md)."""
+    assert (TILE_SIZE, OVERLAP) == (256, 0)
+    g = Geometry(1000, 600)
+    assert (g.tile_size, g.overlap) == (256, 0)
+    assert g.tile_box(g.max_level, 1, 1) == (256, 256, 256, 256)
+    assert g.tile_box(g.max_level, 3, 2) == (768, 512, 232, 88)
+    assert 'TileSize="256"' in g.dzi_xml() and 'Overlap="0"' in g.dzi_xml()
+
+
+@pytest.mark.parametrize("tile_size,overlap", LAYOUTS)
 @pytest.mark.parametrize("w,h,props", CASES)
-def test_geometry_matches_deepzoomgenerator(w, h, props):
-    dz = DeepZoomGenerator(StubSlide(w, h, props), 254, 1, limit_bounds=True)
+def test_geometry_matches_deepzoomgenerator(w, h, props, tile_size, overlap):
+    dz = DeepZoomGenerator(StubSlide(w, h, props), tile_size, overlap, limit_bounds=True)
     b = Bounds.from_properties(props, (w, h))
-    g = Geometry(b.width, b.height)
+    g = Geometry(b.width, b.height, tile_size, overlap)
     assert g.level_count == dz.level_count == math.ceil(math.log2(max(b.width, b.height))) + 1
     assert g.level_dimensions == dz.level_dimensions
     assert tuple(g.level_tiles(lv) for lv in range(g.level_count)) == dz.level_tiles
@@ -59,17 +74,24 @@ def test_bounds_offset_and_size():
 
 
 def test_out_of_range_tiles_rejected():
-    g = Geometry(255, 257)
+    g = Geometry(255, 257, 254, 1)
     cols, rows = g.level_tiles(g.max_level)
     assert (cols, rows) == (2, 2)
     assert g.tile_box(g.max_level, 1, 1) == (253, 253, 2, 4)
     for bad in [(g.level_count, 0, 0), (g.max_level, 2, 0), (0, 0, 1), (-1, 0, 0)]:
         with pytest.raises(IndexError):
             g.tile_box(*bad)
+    g = Geometry(255, 257)
+    assert g.level_tiles(g.max_level) == (1, 2)
+    assert g.tile_box(g.max_level, 0, 1) == (0, 256, 255, 1)
+    for bad in [(g.max_level, 1, 0), (g.max_level, 0, 2)]:
+        with pytest.raises(IndexError):
+            g.tile_box(*bad)
 
 
-def test_block_regions_give_even_starts_and_cover_tiles():
-    g = Geometry(40000, 30000)
+@pytest.mark.parametrize("tile_size,overlap", LAYOUTS)
+def test_block_regions_give_even_starts_and_cover_tiles(tile_size, overlap):
+    g = Geometry(40000, 30000, tile_size, overlap)
     for bx, by in [(0, 0), (3, 2), (9, 7)]:
         x0, y0, x1, y1 = g.block_region(bx, by)
         assert x0 % 16 == 0 and y0 % 16 == 0

@@ -27,7 +27,7 @@ def check_pyramid(path, store, prefix, *, samples_per_level=4, rng_seed=0):
     assert reader.complete
     g = reader.geometry
     slide = openslide.OpenSlide(str(path))
-    dz = DeepZoomGenerator(slide, 254, 1, limit_bounds=True)
+    dz = DeepZoomGenerator(slide, g.tile_size, g.overlap, limit_bounds=True)
     assert g.level_dimensions == dz.level_dimensions
     assert reader.dzi_xml() == dz.get_dzi("jpeg")
     source = SlideSource(str(path))
