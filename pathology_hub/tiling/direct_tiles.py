@@ -20,6 +20,7 @@ import numpy as np
 import tifffile
 from PIL import Image
 
+from ..slides.readers.tiff import DirectJpeg, TileDecodeError
 from .errors import TilingError
 from .source import SlideSource
 
@@ -29,19 +30,10 @@ _COMPRESSIONS = {1, 5, 8, 32946, 33005, 34712, 50000}
 _VENDORS = {"aperio", "generic-tiff"}
 
 
-class DirectTiles:
-    """Decodes level-0 tiles of one slide file; one per SlideSource (see :func:`read_l0`)."""
-
-    def __init__(self, path: str, background: tuple[int, int, int]) -> None:
-        self._tif = tifffile.TiffFile(path)
-        page = self._tif.pages[0]
-        self.page = page
-        self.tw, self.th = page.tilewidth, page.tilelength
-        self.width, self.height = page.imagewidth, page.imagelength
-        self.cols = math.ceil(self.width / self.tw)
-        self.offsets, self.counts = page.dataoffsets, page.databytecounts
-        self.fd = os.open(path, os.O_RDONLY)
-        self.background = np.asarray(background, np.uint8)
+class DirectTiles(DirectJpeg):
+    """Decodes level-0 tiles of one slide file; one per SlideSource (see :func:`read_l0`). The tile
+    walk and decoding are the reader's (:class:`~pathology_hub.slides.readers.tiff.DirectJpeg`);
+    only which files qualify differs."""
 
     @classmethod
     def try_open(cls, source: SlideSource) -> "DirectTiles | None":
@@ -65,42 +57,6 @@ class DirectTiles:
         except Exception:  # noqa: BLE001
             return None
 
-    def read(self, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
-        out = np.empty((y1 - y0, x1 - x0, 3), np.uint8)
-        for ty in range(y0 // self.th, (y1 - 1) // self.th + 1):
-            for tx in range(x0 // self.tw, (x1 - 1) // self.tw + 1):
-                sx0, sy0 = tx * self.tw, ty * self.th
-                ix0, iy0 = max(x0, sx0), max(y0, sy0)
-                ix1, iy1 = min(x1, sx0 + self.tw, self.width), min(y1, sy0 + self.th, self.height)
-                if ix1 <= ix0 or iy1 <= iy0:
-                    continue
-                dst = out[iy0 - y0:iy1 - y0, ix0 - x0:ix1 - x0]
-                tile = self._decode(tx, ty)
-                if tile is None:
-                    dst[...] = self.background
-                else:
-                    dst[...] = tile[iy0 - sy0:iy1 - sy0, ix0 - sx0:ix1 - sx0]
-        return out
-
-    def _decode(self, tx: int, ty: int) -> np.ndarray | None:
-        index = ty * self.cols + tx
-        count = self.counts[index]
-        if count == 0:
-            return None  # sparse TIFF: no tile stored, OpenSlide shows the background
-        data = os.pread(self.fd, count, self.offsets[index])
-        try:
-            arr = self.page.decode(data, index)[0]
-        except Exception as exc:  # noqa: BLE001 - imagecodecs raises its own error types
-            raise TilingError(f"source tile {tx},{ty} at level 0 is corrupt ({exc})") from exc
-        if arr is None or arr.ndim != 4 or arr.shape[-1] != 3:
-            raise TilingError(f"source tile {tx},{ty} at level 0 could not be decoded")
-        return arr[0]
-
-    def close(self) -> None:
-        os.close(self.fd)
-        if self._tif is not None:
-            self._tif.close()
-
 
 _open: "weakref.WeakKeyDictionary[SlideSource, DirectTiles | None]" = weakref.WeakKeyDictionary()
 _lock = threading.Lock()
@@ -122,7 +78,10 @@ def read_l0(source: SlideSource, x0: int, y0: int, x1: int, y1: int) -> np.ndarr
     if direct is None:
         return source.read_l0(x0, y0, x1, y1)
     b = source.bounds
-    arr = direct.read(x0 + b.x, y0 + b.y, x1 + b.x, y1 + b.y)
+    try:
+        arr = direct.read(x0 + b.x, y0 + b.y, x1 + b.x, y1 + b.y)
+    except TileDecodeError as exc:
+        raise TilingError(str(exc)) from exc
     if not source.icc or _icc_is_identity(source):
         return arr
     return np.asarray(source.to_srgb(Image.fromarray(arr)))
@@ -177,7 +136,7 @@ class DirectDicomFrames(DirectTiles):
             return None
         return cls(source.path, source.background, meta)
 
-    def _decode(self, tx: int, ty: int) -> np.ndarray | None:
+    def decode(self, tx: int, ty: int) -> np.ndarray | None:
         import imagecodecs
         index = ty * self.cols + tx
         data = os.pread(self.fd, self.counts[index], self.offsets[index])

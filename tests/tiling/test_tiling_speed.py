@@ -68,7 +68,7 @@ def test_single_level_tiff_reads_each_source_tile_once_and_derives_coarse_levels
     path, arr = single_level
     monkeypatch.setattr(render, "DERIVE_FAR_PIXELS", 1_000_000)  # this 5.8 Mpx single-level file counts as large
     decodes: Counter = Counter()
-    real_decode = direct_tiles.DirectTiles._decode
+    real_decode = direct_tiles.DirectTiles.decode
 
     def counting_decode(self, tx, ty):
         decodes[(tx, ty)] += 1
@@ -84,7 +84,7 @@ def test_single_level_tiff_reads_each_source_tile_once_and_derives_coarse_levels
         regions.append((x1 - x0) * (y1 - y0))
         return real_read(self, x0, y0, x1, y1)
 
-    monkeypatch.setattr(direct_tiles.DirectTiles, "_decode", counting_decode)
+    monkeypatch.setattr(direct_tiles.DirectTiles, "decode", counting_decode)
     monkeypatch.setattr(direct_tiles.DirectTiles, "read", recording_read)
     monkeypatch.setattr(SlideSource, "coarse_tile", forbidden)
     monkeypatch.setattr(SlideSource, "read_l0", forbidden)  # the general path decodes directly

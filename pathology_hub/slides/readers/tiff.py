@@ -48,7 +48,10 @@ def inspect(path: str, magic: Magic) -> Any:
 
 
 class DirectJpeg:
-    """Decodes level-0 JPEG tiles straight from the TIFF, bypassing OpenSlide."""
+    """Decodes level-0 JPEG tiles straight from the TIFF, bypassing OpenSlide.
+
+    The tile walk and decoding work for any compression tifffile decodes; :mod:`pathology_hub.tiling.
+    direct_tiles` reuses them for deflate, LZW, zstd and JPEG 2000 tiles with its own eligibility test."""
 
     def __init__(self, path: str, background: tuple[int, int, int]) -> None:
         import tifffile
@@ -90,6 +93,8 @@ class DirectJpeg:
                 sx0, sy0 = tx * self.tw, ty * self.th
                 ix0, iy0 = max(x0, sx0), max(y0, sy0)
                 ix1, iy1 = min(x1, sx0 + self.tw, self.width), min(y1, sy0 + self.th, self.height)
+                if ix1 <= ix0 or iy1 <= iy0:
+                    continue
                 dst = out[iy0 - y0:iy1 - y0, ix0 - x0:ix1 - x0]
                 tile = self.decode(tx, ty)
                 if tile is None:
@@ -115,4 +120,5 @@ class DirectJpeg:
 
     def close(self) -> None:
         os.close(self.fd)
-        self._tif.close()
+        if self._tif is not None:
+            self._tif.close()
