@@ -127,11 +127,30 @@ class LocalHub:
             data = self._load(channel)
             session = LiveSession.from_snapshot(data) if data else LiveSession(consultation_id)
             messages = change(session)
-            if any(m.get("type") == "state" for m in messages) or session.view is not None:
+            if any(m.get("type") == "state" for m in messages):
                 self._store(channel, session.snapshot())
             for message in messages:
                 self.publish(channel, message)
             return session, messages
+
+    def presenter_says(self, channel: str, consultation_id: int,
+                       change: Callable[[LiveSession], list[dict[str, Any]]]) -> list[dict[str, Any]]:
+        """A view or pointer message: checked against the current state and published without the
+        channel lock (they come ~8 times a second while panning and change nothing but the view,
+        which is kept apart from the rest of the state so it cannot undo a concurrent join)."""
+        session = self.state(channel, consultation_id)
+        messages = change(session)
+        for message in messages:
+            if message.get("type") == "view":
+                self._store_view(channel, message["view"])
+            self.publish(channel, message)
+        return messages
+
+    def _store_view(self, channel: str, view: dict[str, Any]) -> None:
+        with self._guard:
+            state = self._states.get(channel)
+            if state is not None:
+                self._states[channel] = {**state, "view": view}
 
     def state(self, channel: str, consultation_id: int) -> LiveSession:
         data = self._load(channel)
@@ -179,19 +198,27 @@ class RedisHub(LocalHub):
 
     @contextmanager
     def _locked(self, channel: str) -> Iterator[None]:
-        with self.redis.lock(self.PREFIX + "lock:" + channel, timeout=5, blocking_timeout=5):
+        with self.redis.lock(self.PREFIX + "lock:" + channel, timeout=5, blocking_timeout=5, sleep=0.005):
             yield
 
     def _load(self, channel: str) -> dict[str, Any] | None:
-        raw = self.redis.get(self.PREFIX + "state:" + channel)
-        return json.loads(raw) if raw else None
+        raw, view = self.redis.mget(self.PREFIX + "state:" + channel, self.PREFIX + "view:" + channel)
+        if not raw:
+            return None
+        state = json.loads(raw)
+        if view:
+            state["view"] = json.loads(view)
+        return state
+
+    def _store_view(self, channel: str, view: dict[str, Any]) -> None:
+        self.redis.set(self.PREFIX + "view:" + channel, json.dumps(view, separators=(",", ":")), ex=STATE_TTL_SECONDS)
 
     def _store(self, channel: str, snapshot: dict[str, Any]) -> None:
         key = self.PREFIX + "state:" + channel
         if snapshot.get("participants"):
             self.redis.set(key, json.dumps(snapshot, separators=(",", ":")), ex=STATE_TTL_SECONDS)
         else:
-            self.redis.delete(key)
+            self.redis.delete(key, self.PREFIX + "view:" + channel)
 
     def close(self) -> None:
         self._stop.set()

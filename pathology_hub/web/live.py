@@ -66,9 +66,9 @@ def _handle(user: Any, m: live_access.Member, message: Any) -> dict[str, Any] | 
     if kind == "ping":
         return {"type": "pong", "t": message.get("t")}
     if kind == "view":
-        h.update(channel, m.consultation_id, lambda s: s.set_view(m.user_id, message.get("view")))
+        h.presenter_says(channel, m.consultation_id, lambda s: s.set_view(m.user_id, message.get("view")))
     elif kind == "pointer":
-        h.update(channel, m.consultation_id, lambda s: s.pointer(m.user_id, message))
+        h.presenter_says(channel, m.consultation_id, lambda s: s.pointer(m.user_id, message))
     elif kind == "request":
         h.update(channel, m.consultation_id, lambda s: s.request_control(m.user_id))
     elif kind == "handover":

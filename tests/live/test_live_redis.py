@@ -36,7 +36,8 @@ def test_two_hubs_share_messages_and_state(redis_url):
         on_b = b.subscribe(channel)
         a.update(channel, 1, lambda s: s.join(10, "A", "pathologist"))
         b.update(channel, 1, lambda s: s.join(11, "B", "technician"))   # b sees a's participant
-        a.update(channel, 1, lambda s: s.set_view(10, {"x": 0.25}))
+        a.presenter_says(channel, 1, lambda s: s.set_view(10, {"x": 0.25}))
+        assert b.state(channel, 1).view == {"x": 0.25}
         got = [on_b.get(2.0) for _ in range(3)]
         assert [m["type"] for m in got] == ["state", "state", "view"]
         assert [p["userId"] for p in got[1]["participants"]] == [10, 11]
@@ -45,7 +46,7 @@ def test_two_hubs_share_messages_and_state(redis_url):
         b.update(channel, 1, lambda s: s.leave(10))
         assert a.state(channel, 1).presenter_id == 11
     finally:
-        a.redis.delete(a.PREFIX + "state:" + channel)
+        a.redis.delete(a.PREFIX + "state:" + channel, a.PREFIX + "view:" + channel)
         a.close()
         b.close()
 
@@ -57,6 +58,7 @@ def _serve(application):
     return server
 
 
+@pytest.mark.slow
 def test_two_app_instances_fan_out_through_redis(settings, redis_url, world, client_for, consultation):  # noqa: F811
     import simple_websocket
 

@@ -74,7 +74,7 @@ def test_hub_fans_out_and_keeps_state_until_the_last_leaves():
     other = hub.subscribe("c:2")
     hub.update("c:1", 1, lambda s: s.join(10, "A", "pathologist"))
     hub.update("c:1", 1, lambda s: s.join(11, "B", "technician"))
-    hub.update("c:1", 1, lambda s: s.set_view(10, {"x": 0.5}))
+    hub.presenter_says("c:1", 1, lambda s: s.set_view(10, {"x": 0.5}))
     got = [a.get(0.1) for _ in range(3)]
     assert [m["type"] for m in got] == ["state", "state", "view"]
     assert [b.get(0.1)["type"] for _ in range(3)] == ["state", "state", "view"]
