@@ -54,7 +54,7 @@ def test_outsider_is_refused_and_member_joins_audited(live_server, client_for, c
     member.close()
 
     world.expire_all()
-    for _ in range(50):   # the leave is recorded as the server notices the close
+    for _ in range(100):   # the leave is recorded as the server notices the close
         actions = [a for (a,) in world.execute(select(AuditEvent.action).where(AuditEvent.action.like("live.%")))]
         if "live.left" in actions:
             break
