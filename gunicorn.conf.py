@@ -5,8 +5,14 @@ import os
 
 bind = os.environ.get("BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("WEB_WORKERS", max(2, multiprocessing.cpu_count())))
-threads = int(os.environ.get("WEB_THREADS", "4"))
+# Each live-session WebSocket or event stream holds one thread while it is open (gthread worker,
+# pathology_hub/web/live.py), so a worker needs enough threads to keep serving tiles beside them.
+threads = int(os.environ.get("WEB_THREADS", "32"))
 worker_class = "gthread"
+if workers > 1 and not (os.environ.get("LIVE_REDIS_URL") or os.environ.get("RATELIMIT_STORAGE_URI", "").startswith("redis")):
+    import sys
+    print("warning: live sessions need LIVE_REDIS_URL when WEB_WORKERS > 1 (participants on different "
+          "workers would not see each other)", file=sys.stderr)
 # Uploads of big chunks over weak networks can take a while per request.
 timeout = int(os.environ.get("WEB_TIMEOUT", "300"))
 graceful_timeout = 30

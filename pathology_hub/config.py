@@ -82,6 +82,7 @@ class Settings:
     tile_cache_mb: int = 4096      # bound of that folder; 0 turns the cache off
     verify_rate_limit: str = "30 per minute"   # public report verification lookups per client IP
     ratelimit_storage_uri: str = "memory://"   # rate-limit counters: memory:// (per process) or redis://...
+    live_redis_url: str = ""                   # live-session fan-out across processes; "" = in-process (one process)
     view_audit_window_seconds: float = 60.0    # slide.viewed entries: one per user, slide and window
     ondemand_tile_wait_seconds: float = 3.0    # how long a tile request waits for a worker to render it
     withdrawn_slide_retention_days: int = 30   # objects of a withdrawn slide are deleted after this many days
@@ -126,6 +127,7 @@ class Settings:
             tile_cache_mb=_env_int("TILE_CACHE_MB", 4096),
             verify_rate_limit=os.environ.get("VERIFY_RATE_LIMIT") or "30 per minute",
             ratelimit_storage_uri=os.environ.get("RATELIMIT_STORAGE_URI") or "memory://",
+            live_redis_url=os.environ.get("LIVE_REDIS_URL") or _redis_or_empty(os.environ.get("RATELIMIT_STORAGE_URI")),
             view_audit_window_seconds=float(_env_int("VIEW_AUDIT_WINDOW_SECONDS", 60)),
             ondemand_tile_wait_seconds=float(_env_int("ONDEMAND_TILE_WAIT_SECONDS", 3)),
             withdrawn_slide_retention_days=_env_int("WITHDRAWN_SLIDE_RETENTION_DAYS", 30),
@@ -135,3 +137,8 @@ class Settings:
             audit_checkpoint_minutes=_env_int("AUDIT_CHECKPOINT_MINUTES", 10),
             audit_checkpoint_entries=_env_int("AUDIT_CHECKPOINT_ENTRIES", 1000),
         )
+
+
+def _redis_or_empty(url: str | None) -> str:
+    """The live session shares the rate limiter's Redis when that one is configured."""
+    return url if url and url.startswith(("redis://", "rediss://")) else ""

@@ -42,6 +42,8 @@ def register_web(app: Flask) -> None:
     subspecialties.init_app(app)
     from . import frozen
     frozen.init_app(app)
+    from . import live
+    live.init_app(app)
     from .lis_admin import bp as lis_admin_bp
     app.register_blueprint(lis_admin_bp)
     from . import dicomweb

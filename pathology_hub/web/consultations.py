@@ -45,7 +45,8 @@ ACTION_LABELS = {"submit": _l("Submit for consultation"), "assign": _l("Assign")
                  "acknowledge": _l("Acknowledge"), "cancel": _l("Cancel the request"),
                  "create": _l("Request created"), "child_reported": _l("Escalation reported"),
                  "result_amended": _l("Result amended: a new report version was signed"),
-                 "legacy_opinion": _l("Opinion recorded before signed reports (not a signed result)")}
+                 "legacy_opinion": _l("Opinion recorded before signed reports (not a signed result)"),
+                 "live_chat": _l("Live-session chat")}
 FLAG_LABELS = {"ok": _l("on time"), "approaching": _l("approaching target"), "overdue": _l("overdue"),
                "met": _l("target met"), "missed": _l("target missed")}
 LIST_LABELS = {"technician": _l("Consultations needing the centre"), "triage": _l("Waiting for triage"),

@@ -36,6 +36,14 @@ CODE_MESSAGES: dict[str, Any] = {
     "authentication_failed": _l("Sign-in failed."),
     "too_large": _l("The data sent is too large."),
     "not_ready": _l("Not ready yet; try again in a few seconds."),
+    # live session on a consultation (domain/live.py, web/live.py)
+    "live_not_joined": _l("Join the live session first."),
+    "live_not_presenter": _l("Only the presenter can do this; ask for control first."),
+    "live_bad_target": _l("Choose a participant to hand control to."),
+    "live_bad_message": _l("This live-session message is not understood."),
+    "live_empty_chat": _l("Write a message first."),
+    "live_chat_too_long": _l("A chat message may be at most %(limit)s characters."),
+    "live_not_signed_in": _l("Sign in first."),
     # the frozen-section on-call roster
     "on_call_user_invalid": _l("Choose an active pathologist of your institution."),
     "on_call_time_missing": _l("Enter when the shift starts and ends."),

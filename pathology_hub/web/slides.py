@@ -34,6 +34,7 @@ from .bundle_strings import viewer_strings
 from . import error_messages, ingest_text, slide_text
 from .errors import flash_error
 from .serializers import iso
+from .live import viewer_config as live_viewer_config
 
 if TYPE_CHECKING:
     from ..models import Case, Slide
@@ -448,6 +449,7 @@ def viewer(case: Case):
                     "compareSlideId": compare if compare in ids else None,
                     "x": arg("x", float), "y": arg("y", float), "zoom": arg("z", float), "rotation": arg("r", float)},
         "i18n": viewer_strings(),
+        "live": live_viewer_config(case),
     }
     audit_view(case)
     return render_template("viewer.html", case=case, config=config)

@@ -125,6 +125,11 @@ MATRIX: dict[tuple[str, str], dict[str, int]] = {
     ("POST", "/consultations/<int:consultation_id>/act"): {"anon": 302, "tech": 302, "clinician": 302, "*": 404},
     ("POST", "/cases/<int:case_id>/consultations"): {"anon": 302, "tech": 302, "clinician": 302, "*": 404},
     ("GET", "/admin/turnaround"): {"anon": 302, "admin": 200, "*": 403},
+    # live session (web/live.py): the WebSocket route answers only WebSocket handshakes (400 to a plain
+    # GET, before any login check); the SSE stream and its POST follow consultation.view. The stream is
+    # not opened here (it would not end); a signed-in viewer who has not joined gets 422 on POST.
+    ("GET", "/consultations/<int:consultation_id>/live"): {"*": 400},
+    ("POST", "/consultations/<int:consultation_id>/live/send"): {"anon": 302, "tech": 422, "clinician": 422, "*": 404},
     # frozen-section lane: anyone signed in reads and acknowledges only their own pages (999999: nobody's);
     # the on-call roster is its institution's admins' (an empty form is refused on the page, 200)
     ("GET", "/api/v1/frozen/alarms"): {"anon": 401, "*": 200},
@@ -163,7 +168,8 @@ MATRIX: dict[tuple[str, str], dict[str, int]] = {
     ("GET", "/healthz"): {"anon": 200, "*": 200},
     ("GET", "/readyz"): {"anon": 200, "*": 200},
 }
-SKIP_RULES = {"/static/<path:filename>"}
+SKIP_RULES = {"/static/<path:filename>",
+              "/consultations/<int:consultation_id>/live/events"}  # an endless stream: tests/live/test_live_access.py
 
 
 def expected(rule_key, role):

@@ -34,7 +34,8 @@ VIEWPORT = {"width": 1280, "height": 800}
 CHECKS_JS = (Path(__file__).parent / "page_checks.js").read_text(encoding="utf-8")
 
 #: GET routes that answer with something other than an HTML page.
-NOT_PAGES = {"static", "health.healthz", "health.readyz", "audit.audit_csv"}
+NOT_PAGES = {"static", "health.healthz", "health.readyz", "audit.audit_csv",
+             "live.socket", "live.events"}  # live-session WebSocket and event stream, not pages
 
 #: Latin words a zh-CN page may show: units, codes, file formats and names of things that are not
 #: translated in Chinese pathology departments either.  Words only — never a sentence.

@@ -13,6 +13,8 @@ import { AnnotationController } from "./annotations/controller.js";
 import { SlidePane } from "./viewer/pane.js";
 import { Adjustments } from "./viewer/adjustments.js";
 import { parseDeepLink, buildDeepLink } from "./viewer/deeplink.js";
+import { LIVE_STRINGS } from "./live/strings.js";
+import { LiveSessionPanel } from "./live/session.js";
 
 /** View keys a deep link or setState() may carry; scale: magnification > pixelRatio > zoom (old links). */
 const VIEW_KEYS = ["x", "y", "magnification", "pixelRatio", "zoom", "rotation"];
@@ -26,7 +28,7 @@ class ViewerApp {
   constructor(root, config) {
     this.root = root;
     this.config = config;
-    this.t = makeTranslator(config.i18n, { ...VIEWER_STRINGS, ...ANNOTATION_STRINGS });
+    this.t = makeTranslator(config.i18n, { ...VIEWER_STRINGS, ...ANNOTATION_STRINGS, ...LIVE_STRINGS });
     this.slides = Array.isArray(config.slides) ? config.slides : [];
     this.sync = true;
     this.adjustments = new Adjustments();
@@ -50,6 +52,8 @@ class ViewerApp {
     this.compareOn = false;
     this.updateUrl = debounce(() => this._writeUrl(), 300);
     this._build();
+    this.live = new LiveSessionPanel(this, config.live);
+    this.panel.insertBefore(this.live.el, this.panel.children[1] || null);
   }
 
   _annotationLayer(pane) {
@@ -177,6 +181,7 @@ class ViewerApp {
       oninput: () => {
         this.adjustments.set({ [key]: Number(input.value) });
         out.textContent = input.value;
+        if (this.live) this.live.onLocalChange();
         this.updateUrl();  // adjustments are part of the link
       },
     });
@@ -349,6 +354,7 @@ class ViewerApp {
       }
     }
     if (pane === this.active) this._renderReadouts();
+    if (pane === this.primary && this.live) this.live.onLocalChange();
     this.updateUrl();
   }
 
@@ -443,6 +449,7 @@ class ViewerApp {
       slider.input.value = String(value);
       slider.out.textContent = String(value);
     }
+    if (this.live) this.live.onLocalChange();
     this.updateUrl();
   }
 
@@ -586,6 +593,13 @@ function boot() {
       controller: app.annotations,
       state: () => app.annotations.debugState(),
       layer: (role = "primary") => (role === "compare" ? app.compare : app.primary).annotationLayer,
+    },
+    /** The live session panel (tests, bench/live_latency.py). */
+    live: {
+      panel: app.live,
+      state: () => app.live.debugState(),
+      join: (opts) => app.live.join(opts),
+      drop: () => app.live.transport && app.live.transport.drop(),
     },
     /** Tile/draw health per pane, for tests and diagnostics. */
     drawState: () => ({

@@ -43,9 +43,18 @@ async function request(method, url, { body, version } = {}) {
   return data;
 }
 
+/** Fires "saved" (detail: {slideId}) after every successful annotation write (the live session listens). */
+export const annotationWrites = new EventTarget();
+
 export class AnnotationApi {
   constructor(slideId) {
+    this.slideId = slideId;
     this.base = `/api/v1/slides/${slideId}/annotations`;
+  }
+
+  _written(result) {
+    annotationWrites.dispatchEvent(new CustomEvent("saved", { detail: { slideId: this.slideId } }));
+    return result;
   }
 
   /** All live annotations (or those touching `bbox` = [x0, y0, x1, y1]). */
@@ -58,15 +67,15 @@ export class AnnotationApi {
   }
 
   create(feature) {
-    return request("POST", this.base, { body: feature });
+    return request("POST", this.base, { body: feature }).then((r) => this._written(r));
   }
 
   update(id, version, feature) {
-    return request("PATCH", `${this.base}/${id}`, { body: feature, version });
+    return request("PATCH", `${this.base}/${id}`, { body: feature, version }).then((r) => this._written(r));
   }
 
   remove(id, version) {
-    return request("DELETE", `${this.base}/${id}`, { version });
+    return request("DELETE", `${this.base}/${id}`, { version }).then((r) => this._written(r));
   }
 
   /**
