@@ -266,13 +266,13 @@ def retrieve_instance(study_uid: str, series_uid: str, instance_uid: str):
     """WADO-RS instance retrieval, for instances kept whole (the slide's DICOM annotations).
     ---
     get:
-      summary: "DICOMweb WADO-RS: one instance as multipart/related; type=\"application/dicom\""
+      summary: 'DICOMweb WADO-RS: one instance as multipart/related; type="application/dicom"'
       description: >-
         Offered for Bulk Simple Annotations instances (modality ANN). Pyramid levels are served as
         frames (`.../frames/{n}`) and as the DICOM WSI export; asking for a whole level here is 406.
       tags: [DICOMweb]
       responses:
-        200: {description: "multipart/related; type=\"application/dicom\"; one Part 10 file"}
+        200: {description: 'multipart/related; type="application/dicom"; one Part 10 file'}
         404: {description: "`instance_not_found`"}
         406: {description: "`not_acceptable`"}
     """

@@ -36,6 +36,15 @@ CODE_MESSAGES: dict[str, Any] = {
     "authentication_failed": _l("Sign-in failed."),
     "too_large": _l("The data sent is too large."),
     "not_ready": _l("Not ready yet; try again in a few seconds."),
+    # DICOMweb (web/dicomweb.py, domain/dicom/qido.py)
+    "not_acceptable": _l("The requested format is not offered here."),
+    "study_not_found": _l("No such study, or it is not visible to you."),
+    "series_not_found": _l("No such series, or it is not visible to you."),
+    "instance_not_found": _l("No such instance, or it is not visible to you."),
+    "invalid_frame": _l("Frame numbers must be a comma-separated list of numbers from 1."),
+    "frame_not_found": _l("No such frame."),
+    "invalid_query": _l("The search parameters are not valid."),
+    "unsupported_query_attribute": _l("This attribute cannot be searched on here."),
     # live session on a consultation (domain/live.py, web/live.py)
     "live_not_joined": _l("Join the live session first."),
     "live_not_presenter": _l("Only the presenter can do this; ask for control first."),

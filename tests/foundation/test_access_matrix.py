@@ -78,6 +78,7 @@ MATRIX: dict[tuple[str, str], dict[str, int]] = {
     ("GET", "/dicomweb/studies/<study_uid>/series/<series_uid>/instances"): {"anon": 401, "*": 404},
     ("GET", "/dicomweb/studies/<study_uid>/series/<series_uid>/metadata"): {"anon": 401, "*": 404},
     ("GET", "/dicomweb/studies/<study_uid>/series/<series_uid>/instances/<instance_uid>/metadata"): {"anon": 401, "*": 404},
+    ("GET", "/dicomweb/studies/<study_uid>/series/<series_uid>/instances/<instance_uid>"): {"anon": 401, "*": 404},
     ("GET", "/dicomweb/studies/<study_uid>/series/<series_uid>/instances/<instance_uid>/frames/<frame_list>"): {
         "anon": 401, "*": 404},
     ("GET", "/api/v1/slides/<int:slide_id>/associated/<name>.png"): {"anon": 401, "tech": 200, "clinician": 200, "*": 404},

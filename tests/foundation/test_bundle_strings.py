@@ -32,7 +32,8 @@ def test_every_key_used_in_the_bundles_is_sent_translated(app):
     upload_js = [SRC / "upload.js", *(SRC / "upload").glob("*.js")]
     with app.test_request_context(), force_locale("zh_CN"):
         viewer, upload = bundle_strings.viewer_strings(), bundle_strings.upload_strings()
-    fallbacks_viewer = _table_keys(SRC / "viewer" / "strings.js") | _table_keys(SRC / "annotations" / "strings.js")
+    fallbacks_viewer = (_table_keys(SRC / "viewer" / "strings.js") | _table_keys(SRC / "annotations" / "strings.js")
+                        | _table_keys(SRC / "live" / "strings.js"))
     fallbacks_upload = _table_keys(SRC / "upload" / "strings.js")
     assert set(viewer) == fallbacks_viewer and set(upload) == fallbacks_upload
     assert not _used_keys(viewer_js) - set(viewer), "t() keys missing from viewer_strings()"
