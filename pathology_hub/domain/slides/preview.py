@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from pathology_hub.domain import audit, policy
 from pathology_hub.domain.errors import Conflict, NotFound, TooLarge, ValidationFailed
+from pathology_hub.domain.slides.keys import thumbnail_key
 from pathology_hub.models import Case, Slide, SlideStatus, Upload, UploadState, User
 from pathology_hub.tiling import layout
 from pathology_hub.tiling.geometry import Geometry
@@ -141,6 +142,10 @@ def attach_preview(session: Session, store: ObjectStore, user: User, upload_id: 
     slide.preview_level = max(levels)
     slide.description = json.dumps({"width": geom.width, "height": geom.height})
     _store(store, layout.pyramid_prefix(slide.uid, slide.pyramid_version), geom, info, pack, levels)
+    # the slide's thumbnail until ingest writes the real one: the finest single-tile preview level
+    thumb = max(lv for lv in levels if geom.level_tiles(lv) == (1, 1))
+    off, ln = parse_index(pack[info.index_offset:info.index_offset + info.index_length])[(thumb, 0, 0)]
+    store.put_bytes(thumbnail_key(slide), pack[off:off + ln], content_type="image/jpeg")
     audit.record(session, "slide.preview", actor=user, object_type="slide", object_id=slide.id,
                  case_id=slide.case_id, details={"upload": upload.id, "bytes": len(pack), "levels": levels})
     return slide
