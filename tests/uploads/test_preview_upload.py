@@ -123,7 +123,7 @@ def test_preview_is_checked_not_trusted(app, world, live_server, token, big_slid
                              timeout=30)
     wrong = post(preview.pack, width=preview.width * 2)
     assert wrong.status_code == 422 and wrong.json()["error"]["code"] == "preview_invalid"
-    junk = post(b"\xff\xd8" + b"x" * 1000)
+    junk = post(b"\xff\xd8" + b"x" * (2 << 20))  # over the 1 MiB of ordinary bodies: still checked as a preview
     assert junk.status_code == 422 and junk.json()["error"]["code"] == "preview_invalid"
     bad_number = post(preview.pack, tile_size="abc")
     assert bad_number.status_code == 422
