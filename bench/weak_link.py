@@ -247,7 +247,6 @@ def _slide(path: Path, size_mb: int) -> Path:
 
 
 def run(args: argparse.Namespace, work: Path) -> dict:
-    import requests
     from sqlalchemy import select
     from werkzeug.serving import make_server
 
@@ -298,28 +297,43 @@ def run(args: argparse.Namespace, work: Path) -> dict:
             ["ip", "netns", "exec", ns, sys.executable, __file__, "--client", "--server", f"http://{host}:{port}",
              "--token", token, "--state", str(work / "state.json"), "--file", str(slide), "--case-id",
              str(case_id)], stdout=subprocess.PIPE, text=True)
-        view = requests.Session()
-        view.headers["Authorization"] = f"Bearer {token}"
-        base = f"http://127.0.0.1:{port}"
-        first_view = full = None
-        while client.poll() is None or full is None:
-            listing = view.get(f"{base}/api/v1/cases/{case_id}/slides", timeout=30).json().get("slides", [])
-            shown = [x for x in listing if x.get("dzi_url")]
-            if shown and first_view is None:
-                dzi = shown[0]["dzi_url"]
-                level = (shown[0].get("preview") or {}).get("max_level") or 8
-                tile = view.get(f"{base}{dzi.replace('slide.dzi', f'slide_files/{level}/0_0.jpeg')}", timeout=30)
-                if view.get(f"{base}{dzi}", timeout=30).ok and tile.ok and tile.content[:2] == b"\xff\xd8":
-                    first_view = time.monotonic() - started
-                    print(f"first view after {first_view:.1f} s", file=sys.stderr)
-            if shown and shown[0]["status"] == "ready" and not shown[0].get("preview"):
-                full = time.monotonic() - started
-            if client.poll() is not None and client.returncode != 0:
-                break
-            if full is None:
-                time.sleep(0.5)
+        try:
+            first_view, full = _watch(client, token, port, case_id, started)
+        finally:
+            if client.poll() is None:
+                client.kill()
         out = client.communicate()[0]
     server.shutdown()
+    return _report(args, size, cc, link_stats, client, out, marks, first_view, full, started)
+
+
+def _watch(client: subprocess.Popen, token: str, port: int, case_id: int, started: float):
+    """The pathologist's side (loopback): when a preview tile can be seen, when full resolution is in."""
+    import requests
+    view = requests.Session()
+    view.headers["Authorization"] = f"Bearer {token}"
+    base = f"http://127.0.0.1:{port}"
+    first_view = full = None
+    while client.poll() is None or full is None:
+        listing = view.get(f"{base}/api/v1/cases/{case_id}/slides", timeout=30).json().get("slides", [])
+        shown = [x for x in listing if x.get("dzi_url")]
+        if shown and first_view is None:
+            dzi = shown[0]["dzi_url"]
+            level = (shown[0].get("preview") or {}).get("max_level") or 8
+            tile = view.get(f"{base}{dzi.replace('slide.dzi', f'slide_files/{level}/0_0.jpeg')}", timeout=30)
+            if view.get(f"{base}{dzi}", timeout=30).ok and tile.ok and tile.content[:2] == b"\xff\xd8":
+                first_view = time.monotonic() - started
+                print(f"first view after {first_view:.1f} s", file=sys.stderr)
+        if shown and shown[0]["status"] == "ready" and not shown[0].get("preview"):
+            full = time.monotonic() - started
+        if client.poll() is not None and client.returncode != 0:
+            break
+        if full is None:
+            time.sleep(0.5)
+    return first_view, full
+
+
+def _report(args, size, cc, link_stats, client, out, marks, first_view, full, started) -> dict:
     result = json.loads(out.strip().splitlines()[-1]) if client.returncode == 0 else {}
     upload_s = marks["last_byte"] - marks["first_patch"] if {"last_byte", "first_patch"} <= set(marks) else None
     goodput = size * 8 / upload_s / 1e6 if upload_s else None
