@@ -4,11 +4,14 @@ Why: a 1 GB slide over such a link takes ~14 minutes; the preview (coarse levels
 domain/slides/preview.py) should let the pathologist look within a minute, and the upload itself
 should use the link fully.
 
-What it does (root needed; it checks ``ip netns`` and ``tc`` first):
+What it does (root needed):
 
-* creates a network namespace ``wl<pid>`` joined to the host by a veth pair (10.231.0.1 host,
-  10.231.0.2 namespace) and shapes both directions with ``tc netem``: 50 ms delay each way
-  (100 ms round trip), 1 % loss and a 10 Mbit/s rate on the uplink (namespace -> host);
+* creates a network namespace ``wl<pid>`` joined to the host by an emulated link (10.231.0.1 host,
+  10.231.0.2 namespace).  ``tc netem`` was the plan, but this kernel has no sch_netem ("Specified
+  qdisc kind is unknown"), so :func:`shaped_link` emulates the link per packet between two TUN
+  devices: 10 Mbit/s serialisation each way, 50 ms each way (100 ms round trip), 1 % random loss
+  on the uplink (namespace -> host), a tail-drop queue of two bandwidth-delay products.  The
+  scanner's and the server's own TCP stacks see real delayed and lost packets;
 * runs the application in this process (the real app: SQLite, file object store, tus, the
   preview endpoint, ingest and tiling), listening on the host side;
 * writes a synthetic SVS (``slides/synthetic.py``; ``--size-mb`` of file, 1000 by default);
