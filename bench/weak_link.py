@@ -93,6 +93,39 @@ def _open_tun(name: str, netns: str | None = None) -> int:
             os.close(home)
 
 
+class _Counters:
+    """Packet counters shared with the parent process (the emulator runs in a child)."""
+
+    NAMES = ("packets", "lost", "tail_dropped", "bytes")
+
+    def __init__(self) -> None:
+        import multiprocessing
+        self._values = multiprocessing.get_context("fork").Array("q", len(self.NAMES), lock=False)
+
+    def __getitem__(self, name: str) -> int:
+        return self._values[self.NAMES.index(name)]
+
+    def __setitem__(self, name: str, value: int) -> None:
+        self._values[self.NAMES.index(name)] = value
+
+    def as_dict(self) -> dict[str, int]:
+        return {n: self[n] for n in self.NAMES}
+
+
+def _pump(dirs: "list[_Direction]") -> None:
+    """The emulator process: above ordinary priority, so a busy machine does not stall the link
+    (the app, its tiling and the uploader run in other processes)."""
+    try:
+        os.nice(-10)
+    except OSError:
+        pass
+    threads = [threading.Thread(target=f, daemon=True) for d in dirs for f in (d.reader, d.writer)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
 class _Direction:
     """One direction of the emulated link: rate (serialisation), one-way delay, random loss, tail drop."""
 
@@ -105,7 +138,7 @@ class _Direction:
         self.line: collections.deque = collections.deque()
         self.cv = threading.Condition()
         self.free_at = 0.0  # when the link finishes sending what is queued
-        self.stats = {"packets": 0, "lost": 0, "tail_dropped": 0, "bytes": 0}
+        self.stats = _Counters()
         self.stop = False
 
     def reader(self) -> None:
@@ -163,6 +196,7 @@ def shaped_link(rate_mbit: float = 10.0, rtt_ms: float = 100.0, loss_pct: float 
     queue = max(64 * 1024, int(rate / 8 * rtt_ms / 1000 * 2))
     _run("ip", "netns", "add", ns)
     dirs: list[_Direction] = []
+    pump = None
     try:
         _run("ip", "tuntap", "add", "dev", host_if, "mode", "tun")
         _run("ip", "addr", "add", HOST_IP, "peer", NS_IP, "dev", host_if)
@@ -177,13 +211,16 @@ def shaped_link(rate_mbit: float = 10.0, rtt_ms: float = 100.0, loss_pct: float 
         one_way = rtt_ms / 2000
         dirs = [_Direction(ns_fd, host_fd, rate, one_way, loss_pct / 100, queue, 1),
                 _Direction(host_fd, ns_fd, rate, one_way, loss_pct / 100 if loss_both_ways else 0.0, queue, 2)]
-        for d in dirs:
-            threading.Thread(target=d.reader, daemon=True).start()
-            threading.Thread(target=d.writer, daemon=True).start()
-        yield ns, HOST_IP, {"uplink": dirs[0].stats, "downlink": dirs[1].stats, "queue_bytes": queue}
+        import multiprocessing
+        pump = multiprocessing.get_context("fork").Process(target=_pump, args=(dirs,), daemon=True)
+        pump.start()
+        stats: dict = {"queue_bytes": queue}
+        yield ns, HOST_IP, stats
+        stats.update(uplink=dirs[0].stats.as_dict(), downlink=dirs[1].stats.as_dict())
     finally:
-        for d in dirs:
-            d.stop = True
+        if pump is not None:
+            pump.kill()
+            pump.join(5)
         subprocess.run(["ip", "link", "del", host_if], capture_output=True)
         subprocess.run(["ip", "netns", "del", ns], capture_output=True)
 
