@@ -212,8 +212,11 @@ def worker_command(workers: int) -> None:
 @click.option("--no-wait", is_flag=True, help="do not wait for the verdict (exit 0 once the bytes are sent)")
 @click.option("--allow-duplicate", is_flag=True,
               help="attach a file even if it is already a slide of the case (otherwise it is skipped with a warning)")
+@click.option("--no-preview", is_flag=True,
+              help="do not send the slide's coarse levels first (by default the slide opens at low magnification "
+                   "within seconds, before the whole file has arrived)")
 def upload_command(files, case_number, watch_dir, pattern, server, token, stain, chunk_size, settle, once,
-                   wait_seconds, no_wait, allow_duplicate) -> None:
+                   wait_seconds, no_wait, allow_duplicate, no_preview) -> None:
     """Upload slides with resumable tus uploads (from a scanner workstation).
 
     flask upload --case C-2026-17 slide1.svs slide2.ndpi
@@ -233,7 +236,7 @@ def upload_command(files, case_number, watch_dir, pattern, server, token, stain,
     wait = None if no_wait else wait_seconds
     try:
         uploader = HubUploader(server or _settings().base_url, token, state,
-                               chunk_size=chunk_size << 20 if chunk_size else DEFAULT_CHUNK)
+                               chunk_size=chunk_size << 20 if chunk_size else DEFAULT_CHUNK, preview=not no_preview)
         if watch_dir:
             watch(uploader, Path(watch_dir), pattern, settle=settle, once=once, stain=stain, echo=click.echo,
                   wait=wait)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 GiB = 1 << 30
+MiB = 1024 * 1024
 
 
 def _env_int(name: str, default: int) -> int:
@@ -62,6 +63,7 @@ class Settings:
     max_slide_bytes: int = 20 * GiB
     institution_quota_bytes: int = 2000 * GiB
     upload_expiry_hours: int = 24
+    max_preview_bytes: int = 64 * MiB  # the coarse-level preview an uploader sends before the slide
     upload_chunk_bytes: int = 8 << 20
     max_open_uploads_per_user: int = 20       # unfinished uploads one user (or their API tokens) may hold
     upload_storage_retry_after: int = 10      # Retry-After (s) while a finished upload waits for storage
@@ -107,6 +109,7 @@ class Settings:
             max_slide_bytes=_env_int("MAX_SLIDE_BYTES", 20 * GiB),
             institution_quota_bytes=_env_int("INSTITUTION_QUOTA_BYTES", 2000 * GiB),
             upload_expiry_hours=_env_int("UPLOAD_EXPIRY_HOURS", 24),
+            max_preview_bytes=_env_int("MAX_PREVIEW_BYTES", 64 * MiB),
             upload_chunk_bytes=_env_int("UPLOAD_CHUNK_MB", 8) << 20,
             max_open_uploads_per_user=_env_int("MAX_OPEN_UPLOADS_PER_USER", 20),
             upload_storage_retry_after=_env_int("UPLOAD_STORAGE_RETRY_AFTER", 10),

@@ -49,7 +49,8 @@ def upload_status(session: Session, user: User, staging: StagingArea, upload_id:
     slide = session.get(Slide, upload.slide_id) if upload.slide_id else None
     if upload.state is UploadState.FAILED:
         return UploadStatus("failed", upload)
-    if slide is None:
+    if slide is None or upload.state in (UploadState.RECEIVING, UploadState.STORING):
+        # (a slide already exists while the file still arrives when the uploader sent a preview first)
         return _unfinished(upload, info)
     status = {SlideStatus.READY: "ready", SlideStatus.REJECTED: "rejected", SlideStatus.FAILED: "failed"}.get(
         slide.status, "processing")

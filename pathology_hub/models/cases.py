@@ -108,6 +108,9 @@ class Slide(Base):
     description: Mapped[str] = mapped_column(Text, default="{}")   # JSON SlideDescription
     quality: Mapped[str] = mapped_column(Text, default="{}")       # JSON QualityReport
     pyramid_version: Mapped[int] = mapped_column(Integer, default=0)
+    # Set while the slide has only the coarse preview the uploader sent first (domain/slides/preview.py):
+    # the highest Deep Zoom level of that preview. None once the full-resolution pyramid replaced it.
+    preview_level: Mapped[int | None] = mapped_column(Integer)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     deleted_at: Mapped[dt.datetime | None]

@@ -65,7 +65,7 @@ class HubUploader:
 
     def __init__(self, server: str, token: str, state_file: Path, *, chunk_size: int = DEFAULT_CHUNK,
                  retries: int = 20, retry_delay: int = 5, timeout: float | tuple[float, float] = (30, 300),
-                 storage_wait: float = 3600.0) -> None:
+                 storage_wait: float = 3600.0, preview: bool = True) -> None:
         if not token:
             raise UploadError("An API token is needed (flask users token NAME, then --token or PATHOLOGY_HUB_TOKEN).")
         if chunk_size <= 0:
@@ -80,6 +80,8 @@ class HubUploader:
         self.retry_delay = retry_delay
         self.timeout = timeout
         self.storage_wait = storage_wait  # how long to wait out "storage down, retry later" answers
+        self.preview = preview  # send the coarse levels first (send_preview)
+        self.last_preview: dict[str, Any] | None = None
         self.session = requests.Session()  # keep-alive: one connection (and server worker) for all chunks
 
     def case_id(self, case_number: str) -> int:
@@ -184,6 +186,11 @@ class HubUploader:
         storage = FileStorage(str(self.state_file))
         try:
             uploader = self._uploader(path, metadata, key, storage)
+            if self.preview and uploader.url is None:
+                # create the upload now, so its preview can go first (a resumed upload sent it before)
+                uploader.set_url(uploader.create_url())
+                uploader.offset = 0
+                self.send_preview(path, uploader.url)
             uploader.upload()
             storage.remove_item(key.key)  # done: a later upload of the same file is a new upload
             # None when an earlier run had already sent every byte (the server verified them then)
@@ -194,6 +201,33 @@ class HubUploader:
             raise UploadError(f"{path.name}: {exc}") from exc
         finally:
             storage.close()
+
+    def send_preview(self, path: Path, upload_url: str) -> dict[str, Any] | None:
+        """Build and send the slide's coarse levels for the upload at ``upload_url``; the slide can be
+        opened at low magnification from then on.  Best effort: a file OpenSlide cannot read, or a
+        refusal, is logged and the upload goes on (the original is what counts)."""
+        from pathology_hub.upload_client.preview import build_preview
+        started = time.monotonic()
+        try:
+            preview = build_preview(path)
+        except Exception as exc:  # noqa: BLE001 - any unreadable file: no preview, the upload still goes
+            log.info("no preview for %s (%s)", path.name, type(exc).__name__)
+            return None
+        try:
+            resp = self.session.post(f"{upload_url.rstrip('/')}/preview", params=preview.query(), data=preview.pack,
+                                     headers={**self.headers, "Content-Type": "application/octet-stream"},
+                                     timeout=self.timeout)
+        except requests.RequestException as exc:
+            log.warning("preview of %s not sent (%s)", path.name, type(exc).__name__)
+            return None
+        if resp.status_code != 201:
+            log.warning("preview of %s refused: %s", path.name, _error_message(resp))
+            return None
+        body = resp.json()
+        log.info("preview sent", extra={"file": path.name, "bytes": len(preview.pack), "tiles": preview.tiles,
+                                        "seconds": round(time.monotonic() - started, 2)})
+        self.last_preview = {**body, "bytes": len(preview.pack), "tiles": preview.tiles}
+        return self.last_preview
 
     def resume_key(self, path: Path, metadata: dict[str, str]) -> str:
         """State-file key of an upload: same server, same metadata, same file (path, size, inode and

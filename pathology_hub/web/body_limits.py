@@ -40,6 +40,8 @@ def limit_for(endpoint: str | None, mimetype: str) -> int | None:
         return None
     if endpoint in IMPORT_ENDPOINTS:
         return s.max_import_bytes
+    if endpoint == "upload_preview.preview":  # an uploader's coarse-level tile pack (a few MB)
+        return s.max_preview_bytes
     if mimetype in FORM_TYPES:
         return s.max_form_bytes
     return s.max_json_bytes

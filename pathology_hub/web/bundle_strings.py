@@ -42,6 +42,11 @@ def viewer_strings() -> dict[str, str]:
         'storageUnavailable': _('Image storage is temporarily unavailable. Retrying…'),
         'tiling': _('Processing'),
         'slideTiling': _('This slide is still being processed; tiles appear as they are rendered.'),
+        'previewBadge': _('Preview — full resolution arriving'),
+        'previewUpTo': _('available up to'),
+        'previewExplain': _('Only the low-magnification levels the scanner sent first are here; the full-resolution '
+                            'image replaces them when the whole file has arrived. The original file is the '
+                            'diagnostic record.'),
         'loading': _('Loading…'),
         'loadFailed': _('The slide could not be loaded.'),
         'togglePanel': _('Side panel'),

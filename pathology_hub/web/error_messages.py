@@ -152,6 +152,11 @@ CODE_MESSAGES: dict[str, Any] = {
     "invalid_stain_category": _l("Choose a stain type from the list."),
     "invalid_stain_name": _l("H&E is its own stain type; choose H&E instead."),
     "unknown_case": _l("The upload must name an existing case."),
+    "preview_invalid": _l("The preview is not valid (%(field)s); the slide itself still uploads."),
+    "preview_too_large": _l("The preview is larger than %(max_bytes)s bytes."),
+    "preview_too_late": _l("This upload is no longer receiving; a preview is not needed."),
+    "slides_preview_only": _l("Slide %(labels)s is still a preview: its full-resolution image has not arrived. "
+                              "Sign the report once it has."),
     # slides.plain_text raises code=f"invalid_{field}" for these upload metadata fields
     "invalid_filename": _l("The file name is too long or contains control characters."),
     "invalid_stain": _l("The stain is too long or contains control characters."),

@@ -21,6 +21,7 @@ from .. import runtime
 from ..domain import cases as case_service
 from ..domain import jobs, policy, slide_facts
 from ..domain import slides as slide_service
+from ..domain.slides import preview as preview_service
 from ..domain import slide_identity, tile_access, tile_render
 from ..domain.upload_status import UploadStatus
 from ..domain.upload_status import upload_status_for
@@ -104,6 +105,8 @@ def slide_json(slide: Slide, *, with_urls: bool = True) -> dict:
         "reason": slide_text.reason_label(slide.reject_code) if slide.reject_code else None,
         "duplicate_of": [{"id": d.id, "label": d.label} for d in state.duplicate_of],
         "actions": {"edit": state.can_edit, "withdraw": state.can_withdraw},
+        # only the uploader's coarse levels so far (domain/slides/preview.py): say so, and how far one may zoom
+        "preview": preview_service.preview_of(slide),
         "quality": slide_service.quality_of(slide) or None,
         "progress": jobs.progress_of(job) if job is not None else {},
         "job": {"kind": job.kind, "state": job.state.value, "attempts": job.attempts, "error": job.error}
@@ -423,6 +426,8 @@ def viewer(case: Case):
             "mpp": j["mpp"] if j["content"] not in ("photo", "tiny") else None,
             "objectivePower": j["objective_power"] if j["content"] not in ("photo", "tiny") else None,
             "width": j["width"], "height": j["height"], "status": s.status.value,
+            "previewLevel": (j["preview"] or {}).get("max_level"),
+            "previewFraction": (j["preview"] or {}).get("max_fraction"),
             "metadata": {k: v for k, v in {
                 # Name, stain, size, resolution and objective power are shown by the viewer itself.
                 _("Content"): j["content_label"],

@@ -79,6 +79,20 @@ def _new_code(session: Session) -> str:
             return code
 
 
+def _refuse_preview_slides(session: Session, report: Report) -> None:
+    """The original file is the diagnostic record: no signature while a slide of the case is still only
+    the uploader's coarse preview (domain/slides/preview.py); the pathologist is told which one."""
+    from pathology_hub.domain.slides.reading import PREVIEW_VIEWABLE
+    from pathology_hub.models import Slide
+    waiting = [s.label for s in session.scalars(select(Slide).where(
+        Slide.case_id == report.case_id, Slide.preview_level.is_not(None), Slide.deleted_at.is_(None)))
+        if s.status in PREVIEW_VIEWABLE]
+    if waiting:
+        raise Conflict("Slide %(labels)s is still a preview: its full-resolution image has not arrived. "
+                       "Sign the report once it has.", code="slides_preview_only",
+                       params={"labels": ", ".join(waiting)})
+
+
 def sign(session: Session, user: User, report: Report, *, password: Any, revision: Any, meaning: Any = None,
          ip: str | None = None, now: dt.datetime | None = None) -> ReportVersion:
     """Sign the current draft (the assignee, with their password); see the module docstring."""
@@ -94,6 +108,7 @@ def sign(session: Session, user: User, report: Report, *, password: Any, revisio
     expected = _expected_revision(revision)
     if expected != v.revision:
         raise ReportVersionConflict(v)
+    _refuse_preview_slides(session, report)
     _check_password(session, user, report, password, "sign", ip, now)
     if not v.diagnosis.strip():
         raise ValidationFailed("The diagnosis is required before signing.", code="missing_field",

@@ -13,7 +13,7 @@ import json
 from sqlalchemy.orm import Session
 
 from pathology_hub.domain import audit, jobs
-from pathology_hub.domain.slides.keys import associated_key, pyramid_prefix, thumbnail_key
+from pathology_hub.domain.slides.keys import associated_key, thumbnail_key
 from pathology_hub.domain.slides.originals import cache_dir, local_original, openable_path
 from pathology_hub.models import Job, Slide, SlideStatus
 
@@ -87,7 +87,7 @@ def _honest_stain(slide: Slide, desc) -> None:
 
 def run_tiling(session: Session, job: Job, ctx: jobs.JobContext) -> None:
     from pathology_hub import runtime
-    from pathology_hub.tiling import TilingError, build_pyramid
+    from pathology_hub.tiling import TilingError, build_pyramid, layout
 
     store = runtime.store()
     slide = _live_slide(session, job)
@@ -102,13 +102,17 @@ def run_tiling(session: Session, job: Job, ctx: jobs.JobContext) -> None:
                        "level": p.level, "eta_seconds": p.eta_seconds,
                        "elapsed_seconds": round(p.elapsed_seconds, 1)}, force=p.phase != "levels")
 
+    # A slide showing the uploader's preview keeps showing it until the full pyramid, built into
+    # the next version, is complete; then it switches over (domain/slides/preview.py).
+    version = slide.pyramid_version + (1 if slide.preview_level is not None else 0)
     try:
-        result = build_pyramid(str(source), store, pyramid_prefix(slide), progress=progress)
+        result = build_pyramid(str(source), store, layout.pyramid_prefix(slide.uid, version), progress=progress)
     except TilingError as exc:
         raise jobs.JobFailed(str(exc)) from exc
     ctx.heartbeat({"phase": "done", "tiles_done": result.tiles_total, "tiles_total": result.tiles_total,
                    "seconds": round(result.seconds, 1)}, force=True)
     slide.status = SlideStatus.READY
+    slide.pyramid_version, slide.preview_level = version, None
     audit.record(session, "slide.ready", object_type="slide", object_id=slide.id, case_id=slide.case_id,
                  details={"tiles": result.tiles_total, "seconds": round(result.seconds, 1)})
     session.commit()

@@ -19,6 +19,13 @@ from pathology_hub.models import Case, Job, Slide, SlideStatus, Upload, UploadSt
 
 #: Statuses with a pyramid to look at (being built or complete).
 VIEWABLE = (SlideStatus.TILING, SlideStatus.READY)
+#: States in which a slide with only the uploader's preview (preview_level set) can be opened.
+PREVIEW_VIEWABLE = (SlideStatus.INSPECTING, SlideStatus.TILING)
+
+
+def is_viewable(slide: Slide) -> bool:
+    """Tiled (or tiling), or showing the uploader's coarse preview while the original arrives."""
+    return slide.status in VIEWABLE or (slide.preview_level is not None and slide.status in PREVIEW_VIEWABLE)
 #: Uploads a case page lists beside its slides: those that failed or have not become a slide yet.
 _UNFINISHED_UPLOADS = (UploadState.FAILED, UploadState.RECEIVING, UploadState.STORING)
 
@@ -56,7 +63,7 @@ def slide_state(user: User, slide: Slide) -> SlideState:
                       can_edit=slide_facts.can_edit(session, user, slide),
                       can_withdraw=slide_facts.can_withdraw(session, user, slide),
                       can_retry=slide.status is SlideStatus.FAILED and policy.can(user, "slide.retry", slide),
-                      viewable=slide.status in VIEWABLE)
+                      viewable=is_viewable(slide))
 
 
 def case_slides(case: Case, *, sha256: str | None = None) -> CaseSlides:
@@ -71,7 +78,7 @@ def case_slides(case: Case, *, sha256: str | None = None) -> CaseSlides:
 
 
 def viewable_slides(case: Case) -> list[Slide]:
-    return [s for s in case.slides if s.status in VIEWABLE]
+    return [s for s in case.slides if is_viewable(s)]
 
 
 def retry(user: User, slide_id: int, *, ip: str | None = None) -> Slide:

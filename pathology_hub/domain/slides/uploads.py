@@ -115,6 +115,7 @@ def fail_upload(session: Session, upload_id: str, code: str, message: str) -> No
         upload.state = UploadState.FAILED
         upload.error_code, upload.error_message = code, message
         upload.finished_at = utcnow()
+        _end_preview(session, upload)
         audit.record(session, "upload.failed", actor_name=None, object_type="upload", object_id=upload_id,
                      case_id=upload.case_id, details={"code": code})
 
@@ -124,6 +125,7 @@ def expire_upload(session: Session, upload_id: str) -> None:
     if upload is not None and upload.state is UploadState.RECEIVING:
         upload.state = UploadState.EXPIRED
         upload.finished_at = utcnow()
+        _end_preview(session, upload)
 
 
 def cancel_upload(session: Session, upload_id: str, actor: User | None = None) -> None:
@@ -133,6 +135,7 @@ def cancel_upload(session: Session, upload_id: str, actor: User | None = None) -
     if upload is not None and upload.state in _OPEN_STATES:
         upload.state = UploadState.CANCELLED
         upload.finished_at = utcnow()
+        _end_preview(session, upload)
         audit.record(session, "upload.cancelled", actor=actor, object_type="upload", object_id=upload_id,
                      case_id=upload.case_id, details={"size": upload.size})
 
@@ -147,6 +150,14 @@ def mark_storing(session: Session, upload_id: str, code: str) -> None:
                      case_id=upload.case_id, details={"code": code})
 
 
+def _end_preview(session: Session, upload: Upload) -> None:
+    """An upload that ends without its original leaves no preview behind as if it were a slide."""
+    slide = session.get(Slide, upload.slide_id) if upload.slide_id else None
+    if slide is not None and slide.original_id is None and slide.preview_level is not None:
+        slide.status = SlideStatus.FAILED
+        slide.reject_code = "upload_incomplete"
+
+
 def expire_stale_uploads(session: Session, now: dt.datetime | None = None) -> int:
     """Uploads still 'receiving' after their expiry stop counting against the quota."""
     now = now or utcnow()
@@ -155,6 +166,7 @@ def expire_stale_uploads(session: Session, now: dt.datetime | None = None) -> in
     for upload in stale:
         upload.state = UploadState.EXPIRED
         upload.finished_at = now
+        _end_preview(session, upload)
     return len(stale)
 
 
@@ -167,8 +179,10 @@ def complete_upload(session: Session, store: ObjectStore, upload_id: str, staged
     upload = session.get(Upload, upload_id)
     if upload is None:
         raise NotFound("Unknown upload.")
-    if upload.slide_id is not None:
-        return session.get(Slide, upload.slide_id)
+    preview = session.get(Slide, upload.slide_id) if upload.slide_id is not None else None
+    if preview is not None and (preview.original_id is not None or preview.preview_level is None):
+        return preview
+    # else: no slide yet, or only the uploader's preview (domain/slides/preview.py): the original joins it
     original = session.scalar(select(StoredOriginal).where(StoredOriginal.sha256 == sha256))
     if original is None or not store.exists(original.storage_key):
         key = original_key(sha256)
@@ -187,10 +201,14 @@ def complete_upload(session: Session, store: ObjectStore, upload_id: str, staged
             original = StoredOriginal(sha256=sha256, size=stored.size, storage_key=key)
             session.add(original)
             session.flush()
-    slide = Slide(uid=uuid.uuid4().hex, case_id=upload.case_id, original_id=original.id,
-                  label=_next_label(session, upload.case_id), stain=upload.stain,
-                  original_filename=upload.filename, status=SlideStatus.INSPECTING, created_by_id=upload.user_id)
-    session.add(slide)
+    if preview is not None:
+        slide = preview
+        slide.original_id = original.id
+    else:
+        slide = Slide(uid=uuid.uuid4().hex, case_id=upload.case_id, original_id=original.id,
+                      label=_next_label(session, upload.case_id), stain=upload.stain,
+                      original_filename=upload.filename, status=SlideStatus.INSPECTING, created_by_id=upload.user_id)
+        session.add(slide)
     session.flush()
     upload.state = UploadState.COMPLETE
     upload.error_code = None

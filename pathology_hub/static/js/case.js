@@ -54,6 +54,13 @@
                    s.waiting_for_storage ? labels.waiting_storage : (labels[s.status] || s.status));
     badge.setAttribute("data-role", "status");
     status.appendChild(badge);
+    if (s.preview) {  // only the uploader's coarse levels so far (issue #21)
+      var pv = el("div");
+      var pb = el("span", "badge badge-preview", labels.preview || "Preview");
+      pb.setAttribute("data-role", "preview");
+      pv.appendChild(pb);
+      status.appendChild(pv);
+    }
     var prog = el("span", "muted", " " + progressText(s));
     prog.setAttribute("data-role", "progress");
     status.appendChild(prog);
@@ -91,7 +98,7 @@
     });
     tr.appendChild(quality);
     var action = el("td", "slide-actions");
-    if (s.status === "ready" || s.status === "tiling") {
+    if (s.status === "ready" || s.status === "tiling" || s.preview) {
       var a = el("a", null, labels.view || "View");
       a.href = viewerUrl + "?slide=" + s.id;
       action.appendChild(a);

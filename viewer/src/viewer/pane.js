@@ -107,7 +107,9 @@ export class SlidePane {
     this.nameEl = h("span", { class: "ph-pane-name" });
     this.magEl = h("span", { class: "ph-pane-mag" });
     this.badgeEl = h("span", { class: "ph-badge", hidden: true }, this.t("tiling"));
-    this.labelEl = h("div", { class: "ph-pane-label" }, this.nameEl, this.badgeEl, this.magEl);
+    // Only the uploader's coarse levels so far (#21): said plainly, with how far one can zoom.
+    this.previewEl = h("span", { class: "ph-badge ph-badge-preview", "data-role": "preview", hidden: true });
+    this.labelEl = h("div", { class: "ph-pane-label" }, this.nameEl, this.badgeEl, this.previewEl, this.magEl);
     this.osdEl = h("div", { class: "ph-osd", "data-role": opts.role });
     this.errorEl = h("div", { class: "ph-pane-error", role: "alert", hidden: true });
     this.el = h(
@@ -222,6 +224,7 @@ export class SlidePane {
     this.nameEl.textContent = slide.name || "";
     this.badgeEl.hidden = slide.status !== "tiling";
     this.badgeEl.title = this.t("slideTiling");
+    this._showPreview(slide);
     this.errorEl.hidden = true;
     const viewer = this.ensureViewer();
     let dzi;
@@ -261,10 +264,24 @@ export class SlidePane {
       viewer.open(source);
     });
     if (token !== this.openToken) return false;
+    // A preview stops at its finest level: one screen pixel per preview pixel at most.
+    viewer.viewport.maxZoomPixelRatio = slide.previewFraction > 0 ? slide.previewFraction : 2;
+    viewer.viewport.applyConstraints(true);
     this.health.opened = true;
     this._updateReadouts();
     if (this.opts.onOpened) this.opts.onOpened(this, slide);
     return true;
+  }
+
+  /** The preview badge: what the slide is, and the magnifications available so far. */
+  _showPreview(slide) {
+    const fraction = slide.previewFraction > 0 ? slide.previewFraction : null;
+    this.previewEl.hidden = slide.previewLevel == null;
+    if (this.previewEl.hidden) return;
+    let upTo = fraction ? `1/${Math.round(1 / fraction)}` : "";
+    if (fraction && slide.objectivePower > 0) upTo = formatMagnification(slide.objectivePower * fraction);
+    this.previewEl.textContent = `${this.t("previewBadge")}${upTo ? ` · ${this.t("previewUpTo")} ${upTo}` : ""}`;
+    this.previewEl.title = this.t("previewExplain");
   }
 
   _showError(err) {

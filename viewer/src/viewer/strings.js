@@ -32,6 +32,10 @@ export const VIEWER_STRINGS = {
   storageUnavailable: "Image storage is temporarily unavailable. Retrying…",
   tiling: "Processing",
   slideTiling: "This slide is still being processed; tiles appear as they are rendered.",
+  previewBadge: "Preview — full resolution arriving",
+  previewUpTo: "available up to",
+  previewExplain: "Only the low-magnification levels the scanner sent first are here; the full-resolution "
+    + "image replaces them when the whole file has arrived. The original file is the diagnostic record.",
   loading: "Loading…",
   loadFailed: "The slide could not be loaded.",
   togglePanel: "Side panel",
