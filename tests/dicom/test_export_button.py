@@ -8,7 +8,7 @@ import pytest
 
 from tests.browser_helpers import login
 
-SHOTS = Path("/work/notes/shots/dicomweb20")
+SHOTS = Path("test-artifacts/shots/dicomweb20")
 
 
 @pytest.mark.browser

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 MODULES = ROOT / "viewer" / "node_modules"
 DMV = MODULES / "dicom-microscopy-viewer" / "dist"
 DWC = MODULES / "dicomweb-client" / "build"
-SHOTS = Path("/work/notes/shots/dicomweb20")
+SHOTS = Path("test-artifacts/shots/dicomweb20")
 
 PAGE = """<!doctype html><html><head><meta charset="utf-8">
 <script src="/test-dmv/lib/dicomweb-client.js"></script>

@@ -13,7 +13,7 @@ from pathology_hub.models.reports import ReportFigure
 from tests.browser_helpers import login, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-SHOTS = Path(os.environ.get("SHOTS_DIR", "/work/notes/shots/views2"))
+SHOTS = Path(os.environ.get("SHOTS_DIR", "test-artifacts/shots/views2"))
 
 
 # English words are covered by the HTTP tests; SHOTS_LOCALES=zh-CN,en adds the English browser run

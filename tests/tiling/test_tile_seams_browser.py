@@ -21,7 +21,7 @@ from tests.browser_helpers import login, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-SHOTS = Path(os.environ.get("SHOTS_DIR", "/work/notes/shots/speed19"))
+SHOTS = Path(os.environ.get("SHOTS_DIR", "test-artifacts/shots/speed19"))
 ZOOMS = (1.13, 2.71, 5.3)  # OpenSeadragon viewport zooms between pyramid levels
 
 

@@ -15,7 +15,7 @@ from tests.browser_helpers import login, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-SHOTS = Path(os.environ.get("SHOTS_DIR", "/work/notes/shots/preview21"))
+SHOTS = Path(os.environ.get("SHOTS_DIR", "test-artifacts/shots/preview21"))
 
 
 @pytest.fixture
@@ -38,9 +38,10 @@ def preview_only(world, live_server, demo_case_id, tmp_path) -> None:
     assert resp.status_code == 201, resp.text
 
 
-@pytest.mark.parametrize("locale,badge,upto", [("zh-CN", "预览：全分辨率图像上传中", "目前可用最高"),
-                                               ("en-US", "Preview — full resolution arriving", "available up to")])
-def test_preview_badge_and_zoom_cap(browser, live_server, preview_only, demo_case_id, locale, badge, upto):
+@pytest.mark.parametrize("locale,badge,upto,receiving", [
+    ("zh-CN", "预览：全分辨率图像上传中", "目前可用最高", "原始文件上传中"),
+    ("en-US", "Preview — full resolution arriving", "available up to", "receiving the original")])
+def test_preview_badge_and_zoom_cap(browser, live_server, preview_only, demo_case_id, locale, badge, upto, receiving):
     SHOTS.mkdir(parents=True, exist_ok=True)
     ctx = browser.new_context(viewport={"width": 1000, "height": 760}, locale=locale)
     page = login(ctx, live_server, "tech")
@@ -50,6 +51,9 @@ def test_preview_badge_and_zoom_cap(browser, live_server, preview_only, demo_cas
     shown = page.locator("[data-role=preview]").first
     shown.wait_for()
     assert shown.inner_text() == badge
+    # the status says what is happening (the original is on its way), not "inspecting"
+    page.wait_for_timeout(300)  # the slide table is re-drawn by case.js from the slides API
+    assert page.locator("[data-role=status]").first.inner_text() == receiving
     page.locator("#slides-card").screenshot(path=str(SHOTS / f"case-{locale}.png"))
 
     page.goto(f"{live_server}/cases/{demo_case_id}/viewer")

@@ -19,7 +19,7 @@ from tests.browser_helpers import login, wait_until
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 ADJUST = {"brightness": 20, "contrast": -10, "gamma": 1.4}
-SHOTS = Path(os.environ.get("SHOTS_DIR", "/work/notes/shots/views2"))
+SHOTS = Path(os.environ.get("SHOTS_DIR", "test-artifacts/shots/views2"))
 
 
 @pytest.fixture

@@ -50,8 +50,9 @@
     }
     tr.appendChild(file);
     var status = el("td");
-    var badge = el("span", "badge badge-" + s.status,
-                   s.waiting_for_storage ? labels.waiting_storage : (labels[s.status] || s.status));
+    // A preview-only slide is "inspecting" only in the sense that its original has not arrived yet.
+    var statusText = s.preview && s.status === "inspecting" ? labels.receiving : (labels[s.status] || s.status);
+    var badge = el("span", "badge badge-" + s.status, s.waiting_for_storage ? labels.waiting_storage : statusText);
     badge.setAttribute("data-role", "status");
     status.appendChild(badge);
     if (s.preview) {  // only the uploader's coarse levels so far (issue #21)
