@@ -12,12 +12,17 @@ the viewer coalesces the view changes (viewer/src/live/coalesce.js) and sends th
                 both pages in one browser so one clock (Date.now + performance.now offsets)
   bytes/s       view-state bytes the presenter sent per second while panning (WebSocket
                 payload; frame headers add 2-8 bytes per message) and messages per second
-Usage: .venv/bin/python bench/live_latency.py [--seconds 10] [--redis redis://127.0.0.1:6379/5] [--sse]
+With --shaped the follower sits behind the weak link of bench/weak_link.py (10 Mbit/s, 100 ms round
+trip, 1 % loss both ways, in a network namespace): its Chromium runs inside the namespace and reaches
+the server through the emulated link, as a community centre would; the presenter stays local. Both
+browsers run on this machine, so their wall clocks (performance.timeOrigin + now) are one clock.
+Usage: .venv/bin/python bench/live_latency.py [--seconds 10] [--redis redis://127.0.0.1:6379/5] [--sse] [--shaped]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import sys
@@ -105,18 +110,25 @@ def wait(page, expr: str, timeout: float = 30) -> None:
         time.sleep(0.05)
 
 
-def run(base: str, case_id: int, seconds: float, sse: bool) -> dict:
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update"]
+
+
+def run(base: str, case_id: int, seconds: float, sse: bool, *, follower_base: str | None = None,
+        follower_chromium: str | None = None) -> dict:
+    """Present from a local browser, follow from ``follower_chromium`` (default: the same browser)
+    at ``follower_base`` (default: ``base``)."""
     from playwright.sync_api import sync_playwright
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True,
-                                     args=["--no-sandbox", "--disable-gpu", "--no-first-run",
-                                           "--disable-background-networking", "--disable-component-update"])
+        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS)
+        remote = (pw.chromium.launch(executable_path=follower_chromium, headless=True, args=CHROMIUM_ARGS)
+                  if follower_chromium else browser)
         pages = {}
-        for name in ("pathologist", "tech"):
-            ctx = browser.new_context(viewport={"width": 1280, "height": 860})
-            page = login(ctx, base, name)
-            page.goto(f"{base}/cases/{case_id}/viewer")
-            wait(page, "window.pathologyViewer && pathologyViewer.drawState().primary.fullyLoaded", 60)
+        for name, b, url in (("pathologist", browser, base), ("tech", remote, follower_base or base)):
+            ctx = b.new_context(viewport={"width": 1280, "height": 860})
+            page = login(ctx, url, name)
+            page.goto(f"{url}/cases/{case_id}/viewer")
+            wait(page, "window.pathologyViewer && pathologyViewer.drawState().primary.fullyLoaded", 120)
             pages[name] = page
         presenter, follower = pages["pathologist"], pages["tech"]
         presenter.evaluate("pathologyViewer.live.join()")
@@ -127,6 +139,8 @@ def run(base: str, case_id: int, seconds: float, sse: bool) -> dict:
         result = presenter.evaluate(PAN_JS, seconds)
         applied = follower.evaluate("window.__applied")
         debug = follower.evaluate("pathologyViewer.live.state()")
+        if remote is not browser:
+            remote.close()
         browser.close()
     by_pos = {}
     for t, x, y in applied:
@@ -150,7 +164,19 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=10)
     ap.add_argument("--redis", default="", help="redis:// URL: two gunicorn workers fan out through Redis")
     ap.add_argument("--sse", action="store_true", help="the follower uses the SSE + POST fallback")
+    ap.add_argument("--shaped", action="store_true",
+                    help="the follower is behind an emulated 10 Mbit/s, 100 ms, 1 %% loss link (needs root)")
     args = ap.parse_args()
+    link = contextlib.nullcontext(None)
+    if args.shaped:
+        from weak_link import check_tools, shaped_link
+        check_tools()
+        link = shaped_link(loss_both_ways=True)
+    with link as shaped:
+        return _measure(args, shaped)
+
+
+def _measure(args: argparse.Namespace, shaped: tuple | None) -> int:
     import subprocess
 
     from serving import PY
@@ -164,17 +190,26 @@ def main() -> int:
         if out.returncode or out.stdout.strip().splitlines()[-1] == "none":
             raise RuntimeError(out.stderr[-3000:] or "no consultation on the bench slide's case")
         port = free_port()
-        env.update({"BIND": f"127.0.0.1:{port}", "ACCESS_LOG": "/dev/null",
+        env.update({"BIND": f"{'0.0.0.0' if shaped else '127.0.0.1'}:{port}", "ACCESS_LOG": "/dev/null",
                     "WEB_WORKERS": "2" if args.redis else "1", "LIVE_REDIS_URL": args.redis})
         proc = start([GUNICORN, "-c", "gunicorn.conf.py", "wsgi:app"], env, work / "gunicorn.log")
         try:
             base = f"http://127.0.0.1:{port}"
             wait_http(base + "/login")
-            result = run(base, info["case_id"], args.seconds, args.sse)
+            follower_base = follower_chromium = None
+            if shaped:
+                ns, host_ip, _stats = shaped
+                follower_base = f"http://{host_ip}:{port}"
+                follower_chromium = str(work / "chromium-in-namespace")
+                Path(follower_chromium).write_text(f'#!/bin/sh\nexec ip netns exec {ns} /usr/bin/chromium "$@"\n')
+                Path(follower_chromium).chmod(0o755)
+            result = run(base, info["case_id"], args.seconds, args.sse, follower_base=follower_base,
+                         follower_chromium=follower_chromium)
         finally:
             stop(proc)
     result.update({"transport": "sse+post" if args.sse else "websocket",
-                   "fanout": "redis, 2 workers" if args.redis else "in-process, 1 worker"})
+                   "fanout": "redis, 2 workers" if args.redis else "in-process, 1 worker",
+                   "follower_link": "10 Mbit/s, 100 ms RTT, 1 % loss (emulated)" if shaped else "loopback"})
     print(json.dumps(result, indent=2))
     return 0
 
