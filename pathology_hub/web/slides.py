@@ -428,6 +428,8 @@ def viewer(case: Case):
             "width": j["width"], "height": j["height"], "status": s.status.value,
             "previewLevel": (j["preview"] or {}).get("max_level"),
             "previewFraction": (j["preview"] or {}).get("max_fraction"),
+            # a preview's viewer asks here until the full pyramid is ready, then switches in place
+            "apiUrl": url_for("slides.slide_detail", slide_id=s.id),
             "metadata": {k: v for k, v in {
                 # Name, stain, size, resolution and objective power are shown by the viewer itself.
                 _("Content"): j["content_label"],

@@ -4,6 +4,7 @@ say plainly that it is a preview, the viewer says how far one can zoom, and does
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -19,8 +20,9 @@ SHOTS = Path(os.environ.get("SHOTS_DIR", "test-artifacts/shots/preview21"))
 
 
 @pytest.fixture
-def preview_only(world, live_server, demo_case_id, tmp_path) -> None:
-    """A tus upload created and its preview sent, but no byte of the original yet."""
+def preview_only(world, live_server, demo_case_id, tmp_path):
+    """A tus upload created and its preview sent, but no byte of the original yet (returns the
+    tus uploader, to send the original later)."""
     from tusclient import client as tus_client
 
     from pathology_hub.domain import accounts
@@ -33,9 +35,11 @@ def preview_only(world, live_server, demo_case_id, tmp_path) -> None:
     up = tus_client.TusClient(f"{live_server}/api/v1/uploads/", headers=headers).uploader(
         str(slide), metadata={"filename": slide.name, "case_id": str(demo_case_id)})
     url = up.create_url()
+    up.set_url(url)  # a later up.upload() sends the original to this upload, not a new one
     preview = build_preview(slide)
     resp = requests.post(f"{url}/preview", params=preview.query(), data=preview.pack, headers=headers, timeout=30)
     assert resp.status_code == 201, resp.text
+    return up
 
 
 @pytest.mark.parametrize("locale,badge,upto,receiving", [
@@ -72,4 +76,23 @@ def test_preview_badge_and_zoom_cap(browser, live_server, preview_only, demo_cas
     page.wait_for_timeout(400)
     page.screenshot(path=str(SHOTS / f"viewer-{locale}.png"))
     assert not errors
+    ctx.close()
+
+
+def test_an_open_viewer_switches_to_full_resolution_when_the_original_is_tiled(browser, live_server, preview_only,
+                                                                                demo_case_id):
+    ctx = browser.new_context(viewport={"width": 1000, "height": 760}, locale="en-US")
+    ctx.add_init_script("window.PH_PREVIEW_POLL_MS = 300")
+    page = login(ctx, live_server, "tech")
+    page.goto(f"{live_server}/cases/{demo_case_id}/viewer")
+    wait_until(page, "window.pathologyViewer && pathologyViewer.drawState().primary.fullyLoaded")
+    assert page.locator(".ph-pane-primary .ph-badge-preview").is_visible()
+    tile_url = "pathologyViewer.viewer.world.getItemAt(0).source.getTileUrl(10, 0, 0)"
+    version = re.compile(r"/v(\d+)/slide_files/")
+    before = int(version.search(page.evaluate(tile_url)).group(1))
+    preview_only.upload()  # the original arrives; ingest and tiling run (inline in the test server)
+    wait_until(page, "!document.querySelector('.ph-pane-primary .ph-badge-preview').checkVisibility()", timeout=90)
+    wait_until(page, "pathologyViewer.drawState().primary.fullyLoaded", timeout=30)
+    assert page.evaluate("pathologyViewer.viewer.viewport.maxZoomPixelRatio") == 2  # no preview zoom cap
+    assert int(version.search(page.evaluate(tile_url)).group(1)) > before  # the full pyramid, in place
     ctx.close()

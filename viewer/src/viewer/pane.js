@@ -78,6 +78,10 @@ class TileReviver {
   }
 }
 
+/** How often a preview-only slide asks whether its full pyramid is ready (ms); a page may lower it
+ * with window.PH_PREVIEW_POLL_MS (the browser test does). */
+const previewPollMs = () => (typeof window !== "undefined" && Number(window.PH_PREVIEW_POLL_MS)) || 10000;
+
 export class SlidePane {
   /**
    * @param {object} opts
@@ -269,8 +273,43 @@ export class SlidePane {
     viewer.viewport.applyConstraints(true);
     this.health.opened = true;
     this._updateReadouts();
+    this._watchPreview(slide, token);
     if (this.opts.onOpened) this.opts.onOpened(this, slide);
     return true;
+  }
+
+  /**
+   * A preview-only slide becomes the full slide once its original has been tiled: ask the slide
+   * API every few seconds (previewPollMs) and, when it no longer reports a preview, reopen the full pyramid
+   * in place (same centre and zoom), so nobody keeps reading the coarse preview by mistake.
+   */
+  _watchPreview(slide, token) {
+    clearTimeout(this.previewTimer);
+    if (slide.previewLevel == null || !slide.apiUrl) return;
+    const check = async () => {
+      if (token !== this.openToken) return;
+      let detail = null;
+      try {
+        const resp = await fetch(slide.apiUrl, { credentials: "same-origin", headers: { Accept: "application/json" } });
+        if (resp.ok) detail = await resp.json();
+      } catch (err) {
+        detail = null;  // offline for a moment: ask again later
+      }
+      if (token !== this.openToken) return;
+      if (detail && !detail.preview && detail.status === "ready" && detail.dzi_url) {
+        const vp = this.viewer.viewport;
+        const center = vp.getCenter(true);
+        const zoom = vp.getZoom(true);
+        Object.assign(slide, { dziUrl: detail.dzi_url, previewLevel: null, previewFraction: null, status: "ready" });
+        if (await this.open(slide)) {
+          this.viewer.viewport.zoomTo(zoom, null, true);
+          this.viewer.viewport.panTo(center, true);
+        }
+        return;
+      }
+      this.previewTimer = setTimeout(check, previewPollMs());
+    };
+    this.previewTimer = setTimeout(check, previewPollMs());
   }
 
   /** The preview badge: what the slide is, and the magnifications available so far. */
@@ -291,6 +330,7 @@ export class SlidePane {
   }
 
   close() {
+    clearTimeout(this.previewTimer);
     this.openToken += 1;
     this.slide = null;
     if (this.viewer) this.viewer.close();
