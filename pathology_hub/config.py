@@ -85,6 +85,7 @@ class Settings:
     verify_rate_limit: str = "30 per minute"   # public report verification lookups per client IP
     ratelimit_storage_uri: str = "memory://"   # rate-limit counters: memory:// (per process) or redis://...
     live_redis_url: str = ""                   # live-session fan-out across processes; "" = in-process (one process)
+    cors_allowed_origins: tuple[str, ...] = ()  # external viewers allowed to read IIIF and DICOMweb; () = CORS off
     view_audit_window_seconds: float = 60.0    # slide.viewed entries: one per user, slide and window
     ondemand_tile_wait_seconds: float = 3.0    # how long a tile request waits for a worker to render it
     withdrawn_slide_retention_days: int = 30   # objects of a withdrawn slide are deleted after this many days
@@ -131,6 +132,7 @@ class Settings:
             verify_rate_limit=os.environ.get("VERIFY_RATE_LIMIT") or "30 per minute",
             ratelimit_storage_uri=os.environ.get("RATELIMIT_STORAGE_URI") or "memory://",
             live_redis_url=os.environ.get("LIVE_REDIS_URL") or _redis_or_empty(os.environ.get("RATELIMIT_STORAGE_URI")),
+            cors_allowed_origins=_origins(os.environ.get("CORS_ALLOWED_ORIGINS", "")),
             view_audit_window_seconds=float(_env_int("VIEW_AUDIT_WINDOW_SECONDS", 60)),
             ondemand_tile_wait_seconds=float(_env_int("ONDEMAND_TILE_WAIT_SECONDS", 3)),
             withdrawn_slide_retention_days=_env_int("WITHDRAWN_SLIDE_RETENTION_DAYS", 30),
@@ -145,3 +147,13 @@ class Settings:
 def _redis_or_empty(url: str | None) -> str:
     """The live session shares the rate limiter's Redis when that one is configured."""
     return url if url and url.startswith(("redis://", "rediss://")) else ""
+
+
+def _origins(raw: str) -> tuple[str, ...]:
+    """CORS_ALLOWED_ORIGINS: comma-separated origins (scheme://host[:port]). ``*`` is refused: these
+    endpoints answer with the user's credentials, and a wildcard would hand them to any web page."""
+    origins = tuple(o.strip().rstrip("/") for o in raw.split(",") if o.strip())
+    for origin in origins:
+        if origin == "*" or "://" not in origin or origin.count("/") != 2:
+            raise RuntimeError(f"CORS_ALLOWED_ORIGINS: {origin!r} is not an origin like https://viewer.example.org")
+    return origins

@@ -48,5 +48,7 @@ def register_web(app: Flask) -> None:
     app.register_blueprint(lis_admin_bp)
     from . import dicomweb
     dicomweb.init_app(app)
+    from . import iiif
+    iiif.init_app(app)
     from . import refusal_audit_hook
     refusal_audit_hook.install(app)

@@ -27,10 +27,12 @@ from ..tiling import TileNotFound, TileNotReady
 from ..tiling.geometry import Geometry
 from . import view_audit_hook
 from .authz import authorize, load_model, me
+from .cors import allow_cors
 from .security import client_ip
 from .tile_fastpath import forget_reader, reader_for
 
 bp = Blueprint("dicomweb", __name__, url_prefix="/dicomweb")
+allow_cors(bp)  # external viewers (CORS_ALLOWED_ORIGINS only)
 DICOM_JSON = "application/dicom+json"
 MAX_FRAMES_PER_REQUEST = 256
 

@@ -36,6 +36,10 @@ CODE_MESSAGES: dict[str, Any] = {
     "authentication_failed": _l("Sign-in failed."),
     "too_large": _l("The data sent is too large."),
     "not_ready": _l("Not ready yet; try again in a few seconds."),
+    # IIIF Image API (domain/iiif.py, web/iiif.py)
+    "iiif_bad_request": _l("This IIIF request is not valid."),
+    "iiif_not_supported": _l("This IIIF feature is not offered (compliance level 0: the tiles listed in info.json)."),
+    "tile_not_found": _l("No such tile."),
     # DICOMweb (web/dicomweb.py, domain/dicom/qido.py)
     "not_acceptable": _l("The requested format is not offered here."),
     "study_not_found": _l("No such study, or it is not visible to you."),

@@ -43,7 +43,7 @@ def flash_error(exc: DomainError, text: str | None = None) -> None:
 
 
 def wants_json() -> bool:
-    if request.path.startswith(("/api/", "/dicomweb/")):
+    if request.path.startswith(("/api/", "/dicomweb/", "/iiif/")):
         return True
     best = request.accept_mimetypes.best_match(["text/html", "application/json"])
     return best == "application/json" and request.accept_mimetypes[best] > request.accept_mimetypes["text/html"]

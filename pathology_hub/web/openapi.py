@@ -32,7 +32,7 @@ def build_spec(app: Flask) -> dict:
     spec.components.security_scheme("session", {"type": "apiKey", "in": "cookie", "name": "ph_session"})
     spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
     for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
-        if not rule.rule.startswith(("/api/v1/", "/dicomweb/")) or rule.endpoint == "openapi.openapi":
+        if not rule.rule.startswith(("/api/v1/", "/dicomweb/", "/iiif/")) or rule.endpoint == "openapi.openapi":
             continue
         view = app.view_functions[rule.endpoint]
         documented = load_operations_from_docstring(view.__doc__ or "")

@@ -44,7 +44,7 @@ def client_ip() -> str | None:
 
 
 def is_api_request() -> bool:
-    return request.path.startswith(("/api/", "/dicomweb/"))
+    return request.path.startswith(("/api/", "/dicomweb/", "/iiif/"))
 
 
 def init_app(app: Flask) -> None:
@@ -80,8 +80,10 @@ def init_app(app: Flask) -> None:
     @app.before_request
     def require_login_and_csrf():
         endpoint = request.endpoint or ""
+        # A CORS preflight never carries credentials and reveals nothing: web/cors.py answers it.
+        preflight = request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers
         public = (endpoint in PUBLIC_ENDPOINTS or endpoint in SELF_AUTHORISING_ENDPOINTS
-                  or endpoint.startswith("static") or request.endpoint is None)
+                  or endpoint.startswith("static") or request.endpoint is None or preflight)
         if not public and not current_user.is_authenticated:
             return login_manager.unauthorized()
         if request.method not in SAFE_METHODS and not getattr(g, "auth_via_token", False):

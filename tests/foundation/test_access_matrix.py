@@ -69,6 +69,10 @@ MATRIX: dict[tuple[str, str], dict[str, int]] = {
     ("POST", "/slides/<int:slide_id>/retry"): {"anon": 302, "tech": 302, "clinician": 302, "admin": 409, "*": 404},
     ("GET", "/api/v1/slides/<int:slide_id>/thumbnail.jpg"): {"anon": 401, "tech": 200, "clinician": 200, "*": 404},
     ("GET", "/api/v1/slides/<int:slide_id>/export/dicom.zip"): {"anon": 401, "tech": 200, "clinician": 200, "*": 404},
+    ("GET", "/iiif/3/<int:slide_id>"): {"anon": 401, "tech": 303, "clinician": 303, "*": 404},
+    ("GET", "/iiif/3/<int:slide_id>/info.json"): {"anon": 401, "tech": 200, "clinician": 200, "*": 404},
+    ("GET", "/iiif/3/<int:slide_id>/<region>/<size>/<rotation>/<quality>.<fmt>"): {
+        "anon": 401, "tech": 400, "clinician": 400, "*": 404},
     # DICOMweb: searches list only what the user may see (200, possibly empty); an unknown UID is 404
     ("GET", "/dicomweb/studies"): {"anon": 401, "*": 200},
     ("GET", "/dicomweb/series"): {"anon": 401, "*": 200},
@@ -106,6 +110,7 @@ MATRIX: dict[tuple[str, str], dict[str, int]] = {
     ("POST", "/api/v1/uploads/"): {"anon": 401, "*": 412},
     ("POST", "/api/v1/uploads/<upload_id>"): {"anon": 401, "*": 412},
     ("GET", "/api/v1/uploads/<upload_id>"): {"anon": 401, "*": 404},
+    ("POST", "/api/v1/uploads/<upload_id>/preview"): {"anon": 401, "*": 404},
     ("PATCH", "/api/v1/uploads/<upload_id>"): {"anon": 401, "*": 412},
     ("DELETE", "/api/v1/uploads/<upload_id>"): {"anon": 401, "*": 412},
     ("GET", "/api/v1/upload-status/<upload_id>"): {"anon": 401, "*": 404},
