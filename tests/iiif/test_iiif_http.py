@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import re
-import threading
 import urllib.request
 from pathlib import Path
 
