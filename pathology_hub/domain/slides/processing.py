@@ -80,7 +80,8 @@ def _honest_stain(slide: Slide, desc) -> None:
         return
     if desc.modality == "fluorescence":
         slide.stain_category = StainCategory.FLUORESCENCE
-        slide.stain = (desc.properties.get("hamamatsu.Fluorescence") or "")[:64]
+        names = " / ".join(str(c.get("name", "")) for c in desc.channels)
+        slide.stain = (desc.properties.get("hamamatsu.Fluorescence") or names or "")[:64]
     elif desc.kind == "photo":
         slide.stain = ""
 
@@ -104,6 +105,7 @@ def run_tiling(session: Session, job: Job, ctx: jobs.JobContext) -> None:
 
     try:
         result = build_pyramid(str(source), store, pyramid_prefix(slide), progress=progress)
+        _build_channel_pyramids(slide, str(source), store, progress)
     except TilingError as exc:
         raise jobs.JobFailed(str(exc)) from exc
     ctx.heartbeat({"phase": "done", "tiles_done": result.tiles_total, "tiles_total": result.tiles_total,
@@ -112,6 +114,32 @@ def run_tiling(session: Session, job: Job, ctx: jobs.JobContext) -> None:
     audit.record(session, "slide.ready", object_type="slide", object_id=slide.id, case_id=slide.case_id,
                  details={"tiles": result.tiles_total, "seconds": round(result.seconds, 1)})
     session.commit()
+
+
+def _build_channel_pyramids(slide: Slide, source: str, store, progress) -> None:
+    """Each channel of a fluorescence/multiplex slide as its own 8-bit grey pyramid, ``{prefix}/c{k}``.
+
+    The slide's own pyramid (built just before) is the colour composite; the viewer composes the
+    channel pyramids itself so each can be switched off or re-windowed. The windows are the ones
+    inspection stored in the description, so tiles and the stored window agree. Bright-field
+    slides have no channels and pay nothing.
+    """
+    import tempfile
+
+    from pathology_hub.slides.readers.channels import write_view
+    from pathology_hub.tiling import build_pyramid
+
+    from .descriptions import description_of
+
+    channels = description_of(slide).get("channels") or []
+    if not channels:
+        return
+    windows = [tuple(c["window"]) for c in channels]
+    prefix = pyramid_prefix(slide)
+    with tempfile.TemporaryDirectory(prefix="hub-channels-") as tmp:
+        for ch in channels:
+            view = write_view(tmp, source, int(ch["index"]), windows)
+            build_pyramid(view, store, f"{prefix}/{ch['prefix']}", progress=progress)
 
 
 #: reject_code of a slide whose job gave up because object storage stayed unreachable past the horizon.
