@@ -117,6 +117,13 @@ def run_tiling(session: Session, job: Job, ctx: jobs.JobContext) -> None:
 
 
 def _build_channel_pyramids(slide: Slide, source: str, store, progress) -> None:
+    from .descriptions import description_of
+
+    build_channel_pyramids(description_of(slide).get("channels") or [], source, store, pyramid_prefix(slide),
+                           progress=progress)
+
+
+def build_channel_pyramids(channels: list[dict], source: str, store, prefix: str, *, progress=None) -> None:
     """Each channel of a fluorescence/multiplex slide as its own 8-bit grey pyramid, ``{prefix}/c{k}``.
 
     The slide's own pyramid (built just before) is the colour composite; the viewer composes the
@@ -129,13 +136,9 @@ def _build_channel_pyramids(slide: Slide, source: str, store, progress) -> None:
     from pathology_hub.slides.readers.channels import write_view
     from pathology_hub.tiling import build_pyramid
 
-    from .descriptions import description_of
-
-    channels = description_of(slide).get("channels") or []
     if not channels:
         return
     windows = [tuple(c["window"]) for c in channels]
-    prefix = pyramid_prefix(slide)
     with tempfile.TemporaryDirectory(prefix="hub-channels-") as tmp:
         for ch in channels:
             view = write_view(tmp, source, int(ch["index"]), windows)
