@@ -58,6 +58,9 @@ class SlideDescription:
     ignored_mpp: float | None = None
     #: "fluorescence" when the file itself says so (NDPI fluorescence channel); None: not stated.
     modality: str | None = None
+    #: Fluorescence/multiplex/deep images: one entry per channel (index, name, colour "rrggbb",
+    #: window [lo, hi] in the file's sample values, prefix "c{k}" under the slide's pyramid).
+    channels: tuple[dict[str, Any], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -79,6 +82,7 @@ class SlideDescription:
         kw["level_dimensions"] = tuple((int(w), int(h)) for w, h in kw.get("level_dimensions", ()))
         kw["level_downsamples"] = tuple(float(d) for d in kw.get("level_downsamples", ()))
         kw["associated_images"] = tuple(kw.get("associated_images", ()))
+        kw["channels"] = tuple(dict(c) for c in kw.get("channels") or ())
         if kw.get("bounds") is not None:
             kw["bounds"] = tuple(int(v) for v in kw["bounds"])
         kw["properties"] = {str(k): str(v) for k, v in (kw.get("properties") or {}).items()}

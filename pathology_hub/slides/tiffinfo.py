@@ -1,9 +1,10 @@
 """What a TIFF holds beyond what OpenSlide reports: sample layout, channels, and metadata in XML.
 
 Runs inside the sandboxed probe (tifffile parses only the directories, no pixel data). The
-tiling pipeline renders 8-bit grey or RGB(A); anything else (16-bit fluorescence, a multiplex
-QPTIFF's channel pages, a multi-channel OME-TIFF) would be shown wrong, white or as its first
-channel only, so it is refused with what was found until channel rendering exists.
+tiling pipeline renders 8-bit grey or RGB(A); 16-bit fluorescence, a multiplex QPTIFF's channel
+pages and multi-channel OME-TIFF go through :mod:`.readers.channels` (each channel windowed to
+8 bits). What that reader cannot show either (float or 32-bit samples, odd axes) is refused with
+what was found, never shown wrong.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class TiffFacts:
 
     qptiff_mpp: float | None = None  # ScanProfile/root/PixelSizeMicrons of a QPTIFF
     fluorescence: str | None = None  # NDPI fluorescence channel name
+    channels: int = 0  # channels the channel reader shows (multiplex, fluorescence, >8-bit)
 
 
 def _qpi_xml(description: str) -> ET.Element | None:
@@ -96,6 +98,11 @@ def inspect_tiff(path: str) -> TiffFacts:
     except Exception:
         return TiffFacts()
 
+    if (is_qpi and channel_pages > 1) or (ome_channels > 1 and samples == 1) or bits > 8:
+        shown = _channel_count(path)
+        if shown:
+            return TiffFacts(qptiff_mpp=_qpi_mpp(qpi) if qpi is not None else None, fluorescence=fluorescence,
+                             channels=shown)
     if is_qpi and channel_pages > 1:
         raise _multichannel(channel_pages, "QPTIFF", channel_names)
     if ome_channels > 1 and samples == 1:
@@ -118,6 +125,19 @@ def inspect_tiff(path: str) -> TiffFacts:
             {"bits": bits, "samples": samples},
         )
     return TiffFacts(qptiff_mpp=_qpi_mpp(qpi) if qpi is not None else None, fluorescence=fluorescence)
+
+
+def _channel_count(path: str) -> int:
+    """Channels :class:`~.readers.channels.ChannelTiffReader` shows for this file (0: it cannot)."""
+    from .readers.base import ReaderError
+    from .readers.channels import channels_of
+
+    try:
+        tif, layout = channels_of(path)
+    except (ReaderError, Exception):  # noqa: BLE001 - the refusal below says what was found
+        return 0
+    tif.close()
+    return len(layout.channels) if layout is not None else 0
 
 
 def _multichannel(count: int, kind: str, names: list[str]) -> SlideRejected:

@@ -120,9 +120,26 @@ def slide_json(slide: Slide, *, with_urls: bool = True) -> dict:
         data["dzi_url"] = f"{base}?t={token}"
         data["thumbnail_url"] = url_for("slides.thumbnail", slide_id=slide.id)
         data["viewer_url"] = url_for("slides.viewer", case_id=slide.case_id, slide=slide.id)
+        data["channels"] = channels_json(slide, desc, token)
     if with_urls and slide.status.value == "ready":
         data["dicom_url"] = url_for("dicom_export.export_dicom", slide_id=slide.id)
     return data
+
+
+def channels_json(slide: Slide, desc: dict, token: str) -> list[dict]:
+    """A fluorescence/multiplex slide's channels for the viewer: name, colour, the stored window
+    (file sample values the 8-bit tiles span) and each channel's own Deep Zoom descriptor, served
+    with the slide's tile authorisation. Empty for bright-field slides."""
+    out = []
+    for ch in desc.get("channels") or []:
+        try:
+            k = int(ch["index"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        base = url_for("slides.channel_dzi", uid=slide.uid, version=slide.pyramid_version, channel=k)
+        out.append({"index": k, "name": str(ch.get("name") or k + 1), "colour": str(ch.get("colour") or "ffffff"),
+                    "window": ch.get("window"), "dzi_url": f"{base}?t={token}"})
+    return out
 
 
 @bp.route("/api/v1/cases/<int:case_id>/slides")
@@ -381,6 +398,67 @@ def tile(uid: str, version: int, level: int, col: int, row: int):
     return _tile_headers(resp, etag)
 
 
+_channel_readers: dict[tuple[str, int, int], object] = {}
+
+
+def _channel_reader(uid: str, version: int, channel: int):
+    """The pyramid of one channel, ``{prefix}/c{k}`` (see processing._build_channel_pyramids)."""
+    from ..tiling import PyramidReader
+    from ..tiling.layout import pyramid_prefix
+
+    key = (uid, version, channel)
+    reader = _channel_readers.get(key)
+    if reader is None:
+        if len(_channel_readers) > 256:
+            _channel_readers.clear()
+        reader = PyramidReader(runtime.store(), f"{pyramid_prefix(uid, version)}/c{channel}", runtime.pack_cache())
+        _channel_readers[key] = reader
+    return reader
+
+
+@bp.route("/api/v1/tiles/<uid>/v<int:version>/c<int:channel>/slide.dzi")
+def channel_dzi(uid: str, version: int, channel: int):
+    """Deep Zoom descriptor of one channel of a fluorescence slide (token or session).
+    ---
+    get:
+      summary: DZI descriptor of a channel
+    """
+    _authorise_tiles(uid, version)
+    try:
+        xml = _channel_reader(uid, version, channel).dzi_xml()
+    except (TileNotFound, ObjectNotFound):
+        _channel_readers.pop((uid, version, channel), None)
+        raise NotFound("The slide has no such channel.") from None
+    resp = Response(xml, mimetype="application/xml")
+    resp.headers["Cache-Control"] = "private, no-cache"
+    return resp
+
+
+@bp.route("/api/v1/tiles/<uid>/v<int:version>/c<int:channel>/slide_files/<int:level>/<int:col>_<int:row>.jpeg")
+def channel_tile(uid: str, version: int, channel: int, level: int, col: int, row: int):
+    """One 8-bit grey JPEG tile of a channel (its stored window); immutable per pyramid version.
+    ---
+    get:
+      summary: Deep Zoom tile of a channel
+    """
+    _authorise_tiles(uid, version)
+    etag = tile_etag(uid, version, level, col, row)[:-1] + f'-c{channel}"'
+    if request.headers.get("If-None-Match") == etag:
+        return _tile_headers(Response(status=304), etag)
+    try:
+        data = _channel_reader(uid, version, channel).tile(level, col, row)
+    except TileNotReady:
+        raise NotReadyYet(_("This part of the slide is still being prepared; it appears in a few seconds."),
+                          code="tile_not_ready", retry_after=2) from None
+    except (TileNotFound, ObjectNotFound):
+        _channel_readers.pop((uid, version, channel), None)
+        raise NotFound("No such tile.") from None
+    _note_view(uid, level)
+    resp = Response(data, mimetype="image/jpeg")
+    resp.headers["Content-Length"] = str(len(data))
+    return _tile_headers(resp, etag)
+
+
 def _tile_headers(resp: Response, etag: str) -> Response:
     for name, value in tile_headers(etag):
         resp.headers[name] = value
@@ -430,6 +508,8 @@ def viewer(case: Case):
             "previewFraction": (j["preview"] or {}).get("max_fraction"),
             # a preview's viewer asks here until the full pyramid is ready, then switches in place
             "apiUrl": url_for("slides.slide_detail", slide_id=s.id),
+            "channels": [{"name": c["name"], "colour": c["colour"], "window": c["window"], "dziUrl": c["dzi_url"]}
+                         for c in j.get("channels") or []],
             "metadata": {k: v for k, v in {
                 # Name, stain, size, resolution and objective power are shown by the viewer itself.
                 _("Content"): j["content_label"],

@@ -31,13 +31,23 @@ def _qc_codes(path: Path, filename: str | None = None) -> list[str]:
     return assess_quality(Image.new("RGB", (64, 64), "white"), desc, filename=filename).codes
 
 
-def test_16bit_grey_tiff_is_rejected_naming_the_bit_depth(tmp_path: Path) -> None:
+def test_16bit_grey_tiff_is_accepted_as_one_windowed_channel(tmp_path: Path) -> None:
     path = tmp_path / "fluo.tif"
     data = (np.arange(480 * 640, dtype=np.uint32) % 4096).astype(np.uint16).reshape(480, 640)
     tifffile.imwrite(path, data, compression="lzw", photometric="minisblack")
+    desc = inspect_slide(path)
+    assert desc.modality == "fluorescence" and (desc.width, desc.height) == (640, 480)
+    [channel] = desc.channels
+    assert channel["colour"] == "ffffff" and channel["prefix"] == "c0"
+    lo, hi = np.percentile(data, [0.1, 99.9])
+    assert channel["window"] == [pytest.approx(lo, abs=0.01), pytest.approx(hi, abs=0.01)]
+
+
+def test_32bit_float_tiff_is_still_rejected_naming_the_bit_depth(tmp_path: Path) -> None:
+    path = tmp_path / "float.tif"
+    tifffile.imwrite(path, np.zeros((64, 64), np.float32), photometric="minisblack")
     err = _rejected(path)
-    assert err.code == "unsupported_pixels"
-    assert err.params["bits"] == "16" and "16 bits per sample" in err.message
+    assert err.code == "unsupported_pixels" and err.params["bits"] == "32"
 
 
 def test_16bit_png_photo_is_rejected(tmp_path: Path) -> None:
@@ -46,28 +56,59 @@ def test_16bit_png_photo_is_rejected(tmp_path: Path) -> None:
     assert _rejected(path).code == "unsupported_pixels"
 
 
-def test_multiplex_qptiff_is_rejected_with_its_channels(tmp_path: Path) -> None:
+def write_qptiff(path: Path, names: list[str], colours: dict[str, str], size=(300, 400), reduced: bool = True,
+                 dtype=np.uint8) -> list[np.ndarray]:
+    """A Vectra-like multiplex QPTIFF: one full-resolution page per channel with its XML, then reduced pages."""
+    rng = np.random.default_rng(3)
+    planes = [rng.integers(0, 40 + 30 * i, size).astype(dtype) for i in range(len(names))]
+
+    def xml(name: str, kind: str) -> str:
+        colour = f"<Color>{colours[name]}</Color>" if name in colours else ""
+        return ("<?xml version=\"1.0\" encoding=\"utf-8\"?><PerkinElmer-QPI-ImageDescription>"
+                f"<DescriptionVersion>2</DescriptionVersion><ImageType>{kind}</ImageType>"
+                f"<Name>{name}</Name>{colour}<ScanProfile><root><PixelSizeMicrons>0.4965</PixelSizeMicrons>"
+                "</root></ScanProfile></PerkinElmer-QPI-ImageDescription>")
+
+    with tifffile.TiffWriter(path) as tif:
+        for name, plane in zip(names, planes):
+            tif.write(plane, description=xml(name, "FullResolution"), software="PerkinElmer-QPI",
+                      compression="lzw", tile=(256, 256), metadata=None)
+        if reduced:
+            for name, plane in zip(names, planes):
+                tif.write(plane[::2, ::2], description=xml(name, "ReducedResolution"), software="PerkinElmer-QPI",
+                          compression="lzw", tile=(256, 256), metadata=None, subfiletype=1)
+    return planes
+
+
+def test_multiplex_qptiff_is_accepted_with_its_channels_colours_levels_and_pixel_size(tmp_path: Path) -> None:
     path = tmp_path / "vectra.qptiff"
     names = ["DAPI", "Opal 520", "Opal 570", "Opal 620", "Opal 690", "Autofluorescence"]
-    with tifffile.TiffWriter(path) as tif:
-        for name in names:
-            xml = ("<?xml version=\"1.0\" encoding=\"utf-8\"?><PerkinElmer-QPI-ImageDescription>"
-                   "<DescriptionVersion>2</DescriptionVersion><ImageType>FullResolution</ImageType>"
-                   f"<Name>{name}</Name><ScanProfile><root><PixelSizeMicrons>0.4965</PixelSizeMicrons>"
-                   "</root></ScanProfile></PerkinElmer-QPI-ImageDescription>")
-            tif.write(np.full((300, 400), 20, np.uint8), description=xml, software="PerkinElmer-QPI",
-                      compression="lzw", tile=(256, 256), metadata=None)
-    err = _rejected(path)
-    assert err.code == "multichannel_image"
-    assert err.params["channels"] == "6" and err.params["kind"] == "QPTIFF"
-    assert "DAPI" in err.message and "Opal 520" in err.message
+    write_qptiff(path, names, {"Opal 620": "255,128,0"})
+    desc = inspect_slide(path)
+    assert desc.format == "qptiff" and desc.modality == "fluorescence"
+    assert [c["name"] for c in desc.channels] == names
+    assert [c["colour"] for c in desc.channels] == ["0000ff", "00ff00", "ff0000", "ff8000", "ff00ff", "00ffff"]
+    assert desc.mpp_x == pytest.approx(0.4965) and desc.mpp_source == "qptiff-xml"
+    assert desc.level_dimensions == ((400, 300), (200, 150))
 
 
-def test_multichannel_ome_tiff_is_rejected(tmp_path: Path) -> None:
+def test_multichannel_ome_tiff_is_accepted_with_names_colours_and_pixel_size(tmp_path: Path) -> None:
     path = tmp_path / "stack.ome.tif"
-    tifffile.imwrite(path, np.zeros((3, 300, 300), np.uint8), ome=True, metadata={"axes": "CYX"})
-    err = _rejected(path)
-    assert err.code == "multichannel_image" and err.params["kind"] == "OME-TIFF"
+    data = np.random.default_rng(4).integers(0, 3000, (4, 600, 700)).astype(np.uint16)
+    with tifffile.TiffWriter(path) as tif:
+        tif.write(data, tile=(256, 256), subifds=1, photometric="minisblack", metadata={
+            "axes": "CYX", "PhysicalSizeX": 325, "PhysicalSizeXUnit": "nm", "PhysicalSizeY": 0.325,
+            "Channel": {"Name": ["DAPI", "AF488", "Cy3", "Ki-67"]}})
+        tif.write(data[:, ::2, ::2], subfiletype=1, tile=(256, 256), photometric="minisblack")
+    desc = inspect_slide(path)
+    assert desc.format == "ome-tiff" and desc.modality == "fluorescence"
+    assert [(c["name"], c["colour"]) for c in desc.channels] == [
+        ("DAPI", "0000ff"), ("AF488", "00ff00"), ("Cy3", "ff0000"), ("Ki-67", "00ffff")]
+    assert desc.mpp_x == pytest.approx(0.325) and desc.mpp_y == pytest.approx(0.325)
+    assert desc.level_dimensions == ((700, 600), (350, 300))
+    for k, channel in enumerate(desc.channels):
+        lo, hi = np.percentile(data[k], [0.1, 99.9])  # no level reaches 1000 px: level 0 is the sample
+        assert channel["window"] == [pytest.approx(lo, abs=0.01), pytest.approx(hi, abs=0.01)]
 
 
 def test_qptiff_xml_gives_the_pixel_size(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ import { ANNOTATION_STRINGS } from "./annotations/strings.js";
 import { AnnotationController } from "./annotations/controller.js";
 import { SlidePane } from "./viewer/pane.js";
 import { Adjustments } from "./viewer/adjustments.js";
+import { ChannelLayers } from "./viewer/channels.js";
 import { parseDeepLink, buildDeepLink } from "./viewer/deeplink.js";
 import { LIVE_STRINGS } from "./live/strings.js";
 import { LiveSessionPanel } from "./live/session.js";
@@ -46,6 +47,7 @@ class ViewerApp {
     this.annotations = new AnnotationController({ t: this.t, toast: (text, code) => this._showToast(text, code) });
     this.primary = new SlidePane({ ...paneOptions, role: "primary" });
     this.compare = new SlidePane({ ...paneOptions, role: "compare" });
+    this.channels = new ChannelLayers(this.primary, () => this._renderChannels());
     this.primary.annotationLayer = this.annotations.addLayer(this.primary);
     this.compare.annotationLayer = this.annotations.addLayer(this.compare);
     this.active = this.primary;
@@ -138,6 +140,9 @@ class ViewerApp {
     this.metaEl = h("dl", { class: "ph-meta" });
     this.assocEl = h("div", { class: "ph-assoc" });
     this.assocSection = h("section", { class: "ph-section" }, h("h2", {}, t("associatedImages")), this.assocEl);
+    this.channelsEl = h("div", { class: "ph-channels" });
+    this.channelsSection = h("section", { class: "ph-section ph-channel-panel", hidden: true },
+      h("h2", {}, t("channels")), this.channelsEl);
     this.sliders = {
       brightness: this._slider("brightness", -100, 100, 1, 0),
       contrast: this._slider("contrast", -100, 100, 1, 0),
@@ -147,6 +152,7 @@ class ViewerApp {
       "aside",
       { class: "ph-panel" },
       h("section", { class: "ph-section" }, h("h2", {}, t("slides")), this.stripEl),
+      this.channelsSection,
       this.annotations.section,
       h("section", { class: "ph-section" },
         h("h2", {}, t("adjustments")),
@@ -187,6 +193,41 @@ class ViewerApp {
     });
     const row = h("label", { class: "ph-slider" }, h("span", { class: "ph-slider-label" }, this.t(key)), input, out);
     return { row, input, out };
+  }
+
+  /** The channel panel of a fluorescence slide: on/off, colour and window per channel. */
+  _renderChannels() {
+    const list = this.channels.channels;
+    this.channelsSection.hidden = list.length === 0;
+    const t = this.t;
+    const fmt = (v) => (Math.abs(v) >= 100 ? String(Math.round(v)) : v.toFixed(1));
+    this.channelsEl.replaceChildren(...list.map((st, i) => {
+      const out = h("output", { class: "ph-channel-window" });
+      const show = () => { const [a, b] = this.channels.rawWindow(st); out.textContent = `${fmt(a)} – ${fmt(b)}`; };
+      const lo = h("input", {
+        type: "range", min: "0", max: "254", step: "1", value: String(st.lo), class: "ph-channel-lo",
+        "aria-label": `${st.name}: ${t("windowLow")}`, title: t("windowLow"),
+        oninput: () => { this.channels.set(i, { lo: Number(lo.value) }); hi.min = String(st.lo + 1); show(); },
+      });
+      const hi = h("input", {
+        type: "range", min: "1", max: "255", step: "1", value: String(st.hi), class: "ph-channel-hi",
+        "aria-label": `${st.name}: ${t("windowHigh")}`, title: t("windowHigh"),
+        oninput: () => { this.channels.set(i, { hi: Number(hi.value) }); show(); },
+      });
+      const colour = h("input", {
+        type: "color", value: `#${st.colour}`, class: "ph-channel-colour",
+        "aria-label": `${st.name}: ${t("channelColour")}`, title: t("channelColour"),
+        oninput: () => this.channels.set(i, { colour: colour.value }),
+      });
+      const on = h("input", {
+        type: "checkbox", checked: st.on, class: "ph-channel-on", "aria-label": `${st.name}: ${t("channelShown")}`,
+        onchange: () => this.channels.set(i, { on: on.checked }),
+      });
+      show();
+      return h("div", { class: "ph-channel", "data-channel": String(i) },
+        h("label", { class: "ph-check ph-channel-name" }, on, colour, h("span", { translate: "no" }, st.name)),
+        h("div", { class: "ph-channel-sliders" }, lo, hi, out));
+    }));
   }
 
   _renderStrip() {
@@ -379,6 +420,8 @@ class ViewerApp {
     const opened = this.primary.open(slide);
     this._renderStrip();
     const ok = await opened;
+    if (ok) await this.channels.open(slide);
+    else this.channels.clear();
     if (ok && view) this.primary.setView(view, true);
     this._renderPresets();
     this._renderReadouts();
@@ -600,6 +643,11 @@ function boot() {
       state: () => app.live.debugState(),
       join: (opts) => app.live.join(opts),
       drop: () => app.live.transport && app.live.transport.drop(),
+    },
+    /** Fluorescence channels of the main pane: state, and set(index, {on, colour, lo, hi}). */
+    channels: {
+      state: () => app.channels.state(),
+      set: (index, changes) => app.channels.set(index, changes),
     },
     /** Tile/draw health per pane, for tests and diagnostics. */
     drawState: () => ({

@@ -80,7 +80,8 @@ def _honest_stain(slide: Slide, desc) -> None:
         return
     if desc.modality == "fluorescence":
         slide.stain_category = StainCategory.FLUORESCENCE
-        slide.stain = (desc.properties.get("hamamatsu.Fluorescence") or "")[:64]
+        names = " / ".join(str(c.get("name", "")) for c in desc.channels)
+        slide.stain = (desc.properties.get("hamamatsu.Fluorescence") or names or "")[:64]
     elif desc.kind == "photo":
         slide.stain = ""
 
@@ -106,7 +107,9 @@ def run_tiling(session: Session, job: Job, ctx: jobs.JobContext) -> None:
     # the next version, is complete; then it switches over (domain/slides/preview.py).
     version = slide.pyramid_version + (1 if slide.preview_level is not None else 0)
     try:
-        result = build_pyramid(str(source), store, layout.pyramid_prefix(slide.uid, version), progress=progress)
+        prefix = layout.pyramid_prefix(slide.uid, version)
+        result = build_pyramid(str(source), store, prefix, progress=progress)
+        _build_channel_pyramids(slide, str(source), store, prefix, progress)
     except TilingError as exc:
         raise jobs.JobFailed(str(exc)) from exc
     ctx.heartbeat({"phase": "done", "tiles_done": result.tiles_total, "tiles_total": result.tiles_total,
@@ -116,6 +119,34 @@ def run_tiling(session: Session, job: Job, ctx: jobs.JobContext) -> None:
     audit.record(session, "slide.ready", object_type="slide", object_id=slide.id, case_id=slide.case_id,
                  details={"tiles": result.tiles_total, "seconds": round(result.seconds, 1)})
     session.commit()
+
+
+def _build_channel_pyramids(slide: Slide, source: str, store, prefix: str, progress) -> None:
+    from .descriptions import description_of
+
+    build_channel_pyramids(description_of(slide).get("channels") or [], source, store, prefix, progress=progress)
+
+
+def build_channel_pyramids(channels: list[dict], source: str, store, prefix: str, *, progress=None) -> None:
+    """Each channel of a fluorescence/multiplex slide as its own 8-bit grey pyramid, ``{prefix}/c{k}``.
+
+    The slide's own pyramid (built just before) is the colour composite; the viewer composes the
+    channel pyramids itself so each can be switched off or re-windowed. The windows are the ones
+    inspection stored in the description, so tiles and the stored window agree. Bright-field
+    slides have no channels and pay nothing.
+    """
+    import tempfile
+
+    from pathology_hub.slides.readers.channels import write_view
+    from pathology_hub.tiling import build_pyramid
+
+    if not channels:
+        return
+    windows = [tuple(c["window"]) for c in channels]
+    with tempfile.TemporaryDirectory(prefix="hub-channels-") as tmp:
+        for ch in channels:
+            view = write_view(tmp, source, int(ch["index"]), windows)
+            build_pyramid(view, store, f"{prefix}/{ch['prefix']}", progress=progress)
 
 
 #: reject_code of a slide whose job gave up because object storage stayed unreachable past the horizon.

@@ -4,6 +4,8 @@ Adding a format is one module here with a :class:`~.base.SlideReader` subclass, 
 :data:`WSI_READERS` (order matters: the first reader that detects *and opens* a file wins,
 so a more specific reader goes before a more general one) and its test fixtures.
 
+* :mod:`.channels`         fluorescence, multiplex and 16-bit TIFF (OME-TIFF, QPTIFF), channel by channel;
+                           its per-channel view (``*.hubchannel.json``) feeds the pipeline one channel
 * :mod:`.kfb`              KFBio .kfb (kfbslide, pure Python)
 * :mod:`.openslide_reader` everything OpenSlide reads (SVS, NDPI, MRXS, SCN, BIF, DICOM...)
 * :mod:`.dicom`            DICOM WSI that OpenSlide refuses (wsidicom)
@@ -21,6 +23,7 @@ from typing import Any
 from ..identify import REFUSED_VENDORS, Magic, sniff
 from . import tiff
 from .base import ReaderError, SlideReader
+from .channels import ChannelTiffReader, ChannelViewReader
 from .dicom import WsiDicomReader
 from .kfb import KfbReader
 from .openslide_reader import FORMAT_LABELS as _OPENSLIDE_LABELS
@@ -28,12 +31,12 @@ from .openslide_reader import OpenSlideReader
 from .photo import PhotoReader
 
 #: Whole-slide readers, most specific first.
-WSI_READERS: tuple[type[SlideReader], ...] = (KfbReader, OpenSlideReader, WsiDicomReader)
+WSI_READERS: tuple[type[SlideReader], ...] = (KfbReader, ChannelTiffReader, OpenSlideReader, WsiDicomReader)
 #: Readers the tiling source may open, in order (photos last: a TIFF is a slide first).
-ALL_READERS: tuple[type[SlideReader], ...] = (*WSI_READERS, PhotoReader)
+ALL_READERS: tuple[type[SlideReader], ...] = (ChannelViewReader, *WSI_READERS, PhotoReader)
 
 #: Human names of detected formats, for messages.
-FORMAT_LABELS = {**_OPENSLIDE_LABELS, "kfbio": "KFBio KFB"}
+FORMAT_LABELS = {**_OPENSLIDE_LABELS, "kfbio": "KFBio KFB", "ome-tiff": "OME-TIFF", "qptiff": "QPTIFF"}
 
 
 def preflight(path: str, magic: Magic | None = None) -> Any:
@@ -80,6 +83,8 @@ def open_reader(path: str, magic: Magic | None = None,
 
 __all__ = [
     "ALL_READERS",
+    "ChannelTiffReader",
+    "ChannelViewReader",
     "FORMAT_LABELS",
     "REFUSED_VENDORS",
     "WSI_READERS",

@@ -46,4 +46,9 @@ export const VIEWER_STRINGS = {
   objectivePower: "Objective power",
   noSlides: "This case has no slides.",
   scaleBar: "Scale bar",
+  channels: "Fluorescence channels",
+  channelShown: "Show channel",
+  channelColour: "Channel colour",
+  windowLow: "Display window: lower limit",
+  windowHigh: "Display window: upper limit",
 };

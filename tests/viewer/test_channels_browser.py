@@ -1,0 +1,142 @@
+"""Issue #19: the fluorescence channel panel in Debian's Chromium against the real app.
+
+A 3-channel 16-bit OME-TIFF (DAPI, FITC, Cy5, each bright in its own third of the image) is
+tiled channel by channel; the viewer composes the channels additively. Pixel checks on
+screenshots: each third shows its channel's colour, a channel switched off loses its colour
+(and only it), raising a window's lower limit darkens that channel only. Panning frame rate is measured and
+printed, not asserted (the measurement is bounded by Playwright's mouse-move rate).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image
+
+from tests.browser_helpers import login, wait_until
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+SHOTS = Path(os.environ.get("HUB_SHOTS_DIR", "/work/notes/shots/fluo19"))
+
+
+@pytest.fixture(scope="module")
+def fluorescence_file(tmp_path_factory) -> Path:
+    h, w = 900, 1200
+    yy, xx = np.mgrid[0:h, 0:w]
+    planes = []
+    for k in range(3):  # a bright block in third k on a dim background, 12-bit values
+        plane = np.full((h, w), 150, np.float64) + 20 * np.sin(xx / 30.0) ** 2
+        inside = (xx >= k * 400 + 60) & (xx < k * 400 + 340) & (yy >= 200) & (yy < 700)
+        plane[inside] = 2800 + 200 * np.cos(yy[inside] / 40.0)
+        planes.append(plane.astype(np.uint16))
+    path = tmp_path_factory.mktemp("fluo") / "three-channel.ome.tif"
+    tifffile.imwrite(path, np.stack(planes), ome=True, photometric="minisblack", tile=(256, 256),
+                     compression="zlib", metadata={"axes": "CYX", "PhysicalSizeX": 0.65, "PhysicalSizeY": 0.65,
+                                                   "Channel": {"Name": ["DAPI", "FITC", "Cy5"]}})
+    return path
+
+
+def _shot(page, path: Path | None = None) -> np.ndarray:
+    png = page.locator(".ph-pane-primary .ph-osd").screenshot(path=str(path) if path else None)
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(np.int32)
+
+
+def _block_colour(page, img: np.ndarray, k: int) -> np.ndarray:
+    """Mean colour of channel k's bright block on screen (image -> screen through OSD's viewport)."""
+    box = page.evaluate(f"""(() => {{
+        const v = pathologyViewer.viewer; const item = v.world.getItemAt(0);
+        const at = (x, y) => v.viewport.viewportToViewerElementCoordinates(item.imageToViewportCoordinates(x, y));
+        const a = at({k * 400 + 120}, 300), b = at({k * 400 + 280}, 600);
+        return [a.x, a.y, b.x, b.y];
+    }})()""")
+    x0, y0, x1, y1 = (int(round(v)) for v in box)
+    return img[y0:y1, x0:x1].reshape(-1, 3).mean(axis=0)
+
+
+def _open(browser, live_server, demo_case_id, locale: str):
+    ctx = browser.new_context(viewport={"width": 1400, "height": 900}, locale=locale)
+    page = login(ctx, live_server, "tech")
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(f"{live_server}/cases/{demo_case_id}/viewer")
+    wait_until(page, "window.pathologyViewer && pathologyViewer.channels.state().length === 3")
+    wait_until(page, "pathologyViewer.viewer.world.getItemCount() === 4 && "
+               "[1,2,3].every(i => pathologyViewer.viewer.world.getItemAt(i).getFullyLoaded())", timeout=30)
+    page.wait_for_timeout(400)  # colourised tiles drawn
+    return ctx, page, errors
+
+
+def test_channel_panel_composes_toggles_and_rewindows(browser, live_server, ready_slide, demo_case_id,
+                                                      fluorescence_file):
+    ready_slide(demo_case_id, fluorescence_file, stain="")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    ctx, page, errors = _open(browser, live_server, demo_case_id, "en")
+    idle_raf = page.evaluate("""() => new Promise((resolve) => { let n = 0; const t0 = performance.now();
+        const f = () => { n += 1; if (performance.now() - t0 < 1000) requestAnimationFrame(f); else resolve(n); };
+        requestAnimationFrame(f); setTimeout(() => resolve(n), 3000); })""")
+    print(f"idle animation frames/s: {idle_raf}")  # 60 in headless Chromium here
+    state = page.evaluate("pathologyViewer.channels.state()")
+    assert [(c["name"], c["colour"], c["on"]) for c in state] == [
+        ("DAPI", "0000ff", True), ("FITC", "00ff00", True), ("Cy5", "ff00ff", True)]
+    assert page.locator(".ph-channel-panel h2").text_content() == "Fluorescence channels"
+    img = _shot(page, SHOTS / "channels-en.png")
+    page.screenshot(path=str(SHOTS / "viewer-channels-en.png"))
+    blue, green, magenta = (_block_colour(page, img, k) for k in range(3))
+    assert blue[2] > 180 and blue[0] < 60 and blue[1] < 60, blue
+    assert green[1] > 180 and green[0] < 60 and green[2] < 60, green
+    assert magenta[0] > 180 and magenta[2] > 180 and magenta[1] < 60, magenta
+
+    # FITC off (the panel's checkbox): green disappears there, the others keep their colour
+    page.locator(".ph-channel[data-channel='1'] .ph-channel-on").uncheck()
+    page.wait_for_timeout(300)
+    img = _shot(page, SHOTS / "channels-fitc-off-en.png")
+    assert _block_colour(page, img, 1).max() < 40
+    assert _block_colour(page, img, 0)[2] > 180 and _block_colour(page, img, 2)[0] > 180
+    page.locator(".ph-channel[data-channel='1'] .ph-channel-on").check()
+
+    # Raise DAPI's lower window limit: its block darkens (client-side re-mapping), FITC's does not
+    img = _shot(page)
+    before, green_before = _block_colour(page, img, 0)[2], _block_colour(page, img, 1)[1]
+    page.evaluate("pathologyViewer.channels.set(0, {lo: 235})")
+    wait_until(page, "pathologyViewer.channels.state()[0].lo === 235")
+    page.wait_for_timeout(600)
+    img = _shot(page, SHOTS / "channels-dapi-window-en.png")
+    assert _block_colour(page, img, 0)[2] < before - 40, (_block_colour(page, img, 0), before)
+    assert abs(_block_colour(page, img, 1)[1] - green_before) < 3
+    raw = page.evaluate("pathologyViewer.channels.state()[0].window")
+    assert raw[0] > state[0]["window"][0] + 0.8 * (state[0]["window"][1] - state[0]["window"][0])  # file units
+
+    # Panning with the three channels composed: a mouse drag, drawn frames counted by OSD's
+    # update-viewport event (raised once per drawn frame).
+    page.evaluate("""() => { const v = pathologyViewer.viewer;
+        v.viewport.zoomTo(v.viewport.getHomeZoom() * 3, null, true);
+        window.__frames = 0; v.addHandler("update-viewport", () => { window.__frames += 1; }); }""")
+    page.wait_for_timeout(800)
+    box = page.locator(".ph-pane-primary").bounding_box()
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(cx, cy)
+    page.mouse.down()
+    page.evaluate("window.__frames = 0; window.__t0 = performance.now()")
+    for i in range(60):
+        page.mouse.move(cx - 4 * i, cy - 2 * i)
+        page.wait_for_timeout(16)
+    fps = page.evaluate("window.__frames * 1000 / (performance.now() - window.__t0)")
+    page.mouse.up()
+    # MEASURED, NOT ASSERTED: ~11 frames/s here, bounded by Playwright's own mouse-move rate (one
+    # move per round trip), so this neither proves nor refutes the issue's 30 frames/s; see report.
+    print(f"panning with 3 channels: {fps:.1f} frames/s")
+    assert fps > 0
+    assert not errors, errors
+    ctx.close()
+
+    ctx, page, errors = _open(browser, live_server, demo_case_id, "zh-CN")
+    assert page.locator(".ph-channel-panel h2").text_content() == "荧光通道"
+    page.screenshot(path=str(SHOTS / "viewer-channels-zh.png"))
+    assert not errors, errors
+    ctx.close()
