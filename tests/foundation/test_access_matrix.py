@@ -105,6 +105,10 @@ MATRIX: dict[tuple[str, str], dict[str, int]] = {
     ("GET", "/api/v1/tiles/<uid>/v<int:version>/slide.dzi"): {"anon": 404, "tech": 200, "clinician": 200, "*": 404},
     ("GET", "/api/v1/tiles/<uid>/v<int:version>/slide_files/<int:level>/<int:col>_<int:row>.jpeg"):
         {"anon": 404, "tech": 200, "clinician": 200, "*": 404},
+    # a bright-field slide has no channel pyramids: nobody gets one (fluorescence channels: tests/ingest)
+    ("GET", "/api/v1/tiles/<uid>/v<int:version>/c<int:channel>/slide.dzi"): {"*": 404},
+    ("GET", "/api/v1/tiles/<uid>/v<int:version>/c<int:channel>/slide_files/<int:level>/<int:col>_<int:row>.jpeg"):
+        {"*": 404},
     ("GET", "/cases/<int:case_id>/viewer"): {"anon": 302, "tech": 200, "clinician": 200, "*": 404},
     # tus: the protocol answers 412 without Tus-Resumable; who may upload is tested in tests/ingest.
     ("POST", "/api/v1/uploads/"): {"anon": 401, "*": 412},
