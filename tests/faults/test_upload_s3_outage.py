@@ -75,6 +75,7 @@ class Gate:
     def __init__(self, app) -> None:
         self.app = app
         self.sent = 0
+        self.preview_sent = 0
         self.answers: list[tuple[str, int, dict]] = []
         self.hold = None
         self.held = threading.Event()
@@ -90,7 +91,10 @@ class Gate:
             return self.app(environ, start_response)
         method = environ["REQUEST_METHOD"]
         length = int(environ.get("CONTENT_LENGTH") or 0)
-        if method in ("PATCH", "POST"):
+        if method == "POST" and environ.get("PATH_INFO", "").endswith("/preview"):
+            with self._lock:  # the coarse preview the product client sends first: not the original's bytes
+                self.preview_sent += length
+        elif method in ("PATCH", "POST"):
             with self._lock:
                 self.sent += length
             if self.hold is not None and not self.held.is_set() and self.hold(environ, length):

@@ -41,7 +41,7 @@ NOT_PAGES = {"static", "health.healthz", "health.readyz", "audit.audit_csv",
 #: translated in Chinese pathology departments either.  Words only — never a sentence.
 ZH_ALLOWED_WORDS = {
     "english",  # the language switch names the other language in that language
-    "pdf", "fhir", "geojson", "qupath", "csv", "json", "icd", "dzi", "svs", "ndpi", "mrxs", "tiff", "tif",
+    "pdf", "fhir", "geojson", "qupath", "csv", "json", "icd", "dzi", "svs", "ndpi", "mrxs", "tiff", "tif", "dcm",
     "mpp", "µm", "um", "mm", "cm", "px", "ki", "ihc", "he", "pas", "her", "er", "pr", "cd", "id",
     "utc", "gmt", "asia", "shanghai", "cst", "ok", "pades", "openseadragon", "http", "https", "zip",
     "ctrl", "shift", "alt", "esc",  # key names as printed on the keyboard
@@ -245,7 +245,8 @@ def test_every_html_route_is_in_the_sweep(site):
     """A new page must join the sweep: every HTML GET route of the URL map is visited."""
     visited = {endpoint for _, _, endpoint, _ in pages(site.world) + ANONYMOUS_PAGES if endpoint}
     html = {rule.endpoint for rule in site.app.url_map.iter_rules()
-            if "GET" in rule.methods and not rule.rule.startswith("/api/") and rule.endpoint not in NOT_PAGES}
+            if "GET" in rule.methods and not rule.rule.startswith(("/api/", "/dicomweb/", "/iiif/"))
+            and rule.endpoint not in NOT_PAGES}  # DICOMweb and IIIF answer JSON and images, not pages
     assert html - visited == set(), f"pages the sweep does not visit: {sorted(html - visited)}"
     states = {s for s in site.world.consultations}
     from pathology_hub.models.consultations import ConsultationState
