@@ -7,6 +7,7 @@ with the tiles' pixels compared to the source the files were written from.
 from __future__ import annotations
 
 import io
+import re
 
 import numpy as np
 import pytest
@@ -64,8 +65,11 @@ def test_kfb_upload_becomes_a_viewable_slide(client_for, db, tmp_path, demo_case
     dzi = tech.get(info["dzi_url"])
     assert b'Width="1000"' in dzi.data and b'Height="700"' in dzi.data
     top = 10  # 1000 px wide -> Deep Zoom levels 0..10; level 10 is full resolution
-    tile = _tile(tech, info, top, 1, 1)  # 254 px tiles with 1 px overlap: x, y from 253
-    ref = src[253:253 + tile.shape[0], 253:253 + tile.shape[1]].astype(float)
+    size = int(re.search(rb'TileSize="(\d+)"', dzi.data).group(1))
+    overlap = int(re.search(rb'Overlap="(\d+)"', dzi.data).group(1))
+    tile = _tile(tech, info, top, 1, 1)  # tile (1, 1) starts one tile in, less its overlap
+    origin = size - overlap
+    ref = src[origin:origin + tile.shape[0], origin:origin + tile.shape[1]].astype(float)
     _close(tile, ref)
     assert tech.get(f"/api/v1/slides/{slide.id}/thumbnail.jpg").data[:2] == b"\xff\xd8"
 
