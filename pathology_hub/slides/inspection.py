@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, TypeVar
 
 from . import archive
 from .errors import EMPTY_FILE, NOT_AN_IMAGE, UNSUPPORTED_FORMAT, VENDOR_FORMAT, SlideRejected
@@ -55,6 +57,15 @@ def _reject_without_probe(path: Path, magic: Magic) -> None:
         )
 
 
+@dataclass(frozen=True)
+class Inspection:
+    """What ingest needs from an upload: its description, a JPEG thumbnail, the associated images (PNG)."""
+
+    description: SlideDescription
+    thumbnail: bytes
+    associated: dict[str, bytes]
+
+
 def inspect_slide(
     path: str | Path,
     *,
@@ -75,33 +86,77 @@ def inspect_slide(
 
     Raises SlideRejected with a stable ``code`` and an English ``message``.
     """
+    def describe(openable: Path, probe_kw: dict) -> SlideDescription:
+        return SlideDescription.from_dict(run_probe("describe", openable, **probe_kw))
+
+    return _probe_upload(path, describe, timeout=timeout, memory_limit=memory_limit,
+                         max_photo_pixels=max_photo_pixels, extract_to=extract_to,
+                         archive_limits=(max_archive_bytes, max_archive_files, max_archive_ratio))
+
+
+def inspect_upload(
+    path: str | Path,
+    *,
+    thumbnail_size: tuple[int, int] = (1024, 1024),
+    timeout: float = DEFAULT_TIMEOUT,
+    memory_limit: int = DEFAULT_MEMORY_LIMIT,
+    max_photo_pixels: int = DEFAULT_MAX_PHOTO_PIXELS,
+    extract_to: str | Path | None = None,
+) -> Inspection:
+    """:func:`inspect_slide`, :func:`make_thumbnail` and :func:`extract_associated_images` at once.
+
+    One sandboxed child does all three: starting the interpreter and opening the slide were most of
+    an ingest's fixed cost when each was its own child (about 2.5 s for a small slide, now ~1 s).
+    """
+    with tempfile.TemporaryDirectory(prefix="ingest-") as tmp:
+        def ingest(openable: Path, probe_kw: dict) -> Inspection:
+            size = ["--max-size", str(int(thumbnail_size[0])), str(int(thumbnail_size[1]))]
+            probe_kw = {**probe_kw, "extra_args": probe_kw["extra_args"] + size}
+            result = run_probe("ingest", openable, out_dir=tmp, **probe_kw)
+            return Inspection(SlideDescription.from_dict(result["description"]),
+                              (Path(tmp) / result["thumbnail"]).read_bytes(),
+                              {name: (Path(tmp) / filename).read_bytes()
+                               for name, filename in result["images"].items()})
+
+        inspection = _probe_upload(path, ingest, timeout=timeout, memory_limit=memory_limit,
+                                   max_photo_pixels=max_photo_pixels, extract_to=extract_to)
+    return inspection
+
+
+_T = TypeVar("_T", SlideDescription, Inspection)
+
+
+def _probe_upload(path: str | Path, probe: Callable[[Path, dict], _T], *, timeout: float, memory_limit: int,
+                  max_photo_pixels: int, extract_to: str | Path | None,
+                  archive_limits: tuple[int, int, float] | None = None) -> _T:
+    """Sniff, refuse the obvious, unpack a .zip safely, then run ``probe`` on the file a reader opens."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(path)
     magic = sniff(path)
     _reject_without_probe(path, magic)
-    probe_kw = dict(timeout=timeout, memory_limit=memory_limit)
-    extra = ["--max-photo-pixels", str(int(max_photo_pixels))]
+    probe_kw = dict(timeout=timeout, memory_limit=memory_limit,
+                    extra_args=["--max-photo-pixels", str(int(max_photo_pixels))])
 
     if magic is not Magic.ZIP:
-        return SlideDescription.from_dict(run_probe("describe", path, extra_args=extra, **probe_kw))
+        return probe(path, probe_kw)
 
+    max_bytes, max_files, max_ratio = archive_limits or (archive.DEFAULT_MAX_TOTAL_BYTES, archive.DEFAULT_MAX_FILES,
+                                                         archive.DEFAULT_MAX_RATIO)
     base = Path(extract_to) if extract_to is not None else path.with_name(path.name + ".d")
-    root = archive.safe_extract_zip(
-        path,
-        base,
-        max_total_bytes=max_archive_bytes,
-        max_files=max_archive_files,
-        max_ratio=max_archive_ratio,
-        name=EXTRACTED_NAME,
-    )
+    root = archive.safe_extract_zip(path, base, max_total_bytes=max_bytes, max_files=max_files,
+                                    max_ratio=max_ratio, name=EXTRACTED_NAME)
     try:
         openable = archive.find_openable(root)
-        described = SlideDescription.from_dict(run_probe("describe", openable, extra_args=extra, **probe_kw))
+        result = probe(openable, probe_kw)
     except BaseException:
         shutil.rmtree(root, ignore_errors=True)
         raise
-    return described.with_changes(openable_path=openable.relative_to(base).as_posix())
+    relative = openable.relative_to(base).as_posix()
+    if isinstance(result, Inspection):
+        return Inspection(result.description.with_changes(openable_path=relative), result.thumbnail,
+                          result.associated)
+    return result.with_changes(openable_path=relative)
 
 
 def extract_associated_images(

@@ -10,6 +10,8 @@ Commands:
   describe    open, read pixels, and return a SlideDescription with quality
   thumbnail   write ``thumbnail.jpg`` (bounded size) into ``--out``
   associated  write label/macro/thumbnail PNGs into ``--out``
+  ingest      all three in one child: the description, ``thumbnail.jpg`` and the associated PNGs
+              (what a worker needs for an upload; one interpreter start and one slide read, not three)
 """
 
 from __future__ import annotations
@@ -178,10 +180,10 @@ def _read_sample_regions(slide: Any) -> None:
             slide.read_region((int(x * ds), int(y * ds)), level, (sw, sh))
 
 
-def _describe_wsi(reader: Any, facts: Any = None) -> tuple[Any, Any]:
-    """Description, quality thumbnail, and proof that every level and associated image decodes."""
+def _describe_wsi(reader: Any, facts: Any = None, thumb_size: tuple[int, int] = QUALITY_THUMBNAIL) -> tuple[Any, Any]:
+    """Description, a thumbnail within ``thumb_size``, and proof that every level and associated image decodes."""
     description = reader.describe(facts)
-    thumbnail = reader.get_thumbnail(QUALITY_THUMBNAIL).convert("RGB")
+    thumbnail = reader.get_thumbnail(thumb_size).convert("RGB")
     _read_sample_regions(reader)
     for name in description.associated_images:
         reader.associated_images[name].load()
@@ -192,12 +194,12 @@ def _describe_wsi(reader: Any, facts: Any = None) -> tuple[Any, Any]:
 # camera photos
 
 
-def _describe_photo(path: str, max_pixels: int) -> tuple[Any, Any]:
+def _describe_photo(path: str, max_pixels: int, thumb_size: tuple[int, int] = QUALITY_THUMBNAIL) -> tuple[Any, Any]:
     from .readers.photo import PhotoReader
 
     with PhotoReader(path, max_pixels=max_pixels) as reader:
         description = reader.describe()
-        thumbnail = reader.get_thumbnail(QUALITY_THUMBNAIL)
+        thumbnail = reader.get_thumbnail(thumb_size)
     return description, thumbnail
 
 
@@ -205,8 +207,10 @@ def _describe_photo(path: str, max_pixels: int) -> tuple[Any, Any]:
 # dispatch
 
 
-def _open_any(path: str, max_pixels: int) -> tuple[Any, Any]:
-    """Try each whole-slide reader that claims the file, then Pillow; turn failures into a specific rejection."""
+def _open_any(path: str, max_pixels: int, thumb_size: tuple[int, int] = QUALITY_THUMBNAIL) -> tuple[Any, Any]:
+    """Try each whole-slide reader that claims the file, then Pillow; turn failures into a specific rejection.
+
+    Returns the description and a thumbnail within ``thumb_size``."""
     from . import readers
 
     magic = sniff(path)
@@ -217,7 +221,7 @@ def _open_any(path: str, max_pixels: int) -> tuple[Any, Any]:
     for cls, detected in readers.candidates(path, magic):
         try:
             with cls(path, detected) as reader:
-                return _describe_wsi(reader, facts)
+                return _describe_wsi(reader, facts, thumb_size)
         except cls.errors as exc:
             if wsi_error is None:  # the first (most specific) reader's reason is the one to report
                 fmt, wsi_error = detected, _sanitise(str(exc), path) or type(exc).__name__
@@ -225,7 +229,7 @@ def _open_any(path: str, max_pixels: int) -> tuple[Any, Any]:
     photo_error: str | None = None
     if magic in PHOTO_CANDIDATES:
         try:
-            return _describe_photo(path, max_pixels)
+            return _describe_photo(path, max_pixels, thumb_size)
         except SlideRejected:
             raise
         except Exception as exc:  # Pillow raises OSError/SyntaxError/ValueError alike
@@ -293,6 +297,25 @@ def command_describe(path: str, max_pixels: int, out: Path | None) -> dict[str, 
     return description.with_changes(quality=quality).to_dict()
 
 
+def command_ingest(path: str, max_pixels: int, out: Path, max_size: tuple[int, int]) -> dict[str, Any]:
+    """``describe`` + ``thumbnail`` + ``associated`` in one child.
+
+    The thumbnail is read once, at ``max_size``, and the quality check looks at it scaled down to
+    the size ``describe`` uses, so a single-level slide is decoded once instead of twice.
+    """
+    from PIL import Image
+
+    from .quality import assess_quality
+
+    description, thumbnail = _open_any(path, max_pixels, max_size)
+    small = thumbnail.copy()
+    small.thumbnail(QUALITY_THUMBNAIL, Image.LANCZOS)
+    described = description.with_changes(quality=assess_quality(small, description)).to_dict()
+    thumbnail.save(out / "thumbnail.jpg", "JPEG", quality=90)
+    images = command_associated(path, out)["images"] if description.kind != "photo" else {}
+    return {"description": described, "thumbnail": "thumbnail.jpg", "images": images}
+
+
 def _open_wsi(path: str) -> Any:
     """The whole-slide reader that opens an accepted file, or None for a photo."""
     from . import readers
@@ -349,7 +372,7 @@ def _is_out_of_memory(exc: BaseException) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="pathology_hub.slides.probe")
-    parser.add_argument("command", choices=("describe", "thumbnail", "associated"))
+    parser.add_argument("command", choices=("describe", "thumbnail", "associated", "ingest"))
     parser.add_argument("path")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--memory-limit", type=int, default=0)
@@ -370,6 +393,8 @@ def main(argv: list[str] | None = None) -> int:
             payload = {"ok": True, "result": command_describe(args.path, args.max_photo_pixels, args.out)}
         elif args.command == "thumbnail":
             payload = {"ok": True, "result": command_thumbnail(args.path, args.max_photo_pixels, args.out, tuple(args.max_size))}
+        elif args.command == "ingest":
+            payload = {"ok": True, "result": command_ingest(args.path, args.max_photo_pixels, args.out, tuple(args.max_size))}
         else:
             payload = {"ok": True, "result": command_associated(args.path, args.out)}
     except SlideRejected as exc:

@@ -46,9 +46,15 @@ def check_pyramid(path, store, prefix, *, samples_per_level=4, rng_seed=0):
             assert render_tile(str(path), level, col, row) == reader.tile(level, col, row)
             ours = tile_pixels(source, level, col, row)
             ref = dz.get_tile(level, (col, row)).convert("RGB")
-            if ref.size != (ours.shape[1], ours.shape[0]):  # DZG's thumbnail() can lose a pixel
+            short = ref.size != (ours.shape[1], ours.shape[0])
+            if short:  # DZG's thumbnail() can lose a pixel
                 ref = ref.resize((ours.shape[1], ours.shape[0]), Image.LANCZOS)
             ref = np.asarray(source.to_srgb(ref))
+            if short and max(ours.shape[:2]) < 16:
+                # A whole level a few pixels across (2x2 where DZG made 2x1): the lost pixel changes every
+                # pixel's footprint, so DZG is no pixel reference here; the average colour still is.
+                assert np.abs(ours.mean((0, 1)) - ref.mean((0, 1))).max() < 10, (level, col, row)
+                continue
             scores.setdefault(level, []).append(psnr(ours, ref))
     medians = {lv: float(np.median(v)) for lv, v in scores.items()}
     # Measured (docs/tiling.md): identical at full resolution and at levels served by scanner levels;

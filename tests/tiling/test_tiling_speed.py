@@ -159,7 +159,9 @@ def test_policy_for_a_single_level_100k_slide():
     assert w * h * 3 < 30 * 2 ** 20
     small = _stub(16_000, 12_000, {})  # the 178 s / 2.3 GB case of issue #19
     assert render.derived_levels(small) == small.geometry.coarse_levels and render.mosaic_depth(small) == 3
-    assert render.derived_levels(_stub(2000, 1500, {})) == []  # tiny files keep the early first view
+    # Even a small file without levels: its coarse levels are not re-read from full resolution.
+    assert render.derived_levels(_stub(2000, 1500, {})) == _stub(2000, 1500, {}).geometry.coarse_levels
+    assert render.derived_levels(_stub(1000, 1000, {})) == []  # under a megapixel: cheap either way
 
 
 def test_policy_keeps_scanner_levels_for_the_first_view():

@@ -26,8 +26,7 @@ def _live_slide(session: Session, job: Job) -> Slide | None:
 
 def run_ingest(session: Session, job: Job, ctx: jobs.JobContext) -> None:
     from pathology_hub import runtime
-    from pathology_hub.slides import (SlideRejected, assess_quality, extract_associated_images, inspect_slide,
-                                      make_thumbnail)
+    from pathology_hub.slides import SlideRejected, assess_quality, inspect_upload
     from PIL import Image
 
     store = runtime.store()
@@ -38,7 +37,7 @@ def run_ingest(session: Session, job: Job, ctx: jobs.JobContext) -> None:
     ctx.heartbeat({"phase": "inspecting"}, force=True)
     unpack_dir = cache_dir() / "unpacked" / slide.original.sha256
     try:
-        desc = inspect_slide(path, extract_to=unpack_dir)
+        inspection = inspect_upload(path, extract_to=unpack_dir, thumbnail_size=(1024, 1024))
     except SlideRejected as exc:
         slide.status = SlideStatus.REJECTED
         slide.reject_code, slide.reject_message = exc.code, exc.message
@@ -47,14 +46,13 @@ def run_ingest(session: Session, job: Job, ctx: jobs.JobContext) -> None:
                      details={"code": exc.code})
         session.commit()
         return
+    desc, thumb = inspection.description, inspection.thumbnail
     slide.description = json.dumps(desc.to_dict())
     _honest_stain(slide, desc)
     session.commit()
-    source = openable_path(store, slide)
-    thumb = make_thumbnail(source, (1024, 1024))
     store.put_bytes(thumbnail_key(slide), thumb, content_type="image/jpeg")
     ctx.storage_ok()
-    for name, data in extract_associated_images(source).items():
+    for name, data in inspection.associated.items():
         store.put_bytes(associated_key(slide, name), data, content_type="image/png")
     report = assess_quality(Image.open(io.BytesIO(thumb)), desc, filename=slide.original_filename)
     slide.quality = json.dumps(report.to_dict())
