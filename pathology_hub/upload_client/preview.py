@@ -35,7 +35,7 @@ class Preview:
 def build_preview(path: Path | str, *, quality: int | None = None) -> Preview:
     """Preview of the slide file at ``path``; raises whatever OpenSlide raises for a file it cannot read."""
     from pathology_hub.tiling.pack import build_pack
-    from pathology_hub.tiling.render import DEFAULT_QUALITY, render_tile_from
+    from pathology_hub.tiling.render import DEFAULT_QUALITY, derived_levels, render_tile_from
     from pathology_hub.tiling.source import SlideSource
 
     source = SlideSource(str(path))
@@ -43,10 +43,34 @@ def build_preview(path: Path | str, *, quality: int | None = None) -> Preview:
         geom = source.geometry
         levels = tuple(lv for lv in range(geom.level_count) if geom.depth(lv) >= PREVIEW_DEPTH)
         q = quality or DEFAULT_QUALITY
-        # blank areas are sent as real (tiny) blank JPEGs: the server accepts only decodable tiles
-        entries = [(lv, c, r, render_tile_from(source, lv, c, r, q)) for lv in levels
-                   for r in range(geom.level_tiles(lv)[1]) for c in range(geom.level_tiles(lv)[0])]
+        if derived_levels(source):
+            # No small levels in the file: one pass over full resolution, not one per preview tile.
+            entries = _from_one_pass(source, levels, q)
+        else:
+            # blank areas are sent as real (tiny) blank JPEGs: the server accepts only decodable tiles
+            entries = [(lv, c, r, render_tile_from(source, lv, c, r, q)) for lv in levels
+                       for r in range(geom.level_tiles(lv)[1]) for c in range(geom.level_tiles(lv)[0])]
         data, info = build_pack("preview", entries)
         return Preview(data, geom.width, geom.height, geom.tile_size, geom.overlap, levels, info.tiles)
     finally:
         source.close()
+
+
+def _from_one_pass(source, levels: tuple[int, ...], quality: int) -> list[tuple[int, int, int, bytes]]:
+    """The preview levels of a file without small levels, box-reduced from a mosaic at 1/16 that is
+    assembled block by block (as the server's pipeline derives such levels), finest level first."""
+    from pathology_hub.tiling.render import Mosaic, blank_jpeg, block_piece, render_derived
+
+    geom = source.geometry
+    mosaic = Mosaic(source, PREVIEW_DEPTH)
+    for bx, by in geom.iter_blocks():
+        mosaic.add(bx, by, block_piece(source, bx, by, PREVIEW_DEPTH))
+    chain = mosaic.chain()
+    entries = []
+    for level in sorted(levels, reverse=True):
+        for lv, col, row, data in render_derived(chain, mosaic, geom, level, quality, source.background):
+            if data is None:
+                _, _, w, h = geom.tile_box(lv, col, row)
+                data = blank_jpeg((w, h), source.background, quality)
+            entries.append((lv, col, row, data))
+    return sorted(entries, key=lambda e: (e[0], e[2], e[1]))  # level, row, column: the pack's usual order
