@@ -5,9 +5,10 @@ Usage: .venv/bin/python bench/tiling.py [--big] [--skip-slow] [--store URL] [--w
 
 Slides: synthetic ones generated here in every format the issue (#19) names - Aperio JPEG,
 Aperio JPEG 2000 (tifffile + imagecodecs), deflate-tiled generic TIFF with and without pyramid
-levels, DICOM WSI (pydicom) - plus the real files in ../shared/slides. KFB and 16-bit OME-TIFF
-are HOOKS (``FORMAT_HOOKS`` below): their readers are being written in parallel (readers19);
-once a writer for a synthetic file exists, add it there and it is benchmarked like the others.
+levels, DICOM WSI (pydicom), KFB (the platform's writer; vips reads no KFB, so vips tiles a twin
+SVS with the same pixels) and a 4-channel 16-bit OME-TIFF (the platform builds the composite and one
+8-bit pyramid per channel; vips tiles the four 16-bit pages stacked, cast to 8 bits) - plus the real
+files in ../shared/slides.
 
 Each contender runs in its own child process; peak RSS is the largest sum of the resident
 memory of that child and all its descendants (worker processes included), sampled from /proc
@@ -193,15 +194,38 @@ def write_aperio_jpeg(path: Path, width: int, height: int) -> Path:
     return write_synthetic_slide(path, width, height, tissue_fraction=0.45)
 
 
-def _kfb_hook(path: Path, width: int, height: int) -> Path | None:
-    """HOOK (readers19 builds the KFB reader): return a synthetic .kfb here once a writer exists."""
-    return None
+def write_kfb_with_twin(folder: Path, width: int, height: int) -> tuple[Path, Path]:
+    """KFBio .kfb (the platform's KFB writer, same tissue field) and its twin for vips, which reads
+    no KFB: the same pixels as an Aperio JPEG SVS, so vips does the same work on the same image."""
+    from pathology_hub.slides.synthetic import write_synthetic_slide
+    from pathology_hub.slides.synthetic_formats import write_synthetic_kfb
+    kfb = write_synthetic_kfb(folder / "synthetic.kfb", width, height, levels=4, tissue_fraction=0.45, seed=0)
+    twin = write_synthetic_slide(folder / "kfb-twin.svs", width, height, tissue_fraction=0.45, seed=0)
+    return kfb, twin
 
 
-def _ome16_hook(path: Path, width: int, height: int) -> Path | None:
-    """HOOK (readers19 builds the 16-bit OME-TIFF reader): a 4-channel uint16 OME-TIFF goes here;
-    the pipeline's SlideSource must open it first, so it is not generated until that reader lands."""
-    return None
+def write_ome_16bit(path: Path, width: int, height: int, channels: int = 4) -> Path:
+    """A 4-channel 16-bit OME-TIFF (DAPI, FITC, TRITC, Cy5), tiled, with 4x reduced levels as SubIFDs,
+    each channel a dim fluorescence-like field (12-bit range) derived from the shared tissue field."""
+    downs = _downs(width, height, True)
+    gen = _gen(width, height, downs[-1])
+
+    def planes(lw: int, lh: int, down: int) -> Iterator[np.ndarray]:
+        for k in range(channels):
+            for tile in _tiles(gen, lw, lh, down):
+                inverted = 255 - tile[..., k % 3].astype(np.uint16)
+                yield (inverted * (4 + 3 * k)).astype(np.uint16)
+
+    meta = {"axes": "CYX", "PhysicalSizeX": 0.325, "PhysicalSizeY": 0.325,
+            "Channel": {"Name": ["DAPI", "FITC", "TRITC", "Cy5"][:channels]}}
+    opts = dict(tile=(TILE, TILE), compression="zlib", photometric="minisblack", maxworkers=2)
+    with tifffile.TiffWriter(path, bigtiff=True, ome=True) as tif:
+        tif.write(planes(width, height, 1), shape=(channels, height, width), dtype=np.uint16,
+                  subifds=len(downs) - 1, metadata=meta, **opts)
+        for down in downs[1:]:
+            lw, lh = width // down, height // down
+            tif.write(planes(lw, lh, down), shape=(channels, lh, lw), dtype=np.uint16, subfiletype=1, **opts)
+    return path
 
 
 FORMATS = {
@@ -210,9 +234,9 @@ FORMATS = {
     "tiff-deflate-single": lambda d, w, h: write_generic_tiff(d / "deflate-single.tiff", w, h, pyramid=False),
     "tiff-deflate-pyramid": lambda d, w, h: write_generic_tiff(d / "deflate-pyramid.tiff", w, h, pyramid=True),
     "dicom-wsi": lambda d, w, h: write_dicom_wsi(d / "dicom-wsi", w, h),
+    "kfb": write_kfb_with_twin,
+    "ome-tiff-16bit-4ch": lambda d, w, h: write_ome_16bit(d / "fluo-16bit.ome.tif", w, h),
 }
-#: Formats whose synthetic writer (and reader) are not there yet; listed in the output as skipped.
-FORMAT_HOOKS = {"kfb": _kfb_hook, "ome-tiff-16bit-4ch": _ome16_hook}
 
 
 def store_url(explicit: str | None) -> tuple[str, str]:
@@ -234,25 +258,33 @@ def store_url(explicit: str | None) -> tuple[str, str]:
 
 # ---------------- contenders (each runs in a child process) ----------------
 
-def run_vips_zip(slide: str, url: str, prefix: str, workers: int) -> dict:
+def _vips_image(slide: str, job: dict):
+    """What vips tiles: the file itself, or its twin when vips cannot read the format (KFB); the
+    channels of a multichannel file stacked page by page and cast to 8 bits."""
     import pyvips
+    if job.get("channels"):
+        img = pyvips.Image.new_from_file(slide, n=len(job["channels"]))
+        return img.cast("uchar", shift=True)
+    return pyvips.Image.new_from_file(job.get("twin") or slide)
+
+
+def run_vips_zip(slide: str, url: str, prefix: str, workers: int, job: dict) -> dict:
     import storage
     store = storage.open_store(url)
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "pyr.zip")  # with container="zip" vips writes exactly this file
-        img = pyvips.Image.new_from_file(slide)
+        img = _vips_image(slide, job)
         img.dzsave(out, tile_size=TILE_SIZE, overlap=OVERLAP, suffix=".jpg[Q=80]", container="zip")
         store.put_file(f"{prefix}/pyramid.zip", out, content_type="application/zip")
     return {}
 
 
-def run_vips_folder(slide: str, url: str, prefix: str, workers: int) -> dict:
-    import pyvips
+def run_vips_folder(slide: str, url: str, prefix: str, workers: int, job: dict) -> dict:
     import storage
     store = storage.open_store(url)
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "pyr")
-        pyvips.Image.new_from_file(slide).dzsave(out, tile_size=TILE_SIZE, overlap=OVERLAP, suffix=".jpg[Q=80]")
+        _vips_image(slide, job).dzsave(out, tile_size=TILE_SIZE, overlap=OVERLAP, suffix=".jpg[Q=80]")
         files = [p for p in Path(out + "_files").rglob("*.jpg")]
         with cf.ThreadPoolExecutor(32) as pool:
             list(pool.map(lambda p: store.put_file(f"{prefix}/{p.relative_to(out + '_files')}", str(p),
@@ -275,7 +307,7 @@ def _dz_worker(args: tuple[str, str, str, list[tuple[int, int, int]]]) -> int:
     return len(addrs)
 
 
-def run_deepzoom(slide: str, url: str, prefix: str, workers: int) -> dict:
+def run_deepzoom(slide: str, url: str, prefix: str, workers: int, job: dict) -> dict:
     import openslide
     from openslide.deepzoom import DeepZoomGenerator
     dz = DeepZoomGenerator(openslide.OpenSlide(slide), TILE_SIZE, OVERLAP, limit_bounds=True)
@@ -288,10 +320,14 @@ def run_deepzoom(slide: str, url: str, prefix: str, workers: int) -> dict:
     return {"tiles": done}
 
 
-def run_hub(slide: str, url: str, prefix: str, workers: int) -> dict:
+def run_hub(slide: str, url: str, prefix: str, workers: int, job: dict) -> dict:
     import storage
+    from pathology_hub.domain.slides.processing import build_channel_pyramids
     from pathology_hub.tiling import build_pyramid
-    result = build_pyramid(slide, storage.open_store(url), prefix, workers=workers)
+    store = storage.open_store(url)
+    result = build_pyramid(slide, store, prefix, workers=workers)
+    if job.get("channels"):  # what the tile job does for a fluorescence slide: one pyramid per channel
+        build_channel_pyramids(job["channels"], slide, store, prefix)
     return {"tiles": result.tiles_total, "objects": result.objects_written,
             "first_view_s": round(result.first_view_seconds, 2), "reader": result.source_reader}
 
@@ -300,11 +336,11 @@ CONTENDERS = {"vips-zip": run_vips_zip, "vips-folder": run_vips_folder,
               "deepzoom": run_deepzoom, "hub": run_hub}
 
 
-def _child(name: str, slide: str, url: str, prefix: str, workers: int, conn) -> None:
+def _child(name: str, slide: str, url: str, prefix: str, workers: int, job: dict, conn) -> None:
     t0 = time.monotonic()
     with PeakSampler() as sampler:
         try:
-            extra = CONTENDERS[name](slide, url, prefix, workers)
+            extra = CONTENDERS[name](slide, url, prefix, workers, job)
             err = None
         except Exception as exc:  # noqa: BLE001
             extra, err = {}, f"{type(exc).__name__}: {exc}"
@@ -313,10 +349,11 @@ def _child(name: str, slide: str, url: str, prefix: str, workers: int, conn) -> 
     conn.send({"wall": wall, "rss_mb": rss, "error": err, **extra})
 
 
-def measure(name: str, slide: str, url: str, workers: int) -> dict:
+def measure(name: str, slide: str, url: str, workers: int, job: dict | None = None) -> dict:
     parent, child = mp.Pipe()
     prefix = f"bench/{name}/{uuid.uuid4().hex[:8]}"
-    proc = mp.get_context("forkserver").Process(target=_child, args=(name, slide, url, prefix, workers, child))
+    proc = mp.get_context("forkserver").Process(target=_child, args=(name, slide, url, prefix, workers, job or {},
+                                                                      child))
     proc.start()
     out = parent.recv()
     proc.join()
@@ -335,14 +372,26 @@ def tile_count(slide: str) -> int:
 RESULTS: list[dict] = []
 
 
-def bench_slide(slide: str, url: str, workers: int, names: list[str], label: str | None = None) -> None:
+def channels_of(slide: str) -> list[dict]:
+    """The channels ingest finds (name, colour, window), through the sandboxed probe as at upload."""
+    from pathology_hub.slides import inspect_slide
+    return list(inspect_slide(slide).channels)
+
+
+def bench_slide(slide: str, url: str, workers: int, names: list[str], label: str | None = None,
+                twin: str | None = None) -> None:
     tiles = tile_count(slide)
     label = label or os.path.basename(slide)
-    print(f"\n## {label}  ({tiles} Deep Zoom tiles)")
+    job = {"twin": twin, "channels": channels_of(slide)}
+    if twin or job["channels"]:
+        names = [n for n in names if n != "deepzoom"]  # OpenSlide reads neither KFB nor the channels
+    extra = f", vips tiles its twin {os.path.basename(twin)}" if twin else ""
+    extra += f", {len(job['channels'])} channel pyramids" if job["channels"] else ""
+    print(f"\n## {label}  ({tiles} Deep Zoom tiles{extra})")
     print(f"{'contender':<12} {'wall s':>8} {'tiles/s':>9} {'peak RSS MB':>12} {'wall vs vips-zip':>17}  notes")
     base = None
     for name in names:
-        r = measure(name, slide, url, workers)
+        r = measure(name, slide, url, workers, job)
         if name == "vips-zip" and not r["error"]:
             base = r["wall"]
         ratio = f"{base / r['wall']:.2f}x faster" if base and name != "vips-zip" else ""
@@ -402,12 +451,11 @@ def main() -> None:
         fixed_cost(url, Path(tmp))
         for fmt in args.formats.split(","):
             t0 = time.monotonic()
-            path = FORMATS[fmt](Path(tmp), width, height)
+            made = FORMATS[fmt](Path(tmp), width, height)
+            path, twin = made if isinstance(made, tuple) else (made, None)
             print(f"# {fmt} {width} x {height} generated in {time.monotonic() - t0:.1f} s", flush=True)
-            bench_slide(str(path), url, args.workers, names, label=f"{fmt} {width}x{height}")
-        for fmt, hook in FORMAT_HOOKS.items():
-            if hook(Path(tmp) / fmt, width, height) is None:
-                print(f"\n## {fmt}: SKIPPED - hook only, its reader is being built in parallel (readers19)")
+            bench_slide(str(path), url, args.workers, names, label=f"{fmt} {width}x{height}",
+                        twin=str(twin) if twin else None)
         if SHARED.is_dir() and not args.no_real:
             for p in sorted(SHARED.iterdir()):
                 if p.is_file() and p.suffix in {".svs", ".ndpi", ".dcm", ".tiff"} and not p.name.endswith("_1.dcm"):
