@@ -109,14 +109,13 @@ def _exact_scanner(source: SlideSource, depth: int) -> tuple[int, int] | None:
 #: re-reading a large level: DeepZoomGenerator reads the whole scanner level once per coarse level
 #: (a single-level 16k x 12k TIFF: ten full-resolution reads, 178 s and 2.3 GB). Such levels are
 #: built from the pixels the block pass already made instead, as vips does. "Large": more than
-#: DERIVE_ABOVE_PIXELS, or more than DERIVE_FAR_PIXELS read 8x or more finer than needed, or more
-#: than DERIVE_FROM_FULL_PIXELS read at full resolution because the file has no smaller level
-#: (a 3000 x 2200 single-level slide: 16 coarse tiles that each re-read the whole slide, 3.2 s to
-#: tile it before, 0.7 s now). A file's own small levels are still read before the block pass,
-#: so a large multi-level slide keeps its early first view.
+#: DERIVE_ABOVE_PIXELS, or more than DERIVE_FAR_PIXELS read 8x or more finer than needed, or read
+#: at full resolution at all because the file has no smaller level (a 3000 x 2200 single-level
+#: slide: 16 coarse tiles that each re-read the whole slide, 3.2 s to tile it before, 0.7 s now;
+#: even a 600 x 400 one paid 0.17 s for its 7 coarse reads). A file's own small levels are still
+#: read before the block pass, so a large multi-level slide keeps its early first view.
 DERIVE_ABOVE_PIXELS = 64 * 1024 * 1024
 DERIVE_FAR_PIXELS = 16 * 1024 * 1024
-DERIVE_FROM_FULL_PIXELS = 1024 * 1024
 
 
 def _reads_too_much(source: SlideSource, depth: int) -> bool:
@@ -128,7 +127,7 @@ def _reads_too_much(source: SlideSource, depth: int) -> bool:
         return False  # a fractional scanner level: only ever a small step from the wanted scale
     area = -(-geom.width >> k) * -(-geom.height >> k)
     return (area > DERIVE_ABOVE_PIXELS or (depth - k >= 3 and area > DERIVE_FAR_PIXELS)
-            or (level == 0 < depth and area > DERIVE_FROM_FULL_PIXELS))
+            or level == 0 < depth)
 
 
 def derived_levels(source: SlideSource) -> list[int]:
