@@ -20,6 +20,7 @@ here with tifffile, one *channel* at a time:
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -396,10 +397,25 @@ def display_window(reader: PlaneReader, channel: Channel, dims: list[tuple[int, 
 
 
 def to_8bit(raw: np.ndarray, window: tuple[float, float]) -> np.ndarray:
-    """Raw samples through the window onto 0..255 (below the window black, above white)."""
+    """Raw samples through the window onto 0..255 (below the window black, above white).
+
+    8- and 16-bit integer samples go through a lookup table of the same arithmetic (a 12 Mpx
+    plane: 0.5 s of float maths, 0.03 s of indexing); other types are computed directly.
+    """
+    if raw.dtype in (np.uint8, np.uint16):
+        return _window_table(raw.dtype.itemsize, float(window[0]), float(window[1]))[raw]
+    return _windowed(raw, window)
+
+
+def _windowed(raw: np.ndarray, window: tuple[float, float]) -> np.ndarray:
     lo, hi = window
     scaled = (raw.astype(np.float32) - lo) * (255.0 / (hi - lo))
     return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+
+
+@functools.lru_cache(maxsize=64)
+def _window_table(itemsize: int, lo: float, hi: float) -> np.ndarray:
+    return _windowed(np.arange(1 << (8 * itemsize), dtype=np.uint32 if itemsize > 1 else np.uint16), (lo, hi))
 
 
 def _rgb(colour: str) -> np.ndarray:
