@@ -5,6 +5,7 @@ what it holds beyond the block's own 48 MB of pixels is multiplied by the number
 
 from __future__ import annotations
 
+import io
 import sys
 
 import numpy as np
@@ -14,6 +15,8 @@ import tifffile
 from pathology_hub.tiling import pipeline, render
 from pathology_hub.tiling.geometry import BLOCK_TILES, TILE_SIZE
 from pathology_hub.tiling.source import SlideSource
+
+from .conftest import psnr
 
 MB = 2**20
 SPAN = BLOCK_TILES * TILE_SIZE  # one level-0 block: 4096 px
@@ -81,3 +84,31 @@ def test_reduce2_in_strips_equals_one_pillow_reduce():
         view = np.asarray(Image.fromarray(rng.integers(0, 256, (shape[0] + 4, shape[1] + 6, 3), dtype=np.uint8)))
         sliced = view[2:2 + shape[0], 3:3 + shape[1]]  # a non-contiguous view, as chain.tile() gives
         assert np.array_equal(render.reduce2(sliced), np.asarray(Image.fromarray(np.ascontiguousarray(sliced)).reduce(2)))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self")
+def test_thumbnail_from_a_100k_mosaic_needs_about_the_mosaic_again_not_twice():
+    """The parent makes the thumbnail of a single-level 100k x 100k slide from its 3,125 px mosaic
+    (29 MB). Before: Pillow's RGBX copy of it plus a full-size resampling pass, 53 MB more; now
+    box-halved in strips first, 27 MB more."""
+    from types import SimpleNamespace
+
+    from PIL import Image
+    side = -(-100_000 >> 5)
+    axis = np.arange(side)
+    pixels = np.empty((side, side, 3), np.uint8)
+    pixels[..., 0] = (128 + 100 * np.sin(axis / 53.0)).astype(np.uint8)[None, :]
+    pixels[..., 1] = (128 + 100 * np.cos(axis / 37.0)).astype(np.uint8)[:, None]
+    ramp = (axis % 256).astype(np.uint8)
+    pixels[..., 2] = np.add.outer(ramp, ramp)  # wraps mod 256: diagonal bands
+    stored = {}
+    build = SimpleNamespace(prefix="pyramids/t/v1", existing={},
+                            _put=lambda key, data, content_type: stored.update({key: data}))
+    peak = _peak_above_start(lambda: pipeline._Build._store_thumbnail(build, SimpleNamespace(pixels=pixels)))
+    assert peak < 1.4 * pixels.nbytes, f"{peak / MB:.0f} MB for a {pixels.nbytes / MB:.0f} MB mosaic"
+    (data,) = stored.values()
+    thumb = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+    assert thumb.shape == (1024, 1024, 3)
+    want = Image.fromarray(pixels)
+    want.thumbnail((1024, 1024), Image.LANCZOS)  # the former way: the same picture within JPEG error
+    assert psnr(thumb, np.asarray(want)) > 30
