@@ -171,8 +171,14 @@ def child(slide: str, store_dir: str, workers: int) -> None:
     import storage
     from pathology_hub.tiling import build_pyramid
     store = storage.open_store(f"file://{store_dir}")
+    block_pass_rss = [0]
+
+    def progress(p) -> None:  # the build process's own RSS after each stored pack
+        if p.phase == "levels":
+            block_pass_rss[0] = max(block_pass_rss[0], _status(os.getpid())["VmRSS"])
+
     t0 = time.monotonic()
-    result = build_pyramid(slide, store, "pyramids/bench/v1", workers=workers)
+    result = build_pyramid(slide, store, "pyramids/bench/v1", workers=workers, progress=progress)
     wall = time.monotonic() - t0
     try:  # reap the forkserver (which reaped the pool workers), so RUSAGE_CHILDREN covers them all
         from multiprocessing import forkserver
@@ -181,7 +187,7 @@ def child(slide: str, store_dir: str, workers: int) -> None:
         pass
     print(json.dumps({"wall_s": wall, "ru_self": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
                       "ru_descendants": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024,
-                      "tiles_total": result.tiles_total, "tiles_blank": result.tiles_blank,
+                      "parent_block_pass_rss": block_pass_rss[0], "tiles_total": result.tiles_total, "tiles_blank": result.tiles_blank,
                       "packs_written": result.packs_written, "objects_written": result.objects_written,
                       "first_view_s": result.first_view_seconds, "levels": result.levels,
                       "reader": result.source_reader}))
@@ -232,6 +238,7 @@ def run_size(size: int, args: argparse.Namespace, work: Path) -> dict:
     print(f"  peak tree RSS {_mb(res['peak_tree_rss'])} ({res['peak_tree_rss'] / MB / BUDGET_MB:.2f} x the "
           f"{BUDGET_MB} MB budget)   peak tree PSS {_mb(res['peak_tree_pss'])}   processes {res['processes']}")
     print("  per-process peak (VmHWM, last sample): " + ", ".join(f"{n} {_mb(h)}" for n, h in res["per_process_hwm"]))
+    print(f"  build process RSS during the block pass (after each pack): at most {_mb(res['parent_block_pass_rss'])}")
     print(f"  ru_maxrss: build process {_mb(res['ru_self'])}, largest of its reaped descendants "
           f"{_mb(res['ru_descendants'])}")
     if not args.keep:
