@@ -363,7 +363,7 @@ class _Build:
         pixels = mosaic.pixels
         # Box-halve first (in strips, see render.reduce2) while at least twice the size: Pillow
         # would otherwise copy the whole mosaic to RGBX and resample it at full size, the build's
-        # largest allocation on a 100k x 100k slide (29 MB mosaic -> +56 MB in the parent).
+        # largest allocation on a 100k x 100k slide (29 MB mosaic -> +53 MB in the parent).
         while max(pixels.shape[:2]) >= 2 * 1024:
             pixels = reduce2(pixels)
         img = Image.fromarray(pixels)
