@@ -36,7 +36,7 @@ from . import layout
 from .layout import FORMAT, MANIFEST, PREVIEW_MANIFEST, block_key, top_key  # noqa: F401 - importable from here as before
 from .pack import PackInfo, build_pack, read_pack_info
 from .render import (DEFAULT_QUALITY, Mosaic, blank_jpeg, block_piece, derived_levels, mosaic_depth,
-                     render_block, render_coarse, render_derived, thumbnail_depth)
+                     reduce2, render_block, render_coarse, render_derived, thumbnail_depth)
 from .source import SlideSource, encode_png
 
 _COARSE_SERIAL_MAX = 64  # coarse tiles rendered in the parent; above this they go to the workers
@@ -360,7 +360,13 @@ class _Build:
         if key in self.existing:
             return
         import io
-        img = Image.fromarray(mosaic.pixels)
+        pixels = mosaic.pixels
+        # Box-halve first (in strips, see render.reduce2) while at least twice the size: Pillow
+        # would otherwise copy the whole mosaic to RGBX and resample it at full size, the build's
+        # largest allocation on a 100k x 100k slide (29 MB mosaic -> +53 MB in the parent).
+        while max(pixels.shape[:2]) >= 2 * 1024:
+            pixels = reduce2(pixels)
+        img = Image.fromarray(pixels)
         img.thumbnail((1024, 1024), Image.LANCZOS)
         buf = io.BytesIO()
         img.save(buf, "JPEG", quality=90)
