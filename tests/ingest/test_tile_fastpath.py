@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from tests.fixtures.uploads import tus_upload
-
 VOLATILE = {"Date", "Vary", "Set-Cookie"}
 
 
-def test_fast_path_serves_token_requests_like_flask(app, client_for, world, synthetic_slide, demo_case_id,
+def test_fast_path_serves_token_requests_like_flask(app, client_for, world, ready_slide, demo_case_id,
                                                     flask_tile_calls):
     tech = client_for("tech")
-    assert tus_upload(tech, synthetic_slide, demo_case_id).status_code == 201
+    ready_slide(demo_case_id)  # serving is under test here, not ingest
     info = tech.get(f"/api/v1/cases/{demo_case_id}/slides").json["slides"][0]
     tile_url = info["dzi_url"].replace("slide.dzi", "slide_files/11/1_1.jpeg")
     bare_url = tile_url.split("?", 1)[0]
@@ -36,10 +34,10 @@ def test_fast_path_serves_token_requests_like_flask(app, client_for, world, synt
     assert outside.status_code == 404 and calls == [1, 1]
 
 
-def test_token_without_its_session_falls_through_to_the_policy(app, client_for, world, synthetic_slide,
+def test_token_without_its_session_falls_through_to_the_policy(app, client_for, world, ready_slide,
                                                                demo_case_id, flask_tile_calls):
     tech = client_for("tech")
-    assert tus_upload(tech, synthetic_slide, demo_case_id).status_code == 201
+    ready_slide(demo_case_id)  # serving is under test here, not ingest
     info = tech.get(f"/api/v1/cases/{demo_case_id}/slides").json["slides"][0]
     tile_url = info["dzi_url"].replace("slide.dzi", "slide_files/11/1_1.jpeg")
     calls = flask_tile_calls
@@ -52,7 +50,7 @@ def test_token_without_its_session_falls_through_to_the_policy(app, client_for, 
     assert tech.get(forged).status_code == 200 and calls == [1, 1, 1]  # session check in Flask still allows
 
 
-def test_remembered_grants_and_sessions_expire_with_the_token(app, client_for, world, synthetic_slide,
+def test_remembered_grants_and_sessions_expire_with_the_token(app, client_for, world, ready_slide,
                                                               demo_case_id, monkeypatch, flask_tile_calls):
     """The fast path memoises verified cookies and tokens; the memo must never outlive them."""
     import time as real_time
@@ -61,7 +59,7 @@ def test_remembered_grants_and_sessions_expire_with_the_token(app, client_for, w
     from pathology_hub.web import tile_fastpath
 
     tech = client_for("tech")
-    assert tus_upload(tech, synthetic_slide, demo_case_id).status_code == 201
+    ready_slide(demo_case_id)  # serving is under test here, not ingest
     info = tech.get(f"/api/v1/cases/{demo_case_id}/slides").json["slides"][0]
     tile_url = info["dzi_url"].replace("slide.dzi", "slide_files/11/1_1.jpeg")
     calls = flask_tile_calls
