@@ -127,9 +127,9 @@ def test_noting_a_tile_is_cheap(app, world, ready_slide):
     user = world.scalar(select(User).where(User.username == "tech"))
     token = next(iter(k for k, v in view_audit_hook._users.items() if v == user.id))
     n = 50_000
-    start = time.perf_counter()
+    start = time.process_time()  # CPU time: what the hook costs, not how busy the machine is
     for i in range(n):
         view_audit_hook.on_tile(token, 10 + (i & 1), info["uid"])
-    per_tile = (time.perf_counter() - start) / n
+    per_tile = (time.process_time() - start) / n
     assert per_tile < 20e-6, f"{per_tile * 1e6:.1f} µs per tile"
     assert json.loads(_flush_one(world).details)["tiles"] == n

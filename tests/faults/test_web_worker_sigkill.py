@@ -153,7 +153,8 @@ def test_sigkill_of_a_web_worker_under_load_answers_no_5xx(client_for, synthetic
     survivor = (workers - {victim}).pop()
     os.kill(survivor, signal.SIGSTOP)
     try:
-        assert [requests.get(u, cookies=http.cookies, timeout=10).status_code for u in tiles[:5] + apis] == \
+        # (30 s like every request here: this checks that the replacement serves, not how fast on a loaded machine)
+        assert [requests.get(u, cookies=http.cookies, timeout=30).status_code for u in tiles[:5] + apis] == \
             [200] * (5 + len(apis))
     finally:
         os.kill(survivor, signal.SIGCONT)
