@@ -14,7 +14,7 @@ import openslide
 from PIL import Image
 
 from ..identify import Magic
-from .base import VENDOR, SlideReader
+from .base import THUMBNAIL_WHOLE_PIXELS, VENDOR, SlideReader, bounded_thumbnail, thumbnail_level
 
 #: Human names for OpenSlide's detect_format values, for messages.
 FORMAT_LABELS = {
@@ -95,6 +95,10 @@ class OpenSlideReader(SlideReader):
         return DirectJpeg.try_open(self.path, self.properties.get(VENDOR), self.dimensions, background)
 
     def get_thumbnail(self, size: tuple[int, int]) -> Image.Image:
+        level, _ = thumbnail_level(self, size)
+        lw, lh = self.level_dimensions[level]
+        if lw * lh > THUMBNAIL_WHOLE_PIXELS:  # OpenSlide would read the whole level at once
+            return bounded_thumbnail(self, size)
         return self.slide.get_thumbnail(size).convert("RGB")
 
     def close(self) -> None:
