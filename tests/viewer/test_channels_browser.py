@@ -3,8 +3,10 @@
 A 3-channel 16-bit OME-TIFF (DAPI, FITC, Cy5, each bright in its own third of the image) is
 tiled channel by channel; the viewer composes the channels additively. Pixel checks on
 screenshots: each third shows its channel's colour, a channel switched off loses its colour
-(and only it), raising a window's lower limit darkens that channel only. Panning frame rate is measured and
-printed, not asserted (the measurement is bounded by Playwright's mouse-move rate).
+(and only it), raising a window's lower limit darkens that channel only. The panning frame rate is
+measured from inside the page and printed; the issue's 30 frames/s is NOT reached in headless
+Chromium here (software canvas, 2 cores): ~12-15 frames/s with three channels, ~27 with the
+composite alone, so the OpenSeadragon canvas drawer itself is the limit, not the channel colouring.
 """
 
 from __future__ import annotations
@@ -112,26 +114,33 @@ def test_channel_panel_composes_toggles_and_rewindows(browser, live_server, read
     raw = page.evaluate("pathologyViewer.channels.state()[0].window")
     assert raw[0] > state[0]["window"][0] + 0.8 * (state[0]["window"][1] - state[0]["window"][0])  # file units
 
-    # Panning with the three channels composed: a mouse drag, drawn frames counted by OSD's
-    # update-viewport event (raised once per drawn frame).
+    # Panning with the three channels composed, for 2 s: the page moves the viewport on every
+    # animation frame (as a continuous drag would), and OSD's update-viewport event (raised once per
+    # frame it draws, all channels composed with "lighter") counts the frames actually drawn. Driven
+    # from inside the page: Playwright mouse moves are one round trip each and cap the rate at ~11/s.
     page.evaluate("""() => { const v = pathologyViewer.viewer;
-        v.viewport.zoomTo(v.viewport.getHomeZoom() * 3, null, true);
-        window.__frames = 0; v.addHandler("update-viewport", () => { window.__frames += 1; }); }""")
+        v.viewport.zoomTo(v.viewport.getHomeZoom() * 3, null, true); }""")
     page.wait_for_timeout(800)
-    box = page.locator(".ph-pane-primary").bounding_box()
-    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-    page.mouse.move(cx, cy)
-    page.mouse.down()
-    page.evaluate("window.__frames = 0; window.__t0 = performance.now()")
-    for i in range(60):
-        page.mouse.move(cx - 4 * i, cy - 2 * i)
-        page.wait_for_timeout(16)
-    fps = page.evaluate("window.__frames * 1000 / (performance.now() - window.__t0)")
-    page.mouse.up()
-    # MEASURED, NOT ASSERTED: ~11 frames/s here, bounded by Playwright's own mouse-move rate (one
-    # move per round trip), so this neither proves nor refutes the issue's 30 frames/s; see report.
-    print(f"panning with 3 channels: {fps:.1f} frames/s")
-    assert fps > 0
+    fps, drawn = page.evaluate("""() => new Promise((resolve, reject) => {
+        setTimeout(() => reject(new Error("the pan loop did not finish")), 10000);
+        const v = pathologyViewer.viewer; let frames = 0; const count = () => { frames += 1; };
+        v.addHandler("update-viewport", count);
+        const t0 = performance.now(); let i = 0;
+        const step = () => {
+          const t = performance.now() - t0;
+          if (t >= 2000) { v.removeHandler("update-viewport", count); resolve([frames * 1000 / t, frames]); return; }
+          i += 1;
+          const c = v.viewport.getCenter();  // (the bundle exposes no OpenSeadragon global: move a Point it made)
+          c.x += 0.002 * Math.cos(i / 20); c.y += 0.0015 * Math.sin(i / 25);
+          v.viewport.panTo(c, true);
+          requestAnimationFrame(step);
+        };
+        requestAnimationFrame(step);
+    })""")
+    print(f"panning with 3 channels composed: {fps:.1f} frames/s ({drawn} frames in 2 s, idle {idle_raf}/s)")
+    # Not the issue's 30/s (see the module docstring); this bound catches a compositor that
+    # re-colours pixels every frame instead of drawing cached coloured tiles, or a stalled draw loop.
+    assert fps >= 8, f"{fps:.1f} frames/s while panning"
     assert not errors, errors
     ctx.close()
 
