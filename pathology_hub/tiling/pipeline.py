@@ -36,7 +36,8 @@ from . import layout
 from .layout import FORMAT, MANIFEST, PREVIEW_MANIFEST, block_key, top_key  # noqa: F401 - importable from here as before
 from .pack import PackInfo, build_pack, read_pack_info
 from .render import (DEFAULT_QUALITY, Mosaic, blank_jpeg, block_piece, derived_levels, mosaic_depth,
-                     reduce2, render_block, render_coarse, render_derived, thumbnail_depth)
+                     reduce2, render_block, render_coarse, render_derived,
+                     render_scanner_coarse, thumbnail_depth)
 from .source import SlideSource, encode_png
 
 _COARSE_SERIAL_MAX = 64  # coarse tiles rendered in the parent; above this they go to the workers
@@ -340,6 +341,9 @@ class _Build:
                 rendered.update(((lv, c, r), data) for lv, c, r, data in
                                 render_derived(chain, self.mosaic, self.geom, level, self.quality,
                                                                self.source.background))
+        rendered.update(((lv, c, r), data) for lv, c, r, data in
+                        render_scanner_coarse(self.source, [lv for lv in levels if lv not in self.derived],
+                                              self.quality))
         rest = [addr for addr in order if addr not in rendered]
         if self.workers > 1 and len(rest) > _COARSE_SERIAL_MAX:
             # The first view waits for these tiles; on a 100k x 100k slide they are ~300

@@ -4,10 +4,15 @@ Tiles must match what openslide-python's DeepZoomGenerator shows for the same
 address (pathologists compare them with other viewers) within JPEG error:
 
 * full resolution: the level-0 pixels themselves;
-* a downsample served by one of the slide's own (scanner) levels: DeepZoomGenerator's
-  pixels. When that level is an exact 2^k downsample its tiles at depth k are plain level
-  pixels, read once per block (DeepZoomGenerator re-reads them per tile and per depth), and
-  deeper levels box-reduce that read like the level-0 chain; otherwise its own tile;
+* a downsample served by one of the slide's own (scanner) levels that is an exact 2^k
+  downsample: its tiles at depth k are plain level pixels, read once per block
+  (DeepZoomGenerator re-reads them per tile and per depth), and deeper levels box-reduce that
+  read like the level-0 chain. A coarse level served by a small scanner level (up to
+  COARSE_WHOLE_PIXELS) reads that level once, whole, from its origin, which also makes
+  Aperio's rounded levels (2,221 px under 4,443 px: "2.0005") whole-pixel 2^k levels;
+* a fine level whose scanner level is fractional: the block's level-0 pixels box-reduced
+  (DeepZoomGenerator's per-tile reads of such a level decode each file tile up to four times);
+  a coarse one on a large slide: DeepZoomGenerator's own tile;
 * a 2^d downsample the slide has no level for: DeepZoomGenerator's ``thumbnail(LANCZOS)``
   box-reduces by 2^(d-1) and applies LANCZOS for the last 2x. We box-reduce all the way,
   once per block (2x2 means on an even grid, so a tile is still a pure function of its
@@ -119,6 +124,17 @@ def _exact_scanner(source: SlideSource, depth: int) -> tuple[int, int] | None:
     return (level, k) if k is not None and k <= depth else None
 
 
+def _fine_from_l0(source: SlideSource, depth: int) -> bool:
+    """Whether fine depth ``depth`` is box-reduced from the block's level-0 pixels.
+
+    True unless an exact 2^k scanner level serves it. A fractional level (Aperio's 4,443 px wide
+    level 0 over a 2,221 px level 1: downsample 2.0005) would mean DeepZoomGenerator's per-tile
+    reads, which resample and decode each file tile up to four times (the TCGA JPEG 2000 slide:
+    3.7 s of its 7 s). The block pass holds level 0 anyway, so reducing it costs a few ms, and it
+    is what vips does for every level."""
+    return depth == 0 or _exact_scanner(source, depth) is None
+
+
 #: A coarse level (or the thumbnail) is rendered from the slide's own levels (DeepZoomGenerator,
 #: available before the block pass, so the first view comes early) unless that would mean
 #: re-reading a large level: DeepZoomGenerator reads the whole scanner level once per coarse level
@@ -217,7 +233,7 @@ def render_block(source: SlideSource, bx: int, by: int, quality: int,
                     chains[lv] = _LevelChain(source.read_level(lv, k, x0 >> k, y0 >> k, -(-x1 >> k), -(-y1 >> k)),
                                              k, x0 >> k, y0 >> k)
                 chain = chains[lv].at(depth)
-            elif depth == 0 or source.scanner_level(depth) == 0:
+            elif _fine_from_l0(source, depth):
                 chain = chains[0].at(depth)
         if want and depth == min(piece_depth, FINE_LEVELS - 1):
             # Always the level-0 pixels box-reduced (one rule, so one tile on demand equals it).
@@ -229,7 +245,7 @@ def render_block(source: SlideSource, bx: int, by: int, quality: int,
                 continue
             x, y, w, h = geom.tile_box(level, col, row)
             edge = _clipped(geom, level, col, row) if depth > 0 else None
-            if edge is not None and source.scanner_level(depth) == 0:
+            if edge is not None and _fine_from_l0(source, depth):
                 ex0, ey0, ex1, ey1 = edge
                 tile = dzg_resample(full[ey0 - y0:ey1 - y0, ex0 - x0:ex1 - x0], (w, h))
             elif chain is None or edge is not None:
@@ -286,7 +302,11 @@ def _edge_resample(base: np.ndarray, origin: tuple[int, int], depth: int,
     ox, oy = origin
     crop = base[sy0 - oy:sy1 - oy, sx0 - ox:sx1 - ox]
     box = (0.0, 0.0, (fx1 - fx0) / (1 << depth), (fy1 - fy0) / (1 << depth))
-    return np.asarray(Image.fromarray(np.ascontiguousarray(crop)).resize(size, Image.LANCZOS, box=box))
+    # reducing_gap: a box reduce by a whole factor first, then LANCZOS, which is what DeepZoomGenerator's
+    # thumbnail() does; LANCZOS alone over a 1,000x reduction to a level a few pixels across gave
+    # other average colours (green 147 where DeepZoomGenerator shows 172).
+    return np.asarray(Image.fromarray(np.ascontiguousarray(crop)).resize(size, Image.LANCZOS, box=box,
+                                                                         reducing_gap=2.0))
 
 
 def render_derived(chain: "_LevelChain", mosaic: "Mosaic", geom, level: int, quality: int,
@@ -324,6 +344,69 @@ def _derived_tile_pixels(source: SlideSource, level: int, col: int, row: int) ->
     return _edge_resample(img, (footprint[0] >> steps, footprint[1] >> steps), steps, edge, (w, h))
 
 
+#: An exact scanner level up to this many pixels (48 MB in RGB) is read once for all the coarse tiles
+#: it serves and box-reduced, like the fine levels; DeepZoomGenerator re-reads it for every coarse
+#: level (a DICOM series of 8,000 x 6,000: nine reads of its 4x level, 1.2 s of a 3.2 s build).
+COARSE_WHOLE_PIXELS = 16 * 1024 * 1024
+
+
+def _whole_scanner(source: SlideSource, depth: int) -> tuple[int, int] | None:
+    """(scanner level, k) when coarse depth ``depth`` is made from the whole scanner level DeepZoomGenerator
+    would read, as a 2^k downsample (:meth:`SlideSource.whole_shift`), and that level is small enough."""
+    level = source.scanner_level(depth)
+    k = source.whole_shift(level) if level > 0 else None
+    if k is None or k > depth:
+        return None
+    geom = source.geometry
+    return (level, k) if -(-geom.width >> k) * -(-geom.height >> k) <= COARSE_WHOLE_PIXELS else None
+
+
+def render_scanner_coarse(source: SlideSource, levels: list[int], quality: int) -> Iterator[TileEntry]:
+    """Tiles of those coarse ``levels`` that :func:`_whole_scanner` serves (the others are not
+    yielded): one read per scanner level, then one box step per level, finest first; tiles cut by
+    the image edge resampled from the level's pixels as DeepZoomGenerator resamples them."""
+    geom = source.geometry
+    groups: dict[tuple[int, int], list[int]] = {}
+    for level in levels:
+        scanner = _whole_scanner(source, geom.depth(level))
+        if scanner is not None:
+            groups.setdefault(scanner, []).append(level)
+    for (lv, k), group in groups.items():
+        base = source.read_level(lv, k, 0, 0, -(-geom.width >> k), -(-geom.height >> k))
+        chain = _LevelChain(base, k, 0, 0)
+        for level in sorted(group, reverse=True):  # finest first: one box step each
+            chain.at(geom.depth(level))
+            cols, rows = geom.level_tiles(level)
+            for row in range(rows):
+                for col in range(cols):
+                    x, y, tw, th = geom.tile_box(level, col, row)
+                    edge = _clipped(geom, level, col, row)
+                    if edge is None:
+                        tile = chain.tile(x, y, tw, th)
+                    else:
+                        tile = _edge_resample(base, (0, 0), k, edge, (tw, th))
+                    if tile.shape[:2] != (th, tw):
+                        raise AssertionError(f"tile {level}/{col}_{row}: got {tile.shape[:2]}, want {(th, tw)}")
+                    yield level, col, row, None if is_blank(tile, source.background) else encode_jpeg(tile, quality)
+
+
+def _scanner_coarse_pixels(source: SlideSource, level: int, col: int, row: int, lv: int, k: int) -> np.ndarray:
+    """One tile of :func:`render_scanner_coarse` alone. A level that is not an exact 2^k downsample
+    (Aperio's 2.0005) maps to whole pixels only when read from its origin, so it is read from there."""
+    geom = source.geometry
+    _, _, w, h = geom.tile_box(level, col, row)
+    fx0, fy0, fx1, fy1 = geom.tile_region_l0(level, col, row)
+    ox, oy = (fx0 >> k, fy0 >> k) if source.exact_shift(lv) == k else (0, 0)
+    img = source.read_level(lv, k, ox, oy, -(-fx1 >> k), -(-fy1 >> k))
+    edge = _clipped(geom, level, col, row)
+    if edge is not None:
+        return _edge_resample(img, (ox, oy), k, edge, (w, h))
+    img = img[(fy0 >> k) - oy:, (fx0 >> k) - ox:]
+    for _ in range(geom.depth(level) - k):
+        img = reduce2(img)
+    return img[:h, :w]
+
+
 def render_coarse(source: SlideSource, level: int, col: int, row: int, quality: int) -> bytes | None:
     tile = source.coarse_tile(level, col, row)
     return None if is_blank(tile, source.background) else encode_jpeg(tile, quality)
@@ -340,12 +423,14 @@ def tile_pixels(source: SlideSource, level: int, col: int, row: int) -> np.ndarr
     if level in geom.coarse_levels:
         if level in derived_levels(source):
             return _derived_tile_pixels(source, level, col, row)
-        return source.coarse_tile(level, col, row)
-    if depth > 0 and source.scanner_level(depth) > 0:
-        scanner = _exact_scanner(source, depth)
-        if scanner is None or _clipped(geom, level, col, row) is not None:
+        whole = _whole_scanner(source, depth)
+        if whole is None:
             return source.coarse_tile(level, col, row)
-        lv, k = scanner
+        return _scanner_coarse_pixels(source, level, col, row, *whole)
+    if not _fine_from_l0(source, depth):
+        if _clipped(geom, level, col, row) is not None:
+            return source.coarse_tile(level, col, row)
+        lv, k = _exact_scanner(source, depth)
         fx0, fy0, fx1, fy1 = geom.tile_region_l0(level, col, row)
         img = source.read_level(lv, k, fx0 >> k, fy0 >> k, fx1 >> k, fy1 >> k)
         for _ in range(depth - k):

@@ -14,6 +14,7 @@ from pathology_hub.slides.synthetic import write_synthetic_slide
 from pathology_hub.tiling import (Progress, PyramidReader, TileNotFound, TilingError, build_pyramid,
                                   render_tile)
 
+from pathology_hub.tiling import render
 from pathology_hub.tiling.render import tile_pixels
 from pathology_hub.tiling.source import SlideSource
 
@@ -45,6 +46,26 @@ def check_pyramid(path, store, prefix, *, samples_per_level=4, rng_seed=0):
         for col, row in sample:
             assert render_tile(str(path), level, col, row) == reader.tile(level, col, row)
             ours = tile_pixels(source, level, col, row)
+            depth = g.depth(level)
+            if (level not in g.coarse_levels and depth > 0 and source.scanner_level(depth) > 0
+                    and render._fine_from_l0(source, depth)):
+                # A fine level whose scanner level is fractional (Aperio's 2.0005) is made from level 0,
+                # as vips makes every level: DeepZoomGenerator's reference is then the scanner's own
+                # resampled, recompressed copy (30 dB from level 0 on the TCGA JPEG 2000 slide), so the
+                # reference is OpenSlide's level 0 averaged over each 2^depth box (NumPy), or at the
+                # image edge DeepZoomGenerator's resampling applied to level 0.
+                x0, y0, x1, y1 = g.tile_region_l0(level, col, row)
+                full = slide.read_region((x0 + source.bounds.x, y0 + source.bounds.y), 0, (x1 - x0, y1 - y0))
+                full = source.to_srgb(full.convert("RGB"))
+                if render._clipped(g, level, col, row) is None:
+                    f = 1 << depth
+                    ref = np.asarray(full).astype(np.float64).reshape((y1 - y0) // f, f, (x1 - x0) // f, f, 3)
+                    ref = np.round(ref.mean((1, 3))).astype(np.uint8)
+                else:
+                    full.thumbnail((ours.shape[1], ours.shape[0]), Image.LANCZOS)
+                    ref = np.asarray(full.resize((ours.shape[1], ours.shape[0]), Image.LANCZOS))
+                scores.setdefault(level, []).append(psnr(ours, ref))
+                continue
             ref = dz.get_tile(level, (col, row)).convert("RGB")
             short = ref.size != (ours.shape[1], ours.shape[0])
             if short:  # DZG's thumbnail() can lose a pixel
