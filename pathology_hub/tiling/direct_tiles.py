@@ -87,23 +87,9 @@ def read_l0(source: SlideSource, x0: int, y0: int, x1: int, y1: int) -> np.ndarr
     return np.asarray(source.to_srgb(Image.fromarray(arr)))
 
 
-_identity: "weakref.WeakKeyDictionary[SlideSource, bool]" = weakref.WeakKeyDictionary()
-
-
 def _icc_is_identity(source: SlideSource) -> bool:
-    """Whether the slide's ICC transform leaves every sampled colour unchanged (an embedded sRGB
-    profile, as DICOM WSI files commonly carry): then applying it - 1.3 s per 4096 x 4096 block,
-    more than decoding - is skipped. 64^3 colours spanning the cube, plus both ends, must map to
-    themselves exactly; any difference keeps the transform."""
-    with _lock:
-        known = _identity.get(source)
-    if known is None:
-        v = np.unique(np.concatenate([np.arange(0, 256, 4), [1, 2, 3, 254, 255]])).astype(np.uint8)
-        grid = np.stack(np.meshgrid(v, v, v, indexing="ij"), -1).reshape(len(v), -1, 3)
-        known = bool(np.array_equal(np.asarray(source.to_srgb(Image.fromarray(grid))), grid))
-        with _lock:
-            _identity[source] = known
-    return known
+    """See :meth:`SlideSource.icc_is_identity` (kept here for callers of this module)."""
+    return source.icc_is_identity()
 
 
 class DirectDicomFrames(DirectTiles):
