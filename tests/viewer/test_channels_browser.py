@@ -4,9 +4,9 @@ A 3-channel 16-bit OME-TIFF (DAPI, FITC, Cy5, each bright in its own third of th
 tiled channel by channel; the viewer composes the channels additively. Pixel checks on
 screenshots: each third shows its channel's colour, a channel switched off loses its colour
 (and only it), raising a window's lower limit darkens that channel only. The panning frame rate is
-measured from inside the page and printed; the issue's 30 frames/s is NOT reached in headless
-Chromium here (software canvas, 2 cores): ~12-15 frames/s with three channels, ~27 with the
-composite alone, so the OpenSeadragon canvas drawer itself is the limit, not the channel colouring.
+measured from inside the page against the composite alone in the same page: the channels are
+composed on the client into one layer, so they draw about as fast (51 against 58 frames/s in
+headless Chromium on a quiet machine here, where one additive layer per channel drew 20).
 """
 
 from __future__ import annotations
@@ -61,6 +61,24 @@ def _block_colour(page, img: np.ndarray, k: int) -> np.ndarray:
     return img[y0:y1, x0:x1].reshape(-1, 3).mean(axis=0)
 
 
+PAN_FOR_2S = """() => new Promise((resolve, reject) => {
+    setTimeout(() => reject(new Error("the pan loop did not finish")), 10000);
+    const v = pathologyViewer.viewer; let frames = 0; const count = () => { frames += 1; };
+    v.addHandler("update-viewport", count);
+    const t0 = performance.now(); let i = 0;
+    const step = () => {
+      const t = performance.now() - t0;
+      if (t >= 2000) { v.removeHandler("update-viewport", count); resolve(frames * 1000 / t); return; }
+      i += 1;
+      const c = v.viewport.getCenter();  // (the bundle exposes no OpenSeadragon global: move a Point it made)
+      c.x += 0.002 * Math.cos(i / 20); c.y += 0.0015 * Math.sin(i / 25);
+      v.viewport.panTo(c, true);
+      requestAnimationFrame(step);
+    };
+    requestAnimationFrame(step);
+})"""
+
+
 def _open(browser, live_server, demo_case_id, locale: str):
     ctx = browser.new_context(viewport={"width": 1400, "height": 900}, locale=locale)
     page = login(ctx, live_server, "tech")
@@ -68,8 +86,9 @@ def _open(browser, live_server, demo_case_id, locale: str):
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(f"{live_server}/cases/{demo_case_id}/viewer")
     wait_until(page, "window.pathologyViewer && pathologyViewer.channels.state().length === 3")
-    wait_until(page, "pathologyViewer.viewer.world.getItemCount() === 4 && "
-               "[1,2,3].every(i => pathologyViewer.viewer.world.getItemAt(i).getFullyLoaded())", timeout=30)
+    # the composite (hidden) and one layer composing the three channels on the client
+    wait_until(page, "pathologyViewer.viewer.world.getItemCount() === 2 && "
+               "pathologyViewer.viewer.world.getItemAt(1).getFullyLoaded()", timeout=30)
     page.wait_for_timeout(400)  # colourised tiles drawn
     return ctx, page, errors
 
@@ -114,33 +133,28 @@ def test_channel_panel_composes_toggles_and_rewindows(browser, live_server, read
     raw = page.evaluate("pathologyViewer.channels.state()[0].window")
     assert raw[0] > state[0]["window"][0] + 0.8 * (state[0]["window"][1] - state[0]["window"][0])  # file units
 
-    # Panning with the three channels composed, for 2 s: the page moves the viewport on every
-    # animation frame (as a continuous drag would), and OSD's update-viewport event (raised once per
-    # frame it draws, all channels composed with "lighter") counts the frames actually drawn. Driven
-    # from inside the page: Playwright mouse moves are one round trip each and cap the rate at ~11/s.
-    page.evaluate("""() => { const v = pathologyViewer.viewer;
-        v.viewport.zoomTo(v.viewport.getHomeZoom() * 3, null, true); }""")
-    page.wait_for_timeout(800)
-    fps, drawn = page.evaluate("""() => new Promise((resolve, reject) => {
-        setTimeout(() => reject(new Error("the pan loop did not finish")), 10000);
-        const v = pathologyViewer.viewer; let frames = 0; const count = () => { frames += 1; };
-        v.addHandler("update-viewport", count);
-        const t0 = performance.now(); let i = 0;
-        const step = () => {
-          const t = performance.now() - t0;
-          if (t >= 2000) { v.removeHandler("update-viewport", count); resolve([frames * 1000 / t, frames]); return; }
-          i += 1;
-          const c = v.viewport.getCenter();  // (the bundle exposes no OpenSeadragon global: move a Point it made)
-          c.x += 0.002 * Math.cos(i / 20); c.y += 0.0015 * Math.sin(i / 25);
-          v.viewport.panTo(c, true);
-          requestAnimationFrame(step);
-        };
-        requestAnimationFrame(step);
-    })""")
-    print(f"panning with 3 channels composed: {fps:.1f} frames/s ({drawn} frames in 2 s, idle {idle_raf}/s)")
-    # Not the issue's 30/s (see the module docstring); the bound only catches a draw loop that stalls
-    # while panning (kept low: the browser lane shares two cores with three other test lanes).
-    assert fps >= 2, f"{fps:.1f} frames/s while panning"
+    # Panning for 2 s: the page moves the viewport on every animation frame (as a continuous drag
+    # would), and OSD's update-viewport event (raised once per frame it draws) counts the frames
+    # actually drawn. Driven from inside the page: Playwright mouse moves are one round trip each and
+    # cap the rate at ~11/s. The anchor, measured in the same page from the same view: the slide's
+    # composite alone, i.e. what a bright-field slide costs to draw.
+    def pan_rate() -> float:
+        page.evaluate("""() => { const v = pathologyViewer.viewer; v.viewport.goHome(true);
+            v.viewport.zoomTo(v.viewport.getHomeZoom() * 3, null, true); }""")
+        page.wait_for_timeout(1200)
+        return page.evaluate(PAN_FOR_2S)
+
+    layers = "pathologyViewer.viewer.world"
+    page.evaluate(f"() => {{ {layers}.getItemAt(0).setOpacity(1); {layers}.getItemAt(1).setOpacity(0); }}")
+    composite_fps = pan_rate()
+    page.evaluate(f"() => {{ {layers}.getItemAt(0).setOpacity(0); {layers}.getItemAt(1).setOpacity(1); }}")
+    fps = pan_rate()
+    print(f"panning: 3 channels composed {fps:.1f} frames/s, the composite alone {composite_fps:.1f} "
+          f"(idle animation {idle_raf}/s)")
+    # 51 against 58 frames/s on a quiet machine here (the issue's 30/s is met); one additive layer per
+    # channel drew 20. The ratio holds under load too, where absolute rates fall with the other lanes.
+    assert fps >= 0.7 * composite_fps, (fps, composite_fps)
+    assert fps >= 10, f"{fps:.1f} frames/s while panning"
     assert not errors, errors
     ctx.close()
 
