@@ -313,6 +313,13 @@ def render_derived(chain: "_LevelChain", mosaic: "Mosaic", geom, level: int, qua
                    background: tuple[int, int, int]) -> Iterator[TileEntry]:
     """Tiles of a derived coarse level, cut from the mosaic chain box-reduced to that level
     (tiles cut by the image edge: resampled from the mosaic as DeepZoomGenerator would)."""
+    return _chain_level(chain, mosaic.pixels, mosaic.depth, geom, level, quality, background)
+
+
+def _chain_level(chain: "_LevelChain", base: np.ndarray, base_depth: int, geom, level: int, quality: int,
+                 background: tuple[int, int, int]) -> Iterator[TileEntry]:
+    """Every tile of one level cut from ``chain`` box-reduced to it; tiles cut by the image edge are
+    resampled from ``base``, the whole level at ``base_depth`` the chain started from."""
     chain.at(geom.depth(level))
     cols, rows = geom.level_tiles(level)
     for row in range(rows):
@@ -322,7 +329,7 @@ def render_derived(chain: "_LevelChain", mosaic: "Mosaic", geom, level: int, qua
             if edge is None:
                 tile = chain.tile(x, y, w, h)
             else:
-                tile = _edge_resample(mosaic.pixels, (0, 0), mosaic.depth, edge, (w, h))
+                tile = _edge_resample(base, (0, 0), base_depth, edge, (w, h))
             if tile.shape[:2] != (h, w):
                 raise AssertionError(f"tile {level}/{col}_{row}: got {tile.shape[:2]}, want {(h, w)}")
             yield level, col, row, None if is_blank(tile, background) else encode_jpeg(tile, quality)
@@ -375,19 +382,7 @@ def render_scanner_coarse(source: SlideSource, levels: list[int], quality: int) 
         base = source.read_level(lv, k, 0, 0, -(-geom.width >> k), -(-geom.height >> k))
         chain = _LevelChain(base, k, 0, 0)
         for level in sorted(group, reverse=True):  # finest first: one box step each
-            chain.at(geom.depth(level))
-            cols, rows = geom.level_tiles(level)
-            for row in range(rows):
-                for col in range(cols):
-                    x, y, tw, th = geom.tile_box(level, col, row)
-                    edge = _clipped(geom, level, col, row)
-                    if edge is None:
-                        tile = chain.tile(x, y, tw, th)
-                    else:
-                        tile = _edge_resample(base, (0, 0), k, edge, (tw, th))
-                    if tile.shape[:2] != (th, tw):
-                        raise AssertionError(f"tile {level}/{col}_{row}: got {tile.shape[:2]}, want {(th, tw)}")
-                    yield level, col, row, None if is_blank(tile, source.background) else encode_jpeg(tile, quality)
+            yield from _chain_level(chain, base, k, geom, level, quality, source.background)
 
 
 def _scanner_coarse_pixels(source: SlideSource, level: int, col: int, row: int, lv: int, k: int) -> np.ndarray:
