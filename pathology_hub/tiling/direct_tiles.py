@@ -18,7 +18,6 @@ import weakref
 
 import numpy as np
 import tifffile
-from PIL import Image
 
 from ..slides.readers.tiff import DirectJpeg, TileDecodeError
 from .errors import TilingError
@@ -82,14 +81,7 @@ def read_l0(source: SlideSource, x0: int, y0: int, x1: int, y1: int) -> np.ndarr
         arr = direct.read(x0 + b.x, y0 + b.y, x1 + b.x, y1 + b.y)
     except TileDecodeError as exc:
         raise TilingError(str(exc)) from exc
-    if not source.icc or _icc_is_identity(source):
-        return arr
-    return np.asarray(source.to_srgb(Image.fromarray(arr)))
-
-
-def _icc_is_identity(source: SlideSource) -> bool:
-    """See :meth:`SlideSource.icc_is_identity` (kept here for callers of this module)."""
-    return source.icc_is_identity()
+    return source.srgb_pixels(arr)
 
 
 class DirectDicomFrames(DirectTiles):

@@ -95,11 +95,19 @@ class SlideSource:
             self._identity = bool(np.array_equal(np.asarray(self.to_srgb(Image.fromarray(grid))), grid))
         return self._identity
 
+    @property
+    def needs_srgb(self) -> bool:
+        """Whether pixels read from the slide must go through its ICC transform (one that exists and
+        changes something): the one test every read path uses before converting."""
+        return self._transform is not None and not self.icc_is_identity()
+
     def srgb_array(self, img: Image.Image) -> np.ndarray:
         """``img`` (RGB) in sRGB as an array, without the transform when it changes nothing."""
-        if self._transform is None or self.icc_is_identity():
-            return np.asarray(img)
-        return np.asarray(self.to_srgb(img))
+        return np.asarray(self.to_srgb(img)) if self.needs_srgb else np.asarray(img)
+
+    def srgb_pixels(self, arr: np.ndarray) -> np.ndarray:
+        """:meth:`srgb_array` for pixels already in an array (no copy when nothing changes)."""
+        return np.asarray(self.to_srgb(Image.fromarray(arr))) if self.needs_srgb else arr
 
     def read_l0(self, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
         """Full-resolution pixels of [x0, x1) x [y0, y1) in Deep Zoom (bounds-relative) coordinates."""
@@ -109,16 +117,14 @@ class SlideSource:
                 arr = self._direct.read(x0 + bx, y0 + by, x1 + bx, y1 + by)
             except TileDecodeError as exc:
                 raise TilingError(str(exc)) from exc
-            if self._transform is None:
-                return arr
-            return np.asarray(self.to_srgb(Image.fromarray(arr)))
+            return self.srgb_pixels(arr)
         try:
             region = self.slide.read_region((x0 + bx, y0 + by), 0, (x1 - x0, y1 - y0))
         except self._errors as exc:
             raise TilingError(f"the slide's pixels cannot be read ({exc})") from exc
         img = Image.new("RGB", region.size, self.background)
         img.paste(region, mask=region)  # the same compositing DeepZoomGenerator does
-        return np.asarray(self.to_srgb(img))
+        return self.srgb_array(img)
 
     def scanner_level(self, depth: int) -> int:
         """The slide level DeepZoomGenerator reads for a 2^depth downsample (0 = full resolution)."""
@@ -182,7 +188,7 @@ class SlideSource:
             # DeepZoomGenerator scales with thumbnail(), which keeps the aspect ratio and can
             # come out a pixel short on thin tiles; the DZI promises exact sizes.
             tile = tile.resize((w, h), Image.LANCZOS)
-        return np.asarray(self.to_srgb(tile.convert("RGB")))
+        return self.srgb_array(tile.convert("RGB"))
 
     def thumbnail(self, max_size: int = 1024) -> Image.Image:
         """Overview of the bounds area, colour-converted like the tiles."""
