@@ -28,6 +28,7 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
+from pathology_hub.slides.readers.parallel import thread_map
 from storage.base import ObjectStore
 from storage.keys import validate_key
 
@@ -42,10 +43,12 @@ from .source import SlideSource, encode_png
 
 _COARSE_SERIAL_MAX = 64  # coarse tiles rendered in the parent; above this they go to the workers
 _COARSE_CHUNK = 8        # coarse tiles per worker task
-#: Fewer level-0 blocks than this are rendered in the calling process: starting a process pool
-#: (forkserver, a fresh interpreter that imports OpenSlide, NumPy and the slide: ~0.3-0.5 s) costs
-#: more than a one-block slide's whole build (~0.2 s, bench/tiling.py "fixed cost"), while two
-#: blocks of a JPEG 2000 file already take seconds each.
+#: Less level-0 work than this many whole blocks is rendered in the calling process: starting a
+#: process pool (forkserver, a fresh interpreter that imports OpenSlide, NumPy and the slide:
+#: ~0.3-0.5 s) costs more than a one-block slide's whole build (~0.2 s, bench/tiling.py "fixed
+#: cost"), and blocks are weighed by area: the TCGA JPEG 2000 slide (4,443 px wide) has one whole
+#: block and a 347 px sliver, and a pool made it 5.6 s against 3.8 s in one process, whose
+#: decoding and colour conversion run on threads anyway (slides.readers.parallel).
 POOL_MIN_BLOCKS = 2
 
 
@@ -143,6 +146,10 @@ def _worker_block(bx: int, by: int, key: str, quality: int,
     return _block(_worker_source, bx, by, key, quality, piece_depth)
 
 
+def _worker_ready() -> None:
+    """A no-op that makes the pool start a worker (which opens the slide) ahead of the blocks."""
+
+
 def _worker_piece(bx: int, by: int, piece_depth: int) -> "np.ndarray":
     assert _worker_source is not None
     return block_piece(_worker_source, bx, by, piece_depth)
@@ -160,8 +167,18 @@ def _mp_context() -> multiprocessing.context.BaseContext:
     It re-imports ``__main__`` from its file, so a main without one (stdin, -c) gets fork."""
     main_file = getattr(sys.modules.get("__main__"), "__file__", None)
     if main_file and os.path.exists(main_file):
-        return multiprocessing.get_context("forkserver")
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(list(_FORKSERVER_PRELOAD))
+        return ctx
     return multiprocessing.get_context("fork")
+
+
+#: Imported once by the forkserver (when it starts, at a process's first pool), so each pool worker
+#: is forked with them loaded instead of importing them itself: a cold import of the readers
+#: (pydicom alone 0.5-1 s) made the first block of every multi-block build start ~1.5 s late.
+#: ``__main__`` is the forkserver's own default, kept.
+_FORKSERVER_PRELOAD = ("__main__", "pathology_hub.tiling.pipeline", "openslide", "pydicom", "imagecodecs",
+                       "PIL.ImageCms", "tifffile")
 
 
 def _blank_object(source: SlideSource, quality: int) -> tuple[bytes, dict[str, list[int]]]:
@@ -215,6 +232,9 @@ class _Build:
         self.first_view = 0.0
         self.uploads = ThreadPoolExecutor(max_workers=8, thread_name_prefix="tile-upload")
         self._processes: ProcessPoolExecutor | None = None
+        self._ahead_thread: ThreadPoolExecutor | None = None
+        self._ahead: dict[str, Future] = {}
+        self._early: list[Future] = []
 
     def _stale_layout(self) -> bool:
         """Whether a manifest already under the prefix records a tile layout other than ours."""
@@ -240,6 +260,18 @@ class _Build:
     def _put(self, key: str, data: bytes, content_type: str) -> None:
         self.store.put_bytes(key, data, content_type=content_type)
         self.objects += 1
+
+    def _put_early(self, key: str, data: bytes, content_type: str) -> None:
+        """Store an object the preview manifest will name, on the upload threads (the blank tiles,
+        thumbnail, label and macro are independent: one round trip for all, not one each;
+        on a five-tile slide those round trips were most of its build). :meth:`_wait_early` waits
+        for them before any manifest names them."""
+        self._early.append(self.uploads.submit(self._put, key, data, content_type))
+
+    def _wait_early(self) -> None:
+        early, self._early = self._early, []
+        for fut in early:
+            fut.result()
 
     def _known(self, key: str) -> PackInfo | None:
         """A pack stored by an earlier (maybe killed) run, with its index location."""
@@ -277,13 +309,15 @@ class _Build:
         finally:
             if self._processes is not None:
                 self._processes.shutdown(wait=True, cancel_futures=True)
+            if self._ahead_thread is not None:
+                self._ahead_thread.shutdown(wait=True, cancel_futures=True)
             self.uploads.shutdown(wait=True, cancel_futures=True)
 
     def _run(self) -> PyramidResult:
         blank_key = layout.blank_key(self.prefix)
         blank_data, self.blank_table = _blank_object(self.source, self.quality)
         if blank_key not in self.existing:
-            self._put(blank_key, blank_data, "application/octet-stream")
+            self._put_early(blank_key, blank_data, "application/octet-stream")
         # Coarse levels the slide has no small level for, and a thumbnail it has no small level
         # for, are made from the blocks' pixels after the block pass (as vips does) instead of
         # re-reading the full resolution once per coarse level.
@@ -294,9 +328,11 @@ class _Build:
                                              or thumbnail_depth(self.source) is not None
                                              and layout.thumbnail_key(self.prefix) not in self.existing):
             self.mosaic = Mosaic(self.source, self.piece_depth)
+        self._start_blocks()
         if not self.derived:
             self._build_top()
         self.extras = self._store_extras()
+        self._wait_early()
         self._write_manifest(complete=False)
         self.first_view = time.monotonic() - self.started
         self._report("preview", min(self.geom.coarse_levels, default=None))
@@ -309,6 +345,7 @@ class _Build:
         finally:
             if self._processes is not None:
                 self._processes.shutdown(wait=True, cancel_futures=True)
+        self._wait_early()
         self.uploads.shutdown(wait=True)
         manifest_key = self._write_manifest(complete=True)
         try:
@@ -382,15 +419,50 @@ class _Build:
             import io
             buf = io.BytesIO()
             self.source.thumbnail().save(buf, "JPEG", quality=90)
-            self._put(thumb_key, buf.getvalue(), "image/jpeg")
+            self._put_early(thumb_key, buf.getvalue(), "image/jpeg")
         assoc = {}
+        todo = []
         for name, img in sorted(self.source.associated().items()):
             safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name) or "image"
             key = layout.associated_key(self.prefix, safe)
             if key not in self.existing:
-                self._put(key, encode_png(self.source.to_srgb(img)), "image/png")
+                todo.append((key, img))
             assoc[name] = key
+        # PNG encoding (zlib) releases the GIL: label and macro are encoded side by side.
+        for (key, _), data in zip(todo, thread_map(lambda item: encode_png(self.source.to_srgb(item[1])), todo)):
+            self._put_early(key, data, "image/png")
         return {"thumbnail": thumb_key, "associated": assoc}
+
+    def _serial(self, blocks: list[tuple[int, int]]) -> bool:
+        """Whether the blocks are rendered in this process rather than on a process pool."""
+        return self.workers == 1 or self._blocks_weight(blocks) < POOL_MIN_BLOCKS
+
+    def _start_blocks(self) -> None:
+        """Get the block pass going while the preview is made. On a process pool: start the
+        workers now, so their start (a fresh interpreter each, ~1-2 s on the first pool of a
+        process) overlaps the coarse levels instead of following them. In this process:
+        :meth:`_render_ahead`, unless the coarse levels wait for the blocks anyway."""
+        todo = [(bx, by) for bx, by in self.geom.iter_blocks() if self._known(block_key(self.prefix, bx, by)) is None]
+        if not todo:
+            return
+        if not self._serial(todo):
+            pool = self._pool()
+            for _ in range(self.workers):
+                pool.submit(_worker_ready)
+        elif not self.derived:
+            self._render_ahead(todo)
+
+    def _render_ahead(self, todo: list[tuple[int, int]]) -> None:
+        """For a slide rendered in this process, start its blocks on a thread now, while the coarse
+        levels and the thumbnail are made from the slide's own levels (independent work; OpenSlide,
+        the decoders and LittleCMS release the GIL). The TCGA JPEG 2000 slide spent 1.6 s there
+        with one core idle. Only the rendering runs ahead; storing and bookkeeping stay in
+        :meth:`_build_blocks`, in block order."""
+        self._ahead_thread = ThreadPoolExecutor(1, thread_name_prefix="render-ahead")
+        piece_depth = self.piece_depth if self.mosaic is not None else None
+        for bx, by in todo:
+            key = block_key(self.prefix, bx, by)
+            self._ahead[key] = self._ahead_thread.submit(_block, self.source, bx, by, key, self.quality, piece_depth)
 
     def _build_blocks(self) -> None:
         todo = []
@@ -419,11 +491,13 @@ class _Build:
             self._pack_done(f"b{bx}-{by}", info, True)
             self._report("levels", level)
 
-        if self.workers == 1 or len(todo) + len(need_piece) < POOL_MIN_BLOCKS:
+        if self._serial([(bx, by) for bx, by, _ in todo] + need_piece):
             for bx, by in need_piece:
                 self.mosaic.add(bx, by, block_piece(self.source, bx, by, self.piece_depth))
             for bx, by, key in todo:
-                finish(bx, by, *_block(self.source, bx, by, key, self.quality, piece_depth))
+                ahead = self._ahead.pop(key, None)
+                finish(bx, by, *(ahead.result() if ahead is not None
+                                 else _block(self.source, bx, by, key, self.quality, piece_depth)))
                 self._drain(uploads, limit=16)
         else:
             pool = self._pool()
@@ -445,6 +519,15 @@ class _Build:
                         self.mosaic.add(bx, by, fut.result())
                 self._drain(uploads, limit=16)
         self._drain(uploads, limit=0)
+
+    def _blocks_weight(self, blocks: list[tuple[int, int]]) -> float:
+        """The blocks' level-0 area, counted in whole blocks."""
+        span = self.geom.block_span
+        area = 0
+        for bx, by in blocks:
+            x0, y0, x1, y1 = self.geom.block_region(bx, by)
+            area += (x1 - x0) * (y1 - y0)
+        return area / (span * span)
 
     @staticmethod
     def _drain(uploads: set[Future], limit: int) -> None:

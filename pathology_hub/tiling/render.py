@@ -36,6 +36,8 @@ import imagecodecs
 import numpy as np
 from PIL import Image
 
+from pathology_hub.slides.readers.parallel import thread_map
+
 from .blank import is_blank
 from .errors import TileNotFound
 from . import direct_tiles
@@ -239,10 +241,14 @@ def render_block(source: SlideSource, bx: int, by: int, quality: int,
             # Always the level-0 pixels box-reduced (one rule, so one tile on demand equals it).
             piece["pixels"] = _piece(geom, chains[0].at(depth), bx, by, piece_depth)
             want = False
-        for col, row in geom.block_tiles(bx, by, level):
-            if all_blank:
+        if all_blank:
+            for col, row in geom.block_tiles(bx, by, level):
                 yield level, col, row, None
-                continue
+            continue
+
+        def make(address: tuple[int, int], level: int = level, depth: int = depth,
+                 chain: "_LevelChain | None" = chain) -> TileEntry:
+            col, row = address
             x, y, w, h = geom.tile_box(level, col, row)
             edge = _clipped(geom, level, col, row) if depth > 0 else None
             if edge is not None and _fine_from_l0(source, depth):
@@ -252,9 +258,9 @@ def render_block(source: SlideSource, bx: int, by: int, quality: int,
                 tile = source.coarse_tile(level, col, row)
             else:
                 tile = chain.tile(x, y, w, h)
-            if tile.shape[:2] != (h, w):  # a geometry bug must never ship a wrong tile
-                raise AssertionError(f"tile {level}/{col}_{row}: got {tile.shape[:2]}, want {(h, w)}")
-            yield level, col, row, None if is_blank(tile, source.background) else encode_jpeg(tile, quality)
+            return _entry(level, col, row, tile, (w, h), source.background, quality)
+        # Resampling and encoding release the GIL: a level's tiles are made on the threads.
+        yield from thread_map(make, list(geom.block_tiles(bx, by, level)))
     if want:  # fewer fine levels than the piece's depth (cannot happen with coarse levels; kept safe)
         piece["pixels"] = _piece(geom, chains[0], bx, by, piece_depth)
 
@@ -322,17 +328,26 @@ def _chain_level(chain: "_LevelChain", base: np.ndarray, base_depth: int, geom, 
     resampled from ``base``, the whole level at ``base_depth`` the chain started from."""
     chain.at(geom.depth(level))
     cols, rows = geom.level_tiles(level)
-    for row in range(rows):
-        for col in range(cols):
-            x, y, w, h = geom.tile_box(level, col, row)
-            edge = _clipped(geom, level, col, row)
-            if edge is None:
-                tile = chain.tile(x, y, w, h)
-            else:
-                tile = _edge_resample(base, (0, 0), base_depth, edge, (w, h))
-            if tile.shape[:2] != (h, w):
-                raise AssertionError(f"tile {level}/{col}_{row}: got {tile.shape[:2]}, want {(h, w)}")
-            yield level, col, row, None if is_blank(tile, background) else encode_jpeg(tile, quality)
+
+    def make(address: tuple[int, int]) -> TileEntry:
+        col, row = address
+        x, y, w, h = geom.tile_box(level, col, row)
+        edge = _clipped(geom, level, col, row)
+        if edge is None:
+            tile = chain.tile(x, y, w, h)
+        else:
+            tile = _edge_resample(base, (0, 0), base_depth, edge, (w, h))
+        return _entry(level, col, row, tile, (w, h), background, quality)
+    yield from thread_map(make, [(col, row) for row in range(rows) for col in range(cols)])
+
+
+def _entry(level: int, col: int, row: int, tile: np.ndarray, size: tuple[int, int],
+           background: tuple[int, int, int], quality: int) -> TileEntry:
+    """The finished tile: None when blank, else its JPEG; a wrong size is a geometry bug, never shipped."""
+    w, h = size
+    if tile.shape[:2] != (h, w):
+        raise AssertionError(f"tile {level}/{col}_{row}: got {tile.shape[:2]}, want {(h, w)}")
+    return level, col, row, None if is_blank(tile, background) else encode_jpeg(tile, quality)
 
 
 def _derived_tile_pixels(source: SlideSource, level: int, col: int, row: int) -> np.ndarray:

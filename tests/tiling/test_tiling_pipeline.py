@@ -107,9 +107,17 @@ def test_synthetic_pyramid_matches_deepzoom(synthetic_slide, store):
     assert Image.open(__import__("io").BytesIO(store.get_bytes(manifest["thumbnail"]))).size[0] <= 1024
 
 
-def test_parallel_build_equals_serial(multiblock_slide, store):
+def test_parallel_build_equals_serial(multiblock_slide, store, monkeypatch):
+    from pathology_hub.tiling import pipeline
+    started = []
+    real_pool = pipeline.ProcessPoolExecutor
+    monkeypatch.setattr(pipeline, "ProcessPoolExecutor", lambda *a, **k: started.append(1) or real_pool(*a, **k))
     a = build_pyramid(str(multiblock_slide), store, "p/a", workers=1)
+    assert not started
+    # 1.47 blocks of area: below the pool's threshold, so lower it to compare the two paths.
+    monkeypatch.setattr(pipeline, "POOL_MIN_BLOCKS", 1)
     b = build_pyramid(str(multiblock_slide), store, "p/b", workers=2)
+    assert started
     assert a.packs_written == b.packs_written == 5  # 2x2 level-0 blocks + the coarse pack
     for name in ("packs/b0-0.pack", "packs/b1-1.pack", "packs/top.pack", "blank.jpgs"):
         assert store.get_bytes(f"p/a/{name}") == store.get_bytes(f"p/b/{name}")

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..identify import Magic
+from .parallel import thread_map
 
 _JPEG = 7
 #: OpenSlide vendors whose level 0 is page 0 of the TIFF, with nothing in front of it.
@@ -87,20 +88,26 @@ class DirectJpeg:
         return cls(path, background) if ok else None
 
     def read(self, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
+        """Pixels of [x0, x1) x [y0, y1); the file tiles are decoded on the process's threads,
+        each into its own part of the output."""
         out = np.empty((y1 - y0, x1 - x0, 3), np.uint8)
-        for ty in range(y0 // self.th, (y1 - 1) // self.th + 1):
-            for tx in range(x0 // self.tw, (x1 - 1) // self.tw + 1):
-                sx0, sy0 = tx * self.tw, ty * self.th
-                ix0, iy0 = max(x0, sx0), max(y0, sy0)
-                ix1, iy1 = min(x1, sx0 + self.tw, self.width), min(y1, sy0 + self.th, self.height)
-                if ix1 <= ix0 or iy1 <= iy0:
-                    continue
-                dst = out[iy0 - y0:iy1 - y0, ix0 - x0:ix1 - x0]
-                tile = self.decode(tx, ty)
-                if tile is None:
-                    dst[...] = self.background
-                else:
-                    dst[...] = tile[iy0 - sy0:iy1 - sy0, ix0 - sx0:ix1 - sx0]
+
+        def fill(tile_xy: tuple[int, int]) -> None:
+            tx, ty = tile_xy
+            sx0, sy0 = tx * self.tw, ty * self.th
+            ix0, iy0 = max(x0, sx0), max(y0, sy0)
+            ix1, iy1 = min(x1, sx0 + self.tw, self.width), min(y1, sy0 + self.th, self.height)
+            if ix1 <= ix0 or iy1 <= iy0:
+                return
+            dst = out[iy0 - y0:iy1 - y0, ix0 - x0:ix1 - x0]
+            tile = self.decode(tx, ty)
+            if tile is None:
+                dst[...] = self.background
+            else:
+                dst[...] = tile[iy0 - sy0:iy1 - sy0, ix0 - sx0:ix1 - sx0]
+
+        thread_map(fill, [(tx, ty) for ty in range(y0 // self.th, (y1 - 1) // self.th + 1)
+                          for tx in range(x0 // self.tw, (x1 - 1) // self.tw + 1)])
         return out
 
     def decode(self, tx: int, ty: int) -> np.ndarray | None:
