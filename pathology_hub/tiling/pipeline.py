@@ -48,8 +48,10 @@ _COARSE_CHUNK = 8        # coarse tiles per worker task
 #: ~0.3-0.5 s) costs more than a one-block slide's whole build (~0.2 s, bench/tiling.py "fixed
 #: cost"), and blocks are weighed by area: the TCGA JPEG 2000 slide (4,443 px wide) has one whole
 #: block and a 347 px sliver, and a pool made it 5.6 s against 3.8 s in one process, whose
-#: decoding and colour conversion run on threads anyway (slides.readers.parallel).
-POOL_MIN_BLOCKS = 2
+#: decoding, colour work and encoding run on threads anyway (slides.readers.parallel). A
+#: 48 Mpx four-channel OME-TIFF (2.9 blocks): 3.4 s in one process, 3.8-5.0 s with a pool; a
+#: 300 Mpx DICOM series (18 blocks): 10.4 s in one process, 8-9 s with one.
+POOL_MIN_BLOCKS = 4
 
 
 @dataclass(frozen=True)

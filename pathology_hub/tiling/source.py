@@ -65,8 +65,11 @@ class SlideSource:
 
     @property
     def reader_kind(self) -> str:
-        """jpeg-direct on the fast path, else the reader's name: openslide, kfb, wsidicom or photo."""
-        return "jpeg-direct" if self._direct else self.slide.name
+        """jpeg-direct on the fast JPEG path, else the reader's name: openslide, kfb, wsidicom, channels
+        or photo (a reader's own level-0 path that is not JPEG decoding names itself)."""
+        if self._direct is None:
+            return self.slide.name
+        return getattr(self._direct, "kind", "jpeg-direct")
 
     @property
     def icc(self) -> bool:

@@ -1,0 +1,46 @@
+"""The colour composite of a channel image, and the fast level-0 path of channel images: integer
+arithmetic and the direct RGB read must give exactly what the definitions say."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pathology_hub.slides.readers.channels import _rgb, compose
+from pathology_hub.tiling.source import SlideSource
+from tests.slides.test_slides_faithful import write_qptiff
+
+
+def test_compose_is_the_rounded_clipped_sum_of_tinted_channels():
+    rng = np.random.default_rng(4)
+    greys = [rng.integers(0, 256, (517, 300), dtype=np.uint8) for _ in range(6)]
+    colours = ["0000ff", "00ff00", "ff0000", "ff00ff", "808040", "ff8000"]
+    expected = np.clip(np.rint(sum(g.astype(np.float64)[..., None] * _rgb(c).astype(np.float64)
+                                   for g, c in zip(greys, colours))), 0, 255).astype(np.uint8)
+    assert np.array_equal(compose(greys, colours), expected)
+    # One full-strength channel per component: the channel itself; no channel: black.
+    one = compose(greys[:1], ["0000ff"])
+    assert np.array_equal(one[..., 2], greys[0]) and not one[..., :2].any()
+
+
+def test_direct_level0_of_channel_images_equals_their_read_region(tmp_path):
+    """The composite and each channel view read as RGB arrays equal read_region's RGBA pasted
+    onto the background, pixel for pixel (the tiles rendered from either are the same)."""
+    from pathology_hub.slides.readers.channels import write_view
+
+    path = tmp_path / "plex.qptiff"
+    names = ["DAPI", "FITC", "Cy5"]
+    write_qptiff(path, names, {"DAPI": "Blue", "FITC": "Green", "Cy5": "Magenta"}, size=(700, 900),
+                 dtype=np.uint16)
+    views = [str(path)] + [write_view(str(tmp_path), str(path), k, [(0.0, 400.0)] * 3) for k in range(3)]
+    for view in views:
+        fast, slow = SlideSource(view), SlideSource(view, direct=False)
+        try:
+            assert fast.reader_kind == slow.reader_kind and fast._direct is not None and slow._direct is None
+            for box in [(0, 0, 900, 700), (13, 250, 611, 699), (800, 600, 900, 700)]:
+                a, b = fast.read_l0(*box), slow.read_l0(*box)
+                assert a.shape == b.shape == (box[3] - box[1], box[2] - box[0], 3)
+                assert np.array_equal(a, b), (view, box)
+            assert fast.read_l0(0, 0, 900, 700).any()
+        finally:
+            fast.close()
+            slow.close()
