@@ -28,6 +28,7 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
+from pathology_hub.slides.readers import parallel
 from pathology_hub.slides.readers.parallel import thread_map
 from storage.base import ObjectStore
 from storage.keys import validate_key
@@ -101,6 +102,7 @@ def _worker_init(slide_path: str, owner_pid: int | None = None) -> None:
     global _worker_source
     if owner_pid is not None:
         _die_with_owner(owner_pid)
+    parallel.run_inline()
     _worker_source = SlideSource(slide_path)
 
 
@@ -169,18 +171,8 @@ def _mp_context() -> multiprocessing.context.BaseContext:
     It re-imports ``__main__`` from its file, so a main without one (stdin, -c) gets fork."""
     main_file = getattr(sys.modules.get("__main__"), "__file__", None)
     if main_file and os.path.exists(main_file):
-        ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(list(_FORKSERVER_PRELOAD))
-        return ctx
+        return multiprocessing.get_context("forkserver")
     return multiprocessing.get_context("fork")
-
-
-#: Imported once by the forkserver (when it starts, at a process's first pool), so each pool worker
-#: is forked with them loaded instead of importing them itself: a cold import of the readers
-#: (pydicom alone 0.5-1 s) made the first block of every multi-block build start ~1.5 s late.
-#: ``__main__`` is the forkserver's own default, kept.
-_FORKSERVER_PRELOAD = ("__main__", "pathology_hub.tiling.pipeline", "openslide", "pydicom", "imagecodecs",
-                       "PIL.ImageCms", "tifffile")
 
 
 def _blank_object(source: SlideSource, quality: int) -> tuple[bytes, dict[str, list[int]]]:
