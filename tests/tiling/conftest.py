@@ -39,3 +39,14 @@ def decode(data: bytes) -> np.ndarray:
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
     return float("inf") if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
+
+
+def corrupt_tile(path, index: int, seed: int) -> None:
+    """Overwrite level-0 tile ``index`` of a TIFF slide with random bytes (a damaged file)."""
+    import tifffile
+    with tifffile.TiffFile(path) as tif:
+        page = tif.pages[0]
+        offset, count = page.dataoffsets[index], page.databytecounts[index]
+    with open(path, "r+b") as fh:
+        fh.seek(offset)
+        fh.write(bytes(np.random.default_rng(seed).integers(0, 256, count, dtype=np.uint8)))

@@ -18,7 +18,7 @@ from pathology_hub.tiling import render
 from pathology_hub.tiling.render import tile_pixels
 from pathology_hub.tiling.source import SlideSource
 
-from .conftest import decode, psnr
+from .conftest import corrupt_tile, decode, psnr
 
 
 def check_pyramid(path, store, prefix, *, samples_per_level=4, rng_seed=0):
@@ -171,14 +171,8 @@ def test_odd_sizes(tmp_path, store, size):
 
 
 def test_corrupt_source_tile_is_a_tiling_error(tmp_path, store):
-    import tifffile
     path = write_synthetic_slide(tmp_path / "bad.svs", 1200, 900, tissue_fraction=1.0)
-    with tifffile.TiffFile(path) as tif:
-        page = tif.pages[0]
-        offset, count = page.dataoffsets[5], page.databytecounts[5]
-    with open(path, "r+b") as fh:
-        fh.seek(offset)
-        fh.write(bytes(np.random.default_rng(1).integers(0, 256, count, dtype=np.uint8)))
+    corrupt_tile(path, 5, seed=1)
     with pytest.raises(TilingError) as err:
         build_pyramid(str(path), store, "p/bad", workers=1)
     assert "corrupt" in err.value.reason or "cannot" in err.value.reason

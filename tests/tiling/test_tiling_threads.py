@@ -8,12 +8,13 @@ import threading
 
 import numpy as np
 import pytest
-import tifffile
 
 from pathology_hub.slides.readers import parallel
 from pathology_hub.slides.synthetic import write_synthetic_slide
 from pathology_hub.tiling import TilingError, build_pyramid, pipeline, render
 from pathology_hub.tiling.source import SlideSource
+
+from .conftest import corrupt_tile
 
 
 def test_thread_map_keeps_order_raises_and_runs_nested_maps_inline():
@@ -89,12 +90,7 @@ def test_blocks_rendered_ahead_store_the_same_bytes(tmp_path, store, monkeypatch
 
 def test_corrupt_tile_in_a_block_rendered_ahead_is_a_tiling_error(tmp_path, store):
     path = write_synthetic_slide(tmp_path / "bad.svs", 3000, 2200, levels=2, tissue_fraction=1.0)
-    with tifffile.TiffFile(path) as tif:
-        page = tif.pages[0]
-        offset, count = page.dataoffsets[9], page.databytecounts[9]
-    with open(path, "r+b") as fh:
-        fh.seek(offset)
-        fh.write(bytes(np.random.default_rng(2).integers(0, 256, count, dtype=np.uint8)))
+    corrupt_tile(path, 9, seed=2)
     with pytest.raises(TilingError) as err:
         build_pyramid(str(path), store, "p/bad", workers=2)
     assert "corrupt" in err.value.reason or "cannot" in err.value.reason
