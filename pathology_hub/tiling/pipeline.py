@@ -202,6 +202,15 @@ def build_pyramid(slide_path: str, store: ObjectStore, prefix: str, *, quality: 
         source.close()
 
 
+@dataclass(frozen=True)
+class _BlockPlan:
+    """The block pass, planned once per build (:meth:`_Build._plan_blocks`)."""
+    todo: list[tuple[int, int, str]]          # (bx, by, pack key) still to render
+    stored: list[tuple[int, int, PackInfo]]   # stored by an earlier run
+    need_piece: list[tuple[int, int]]         # stored, but the mosaic still needs their pixels
+    serial: bool                              # rendered in this process, not on the pool
+
+
 class _Build:
     def __init__(self, source: SlideSource, store: ObjectStore, prefix: str, quality: int, workers: int,
                  progress: Callable[[Progress], None] | None, checkpoint: Checkpoint | None,
@@ -431,22 +440,39 @@ class _Build:
         """Whether the blocks are rendered in this process rather than on a process pool."""
         return self.workers == 1 or self._blocks_weight(blocks) < POOL_MIN_BLOCKS
 
+    def _plan_blocks(self) -> _BlockPlan:
+        """Which blocks still need rendering, which stored ones only owe the mosaic their piece (a
+        resumed build), and whether they all run here or on the process pool: decided once, from
+        both lists, so the blocks rendered ahead are the ones the block pass then collects."""
+        todo: list[tuple[int, int, str]] = []
+        stored: list[tuple[int, int, PackInfo]] = []
+        for bx, by in self.geom.iter_blocks():
+            key = block_key(self.prefix, bx, by)
+            info = self._known(key)
+            if info is None:
+                todo.append((bx, by, key))
+            else:
+                stored.append((bx, by, info))
+        need_piece = [(bx, by) for bx, by, _ in stored] if self.mosaic is not None else []
+        serial = self._serial([(bx, by) for bx, by, _ in todo] + need_piece)
+        return _BlockPlan(todo, stored, need_piece, serial)
+
     def _start_blocks(self) -> None:
         """Get the block pass going while the preview is made. On a process pool: start the
         workers now, so their start (a fresh interpreter each, ~1-2 s on the first pool of a
         process) overlaps the coarse levels instead of following them. In this process:
         :meth:`_render_ahead`, unless the coarse levels wait for the blocks anyway."""
-        todo = [(bx, by) for bx, by in self.geom.iter_blocks() if self._known(block_key(self.prefix, bx, by)) is None]
-        if not todo:
+        self.plan = self._plan_blocks()
+        if not self.plan.todo and not self.plan.need_piece:
             return
-        if not self._serial(todo):
+        if not self.plan.serial:
             pool = self._pool()
             for _ in range(self.workers):
                 pool.submit(_worker_ready)
-        elif not self.derived:
-            self._render_ahead(todo)
+        elif not self.derived and self.plan.todo:
+            self._render_ahead(self.plan.todo)
 
-    def _render_ahead(self, todo: list[tuple[int, int]]) -> None:
+    def _render_ahead(self, todo: list[tuple[int, int, str]]) -> None:
         """For a slide rendered in this process, start its blocks on a thread now, while the coarse
         levels and the thumbnail are made from the slide's own levels (independent work; OpenSlide,
         the decoders and LittleCMS release the GIL). The TCGA JPEG 2000 slide spent 1.6 s there
@@ -454,22 +480,13 @@ class _Build:
         :meth:`_build_blocks`, in block order."""
         self._ahead_thread = ThreadPoolExecutor(1, thread_name_prefix="render-ahead")
         piece_depth = self.piece_depth if self.mosaic is not None else None
-        for bx, by in todo:
-            key = block_key(self.prefix, bx, by)
+        for bx, by, key in todo:
             self._ahead[key] = self._ahead_thread.submit(_block, self.source, bx, by, key, self.quality, piece_depth)
 
     def _build_blocks(self) -> None:
-        todo = []
-        need_piece = []  # stored blocks whose piece the mosaic still needs (a resumed build)
-        for bx, by in self.geom.iter_blocks():
-            key = block_key(self.prefix, bx, by)
-            info = self._known(key)
-            if info is None:
-                todo.append((bx, by, key))
-            else:
-                self._pack_done(f"b{bx}-{by}", info, False)
-                if self.mosaic is not None:
-                    need_piece.append((bx, by))
+        todo, need_piece = self.plan.todo, self.plan.need_piece
+        for bx, by, info in self.plan.stored:
+            self._pack_done(f"b{bx}-{by}", info, False)
         level = max(self.geom.fine_levels)
         piece_depth = self.piece_depth if self.mosaic is not None else None
         if not todo and not need_piece:
@@ -485,7 +502,7 @@ class _Build:
             self._pack_done(f"b{bx}-{by}", info, True)
             self._report("levels", level)
 
-        if self._serial([(bx, by) for bx, by, _ in todo] + need_piece):
+        if self.plan.serial:
             for bx, by in need_piece:
                 self.mosaic.add(bx, by, block_piece(self.source, bx, by, self.piece_depth))
             for bx, by, key in todo:
