@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pathology_hub.slides.readers.channels import _rgb, compose
+from pathology_hub.slides.readers.channels import colour_bytes, compose
 from pathology_hub.tiling.source import SlideSource
 from tests.slides.test_slides_faithful import write_qptiff
 
@@ -14,7 +14,7 @@ def test_compose_is_the_rounded_clipped_sum_of_tinted_channels():
     rng = np.random.default_rng(4)
     greys = [rng.integers(0, 256, (517, 300), dtype=np.uint8) for _ in range(6)]
     colours = ["0000ff", "00ff00", "ff0000", "ff00ff", "808040", "ff8000"]
-    expected = np.clip(np.rint(sum(g.astype(np.float64)[..., None] * _rgb(c).astype(np.float64)
+    expected = np.clip(np.rint(sum(g.astype(np.float64)[..., None] * np.array(colour_bytes(c)) / 255.0
                                    for g, c in zip(greys, colours))), 0, 255).astype(np.uint8)
     assert np.array_equal(compose(greys, colours), expected)
     # One full-strength channel per component: the channel itself; no channel: black.

@@ -419,8 +419,9 @@ def _window_table(itemsize: int, lo: float, hi: float) -> np.ndarray:
     return _windowed(np.arange(1 << (8 * itemsize), dtype=np.uint32 if itemsize > 1 else np.uint16), (lo, hi))
 
 
-def _rgb(colour: str) -> np.ndarray:
-    return np.array([int(colour[i:i + 2], 16) for i in (0, 2, 4)], np.float32) / 255.0
+def colour_bytes(colour: str) -> tuple[int, int, int]:
+    """The red, green and blue bytes of an ``rrggbb`` colour."""
+    return int(colour[0:2], 16), int(colour[2:4], 16), int(colour[4:6], 16)
 
 
 #: Rows per strip of :func:`compose`: its sums stay in cache and its memory bounded (a 4096 px
@@ -436,8 +437,8 @@ def compose(greys: list[np.ndarray], colours: list[str]) -> np.ndarray:
     that took 6 s of a 48 Mpx, four-channel slide's 12 s build."""
     h, w = greys[0].shape
     out = np.empty((h, w, 3), np.uint8)
-    weights = [[(grey, int(colour[2 * j:2 * j + 2], 16)) for grey, colour in zip(greys, colours)
-                if int(colour[2 * j:2 * j + 2], 16)] for j in range(3)]
+    rgb = [colour_bytes(colour) for colour in colours]
+    weights = [[(grey, c[j]) for grey, c in zip(greys, rgb) if c[j]] for j in range(3)]
 
     def strip(y: int) -> None:
         rows = slice(y, y + _COMPOSE_ROWS)
