@@ -11,15 +11,15 @@ background colour, sRGB through the slide's own transform.
 
 from __future__ import annotations
 
-import math
-import os
 import threading
 import weakref
 
 import numpy as np
 import tifffile
+from PIL import Image
 
 from ..slides.readers.tiff import DirectJpeg, TileDecodeError
+from .dicom_frames import DicomFrames
 from .errors import TilingError
 from .source import SlideSource
 
@@ -57,18 +57,33 @@ class DirectTiles(DirectJpeg):
             return None
 
 
-_open: "weakref.WeakKeyDictionary[SlideSource, DirectTiles | None]" = weakref.WeakKeyDictionary()
+_open: "weakref.WeakKeyDictionary[SlideSource, DirectTiles | DicomFrames | None]" = weakref.WeakKeyDictionary()
+_levels: "weakref.WeakKeyDictionary[SlideSource, dict[int, DicomFrames | None]]" = weakref.WeakKeyDictionary()
 _lock = threading.Lock()
 
 
-def _direct(source: SlideSource) -> DirectTiles | None:
+def _direct(source: SlideSource) -> DirectTiles | DicomFrames | None:
     with _lock:
         if source not in _open:
-            direct = DirectTiles.try_open(source) or DirectDicomFrames.try_open_dicom(source)
+            direct = DirectTiles.try_open(source) or DicomFrames.level0(source)
             _open[source] = direct
             if direct is not None:
                 weakref.finalize(source, direct.close)
         return _open[source]
+
+
+def _direct_level(source: SlideSource, level: int) -> DicomFrames | None:
+    """Scanner ``level`` (> 0) decoded directly: DICOM WSI series whose level 0 is (each level is
+    an instance file of its own; OpenSlide's reads of the 4x level were 1.3 s of a 20k x 15k build)."""
+    if not isinstance(_direct(source), DicomFrames):
+        return None
+    with _lock:
+        levels = _levels.setdefault(source, {})
+        if level not in levels:
+            direct = levels[level] = DicomFrames.scanner_level(source, level)
+            if direct is not None:
+                weakref.finalize(source, direct.close)
+        return levels[level]
 
 
 def read_l0(source: SlideSource, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
@@ -84,88 +99,25 @@ def read_l0(source: SlideSource, x0: int, y0: int, x1: int, y1: int) -> np.ndarr
     return source.srgb_pixels(arr)
 
 
-class DirectDicomFrames(DirectTiles):
-    """Level 0 of a DICOM WSI series (TILED_FULL, JPEG baseline frames) decoded straight from the
-    instance file: OpenSlide 4 costs 10-15 ms per 256 px frame there, imagecodecs ~2 ms.
-
-    Only the frame byte ranges are indexed (one small read per frame), so memory stays flat."""
-
-    _JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
-
-    def __init__(self, path: str, background: tuple[int, int, int], meta: dict) -> None:
-        self.tw, self.th = meta["tile"]
-        self.width, self.height = meta["size"]
-        self.cols = math.ceil(self.width / self.tw)
-        self.offsets, self.counts = meta["offsets"], meta["counts"]
-        self.fd = os.open(path, os.O_RDONLY)
-        self.background = np.asarray(background, np.uint8)
-        self._tif = None
-
-    @classmethod
-    def try_open_dicom(cls, source: SlideSource) -> "DirectDicomFrames | None":
-        if source.reader_kind != "openslide" or source.vendor != "dicom":
-            return None
-        try:
-            meta = _dicom_frames(source.path)
-        except Exception:  # noqa: BLE001 - any doubt means "let OpenSlide decode"
-            return None
-        b = source.bounds
-        if meta is None or (b.x, b.y, b.width, b.height) != (0, 0, *meta["size"]):
-            return None
-        return cls(source.path, source.background, meta)
-
-    def decode(self, tx: int, ty: int) -> np.ndarray | None:
-        import imagecodecs
-        index = ty * self.cols + tx
-        data = os.pread(self.fd, self.counts[index], self.offsets[index])
-        try:
-            arr = imagecodecs.jpeg8_decode(data)
-        except Exception as exc:  # noqa: BLE001
-            raise TilingError(f"source frame {index + 1} at level 0 is corrupt ({exc})") from exc
-        if arr.ndim != 3 or arr.shape[2] != 3:
-            raise TilingError(f"source frame {index + 1} at level 0 could not be decoded")
-        return arr
-
-    def close(self) -> None:
-        os.close(self.fd)
+def read_level(source: SlideSource, level: int, shift: int, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
+    """:meth:`SlideSource.read_level`, decoded directly when the level's file allows it and the
+    region maps to whole level pixels as OpenSlide maps it (an exact 2^shift level, or a read
+    from the origin)."""
+    direct = _direct_level(source, level) if level > 0 else None
+    if direct is None or not (source.exact_shift(level) == shift or (x0, y0) == (0, 0)):
+        return source.read_level(level, shift, x0, y0, x1, y1)
+    arr = direct.read_padded(x0, y0, x1, y1)
+    source.remember_level_read(level, shift, x0, y0, x1, y1, Image.fromarray(arr))
+    return source.srgb_pixels(arr)
 
 
-def _dicom_frames(path: str) -> dict | None:
-    """Frame byte ranges of a TILED_FULL, single-plane, JPEG-baseline YBR instance, else None."""
-    import struct
-
-    import pydicom
-    with open(path, "rb") as f:
-        ds = pydicom.dcmread(f, stop_before_pixels=True)
-        if (str(ds.file_meta.TransferSyntaxUID) != DirectDicomFrames._JPEG_BASELINE
-                or ds.get("DimensionOrganizationType") != "TILED_FULL"
-                or ds.get("PhotometricInterpretation") not in ("YBR_FULL_422", "YBR_FULL")
-                or int(ds.get("SamplesPerPixel", 0)) != 3 or int(ds.get("TotalPixelMatrixFocalPlanes", 1)) != 1
-                or int(ds.get("NumberOfOpticalPaths", 1)) != 1):
-            return None
-        tile = (int(ds.Columns), int(ds.Rows))
-        size = (int(ds.TotalPixelMatrixColumns), int(ds.TotalPixelMatrixRows))
-        frames = int(ds.NumberOfFrames)
-        if frames != math.ceil(size[0] / tile[0]) * math.ceil(size[1] / tile[1]):
-            return None
-        group, elem, vr, _, length = struct.unpack("<HH2s2sI", f.read(12))
-        if (group, elem) != (0x7FE0, 0x0010) or length != 0xFFFFFFFF:
-            return None
-        offsets, counts = [], []
-        first = True
-        while True:
-            g, e, n = struct.unpack("<HHI", f.read(8))
-            if (g, e) == (0xFFFE, 0xE0DD):
-                break
-            if (g, e) != (0xFFFE, 0xE000):
-                return None
-            if first:  # the basic offset table
-                first = False
-                f.seek(n, 1)
-                continue
-            offsets.append(f.tell())
-            counts.append(n)
-            f.seek(n, 1)
-        if len(offsets) != frames:  # frames split into several fragments: leave it to OpenSlide
-            return None
-    return {"tile": tile, "size": size, "offsets": offsets, "counts": counts}
+def native_jpeg(source: SlideSource, level: int, col: int, row: int) -> bytes | None:
+    """The scanner's own JPEG for a full-resolution tile that is exactly one of its frames and
+    needs no colour conversion, to be stored as the tile unchanged; else None (encode the pixels).
+    The pipeline and on-demand rendering both ask here, so both give the same bytes."""
+    if level != source.geometry.max_level or source.geometry.overlap:
+        return None
+    direct = _direct(source)
+    if not isinstance(direct, DicomFrames) or source.needs_srgb:
+        return None
+    return direct.frame_as_tile(col, row, source.geometry.tile_size)

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from typing import Iterator
+from typing import Callable, Iterator
 
 import imagecodecs
 import numpy as np
@@ -232,7 +232,7 @@ def render_block(source: SlideSource, bx: int, by: int, quality: int,
             if scanner is not None:
                 lv, k = scanner
                 if lv not in chains:
-                    chains[lv] = _LevelChain(source.read_level(lv, k, x0 >> k, y0 >> k, -(-x1 >> k), -(-y1 >> k)),
+                    chains[lv] = _LevelChain(direct_tiles.read_level(source, lv, k, x0 >> k, y0 >> k, -(-x1 >> k), -(-y1 >> k)),
                                              k, x0 >> k, y0 >> k)
                 chain = chains[lv].at(depth)
             elif _fine_from_l0(source, depth):
@@ -258,7 +258,8 @@ def render_block(source: SlideSource, bx: int, by: int, quality: int,
                 tile = source.coarse_tile(level, col, row)
             else:
                 tile = chain.tile(x, y, w, h)
-            return _entry(level, col, row, tile, (w, h), source.background, quality)
+            native = (lambda: direct_tiles.native_jpeg(source, level, col, row)) if depth == 0 else None
+            return _entry(level, col, row, tile, (w, h), source.background, quality, native)
         # Resampling and encoding release the GIL: a level's tiles are made on the threads.
         yield from thread_map(make, list(geom.block_tiles(bx, by, level)))
     if want:  # fewer fine levels than the piece's depth (cannot happen with coarse levels; kept safe)
@@ -342,12 +343,16 @@ def _chain_level(chain: "_LevelChain", base: np.ndarray, base_depth: int, geom, 
 
 
 def _entry(level: int, col: int, row: int, tile: np.ndarray, size: tuple[int, int],
-           background: tuple[int, int, int], quality: int) -> TileEntry:
-    """The finished tile: None when blank, else its JPEG; a wrong size is a geometry bug, never shipped."""
+           background: tuple[int, int, int], quality: int,
+           native: Callable[[], bytes | None] | None = None) -> TileEntry:
+    """The finished tile: None when blank, else the scanner's own JPEG of it if ``native`` gives one,
+    else its JPEG; a wrong size is a geometry bug, never shipped."""
     w, h = size
     if tile.shape[:2] != (h, w):
         raise AssertionError(f"tile {level}/{col}_{row}: got {tile.shape[:2]}, want {(h, w)}")
-    return level, col, row, None if is_blank(tile, background) else encode_jpeg(tile, quality)
+    if is_blank(tile, background):
+        return level, col, row, None
+    return level, col, row, (native and native()) or encode_jpeg(tile, quality)
 
 
 def _derived_tile_pixels(source: SlideSource, level: int, col: int, row: int) -> np.ndarray:
@@ -394,7 +399,7 @@ def render_scanner_coarse(source: SlideSource, levels: list[int], quality: int) 
         if scanner is not None:
             groups.setdefault(scanner, []).append(level)
     for (lv, k), group in groups.items():
-        base = source.read_level(lv, k, 0, 0, -(-geom.width >> k), -(-geom.height >> k))
+        base = direct_tiles.read_level(source, lv, k, 0, 0, -(-geom.width >> k), -(-geom.height >> k))
         chain = _LevelChain(base, k, 0, 0)
         for level in sorted(group, reverse=True):  # finest first: one box step each
             yield from _chain_level(chain, base, k, geom, level, quality, source.background)
@@ -407,7 +412,7 @@ def _scanner_coarse_pixels(source: SlideSource, level: int, col: int, row: int, 
     _, _, w, h = geom.tile_box(level, col, row)
     fx0, fy0, fx1, fy1 = geom.tile_region_l0(level, col, row)
     ox, oy = (fx0 >> k, fy0 >> k) if source.exact_shift(lv) == k else (0, 0)
-    img = source.read_level(lv, k, ox, oy, -(-fx1 >> k), -(-fy1 >> k))
+    img = direct_tiles.read_level(source, lv, k, ox, oy, -(-fx1 >> k), -(-fy1 >> k))
     edge = _clipped(geom, level, col, row)
     if edge is not None:
         return _edge_resample(img, (ox, oy), k, edge, (w, h))
@@ -442,7 +447,7 @@ def tile_pixels(source: SlideSource, level: int, col: int, row: int) -> np.ndarr
             return source.coarse_tile(level, col, row)
         lv, k = _exact_scanner(source, depth)
         fx0, fy0, fx1, fy1 = geom.tile_region_l0(level, col, row)
-        img = source.read_level(lv, k, fx0 >> k, fy0 >> k, fx1 >> k, fy1 >> k)
+        img = direct_tiles.read_level(source, lv, k, fx0 >> k, fy0 >> k, fx1 >> k, fy1 >> k)
         for _ in range(depth - k):
             img = reduce2(img)
         return img[:h, :w]
@@ -461,7 +466,7 @@ def render_tile_from(source: SlideSource, level: int, col: int, row: int, qualit
     img = tile_pixels(source, level, col, row)
     if is_blank(img, source.background):
         return blank_jpeg((img.shape[1], img.shape[0]), source.background, quality)
-    return encode_jpeg(img, quality)
+    return direct_tiles.native_jpeg(source, level, col, row) or encode_jpeg(img, quality)
 
 
 _sources: "OrderedDict[tuple[str, float], SlideSource]" = OrderedDict()

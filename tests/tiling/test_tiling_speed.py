@@ -206,7 +206,7 @@ def test_dicom_frames_decoded_directly_equal_openslide(shared_slides, tmp_path, 
     path = write_dicom_wsi(tmp_path / "dcm", 1300, 700)
     source = SlideSource(str(path))
     assert source.vendor == "dicom"
-    assert isinstance(direct_tiles._direct(source), direct_tiles.DirectDicomFrames)
+    assert isinstance(direct_tiles._direct(source), direct_tiles.DicomFrames)
     # its embedded profile is sRGB: the transform maps every colour to itself and is skipped
     assert source.icc and source.icc_is_identity()
     for box in [(0, 0, 1300, 700), (255, 3, 769, 699), (1200, 600, 1300, 700)]:
