@@ -35,7 +35,7 @@ def is_blank(tile: np.ndarray, background: tuple[int, int, int], tolerance: int 
 
 def _within(arr: np.ndarray, background: tuple[int, int, int], tolerance: int) -> bool:
     r, g, b = background
-    if r == g == b:  # grey background: whole-array reductions, no per-channel strides
+    if r == g == b or arr.ndim == 2:  # grey background or grey pixels: whole-array reductions
         return int(arr.min()) >= r - tolerance and int(arr.max()) <= r + tolerance
     flat = np.ascontiguousarray(arr).reshape(-1, 3)
     lo = flat.min(axis=0).astype(np.int16)

@@ -180,7 +180,7 @@ def _blank_object(source: SlideSource, quality: int) -> tuple[bytes, dict[str, l
     body = bytearray()
     table: dict[str, list[int]] = {}
     for w, h in sorted(source.geometry.tile_sizes()):
-        data = blank_jpeg((w, h), source.background, quality)
+        data = blank_jpeg((w, h), source.background, quality, source.grey)
         table[f"{w}x{h}"] = [len(body), len(data)]
         body += data
     return bytes(body), table

@@ -57,9 +57,10 @@ def encode_jpeg(arr: np.ndarray, quality: int) -> bytes:
                                           subsampling=(2, 2), optimize=False))
 
 
-def blank_jpeg(size: tuple[int, int], background: tuple[int, int, int], quality: int) -> bytes:
+def blank_jpeg(size: tuple[int, int], background: tuple[int, int, int], quality: int, grey: bool = False) -> bytes:
     w, h = size
-    return encode_jpeg(np.full((h, w, 3), background, np.uint8), quality)
+    return encode_jpeg(np.full((h, w), background[0], np.uint8) if grey else np.full((h, w, 3), background, np.uint8),
+                       quality)
 
 
 #: Rows per strip of :func:`reduce2` (even, so no 2x2 box straddles two strips).
@@ -283,7 +284,7 @@ class Mosaic:
         geom = source.geometry
         self.geom, self.depth, self.background = geom, depth, source.background
         w, h = -(-geom.width >> depth), -(-geom.height >> depth)
-        self.pixels = np.empty((h, w, 3), np.uint8)
+        self.pixels = np.empty((h, w) if source.grey else (h, w, 3), np.uint8)
         self.filled = 0
 
     def add(self, bx: int, by: int, pixels: np.ndarray) -> None:
@@ -465,7 +466,7 @@ def render_tile_from(source: SlideSource, level: int, col: int, row: int, qualit
     """One tile, exactly as the pipeline stores it (blank tiles as the shared blank JPEG)."""
     img = tile_pixels(source, level, col, row)
     if is_blank(img, source.background):
-        return blank_jpeg((img.shape[1], img.shape[0]), source.background, quality)
+        return blank_jpeg((img.shape[1], img.shape[0]), source.background, quality, source.grey)
     return direct_tiles.native_jpeg(source, level, col, row) or encode_jpeg(img, quality)
 
 

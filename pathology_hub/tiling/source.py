@@ -56,6 +56,8 @@ class SlideSource:
         self.geometry = Geometry(self.bounds.width, self.bounds.height, TILE_SIZE, OVERLAP)
         self.background = parse_colour(props.get(BACKGROUND_COLOR))
         self.vendor = props.get(VENDOR, "unknown")
+        #: Tiles hold one grey sample per pixel (:attr:`SlideReader.grey`); every array is (h, w).
+        self.grey = bool(getattr(self.slide, "grey", False))
         self._errors: tuple[type[BaseException], ...] = (*self.slide.errors, ReaderError)
         self._transform = self._srgb_transform()
         self._direct = self.slide.native_level0(self.background) if direct else None
@@ -111,8 +113,10 @@ class SlideSource:
         return self._transform is not None and not self.icc_is_identity()
 
     def srgb_array(self, img: Image.Image) -> np.ndarray:
-        """``img`` (RGB) in sRGB as an array, without the transform when it changes nothing."""
-        return self.srgb_pixels(np.asarray(img))
+        """``img`` (RGB) in sRGB as an array, without the transform when it changes nothing; a grey
+        slide's reads (equal R, G and B) as its one sample."""
+        arr = self.srgb_pixels(np.asarray(img))
+        return np.ascontiguousarray(arr[..., 0]) if self.grey else arr
 
     def srgb_pixels(self, arr: np.ndarray) -> np.ndarray:
         """:meth:`srgb_array` for pixels already in an array (no copy when nothing changes). A large

@@ -36,7 +36,9 @@ def _ready(db) -> Slide:
 def _grey(client, dzi_url: str, level: int) -> np.ndarray:
     resp = client.get(dzi_url.replace("slide.dzi", f"slide_files/{level}/0_0.jpeg"))
     assert resp.status_code == 200 and resp.data[:2] == b"\xff\xd8"
-    return np.asarray(Image.open(io.BytesIO(resp.data)).convert("L"), float)
+    img = Image.open(io.BytesIO(resp.data))
+    assert img.mode == "L", "a channel is stored as one-component (grey) JPEG"
+    return np.asarray(img, float)
 
 
 def _windowed(plane: np.ndarray, window: list[float]) -> np.ndarray:

@@ -17,6 +17,10 @@ def test_compose_is_the_rounded_clipped_sum_of_tinted_channels():
     expected = np.clip(np.rint(sum(g.astype(np.float64)[..., None] * np.array(colour_bytes(c)) / 255.0
                                    for g, c in zip(greys, colours))), 0, 255).astype(np.uint8)
     assert np.array_equal(compose(greys, colours), expected)
+    # Only full-strength channels (DAPI, FITC, TRITC, Cy5): the clipped sum of the channels feeding each component.
+    bright = ["0000ff", "00ff00", "ff0000", "ff00ff"]
+    sums = [greys[2].astype(int) + greys[3], greys[1].astype(int), greys[0].astype(int) + greys[3]]
+    assert np.array_equal(compose(greys[:4], bright), np.clip(np.stack(sums, -1), 0, 255).astype(np.uint8))
     # One full-strength channel per component: the channel itself; no channel: black.
     one = compose(greys[:1], ["0000ff"])
     assert np.array_equal(one[..., 2], greys[0]) and not one[..., :2].any()
@@ -38,7 +42,9 @@ def test_direct_level0_of_channel_images_equals_their_read_region(tmp_path):
             assert fast.reader_kind == slow.reader_kind and fast._direct is not None and slow._direct is None
             for box in [(0, 0, 900, 700), (13, 250, 611, 699), (800, 600, 900, 700)]:
                 a, b = fast.read_l0(*box), slow.read_l0(*box)
-                assert a.shape == b.shape == (box[3] - box[1], box[2] - box[0], 3)
+                shape = (box[3] - box[1], box[2] - box[0])  # a channel view is grey: one sample per pixel
+                assert a.shape == b.shape == (shape if fast.grey else (*shape, 3))
+                assert fast.grey == (view != str(path))
                 assert np.array_equal(a, b), (view, box)
             assert fast.read_l0(0, 0, 900, 700).any()
         finally:

@@ -42,6 +42,10 @@ class SlideReader(abc.ABC):
     #: Exceptions of the underlying library that mean "this file cannot be read".
     errors: ClassVar[tuple[type[BaseException], ...]] = (ReaderError,)
 
+    #: One grey sample per pixel (a fluorescence channel): pyramids of it are tiled as one-component
+    #: JPEG, a third of the pixels to resample and check, and no colour to invent.
+    grey: ClassVar[bool] = False
+
     path: str
     #: The detected format (OpenSlide's detect_format value, "kfbio", "dicom"...).
     format: str

@@ -402,10 +402,22 @@ def to_8bit(raw: np.ndarray, window: tuple[float, float]) -> np.ndarray:
     plane: 0.5 s of float maths, 0.03 s of indexing); other types are computed directly.
     """
     if raw.dtype in (np.uint8, np.uint16):
-        # take() over the flattened samples: 2.4x faster than fancy indexing on a 2-D array.
         table = _window_table(raw.dtype.itemsize, float(window[0]), float(window[1]))
-        return table.take(raw.ravel()).reshape(raw.shape)
+        if raw.ndim != 2:
+            return table.take(raw.ravel()).reshape(raw.shape)
+        out = np.empty(raw.shape, np.uint8)
+
+        def strip(y: int) -> None:
+            np.take(table, raw[y:y + _TAKE_ROWS], out=out[y:y + _TAKE_ROWS])
+        thread_map(strip, range(0, raw.shape[0], _TAKE_ROWS))
+        return out
     return _windowed(raw, window)
+
+
+#: Rows per strip of :func:`to_8bit`. take() first turns its indices into 64-bit integers: for a
+#: whole 4096 x 4096 plane that is a 134 MB array (69 ms); strips of 256 rows keep it in cache
+#: (20 ms, 13 ms on two threads), with the same result.
+_TAKE_ROWS = 256
 
 
 def _windowed(raw: np.ndarray, window: tuple[float, float]) -> np.ndarray:
@@ -433,7 +445,7 @@ def compose(greys: list[np.ndarray], colours: list[str]) -> np.ndarray:
     """Grey (h, w) uint8 channels tinted with their ``rrggbb`` colours and summed, clipped to
     0..255: ``min(255, round(sum_k grey_k * colour_k / 255))``, in exact integer arithmetic
     (multiply-adds over whole rows; a component only one full-strength channel feeds is that
-    channel, copied). Strips of rows run on the process's threads. It replaced float maths
+    channel, copied, and one only full-strength channels feed is their sum, clipped). Strips of rows run on the process's threads. It replaced float maths
     that took 6 s of a 48 Mpx, four-channel slide's 12 s build."""
     h, w = greys[0].shape
     out = np.empty((h, w, 3), np.uint8)
@@ -447,6 +459,12 @@ def compose(greys: list[np.ndarray], colours: list[str]) -> np.ndarray:
                 out[rows, :, j] = 0
             elif len(parts) == 1 and parts[0][1] == 255:
                 out[rows, :, j] = parts[0][0][rows]
+            elif all(weight == 255 for _, weight in parts):  # full-strength channels: a saturating sum
+                acc16 = parts[0][0][rows].astype(np.uint16)
+                for grey, _ in parts[1:]:
+                    acc16 += grey[rows]
+                np.minimum(acc16, 255, out=acc16)
+                out[rows, :, j] = acc16
             else:
                 acc = np.zeros((min(h, y + _COMPOSE_ROWS) - y, w), np.uint32)
                 for grey, weight in parts:
@@ -589,6 +607,7 @@ class ChannelViewReader(SlideReader):
 
     name = "channel-view"
     errors = (ReaderError, OSError, ValueError)
+    grey = True
 
     def __init__(self, path: str, fmt: str = "channel-view") -> None:
         self.path = path
@@ -626,14 +645,12 @@ class ChannelViewReader(SlideReader):
         self.source.close()
 
     def native_level0(self, background: tuple[int, int, int]) -> "OpaqueLevel0":
-        def grey_rgb(x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
-            grey = self.source.read_channel(self.k, (x0, y0), 0, (x1 - x0, y1 - y0))
-            return np.repeat(grey[..., None], 3, axis=2)
-        return OpaqueLevel0(grey_rgb, self.name)
+        return OpaqueLevel0(lambda x0, y0, x1, y1: self.source.read_channel(self.k, (x0, y0), 0, (x1 - x0, y1 - y0)),
+                            self.name)
 
 
 class OpaqueLevel0:
-    """Level-0 pixels of a channel image as the RGB array they already are (the tiling source's
+    """Level-0 pixels of a channel image as the array they already are (RGB, or grey for a ``grey`` reader) (the tiling source's
     ``native_level0`` contract). read_region's RGBA image, pasted onto the background, gave the
     same bytes after three copies of every block: 0.85 s of a channel pyramid's 3.6 s."""
 
