@@ -326,12 +326,11 @@ def run_hub(slide: str, url: str, prefix: str, workers: int, job: dict) -> dict:
     import storage
     from pathology_hub.tiling import build_pyramid
     store = storage.open_store(url)
-    result = build_pyramid(slide, store, prefix, workers=workers)
     if job.get("channels"):  # what the tile job does for a fluorescence slide: one pyramid per channel
-        # Imported only here: the domain layer takes 1.3 s to import, which a warm worker never
-        # pays and which made every other slide look 1.3 s slower than it is.
-        from pathology_hub.domain.slides.processing import build_channel_pyramids
-        build_channel_pyramids(job["channels"], slide, store, prefix)
+        from pathology_hub.domain.slides.processing import build_slide_pyramids  # warm: WARM_IMPORTS
+        result = build_slide_pyramids(slide, job["channels"], store, prefix)
+    else:
+        result = build_pyramid(slide, store, prefix, workers=workers)
     return {"tiles": result.tiles_total, "objects": result.objects_written,
             "first_view_s": round(result.first_view_seconds, 2), "reader": result.source_reader}
 
@@ -349,7 +348,7 @@ WARM_IMPORTS = {
     "vips-folder": ("storage", "storage.s3", "pyvips"),
     "deepzoom": ("storage", "storage.s3", "openslide", "openslide.deepzoom"),
     "hub": ("storage", "storage.s3", "pathology_hub.tiling.pipeline", "openslide", "pydicom", "imagecodecs",
-            "PIL.ImageCms", "numpy.ma"),
+            "PIL.ImageCms", "numpy.ma", "pathology_hub.domain.slides.processing"),
 }
 
 

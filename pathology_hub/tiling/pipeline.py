@@ -23,12 +23,12 @@ import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 from PIL import Image
 
-from pathology_hub.slides.readers import parallel
+from pathology_hub.slides.readers import parallel, shared_reads
 from pathology_hub.slides.readers.parallel import thread_map
 from storage.base import ObjectStore
 from storage.keys import validate_key
@@ -96,14 +96,18 @@ class PyramidResult:
 # --- worker side: one open slide per process ---
 
 _worker_source: SlideSource | None = None
+_worker_companions: list[SlideSource] = []
 
 
-def _worker_init(slide_path: str, owner_pid: int | None = None) -> None:
-    global _worker_source
+def _worker_init(slide_path: str, owner_pid: int | None = None, companion_paths: tuple[str, ...] = ()) -> None:
+    global _worker_source, _worker_companions
     if owner_pid is not None:
         _die_with_owner(owner_pid)
     parallel.run_inline()
     _worker_source = SlideSource(slide_path)
+    _worker_companions = [SlideSource(path) for path in companion_paths]
+    if companion_paths:
+        shared_reads.enable(SHARED_READ_BYTES)
 
 
 def _die_with_owner(owner_pid: int) -> None:
@@ -136,18 +140,24 @@ def _die_with_owner(owner_pid: int) -> None:
     threading.Thread(target=watch, name="owner-watch", daemon=True).start()
 
 
-def _block(source: SlideSource, bx: int, by: int, key: str, quality: int,
-           piece_depth: int | None) -> tuple[bytes, PackInfo, "np.ndarray | None"]:
-    """One block's pack, and its piece of the mosaic when the coarse levels or thumbnail need one."""
+BlockResult = tuple[bytes, PackInfo, "np.ndarray | None", list[tuple[str, bytes]]]
+
+
+def _block(source: SlideSource, bx: int, by: int, key: str, quality: int, piece_depth: int | None,
+           companions: Sequence[tuple[SlideSource, str | None]] = ()) -> BlockResult:
+    """One block's pack, its piece of the mosaic when the coarse levels or thumbnail need one, and
+    the same block's pack of each companion with a key (rendered right after, from shared reads)."""
     piece: dict = {}
     data, info = build_pack(key, render_block(source, bx, by, quality, piece, piece_depth))
-    return data, info, piece.get("pixels")
+    extra = [(ckey, build_pack(ckey, render_block(csource, bx, by, quality))[0])
+             for csource, ckey in companions if ckey is not None]
+    return data, info, piece.get("pixels"), extra
 
 
-def _worker_block(bx: int, by: int, key: str, quality: int,
-                  piece_depth: int | None = None) -> tuple[bytes, PackInfo, "np.ndarray | None"]:
+def _worker_block(bx: int, by: int, key: str, quality: int, piece_depth: int | None = None,
+                  companion_keys: Sequence[str | None] = ()) -> BlockResult:
     assert _worker_source is not None
-    return _block(_worker_source, bx, by, key, quality, piece_depth)
+    return _block(_worker_source, bx, by, key, quality, piece_depth, list(zip(_worker_companions, companion_keys)))
 
 
 def _worker_ready() -> None:
@@ -188,18 +198,60 @@ def _blank_object(source: SlideSource, quality: int) -> tuple[bytes, dict[str, l
 
 def build_pyramid(slide_path: str, store: ObjectStore, prefix: str, *, quality: int = DEFAULT_QUALITY,
                   workers: int | None = None, progress: Callable[[Progress], None] | None = None,
-                  checkpoint: Checkpoint | None = None) -> PyramidResult:
-    """Tile ``slide_path`` into ``store`` under ``prefix`` (e.g. ``pyramids/<uid>/v1``); resumable."""
+                  checkpoint: Checkpoint | None = None,
+                  companions: Sequence[tuple[str, str]] = ()) -> PyramidResult:
+    """Tile ``slide_path`` into ``store`` under ``prefix`` (e.g. ``pyramids/<uid>/v1``); resumable.
+
+    ``companions``: (path, prefix) of images with this slide's geometry made from the same source
+    data (the channels of a fluorescence image beside its composite). Every block this build
+    renders is rendered for them too, right after, taking the data this slide's reader decoded
+    (:mod:`~pathology_hub.slides.readers.shared_reads`), and stored under their prefixes; a
+    ``build_pyramid`` of each companion then finds its blocks stored, as a resumed build does, and
+    adds the rest. A companion of another geometry is left to its own build.
+    """
     started = time.monotonic()
     prefix = validate_key(prefix.rstrip("/"))
     if not 1 <= quality <= 100:
         raise ValueError("quality must be within 1..100")
     workers = max(1, workers or os.cpu_count() or 1)
     source = SlideSource(slide_path)
+    opened: list[_Companion] = []
     try:
-        return _Build(source, store, prefix, quality, workers, progress, checkpoint, started).run()
+        for path, cprefix in companions:
+            csource = SlideSource(path)
+            opened.append(_Companion(csource, validate_key(cprefix.rstrip("/")),
+                                     {info.key for info in store.list(cprefix.rstrip("/") + "/")}))
+            if csource.geometry != source.geometry:
+                opened.pop().source.close()
+        build = _Build(source, store, prefix, quality, workers, progress, checkpoint, started, opened)
+        if not opened:
+            return build.run()
+        shared_reads.enable(SHARED_READ_BYTES)
+        try:
+            return build.run()
+        finally:
+            shared_reads.enable(0)
     finally:
+        for companion in opened:
+            companion.source.close()
         source.close()
+
+
+#: Bytes of decoded source data a process keeps for the companions of the block it renders: one
+#: 4096 x 4096 block of eight 8-bit channels. A channel beyond it is decoded again, no more.
+SHARED_READ_BYTES = 160 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class _Companion:
+    source: SlideSource
+    prefix: str
+    existing: set[str]   # its object keys already stored (a resumed build)
+
+    def key(self, bx: int, by: int) -> str | None:
+        """The companion's pack key of block (bx, by), or None when it is stored already."""
+        key = block_key(self.prefix, bx, by)
+        return None if key in self.existing else key
 
 
 @dataclass(frozen=True)
@@ -214,8 +266,9 @@ class _BlockPlan:
 class _Build:
     def __init__(self, source: SlideSource, store: ObjectStore, prefix: str, quality: int, workers: int,
                  progress: Callable[[Progress], None] | None, checkpoint: Checkpoint | None,
-                 started: float) -> None:
+                 started: float, companions: list[_Companion]) -> None:
         self.source, self.store, self.prefix, self.quality = source, store, prefix, quality
+        self.companions = companions
         self.workers, self.progress_cb, self.started = workers, progress, started
         self.geom = source.geometry
         self.checkpoint = checkpoint if checkpoint is not None else Checkpoint()
@@ -256,7 +309,9 @@ class _Build:
         """The worker processes, started once and shared by the top pack and the blocks."""
         if self._processes is None:
             self._processes = ProcessPoolExecutor(self.workers, mp_context=_mp_context(),
-                                                  initializer=_worker_init, initargs=(self.source.path, os.getpid()))
+                                                  initializer=_worker_init,
+                                                  initargs=(self.source.path, os.getpid(),
+                                                            tuple(c.source.path for c in self.companions)))
         return self._processes
 
     # -- helpers --
@@ -481,7 +536,8 @@ class _Build:
         self._ahead_thread = ThreadPoolExecutor(1, thread_name_prefix="render-ahead")
         piece_depth = self.piece_depth if self.mosaic is not None else None
         for bx, by, key in todo:
-            self._ahead[key] = self._ahead_thread.submit(_block, self.source, bx, by, key, self.quality, piece_depth)
+            self._ahead[key] = self._ahead_thread.submit(_block, self.source, bx, by, key, self.quality, piece_depth,
+                                                         self._companions_of(bx, by))
 
     def _build_blocks(self) -> None:
         todo, need_piece = self.plan.todo, self.plan.need_piece
@@ -493,11 +549,12 @@ class _Build:
             return
         uploads: set[Future] = set()
 
-        def finish(bx: int, by: int, data: bytes, info: PackInfo, piece: np.ndarray | None) -> None:
+        def finish(bx: int, by: int, data: bytes, info: PackInfo, piece: np.ndarray | None,
+                   extra: list[tuple[str, bytes]]) -> None:
             if self.mosaic is not None and piece is not None:
                 self.mosaic.add(bx, by, piece)
-            fut = self.uploads.submit(self._put, info.key, data, "application/octet-stream")
-            uploads.add(fut)
+            for key, body in [(info.key, data), *extra]:
+                uploads.add(self.uploads.submit(self._put, key, body, "application/octet-stream"))
             # A pack counts as done only once stored; failed uploads surface below.
             self._pack_done(f"b{bx}-{by}", info, True)
             self._report("levels", level)
@@ -508,7 +565,8 @@ class _Build:
             for bx, by, key in todo:
                 ahead = self._ahead.pop(key, None)
                 finish(bx, by, *(ahead.result() if ahead is not None
-                                 else _block(self.source, bx, by, key, self.quality, piece_depth)))
+                                 else _block(self.source, bx, by, key, self.quality, piece_depth,
+                                             self._companions_of(bx, by))))
                 self._drain(uploads, limit=16)
         else:
             pool = self._pool()
@@ -520,7 +578,8 @@ class _Build:
                     if key is None:
                         pending[pool.submit(_worker_piece, bx, by, self.piece_depth)] = (bx, by, False)
                     else:
-                        pending[pool.submit(_worker_block, bx, by, key, self.quality, piece_depth)] = (bx, by, True)
+                        pending[pool.submit(_worker_block, bx, by, key, self.quality, piece_depth,
+                                            [c.key(bx, by) for c in self.companions])] = (bx, by, True)
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for fut in done:
                     bx, by, is_block = pending.pop(fut)
@@ -530,6 +589,9 @@ class _Build:
                         self.mosaic.add(bx, by, fut.result())
                 self._drain(uploads, limit=16)
         self._drain(uploads, limit=0)
+
+    def _companions_of(self, bx: int, by: int) -> list[tuple[SlideSource, str | None]]:
+        return [(c.source, c.key(bx, by)) for c in self.companions]
 
     def _blocks_weight(self, blocks: list[tuple[int, int]]) -> float:
         """The blocks' level-0 area, counted in whole blocks."""

@@ -402,7 +402,7 @@ _channel_readers: dict[tuple[str, int, int], object] = {}
 
 
 def _channel_reader(uid: str, version: int, channel: int):
-    """The pyramid of one channel, ``{prefix}/c{k}`` (see processing._build_channel_pyramids)."""
+    """The pyramid of one channel, ``{prefix}/c{k}`` (see processing.build_slide_pyramids)."""
     from ..tiling import PyramidReader
     from ..tiling.layout import pyramid_prefix
 

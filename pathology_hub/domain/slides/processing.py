@@ -86,7 +86,7 @@ def _honest_stain(slide: Slide, desc) -> None:
 
 def run_tiling(session: Session, job: Job, ctx: jobs.JobContext) -> None:
     from pathology_hub import runtime
-    from pathology_hub.tiling import TilingError, build_pyramid, layout
+    from pathology_hub.tiling import TilingError, layout
 
     store = runtime.store()
     slide = _live_slide(session, job)
@@ -106,8 +106,7 @@ def run_tiling(session: Session, job: Job, ctx: jobs.JobContext) -> None:
     version = slide.pyramid_version + (1 if slide.preview_level is not None else 0)
     try:
         prefix = layout.pyramid_prefix(slide.uid, version)
-        result = build_pyramid(str(source), store, prefix, progress=progress)
-        _build_channel_pyramids(slide, str(source), store, prefix, progress)
+        result = build_slide_pyramids(str(source), _channels(slide), store, prefix, progress=progress)
     except TilingError as exc:
         raise jobs.JobFailed(str(exc)) from exc
     ctx.heartbeat({"phase": "done", "tiles_done": result.tiles_total, "tiles_total": result.tiles_total,
@@ -119,19 +118,21 @@ def run_tiling(session: Session, job: Job, ctx: jobs.JobContext) -> None:
     session.commit()
 
 
-def _build_channel_pyramids(slide: Slide, source: str, store, prefix: str, progress) -> None:
+def _channels(slide: Slide) -> list[dict]:
     from .descriptions import description_of
 
-    build_channel_pyramids(description_of(slide).get("channels") or [], source, store, prefix, progress=progress)
+    return description_of(slide).get("channels") or []
 
 
-def build_channel_pyramids(channels: list[dict], source: str, store, prefix: str, *, progress=None) -> None:
-    """Each channel of a fluorescence/multiplex slide as its own 8-bit grey pyramid, ``{prefix}/c{k}``.
+def build_slide_pyramids(source: str, channels: list[dict], store, prefix: str, *, progress=None):
+    """The slide's pyramid under ``prefix`` and, for a fluorescence or multiplex slide, each
+    channel as its own 8-bit grey pyramid under ``{prefix}/c{k}``; returns the slide pyramid's result.
 
-    The slide's own pyramid (built just before) is the colour composite; the viewer composes the
-    channel pyramids itself so each can be switched off or re-windowed. The windows are the ones
-    inspection stored in the description, so tiles and the stored window agree. Bright-field
-    slides have no channels and pay nothing.
+    The slide's own pyramid is the colour composite; the viewer composes the channel pyramids
+    itself so each can be switched off or re-windowed. The windows are the ones inspection stored
+    in the description, so tiles and the stored window agree. The channels' blocks are rendered
+    with the composite's, from the channel data it has just decoded (``companions``); each channel's
+    own build then adds its coarse levels. Bright-field slides have no channels and pay nothing.
     """
     import tempfile
 
@@ -139,12 +140,14 @@ def build_channel_pyramids(channels: list[dict], source: str, store, prefix: str
     from pathology_hub.tiling import build_pyramid
 
     if not channels:
-        return
+        return build_pyramid(source, store, prefix, progress=progress)
     windows = [tuple(c["window"]) for c in channels]
     with tempfile.TemporaryDirectory(prefix="hub-channels-") as tmp:
-        for ch in channels:
-            view = write_view(tmp, source, int(ch["index"]), windows)
-            build_pyramid(view, store, f"{prefix}/{ch['prefix']}", progress=progress)
+        views = [(write_view(tmp, source, int(ch["index"]), windows), f"{prefix}/{ch['prefix']}") for ch in channels]
+        result = build_pyramid(source, store, prefix, progress=progress, companions=views)
+        for view, view_prefix in views:
+            build_pyramid(view, store, view_prefix, progress=progress)
+    return result
 
 
 #: reject_code of a slide whose job gave up because object storage stayed unreachable past the horizon.

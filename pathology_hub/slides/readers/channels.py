@@ -34,6 +34,7 @@ from PIL import Image
 
 from ..identify import Magic
 from .base import BACKGROUND_COLOR, MPP_X, MPP_Y, VENDOR, ReaderError, SlideReader
+from . import shared_reads
 from .parallel import thread_map
 
 #: Name of the per-channel view files the tiling job writes next to nothing but itself.
@@ -367,7 +368,7 @@ class PlaneReader:
 
 
 def display_window(reader: PlaneReader, channel: Channel, dims: list[tuple[int, int]]) -> tuple[float, float]:
-    """The 0.1-99.9 percentile window of a bounded sample of the channel."""
+    """The 0.1-99.9 percentile window of a bounded sample of the channel, to 3 decimals."""
     level = len(dims) - 1
     for i in range(len(dims) - 1, -1, -1):
         if max(dims[i]) >= SAMPLE_MIN_SIDE:
@@ -389,9 +390,12 @@ def display_window(reader: PlaneReader, channel: Channel, dims: list[tuple[int, 
                 x, y = max(0, x), max(0, y)
                 parts.append(reader.read_channel(plane, x, y, min(w, x + size), min(h, y + size)).ravel())
         sample = np.concatenate(parts)
-    lo, hi = (float(v) for v in np.percentile(sample, [0.1, 99.9]))
+    # Rounded as the slide's description stores it: the composite (which computes its window) and
+    # the channel pyramids and the viewer's panel (which take it from the description) then use the
+    # very same window, and the composite's reads can serve the channel pyramids (shared_reads).
+    lo, hi = (round(float(v), 3) for v in np.percentile(sample, [0.1, 99.9]))
     if hi <= lo:
-        hi = lo + 1.0
+        hi = round(lo + 1.0, 3)
     return lo, hi
 
 
@@ -570,11 +574,23 @@ class ChannelTiffReader(SlideReader):
         x0, y0 = int(location[0] / ds), int(location[1] / ds)
         return x0, y0, x0 + size[0], y0 + size[1]
 
-    def read_channel(self, k: int, location: tuple[int, int], level: int, size: tuple[int, int]) -> np.ndarray:
-        """Channel k through its window, (h, w) uint8."""
+    def read_channel(self, k: int, location: tuple[int, int], level: int, size: tuple[int, int],
+                     share: bool = False) -> np.ndarray:
+        """Channel k through its window, (h, w) uint8. Full-resolution reads go through
+        :mod:`.shared_reads` when sharing is on: taken from there if another reader of this file
+        left the same read, else (``share``: the composite's reads) left there for the channel's own."""
         ch = self.layout.channels[k]
-        raw = self._planes.read_channel(ch.levels[level], *self._box(location, level, size))
-        return to_8bit(raw, ch.window or (0.0, 255.0))
+        window = ch.window or (0.0, 255.0)
+        box = self._box(location, level, size)
+        key = (os.path.realpath(self.path), k, tuple(window), box) if level == 0 and shared_reads.enabled() else None
+        if key is not None and not share:
+            grey = shared_reads.take(key)
+            if grey is not None:
+                return grey
+        grey = to_8bit(self._planes.read_channel(ch.levels[level], *box), window)
+        if key is not None and share:
+            shared_reads.put(key, grey)
+        return grey
 
     def read_region(self, location: tuple[int, int], level: int, size: tuple[int, int]) -> Image.Image:
         return Image.fromarray(self.composite(location, level, size)).convert("RGBA")
@@ -583,7 +599,7 @@ class ChannelTiffReader(SlideReader):
         """The colour composite, (h, w, 3): each channel through its window, tinted with its
         colour, summed and clipped (additive light, as a fluorescence microscope shows it)."""
         channels = self.layout.channels
-        greys = thread_map(lambda k: self.read_channel(k, location, level, size), range(len(channels)))
+        greys = thread_map(lambda k: self.read_channel(k, location, level, size, share=True), range(len(channels)))
         return compose(greys, [ch.colour for ch in channels])
 
     def native_level0(self, background: tuple[int, int, int]) -> "OpaqueLevel0":
