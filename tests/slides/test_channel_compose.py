@@ -50,3 +50,25 @@ def test_direct_level0_of_channel_images_equals_their_read_region(tmp_path):
         finally:
             fast.close()
             slow.close()
+
+
+def test_windowing_segment_by_segment_equals_windowing_the_region(tmp_path):
+    """Reads windowed tile by tile (into the 8-bit result) give what windowing the raw region gives,
+    inside the page, across its edge and beyond it."""
+    import tifffile
+
+    from pathology_hub.slides.readers.channels import Plane, PlaneReader, to_8bit
+
+    rng = np.random.default_rng(7)
+    for dtype, window in ((np.uint16, (37.5, 3000.25)), (np.uint8, (10.0, 200.0))):
+        arr = rng.integers(0, 4000 if dtype == np.uint16 else 256, (700, 900)).astype(dtype)
+        path = tmp_path / f"plane-{np.dtype(dtype).name}.tif"
+        tifffile.imwrite(path, arr, tile=(256, 256), compression="zlib")
+        with tifffile.TiffFile(path) as tif:
+            plane, reader = Plane(tif.pages[0], 0), PlaneReader(str(path))
+            try:
+                for box in [(0, 0, 900, 700), (13, 250, 611, 699), (800, 600, 1000, 800)]:
+                    raw = reader.read_channel(plane, *box)
+                    assert np.array_equal(reader.read_channel(plane, *box, window=window), to_8bit(raw, window)), box
+            finally:
+                reader.close()

@@ -48,10 +48,10 @@ def test_channel_pyramids_built_with_the_composite_equal_separate_builds(multipl
 
     width = int(inspect_slide(path).width)
 
-    def counting(self, plane, x0, y0, x1, y1):
+    def counting(self, plane, x0, y0, x1, y1, **window):
         if int(plane.page.imagewidth) == width and (x1 - x0) * (y1 - y0) >= 1024 * 1024:  # level-0 blocks
             full_reads[plane.page.index] += 1
-        return real(self, plane, x0, y0, x1, y1)
+        return real(self, plane, x0, y0, x1, y1, **window)
     monkeypatch.setattr(PlaneReader, "read_channel", counting)
     build_slide_pyramids(path, channels, store, "together")
     together = sum(full_reads.values())
