@@ -218,7 +218,7 @@ export class ChannelLayers {
   }
 }
 
-/** One channel tile as a grey plane (its first sample; the server stores grey as equal RGB). */
+/** One channel tile as a grey plane: its first sample (the server stores one-component JPEG, which decodes to equal R, G, B). */
 async function greyTile(url, signal) {
   const response = await fetch(url, { credentials: "same-origin", signal });
   if (!response.ok) throw new Error(`tile request failed (${response.status})`);
