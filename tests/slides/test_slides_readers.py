@@ -128,6 +128,19 @@ def test_kfb_tiles_match_the_source_pixels(kfb) -> None:
         source.close()
 
 
+def test_kfb_decoded_tile_cache_stays_small(kfb, monkeypatch) -> None:
+    """kfbslide would keep 256 MB of decoded tiles per open slide, in every tiling worker."""
+    from pathology_hub.slides.readers import kfb as kfb_module
+
+    monkeypatch.setattr(kfb_module, "TILE_CACHE_BYTES", 300_000)  # about one 256 px RGBA tile
+    reader = KfbReader(str(kfb[0]))
+    try:
+        reader.read_region((0, 0), 0, (1300, 900))  # 24 tiles
+        assert 0 < reader.slide.cache_info()["bytes"] <= 300_000
+    finally:
+        reader.close()
+
+
 def test_damaged_kfb_tile_index_is_rejected_as_a_damaged_kfb(kfb, tmp_path: Path) -> None:
     data = bytearray(kfb[0].read_bytes())
     cut = tmp_path / "cut.kfb"

@@ -20,6 +20,8 @@ from .base import SlideReader
 from .tiff import TileDecodeError
 
 LABEL = "KFBio KFB"
+#: Decoded tiles kfbslide may keep per open slide.
+TILE_CACHE_BYTES = 16 * 1024 * 1024
 
 
 class KfbReader(SlideReader):
@@ -32,6 +34,13 @@ class KfbReader(SlideReader):
         self.slide = kfbslide.OpenSlide(path)
         if not self.slide.level_count:
             raise kfbslide.OpenSlideError("the file's tile index lists no pyramid level")
+        # kfbslide keeps up to 256 MB of decoded RGBA tiles per open slide. The pipeline reads each
+        # tile of a level once per block, and every tiling worker opens the slide: a 20k x 15k KFB
+        # made 300 MB workers (120 MB for the same pixels as SVS). A small cache serves the
+        # repeated reads there are (neighbouring coarse tiles).
+        cache = getattr(self.slide, "_tile_cache", None)  # pinned kfbslide 0.3.x
+        if cache is not None and hasattr(cache, "max_bytes"):
+            cache.max_bytes = TILE_CACHE_BYTES
 
     @classmethod
     def detect(cls, path: str, magic: Magic) -> str | None:
