@@ -16,7 +16,6 @@ import weakref
 
 import numpy as np
 import tifffile
-from PIL import Image
 
 from ..slides.readers.tiff import DirectJpeg, TileDecodeError
 from .dicom_frames import DicomFrames
@@ -107,7 +106,7 @@ def read_level(source: SlideSource, level: int, shift: int, x0: int, y0: int, x1
     if direct is None or not (source.exact_shift(level) == shift or (x0, y0) == (0, 0)):
         return source.read_level(level, shift, x0, y0, x1, y1)
     arr = direct.read_padded(x0, y0, x1, y1)
-    source.remember_level_read(level, shift, x0, y0, x1, y1, Image.fromarray(arr))
+    source.remember_level_read(level, shift, x0, y0, x1, y1, arr)
     return source.srgb_pixels(arr)
 
 

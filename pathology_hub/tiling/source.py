@@ -202,12 +202,12 @@ class SlideSource:
         return self.srgb_array(img)
 
     def remember_level_read(self, level: int, shift: int, x0: int, y0: int, x1: int, y1: int,
-                            img: Image.Image) -> None:
-        """Keep a whole read of the thumbnail's scanner level (before the sRGB transform) for
+                            pixels: Image.Image | np.ndarray) -> None:
+        """Keep a whole read of the thumbnail's scanner level (RGB, before the sRGB transform) for
         :meth:`thumbnail`: the coarse levels read it whole, the thumbnail reuses it."""
         whole = (x0, y0) == (0, 0) and x1 << shift >= self.bounds.width and y1 << shift >= self.bounds.height
         if whole and level == self._thumbnail_level():
-            self._thumbnail_read = img
+            self._thumbnail_read = pixels if isinstance(pixels, Image.Image) else Image.fromarray(pixels)
 
     def coarse_tile(self, level: int, col: int, row: int) -> np.ndarray:
         """A low-resolution tile exactly as DeepZoomGenerator renders it (from the slide's own levels)."""
