@@ -10,6 +10,12 @@ SVS with the same pixels) and a 4-channel 16-bit OME-TIFF (the platform builds t
 8-bit pyramid per channel; vips tiles the four 16-bit pages stacked, cast to 8 bits) - plus the real
 files in ../shared/slides.
 
+A file vips cannot read whole gets a twin too (:func:`vips_twin`): Debian's libvips links
+OpenSlide 3.4, which reads no DICOM WSI, and its ImageMagick loader then opens the first 256 px
+frame alone - a 1-tile pyramid that made vips look 6,000 tiles fast. The twin holds the same
+level-0 pixels as a JPEG-tiled TIFF (256 px, quality 85, as the DICOM frames), so vips decodes,
+shrinks and encodes what the platform does.
+
 Each contender runs in its own child process, which imports its libraries before its clock
 starts (WARM_IMPORTS: the job worker is a long-lived process; "imports_s" in the notes is that
 import time, not part of "wall"); peak RSS is the largest sum of the resident
@@ -406,11 +412,49 @@ def channels_of(slide: str) -> list[dict]:
     return list(inspect_slide(slide).channels)
 
 
+def vips_twin(slide: str, folder: Path) -> Path | None:
+    """None when vips reads ``slide`` at its full size; else a single-level JPEG-tiled TIFF (256 px
+    tiles, quality 85) of the same level-0 pixels, read through the platform's reader, for vips to
+    tile instead (dzsave builds every level from level 0, so the file's own levels do not matter)."""
+    import pyvips
+    from pathology_hub.tiling import direct_tiles
+    from pathology_hub.tiling.source import SlideSource
+    src = SlideSource(slide)
+    try:
+        w, h = src.geometry.width, src.geometry.height
+        try:
+            img = pyvips.Image.new_from_file(slide)
+            if (img.width, img.height) == tuple(src.slide.dimensions):  # the whole file, bounds or not
+                return None
+        except pyvips.Error:
+            pass
+
+        def tiles() -> Iterator[np.ndarray]:
+            for y in range(0, h, TILE):
+                row = direct_tiles.read_l0(src, 0, y, w, min(h, y + TILE))
+                for x in range(0, w, TILE):
+                    tile = np.full((TILE, TILE, 3), 255, np.uint8)
+                    part = row[:, x:x + TILE]
+                    tile[:part.shape[0], :part.shape[1]] = part
+                    yield tile
+        out = folder / (Path(slide).stem + "-vips-twin.tiff")
+        tifffile.imwrite(out, tiles(), shape=(h, w, 3), dtype=np.uint8, tile=(TILE, TILE), compression="jpeg",
+                         compressionargs={"level": 85}, photometric="rgb", metadata=None, maxworkers=2,
+                         bigtiff=w * h * 3 > 2**31)
+        return out
+    finally:
+        src.close()
+
+
 def bench_slide(slide: str, url: str, workers: int, names: list[str], label: str | None = None,
-                twin: str | None = None) -> None:
+                twin: str | None = None, tmp: Path | None = None) -> None:
     tiles = tile_count(slide)
     label = label or os.path.basename(slide)
-    job = {"twin": twin, "channels": channels_of(slide)}
+    channels = channels_of(slide)
+    if twin is None and not channels and tmp is not None:
+        made = vips_twin(slide, tmp)
+        twin = str(made) if made else None
+    job = {"twin": twin, "channels": channels}
     if twin or job["channels"]:
         names = [n for n in names if n != "deepzoom"]  # OpenSlide reads neither KFB nor the channels
     extra = f", vips tiles its twin {os.path.basename(twin)}" if twin else ""
@@ -483,11 +527,11 @@ def main() -> None:
             path, twin = made if isinstance(made, tuple) else (made, None)
             print(f"# {fmt} {width} x {height} generated in {time.monotonic() - t0:.1f} s", flush=True)
             bench_slide(str(path), url, args.workers, names, label=f"{fmt} {width}x{height}",
-                        twin=str(twin) if twin else None)
+                        twin=str(twin) if twin else None, tmp=Path(tmp))
         if SHARED.is_dir() and not args.no_real:
             for p in sorted(SHARED.iterdir()):
                 if p.is_file() and p.suffix in {".svs", ".ndpi", ".dcm", ".tiff"} and not p.name.endswith("_1.dcm"):
-                    bench_slide(str(p), url, args.workers, names)
+                    bench_slide(str(p), url, args.workers, names, tmp=Path(tmp))
         if args.big:
             big_first_view(url, args.workers, Path(tmp))
     print("\n# summary (hub vs vips-zip, same run)")
