@@ -21,7 +21,7 @@ import multiprocessing
 import os
 import sys
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -41,6 +41,7 @@ from .render import (DEFAULT_QUALITY, Mosaic, blank_jpeg, block_piece, derived_l
                      reduce2, render_block, render_coarse, render_derived,
                      render_scanner_coarse, thumbnail_depth)
 from .source import SlideSource, encode_png
+from .threads import TaskGroup, shared_pool
 
 _COARSE_SERIAL_MAX = 64  # coarse tiles rendered in the parent; above this they go to the workers
 _COARSE_CHUNK = 8        # coarse tiles per worker task
@@ -237,6 +238,10 @@ def build_pyramid(slide_path: str, store: ObjectStore, prefix: str, *, quality: 
         source.close()
 
 
+#: Upload threads of a process (shared by its builds, :mod:`.threads`): object stores answer a PUT in
+#: milliseconds to tens of milliseconds; eight in flight keep the pack stream ahead of the workers.
+UPLOAD_THREADS = 8
+
 #: Bytes of decoded source data a process keeps for the companions of the block it renders: one
 #: 4096 x 4096 block of eight 8-bit channels. A channel beyond it is decoded again, no more.
 SHARED_READ_BYTES = 160 * 1024 * 1024
@@ -286,9 +291,9 @@ class _Build:
         self.tiles_total = self.geom.tile_count()
         self.tiles_done = 0
         self.first_view = 0.0
-        self.uploads = ThreadPoolExecutor(max_workers=8, thread_name_prefix="tile-upload")
+        self.uploads = TaskGroup(shared_pool("tile-upload", UPLOAD_THREADS))
         self._processes: ProcessPoolExecutor | None = None
-        self._ahead_thread: ThreadPoolExecutor | None = None
+        self._ahead_tasks = TaskGroup(shared_pool("render-ahead", 1))
         self._ahead: dict[str, Future] = {}
         self._early: list[Future] = []
 
@@ -367,9 +372,8 @@ class _Build:
         finally:
             if self._processes is not None:
                 self._processes.shutdown(wait=True, cancel_futures=True)
-            if self._ahead_thread is not None:
-                self._ahead_thread.shutdown(wait=True, cancel_futures=True)
-            self.uploads.shutdown(wait=True, cancel_futures=True)
+            self._ahead_tasks.cancel()
+            self.uploads.cancel()
 
     def _run(self) -> PyramidResult:
         blank_key = layout.blank_key(self.prefix)
@@ -387,13 +391,15 @@ class _Build:
                                              and layout.thumbnail_key(self.prefix) not in self.existing):
             self.mosaic = Mosaic(self.source, self.piece_depth)
         self._start_blocks()
+        one_pass = self._one_pass()
         if not self.derived:
             self._build_top()
         self.extras = self._store_extras()
-        self._wait_early()
-        self._write_manifest(complete=False)
-        self.first_view = time.monotonic() - self.started
-        self._report("preview", min(self.geom.coarse_levels, default=None))
+        if not one_pass:
+            self._wait_early()
+            self._write_manifest(complete=False)
+            self.first_view = time.monotonic() - self.started
+            self._report("preview", min(self.geom.coarse_levels, default=None))
         try:
             self._build_blocks()
             if self.mosaic is not None:
@@ -404,12 +410,17 @@ class _Build:
             if self._processes is not None:
                 self._processes.shutdown(wait=True, cancel_futures=True)
         self._wait_early()
-        self.uploads.shutdown(wait=True)
+        self.uploads.wait()
         manifest_key = self._write_manifest(complete=True)
-        try:
-            self.store.delete(layout.manifest_key(self.prefix, preview=True))
-        except Exception:  # noqa: BLE001 - a stale preview is harmless once the final manifest exists
-            pass
+        if one_pass:  # the first view is the whole pyramid
+            self.first_view = time.monotonic() - self.started
+            self._report("preview", min(self.geom.coarse_levels, default=None))
+        preview_key = layout.manifest_key(self.prefix, preview=True)
+        if not one_pass or preview_key in self.existing:  # (one left by an earlier, killed run)
+            try:
+                self.store.delete(preview_key)
+            except Exception:  # noqa: BLE001 - a stale preview is harmless once the final manifest exists
+                pass
         self._report("done", self.geom.max_level)
         blank = sum(p.blank for p in self.packs.values())
         return PyramidResult(manifest_key, self.geom.width, self.geom.height, self.geom.level_count,
@@ -450,7 +461,7 @@ class _Build:
         else:
             rendered.update({(lv, c, r): render_coarse(self.source, lv, c, r, self.quality) for lv, c, r in rest})
         data, info = build_pack(key, [(lv, c, r, rendered[(lv, c, r)]) for lv, c, r in order])
-        self._put(key, data, "application/octet-stream")
+        self._put_early(key, data, "application/octet-stream")  # stored before any manifest names it
         self._pack_done("top", info, True)
 
     def _store_thumbnail(self, mosaic: Mosaic) -> None:
@@ -495,6 +506,15 @@ class _Build:
         """Whether the blocks are rendered in this process rather than on a process pool."""
         return self.workers == 1 or self._blocks_weight(blocks) < POOL_MIN_BLOCKS
 
+    def _one_pass(self) -> bool:
+        """Whether the build skips the preview manifest: all its blocks are rendered in this process
+        and come to at most one block of area (16 Mpx), so the whole pyramid follows the preview
+        within about a block's time. Its objects are then stored together and the final manifest
+        follows them: three storage round trips in a row instead of six (a five-tile DICOM file
+        spent 30 ms on seven of them), which on a remote object store is most of a small slide."""
+        plan = self.plan
+        return plan.serial and self._blocks_weight([(bx, by) for bx, by, _ in plan.todo] + plan.need_piece) <= 1
+
     def _plan_blocks(self) -> _BlockPlan:
         """Which blocks still need rendering, which stored ones only owe the mosaic their piece (a
         resumed build), and whether they all run here or on the process pool: decided once, from
@@ -533,10 +553,9 @@ class _Build:
         the decoders and LittleCMS release the GIL). The TCGA JPEG 2000 slide spent 1.6 s there
         with one core idle. Only the rendering runs ahead; storing and bookkeeping stay in
         :meth:`_build_blocks`, in block order."""
-        self._ahead_thread = ThreadPoolExecutor(1, thread_name_prefix="render-ahead")
         piece_depth = self.piece_depth if self.mosaic is not None else None
         for bx, by, key in todo:
-            self._ahead[key] = self._ahead_thread.submit(_block, self.source, bx, by, key, self.quality, piece_depth,
+            self._ahead[key] = self._ahead_tasks.submit(_block, self.source, bx, by, key, self.quality, piece_depth,
                                                          self._companions_of(bx, by))
 
     def _build_blocks(self) -> None:

@@ -19,12 +19,16 @@ def _stop_at_preview(progress) -> None:
 
 
 @pytest.fixture
-def half_built(app, client_for, world, synthetic_slide, demo_case_id):
-    """A slide whose new pyramid version has only its coarse levels stored, as while tiling."""
+def half_built(app, client_for, world, synthetic_slide, demo_case_id, monkeypatch):
+    """A slide whose new pyramid version has only its coarse levels stored, as while tiling. (The
+    synthetic slide is one block, which the pipeline stores in one pass, without a preview; it is
+    built here as a slide of several blocks is.)"""
     from pathology_hub import runtime
     from pathology_hub.domain import slides as slide_service
     from pathology_hub.models import Slide, SlideStatus
-    from pathology_hub.tiling import build_pyramid
+    from pathology_hub.tiling import build_pyramid, pipeline
+
+    monkeypatch.setattr(pipeline._Build, "_one_pass", lambda self: False)
 
     tech = client_for("tech")
     assert tus_upload(tech, synthetic_slide, demo_case_id).status_code == 201

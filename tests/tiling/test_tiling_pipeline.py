@@ -89,15 +89,22 @@ def check_pyramid(path, store, prefix, *, samples_per_level=4, rng_seed=0):
     return reader, medians
 
 
-def test_synthetic_pyramid_matches_deepzoom(synthetic_slide, store):
+def test_synthetic_pyramid_matches_deepzoom(synthetic_slide, store, monkeypatch):
     events: list[Progress] = []
+    stored: list[str] = []
+    put = store.put_bytes
+    monkeypatch.setattr(store, "put_bytes", lambda key, data, **kw: (stored.append(key), put(key, data, **kw))[1])
     result = build_pyramid(str(synthetic_slide), store, "pyramids/s1/v1", workers=1, progress=events.append)
     assert result.levels == 12 and result.source_reader == "jpeg-direct"
     assert result.tiles_total == sum(c * r for c, r in
                                      (PyramidReader(store, "pyramids/s1/v1").geometry.level_tiles(lv)
                                       for lv in range(12)))
     reader, worst = check_pyramid(synthetic_slide, store, "pyramids/s1/v1", samples_per_level=30)
-    assert events[0].phase == "preview" and events[-1].phase == "done"
+    # One block, rendered in this process: no preview manifest; the first view is the whole pyramid,
+    # and the manifest is the last object stored.
+    phases = [e.phase for e in events]
+    assert phases[-2:] == ["preview", "done"] and set(phases[:-2]) == {"levels"}
+    assert stored[-1] == "pyramids/s1/v1/manifest.json" and not any("preview" in k for k in stored)
     assert events[-1].tiles_done == events[-1].tiles_total == result.tiles_total
     # Manifest is last and the preview is gone; thumbnail and associated images exist.
     keys = {i.key for i in store.list("pyramids/s1/v1/")}

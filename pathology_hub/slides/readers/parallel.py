@@ -18,7 +18,7 @@ from typing import Callable, Iterable, TypeVar
 T = TypeVar("T")
 R = TypeVar("R")
 
-_pools: dict[int, ThreadPoolExecutor] = {}
+_pools: dict[tuple[int, str], ThreadPoolExecutor] = {}
 _lock = threading.Lock()
 _inline = False
 
@@ -30,14 +30,20 @@ def run_inline() -> None:
     _inline = True
 
 
-def _pool() -> ThreadPoolExecutor:
-    """One pool per process id: a pool inherited through fork has no threads behind it."""
-    pid = os.getpid()
+def shared_pool(name: str, workers: int) -> ThreadPoolExecutor:
+    """This process's thread pool called ``name`` (its threads are named after it), made on first
+    use and kept: starting a thread costs 1-4 ms here. One per process id: a pool inherited through
+    fork has no threads behind it."""
+    key = (os.getpid(), name)
     with _lock:
-        pool = _pools.get(pid)
+        pool = _pools.get(key)
         if pool is None:
-            pool = _pools[pid] = ThreadPoolExecutor(max(1, os.cpu_count() or 1), thread_name_prefix="decode")
+            pool = _pools[key] = ThreadPoolExecutor(workers, thread_name_prefix=name)
         return pool
+
+
+def _pool() -> ThreadPoolExecutor:
+    return shared_pool("decode", max(1, os.cpu_count() or 1))
 
 
 def thread_map(fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
