@@ -12,6 +12,8 @@ and converted to sRGB with one ICC transform per slide, so tiles and thumbnail a
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import io
 import math
 import os
@@ -41,6 +43,23 @@ def _open_slide(path: str) -> SlideReader:
         raise TilingError(f"the slide file cannot be opened ({exc})") from exc
 
 
+@functools.lru_cache(maxsize=1)
+def _identity_grid() -> np.ndarray:
+    """64^3 colours spanning the RGB cube, plus both ends, as one image (made once per process)."""
+    v = np.array(sorted(set(range(0, 256, 4)) | {1, 2, 3, 254, 255}), np.uint8)
+    n = len(v)
+    grid = np.empty((n, n, n, 3), np.uint8)
+    grid[..., 0], grid[..., 1], grid[..., 2] = v[:, None, None], v[None, :, None], v[None, None, :]
+    grid = grid.reshape(n, -1, 3)
+    grid.setflags(write=False)
+    return grid
+
+
+#: icc_is_identity's answer per ICC profile (SHA-256 of its bytes): a scanner's embedded profile
+#: comes with every slide it makes, and the check costs ~7 ms, most of a tiny slide's build.
+_IDENTITY: dict[bytes, bool] = {}
+
+
 #: Rows per strip of a threaded colour conversion.
 _SRGB_ROWS = 512
 
@@ -59,6 +78,7 @@ class SlideSource:
         #: Tiles hold one grey sample per pixel (:attr:`SlideReader.grey`); every array is (h, w).
         self.grey = bool(getattr(self.slide, "grey", False))
         self._errors: tuple[type[BaseException], ...] = (*self.slide.errors, ReaderError)
+        self._profile_digest: bytes | None = None
         self._transform = self._srgb_transform()
         self._direct = self.slide.native_level0(self.background) if direct else None
         self._dz: DeepZoomGenerator | None = None
@@ -86,6 +106,10 @@ class SlideSource:
         if profile is None:
             return None
         try:
+            self._profile_digest = hashlib.sha256(profile.tobytes()).digest()
+        except Exception:  # noqa: BLE001 - no bytes to key the identity cache by: check every time
+            self._profile_digest = None
+        try:
             return ImageCms.buildTransform(profile, ImageCms.createProfile("sRGB"), "RGB", "RGB")
         except ImageCms.PyCMSError as exc:
             raise TilingError(f"the slide's ICC colour profile is unusable ({exc})") from exc
@@ -101,9 +125,16 @@ class SlideSource:
         more than decoding - is skipped. 64^3 colours spanning the cube, plus both ends, must map to
         themselves exactly; any difference keeps the transform."""
         if self._identity is None:
-            v = np.unique(np.concatenate([np.arange(0, 256, 4), [1, 2, 3, 254, 255]])).astype(np.uint8)
-            grid = np.stack(np.meshgrid(v, v, v, indexing="ij"), -1).reshape(len(v), -1, 3)
-            self._identity = bool(np.array_equal(np.asarray(self.to_srgb(Image.fromarray(grid))), grid))
+            key = self._profile_digest
+            known = _IDENTITY.get(key) if key is not None else None
+            if known is None:
+                grid = _identity_grid()
+                known = bool(np.array_equal(np.asarray(self.to_srgb(Image.fromarray(grid))), grid))
+                if key is not None:
+                    if len(_IDENTITY) >= 64:
+                        _IDENTITY.clear()
+                    _IDENTITY[key] = known
+            self._identity = known
         return self._identity
 
     @property

@@ -50,6 +50,22 @@ def test_colour_conversion_in_strips_equals_one_transform(shared_slides):
         source.close()
 
 
+def test_identity_check_is_remembered_per_profile(shared_slides, monkeypatch):
+    """A scanner's profile is checked once per process; another profile gets its own answer."""
+    from pathology_hub.tiling import source as source_module
+
+    monkeypatch.setattr(source_module, "_IDENTITY", {})
+    answers = []
+    for name in ["dicom-boxes_0.dcm", "aperio-jp2k-tcga-cr-7395.svs", "dicom-boxes_0.dcm"]:
+        slide = SlideSource(shared_slides / name)
+        try:
+            answers.append(slide.icc_is_identity())
+        finally:
+            slide.close()
+    assert answers == [True, False, True]  # embedded sRGB, the TCGA scanner's profile, sRGB again
+    assert sorted(source_module._IDENTITY.values()) == [False, True]
+
+
 def test_thumbnail_reuses_the_coarse_levels_read_with_the_same_pixels(shared_slides):
     path = shared_slides / "aperio-jp2k-tcga-cr-7395.svs"
     fresh = SlideSource(path)
