@@ -422,26 +422,12 @@ def to_8bit(raw: np.ndarray, window: tuple[float, float]) -> np.ndarray:
     """Raw samples through the window onto 0..255 (below the window black, above white).
 
     8- and 16-bit integer samples go through a lookup table of the same arithmetic (a 12 Mpx
-    plane: 0.5 s of float maths, 0.03 s of indexing); other types are computed directly.
+    plane: 0.5 s of float maths, 0.03 s of indexing); other types are computed directly. Tiling
+    reads go through the same table segment by segment (:meth:`PlaneReader.read_channel`).
     """
     if raw.dtype in (np.uint8, np.uint16):
-        table = _window_table(raw.dtype.itemsize, float(window[0]), float(window[1]))
-        if raw.ndim != 2:
-            return table.take(raw.ravel()).reshape(raw.shape)
-        out = np.empty(raw.shape, np.uint8)
-
-        def strip(y: int) -> None:
-            # mode="wrap": every sample indexes the table (it has a row per value), so no bounds check
-            np.take(table, raw[y:y + _TAKE_ROWS], out=out[y:y + _TAKE_ROWS], mode="wrap")
-        thread_map(strip, range(0, raw.shape[0], _TAKE_ROWS))
-        return out
+        return _window_table(raw.dtype.itemsize, float(window[0]), float(window[1])).take(raw)
     return _windowed(raw, window)
-
-
-#: Rows per strip of :func:`to_8bit`. take() first turns its indices into 64-bit integers: for a
-#: whole 4096 x 4096 plane that is a 134 MB array (69 ms); strips of 256 rows keep it in cache
-#: (20 ms; 15 ms without the bounds check), with the same result.
-_TAKE_ROWS = 256
 
 
 def _windowed(raw: np.ndarray, window: tuple[float, float]) -> np.ndarray:
@@ -525,6 +511,7 @@ class ChannelTiffReader(SlideReader):
 
     def __init__(self, path: str, fmt: str = "tiff", windows: list[tuple[float, float]] | None = None) -> None:
         self.path = path
+        self._real_path = os.path.realpath(path)  # the key a channel view of this file shares reads by
         try:
             self._tif, layout = channels_of(path)
         except ReaderError:
@@ -602,7 +589,7 @@ class ChannelTiffReader(SlideReader):
         ch = self.layout.channels[k]
         window = ch.window or (0.0, 255.0)
         box = self._box(location, level, size)
-        key = (os.path.realpath(self.path), k, tuple(window), box) if level == 0 and shared_reads.enabled() else None
+        key = (self._real_path, k, tuple(window), box) if level == 0 and shared_reads.enabled() else None
         if key is not None and not share:
             grey = shared_reads.take(key)
             if grey is not None:
@@ -686,9 +673,10 @@ class ChannelViewReader(SlideReader):
 
 
 class OpaqueLevel0:
-    """Level-0 pixels of a channel image as the array they already are (RGB, or grey for a ``grey`` reader) (the tiling source's
-    ``native_level0`` contract). read_region's RGBA image, pasted onto the background, gave the
-    same bytes after three copies of every block: 0.85 s of a channel pyramid's 3.6 s."""
+    """Level-0 pixels of a channel image as the array they already are: RGB, or (h, w) for a
+    ``grey`` reader (the tiling source's ``native_level0`` contract). read_region's RGBA image,
+    pasted onto the background, gave the same bytes after three copies of every block: 0.85 s of a
+    channel pyramid's 3.6 s."""
 
     def __init__(self, read: Any, kind: str) -> None:
         self.read, self.kind = read, kind
