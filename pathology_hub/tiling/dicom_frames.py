@@ -45,7 +45,6 @@ class DicomFrames(DirectJpeg):
         self.offsets, self.counts = meta["offsets"], meta["counts"]
         self.fd = os.open(path, os.O_RDONLY)
         self.background = np.asarray(background, np.uint8)
-        self._tif = None
 
     @classmethod
     def level0(cls, source: "SlideSource") -> "DicomFrames | None":

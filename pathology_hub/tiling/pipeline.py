@@ -220,10 +220,12 @@ def build_pyramid(slide_path: str, store: ObjectStore, prefix: str, *, quality: 
     try:
         for path, cprefix in companions:
             csource = SlideSource(path)
-            opened.append(_Companion(csource, validate_key(cprefix.rstrip("/")),
-                                     {info.key for info in store.list(cprefix.rstrip("/") + "/")}))
             if csource.geometry != source.geometry:
-                opened.pop().source.close()
+                csource.close()
+                continue
+            companion = _Companion(csource, validate_key(cprefix.rstrip("/")), set())
+            opened.append(companion)  # (closed below even if the listing fails)
+            companion.existing.update(info.key for info in store.list(companion.prefix + "/"))
         build = _Build(source, store, prefix, quality, workers, progress, checkpoint, started, opened)
         if not opened:
             return build.run()
