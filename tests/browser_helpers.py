@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 
 
 def wait_until(page, expr: str, timeout: float = 20.0) -> None:
@@ -27,3 +29,9 @@ def login(context, base: str, username: str, password: str = "demo-pass-2026"):
     page.click("[data-testid=login-submit]")
     page.wait_for_url(f"{base}/")
     return page
+
+
+def shots_dir(name: str) -> Path:
+    """Where a browser test saves the screenshots a person looks at: ``$HUB_SHOTS_DIR`` if set, else
+    ``/work/notes/shots/<name>`` (outside the repository)."""
+    return Path(os.environ.get("HUB_SHOTS_DIR", f"/work/notes/shots/{name}"))

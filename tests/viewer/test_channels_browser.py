@@ -12,7 +12,6 @@ headless Chromium on a quiet machine here, where one additive layer per channel 
 from __future__ import annotations
 
 import io
-import os
 from pathlib import Path
 
 import numpy as np
@@ -20,11 +19,11 @@ import pytest
 import tifffile
 from PIL import Image
 
-from tests.browser_helpers import login, wait_until
+from tests.browser_helpers import login, shots_dir, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-SHOTS = Path(os.environ.get("HUB_SHOTS_DIR", "/work/notes/shots/fluo19"))
+SHOTS = shots_dir("fluo19")
 
 
 @pytest.fixture(scope="module")

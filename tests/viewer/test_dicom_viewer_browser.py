@@ -8,18 +8,17 @@ platform decoded from the file, in both languages' pages.
 from __future__ import annotations
 
 import io
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from tests.browser_helpers import login, wait_until
+from tests.browser_helpers import login, shots_dir, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-SHOTS = Path(os.environ.get("HUB_SHOTS_DIR", "/work/notes/shots/dicom19"))
+SHOTS = shots_dir("dicom19")
 
 
 @pytest.fixture(scope="module")
