@@ -87,6 +87,10 @@ def test_dicom_slide_at_full_resolution_shows_the_decoded_frames(browser, live_s
             # measured: 1.75 per pixel, blocks 1.2 on average and 6.3 at most (a colour-swapped
             # decode of the same frames: 74)
             assert mean_diff < 3 and blocks.mean() < 2.5 and blocks.max() < 12, (locale, mean_diff, blocks.max())
+            for width, height in ((1280, 800), (1024, 768)):  # a desktop and a tablet
+                page.set_viewport_size({"width": width, "height": height})
+                wait_until(page, "pathologyViewer.viewer.world.getItemAt(0).getFullyLoaded()", timeout=30)
+                page.screenshot(path=str(SHOTS / f"viewer-dicom-{locale}-{width}.png"))
             assert not errors, errors
         finally:
             ctx.close()
