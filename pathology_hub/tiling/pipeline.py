@@ -267,6 +267,7 @@ class _BlockPlan:
     todo: list[tuple[int, int, str]]          # (bx, by, pack key) still to render
     stored: list[tuple[int, int, PackInfo]]   # stored by an earlier run
     need_piece: list[tuple[int, int]]         # stored, but the mosaic still needs their pixels
+    weight: float                             # level-0 area of todo and need_piece, in whole blocks
     serial: bool                              # rendered in this process, not on the pool
 
 
@@ -504,18 +505,13 @@ class _Build:
             self._put_early(key, data, "image/png")
         return {"thumbnail": thumb_key, "associated": assoc}
 
-    def _serial(self, blocks: list[tuple[int, int]]) -> bool:
-        """Whether the blocks are rendered in this process rather than on a process pool."""
-        return self.workers == 1 or self._blocks_weight(blocks) < POOL_MIN_BLOCKS
-
     def _one_pass(self) -> bool:
         """Whether the build skips the preview manifest: all its blocks are rendered in this process
         and come to at most one block of area (16 Mpx), so the whole pyramid follows the preview
         within about a block's time. Its objects are then stored together and the final manifest
         follows them: three storage round trips in a row instead of six (a five-tile DICOM file
         spent 30 ms on seven of them), which on a remote object store is most of a small slide."""
-        plan = self.plan
-        return plan.serial and self._blocks_weight([(bx, by) for bx, by, _ in plan.todo] + plan.need_piece) <= 1
+        return self.plan.serial and self.plan.weight <= 1
 
     def _plan_blocks(self) -> _BlockPlan:
         """Which blocks still need rendering, which stored ones only owe the mosaic their piece (a
@@ -531,8 +527,10 @@ class _Build:
             else:
                 stored.append((bx, by, info))
         need_piece = [(bx, by) for bx, by, _ in stored] if self.mosaic is not None else []
-        serial = self._serial([(bx, by) for bx, by, _ in todo] + need_piece)
-        return _BlockPlan(todo, stored, need_piece, serial)
+        weight = self._blocks_weight([(bx, by) for bx, by, _ in todo] + need_piece)
+        # In this process when one core is all there is or the pool would start for little work.
+        serial = self.workers == 1 or weight < POOL_MIN_BLOCKS
+        return _BlockPlan(todo, stored, need_piece, weight, serial)
 
     def _start_blocks(self) -> None:
         """Get the block pass going while the preview is made. On a process pool: start the

@@ -17,6 +17,7 @@ from pathology_hub.slides.readers.parallel import shared_pool
 
 __all__ = ["TaskGroup", "shared_pool"]
 
+
 class TaskGroup:
     """The tasks one build put on a shared pool."""
 
