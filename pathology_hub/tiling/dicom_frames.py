@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..slides.readers.dicom import series_files
 from ..slides.readers.tiff import DirectJpeg
 from .errors import TilingError
 
@@ -29,9 +30,8 @@ if TYPE_CHECKING:
     from .source import SlideSource
 
 JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
-#: Files looked at for a series' other levels: OpenSlide reads every file of the folder too,
-#: a series folder with more than this is left to it.
-_MAX_SIBLINGS = 256
+#: Instances looked at for a series' other levels; a series of more than this is left to OpenSlide.
+_MAX_INSTANCES = 256
 
 
 class DicomFrames(DirectJpeg):
@@ -62,26 +62,25 @@ class DicomFrames(DirectJpeg):
 
     @classmethod
     def scanner_level(cls, source: "SlideSource", level: int) -> "DicomFrames | None":
-        """Scanner ``level`` (> 0) of the series: the one volume instance beside level 0 with the same
-        series and that level's size, when its frames qualify; None if there is not exactly one."""
+        """Scanner ``level`` (> 0) of the series: the one volume instance of level 0's series
+        (:func:`~pathology_hub.slides.readers.dicom.series_files`) with that level's size, when its
+        frames qualify; None if there is not exactly one."""
         try:
             import pydicom
 
-            first = pydicom.dcmread(source.path, stop_before_pixels=True)
-            series = first.SeriesInstanceUID
             want = tuple(source.slide.level_dimensions[level])
             found = []
-            siblings = sorted(p for p in Path(source.path).parent.iterdir() if p.is_file())
-            if len(siblings) > _MAX_SIBLINGS:
+            files = series_files(Path(source.path))  # the instances OpenSlide reads as this series
+            if len(files) > _MAX_INSTANCES:
                 return None
-            for path in siblings:
+            for path in files:
                 try:
                     ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=[
-                        "SeriesInstanceUID", "ImageType", "TotalPixelMatrixColumns", "TotalPixelMatrixRows"])
-                except Exception:  # noqa: BLE001 - not DICOM: OpenSlide skips it as well
+                        "ImageType", "TotalPixelMatrixColumns", "TotalPixelMatrixRows"])
+                except Exception:  # noqa: BLE001 - unreadable: OpenSlide skips it as well
                     continue
                 image_type = list(ds.get("ImageType", []))
-                if (ds.get("SeriesInstanceUID") == series and len(image_type) > 2 and image_type[2] == "VOLUME"
+                if (len(image_type) > 2 and image_type[2] == "VOLUME"
                         and (ds.get("TotalPixelMatrixColumns"), ds.get("TotalPixelMatrixRows")) == want):
                     found.append(path)
             if len(found) != 1:

@@ -27,7 +27,7 @@ WSM_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.77.1.6"
 _MAX_SERIES_FILES = 10_000
 
 
-def _series_files(path: Path) -> list[Path]:
+def series_files(path: Path) -> list[Path]:
     """``path`` and the DICOM files next to it that belong to the same series.
 
     A series arrives as one folder (see archive.find_openable); a single uploaded file may sit
@@ -67,7 +67,7 @@ def normalised_series(path: Path) -> tuple[list[Path], Path | None]:
     """
     import pydicom
 
-    files = _series_files(path)
+    files = series_files(path)
     headers = [pydicom.dcmread(p, stop_before_pixels=True) for p in files]
     if all("ImageType" in ds for ds in headers):
         return files, None
