@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures as cf
+import functools
 import json
 import multiprocessing as mp
 import os
@@ -277,9 +278,18 @@ def _vips_image(slide: str, job: dict):
     return pyvips.Image.new_from_file(job.get("twin") or slide)
 
 
-def run_vips_zip(slide: str, url: str, prefix: str, workers: int, job: dict) -> dict:
+@functools.lru_cache(maxsize=None)
+def process_store(url: str):
+    """The contender process's object store, opened once as a job worker opens its own
+    (``pathology_hub.runtime.store()``): its bucket check and pooled connections are paid by the
+    warm-up slide, not by every build (a fresh store's bucket check and first connection took
+    15-20 ms, more than a 16 x 16 px slide's whole build)."""
     import storage
-    store = storage.open_store(url)
+    return storage.open_store(url)
+
+
+def run_vips_zip(slide: str, url: str, prefix: str, workers: int, job: dict) -> dict:
+    store = process_store(url)
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "pyr.zip")  # with container="zip" vips writes exactly this file
         img = _vips_image(slide, job)
@@ -289,8 +299,7 @@ def run_vips_zip(slide: str, url: str, prefix: str, workers: int, job: dict) -> 
 
 
 def run_vips_folder(slide: str, url: str, prefix: str, workers: int, job: dict) -> dict:
-    import storage
-    store = storage.open_store(url)
+    store = process_store(url)
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "pyr")
         _vips_image(slide, job).dzsave(out, tile_size=TILE_SIZE, overlap=OVERLAP, suffix=".jpg[Q=80]")
@@ -304,10 +313,9 @@ def run_vips_folder(slide: str, url: str, prefix: str, workers: int, job: dict) 
 def _dz_worker(args: tuple[str, str, str, list[tuple[int, int, int]]]) -> int:
     import io
     import openslide
-    import storage
     from openslide.deepzoom import DeepZoomGenerator
     slide, url, prefix, addrs = args
-    store = storage.open_store(url)
+    store = process_store(url)
     dz = DeepZoomGenerator(openslide.OpenSlide(slide), TILE_SIZE, OVERLAP, limit_bounds=True)
     for level, col, row in addrs:
         buf = io.BytesIO()
@@ -330,9 +338,8 @@ def run_deepzoom(slide: str, url: str, prefix: str, workers: int, job: dict) -> 
 
 
 def run_hub(slide: str, url: str, prefix: str, workers: int, job: dict) -> dict:
-    import storage
     from pathology_hub.tiling import build_pyramid
-    store = storage.open_store(url)
+    store = process_store(url)
     if job.get("channels"):  # what the tile job does for a fluorescence slide: one pyramid per channel
         from pathology_hub.domain.slides.processing import build_slide_pyramids  # warm: WARM_IMPORTS
         result = build_slide_pyramids(slide, job["channels"], store, prefix)
