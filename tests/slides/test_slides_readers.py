@@ -87,6 +87,22 @@ def test_registry_picks_one_reader_per_format(kfb, tmp_path: Path) -> None:
             assert reader.level_dimensions[0] == reader.dimensions
 
 
+def test_open_reader_asks_no_reader_after_the_one_that_opens(tmp_path: Path, monkeypatch) -> None:
+    """Readers are asked in order and the first that opens the file ends the search: a DICOM file
+    OpenSlide opens is not parsed again by the wsidicom reader's detection; one it refuses is."""
+    asked = []
+    real = WsiDicomReader.detect.__func__
+    monkeypatch.setattr(WsiDicomReader, "detect", classmethod(lambda cls, p, m: asked.append(p) or real(cls, p, m)))
+    (tmp_path / "ok").mkdir()
+    (tmp_path / "flavourless").mkdir()
+    readable = write_dicom_wsi(tmp_path / "ok" / "x.dcm", _tissue(300, 400))
+    refused = write_dicom_wsi(tmp_path / "flavourless" / "x.dcm", _tissue(300, 400), image_type=False)
+    with open_reader(str(readable)) as reader:
+        assert type(reader) is OpenSlideReader and asked == []
+    with open_reader(str(refused)) as reader:
+        assert type(reader) is WsiDicomReader and asked == [str(refused)]
+
+
 def test_kfb_is_accepted_with_its_metadata_levels_label_and_macro(kfb) -> None:
     path, _, label, macro = kfb
     desc = inspect_slide(path)  # in the sandboxed probe, like every decoder
