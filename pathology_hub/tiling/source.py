@@ -45,23 +45,46 @@ def _open_slide(path: str) -> SlideReader:
 
 @functools.lru_cache(maxsize=1)
 def _identity_grid() -> np.ndarray:
-    """64^3 colours spanning the RGB cube, plus both ends, as one image (made once per process)."""
-    v = np.array(sorted(set(range(0, 256, 4)) | {1, 2, 3, 254, 255}), np.uint8)
-    n = len(v)
-    grid = np.empty((n, n, n, 3), np.uint8)
-    grid[..., 0], grid[..., 1], grid[..., 2] = v[:, None, None], v[None, :, None], v[None, None, :]
-    grid = grid.reshape(n, -1, 3)
+    """The colours :meth:`SlideSource.icc_is_identity` checks, as one image (made once per process):
+    every level of each primary ramp and of the grey ramp, where a profile's tone curves act,
+    and a 35^3 lattice of the cube (every 8th level and both ends), where its matrix or colour
+    table acts. LittleCMS maps 8-bit RGB through tone curves and a matrix, or a table interpolated
+    between nodes, so a transform that changes none of these has nothing left to change between
+    them. The 67^3 lattice used before cost 7-9 ms a profile, as much as a small slide's build."""
+    ramp = np.arange(256, dtype=np.uint8)
+    zero = np.zeros(256, np.uint8)
+    ramps = [np.stack(c, axis=-1) for c in ((ramp, zero, zero), (zero, ramp, zero), (zero, zero, ramp),
+                                            (ramp, ramp, ramp))]
+    v = np.array(sorted(set(range(0, 256, 8)) | {1, 254, 255}), np.uint8)
+    lattice = np.stack(np.meshgrid(v, v, v, indexing="ij"), axis=-1).reshape(-1, 3)
+    colours = np.concatenate([*ramps, lattice])
+    width = 256
+    rows = -(-len(colours) // width)
+    grid = np.zeros((rows * width, 3), np.uint8)
+    grid[:len(colours)] = colours
+    grid = grid.reshape(rows, width, 3)
     grid.setflags(write=False)
     return grid
 
 
 #: icc_is_identity's answer per ICC profile (SHA-256 of its bytes): a scanner's embedded profile
-#: comes with every slide it makes, and the check costs ~7 ms, most of a tiny slide's build.
+#: comes with every slide it makes.
 _IDENTITY: dict[bytes, bool] = {}
+
+#: The sRGB transform built per ICC profile (SHA-256 of its bytes): building one costs ~2 ms,
+#: a tenth of a small slide's build, for the same profile on every slide of a scanner. A
+#: LittleCMS transform holds no per-call state, so every thread of the process applies the same.
+_TRANSFORMS: dict[bytes, Any] = {}
+
+#: Profiles remembered per process (both caches): a worker sees a few scanners, not thousands.
+_PROFILE_CACHE = 64
 
 
 #: Rows per strip of a threaded colour conversion.
 _SRGB_ROWS = 512
+
+#: Rows per strip of a large level-0 read from a reader that allows concurrent reads.
+_READ_ROWS = 512
 
 
 class SlideSource:
@@ -109,10 +132,19 @@ class SlideSource:
             self._profile_digest = hashlib.sha256(profile.tobytes()).digest()
         except Exception:  # noqa: BLE001 - no bytes to key the identity cache by: check every time
             self._profile_digest = None
+        key = self._profile_digest
+        transform = _TRANSFORMS.get(key) if key is not None else None
+        if transform is not None:
+            return transform
         try:
-            return ImageCms.buildTransform(profile, ImageCms.createProfile("sRGB"), "RGB", "RGB")
+            transform = ImageCms.buildTransform(profile, ImageCms.createProfile("sRGB"), "RGB", "RGB")
         except ImageCms.PyCMSError as exc:
             raise TilingError(f"the slide's ICC colour profile is unusable ({exc})") from exc
+        if key is not None:
+            if len(_TRANSFORMS) >= _PROFILE_CACHE:
+                _TRANSFORMS.clear()
+            _TRANSFORMS[key] = transform
+        return transform
 
     def to_srgb(self, img: Image.Image) -> Image.Image:
         if self._transform is not None:
@@ -122,8 +154,8 @@ class SlideSource:
     def icc_is_identity(self) -> bool:
         """Whether the slide's ICC transform leaves every sampled colour unchanged (an embedded sRGB
         profile, as DICOM WSI files commonly carry): then applying it - 1.3 s per 4096 x 4096 block,
-        more than decoding - is skipped. 64^3 colours spanning the cube, plus both ends, must map to
-        themselves exactly; any difference keeps the transform."""
+        more than decoding - is skipped. Every colour of :func:`_identity_grid` must map to itself
+        exactly; any difference keeps the transform."""
         if self._identity is None:
             key = self._profile_digest
             known = _IDENTITY.get(key) if key is not None else None
@@ -131,7 +163,7 @@ class SlideSource:
                 grid = _identity_grid()
                 known = bool(np.array_equal(np.asarray(self.to_srgb(Image.fromarray(grid))), grid))
                 if key is not None:
-                    if len(_IDENTITY) >= 64:
+                    if len(_IDENTITY) >= _PROFILE_CACHE:
                         _IDENTITY.clear()
                     _IDENTITY[key] = known
             self._identity = known
@@ -174,8 +206,25 @@ class SlideSource:
             except TileDecodeError as exc:
                 raise TilingError(str(exc)) from exc
             return self.srgb_pixels(arr)
+        if not self.slide.concurrent_reads or y1 - y0 < 2 * _READ_ROWS:
+            return self._read_composited(x0 + bx, y0 + by, x1 - x0, y1 - y0)
+        # One library call decodes on one core (a 4096 x 4096 NDPI block: 0.49 s, the other core
+        # idle). Level-0 pixels do not depend on how the area is split: strips read in parallel
+        # give the same bytes.
+        first = self._read_composited(x0 + bx, y0 + by, x1 - x0, _READ_ROWS)
+        out = np.empty((y1 - y0, *first.shape[1:]), first.dtype)
+        out[:_READ_ROWS] = first
+
+        def strip(y: int) -> None:
+            out[y - y0:y - y0 + _READ_ROWS] = self._read_composited(x0 + bx, y + by, x1 - x0,
+                                                                   min(_READ_ROWS, y1 - y))
+        thread_map(strip, range(y0 + _READ_ROWS, y1, _READ_ROWS))
+        return out
+
+    def _read_composited(self, x: int, y: int, w: int, h: int) -> np.ndarray:
+        """Level-0 pixels of the reader's region (x, y, w, h), on the background, in sRGB."""
         try:
-            region = self.slide.read_region((x0 + bx, y0 + by), 0, (x1 - x0, y1 - y0))
+            region = self.slide.read_region((x, y), 0, (w, h))
         except self._errors as exc:
             raise TilingError(f"the slide's pixels cannot be read ({exc})") from exc
         img = Image.new("RGB", region.size, self.background)

@@ -111,3 +111,102 @@ def test_corrupt_tile_in_a_block_rendered_ahead_is_a_tiling_error(tmp_path, stor
         build_pyramid(str(path), store, "p/bad", workers=2)
     assert "corrupt" in err.value.reason or "cannot" in err.value.reason
     assert not store.exists("p/bad/manifest.json")
+
+
+def _srgb_with_gamma_step(step: int):
+    """The built-in sRGB profile with its tone curves' gamma moved by ``step`` / 65536."""
+    import io
+    import struct
+
+    from PIL import ImageCms
+    data = bytearray(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+    count = struct.unpack(">I", data[128:132])[0]
+    tags = {bytes(data[132 + 12 * i:136 + 12 * i]): struct.unpack(">II", data[136 + 12 * i:144 + 12 * i])
+            for i in range(count)}
+    offset = tags[b"rTRC"][0]
+    assert data[offset:offset + 4] == b"para"
+    gamma = struct.unpack(">i", data[offset + 12:offset + 16])[0]
+    data[offset + 12:offset + 16] = struct.pack(">i", gamma + step)
+    return ImageCms.ImageCmsProfile(io.BytesIO(bytes(data)))
+
+
+def test_identity_check_sees_a_profile_that_changes_few_colours(tmp_path, monkeypatch):
+    """A tone curve a hair off sRGB changes about 2 % of all 16.7 M colours by one level: the
+    sampled check (ramps and lattice, not the whole cube) must still see it; the same profile
+    unchanged maps every colour to itself."""
+    import hashlib
+
+    from PIL import Image, ImageCms
+
+    from pathology_hub.tiling import source as source_module
+
+    monkeypatch.setattr(source_module, "_IDENTITY", {})
+    path = write_synthetic_slide(tmp_path / "s.svs", 300, 200, levels=1)
+    cube = np.stack(np.meshgrid(*[np.arange(256, dtype=np.uint8)] * 3, indexing="ij"), axis=-1).reshape(4096, 4096, 3)
+    for step, identity in [(0, True), (780, False)]:
+        profile = _srgb_with_gamma_step(step)
+        transform = ImageCms.buildTransform(profile, ImageCms.createProfile("sRGB"), "RGB", "RGB")
+        changed = int((np.asarray(ImageCms.applyTransform(Image.fromarray(cube), transform)) != cube).any(-1).sum())
+        assert (changed == 0) is identity
+        assert identity or changed < 0.05 * cube.shape[0] * cube.shape[1]  # a slight change, not a wholesale one
+        source = SlideSource(path)
+        try:
+            source._transform, source._profile_digest = transform, hashlib.sha256(profile.tobytes()).digest()
+            assert source.icc_is_identity() is identity
+        finally:
+            source.close()
+
+
+def test_srgb_transform_is_built_once_per_profile(shared_slides, monkeypatch):
+    """Every slide of a scanner carries the same profile: its transform is built once per process."""
+    from PIL import Image, ImageCms
+
+    from pathology_hub.tiling import source as source_module
+
+    monkeypatch.setattr(source_module, "_TRANSFORMS", {})
+    built = []
+    real = ImageCms.buildTransform
+    monkeypatch.setattr(ImageCms, "buildTransform", lambda *a, **k: built.append(a) or real(*a, **k))
+    slides = [SlideSource(shared_slides / name) for name in
+              ["aperio-jp2k-tcga-cr-7395.svs", "aperio-jp2k-tcga-cr-7395.svs", "dicom-boxes_0.dcm"]]
+    try:
+        assert len(built) == 2
+        assert slides[0]._transform is slides[1]._transform is not slides[2]._transform
+        pixels = np.random.default_rng(5).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+        fresh = real(slides[0].slide.color_profile, ImageCms.createProfile("sRGB"), "RGB", "RGB")
+        assert np.array_equal(slides[1].srgb_pixels(pixels),
+                              np.asarray(ImageCms.applyTransform(Image.fromarray(pixels), fresh)))
+    finally:
+        for s in slides:
+            s.close()
+
+
+def test_large_region_of_a_thread_safe_reader_is_read_in_parallel_strips_with_the_same_bytes(tmp_path):
+    """OpenSlide reads on several threads at once: a block's level-0 area is read as strips of rows
+    on the process's threads (one call decoded a 4096 px NDPI block on one core), and the strips
+    put together are the bytes one read gives."""
+    from PIL import Image
+
+    path = write_synthetic_slide(tmp_path / "s.svs", 1500, 1300, levels=1)
+    source = SlideSource(path, direct=False)  # through OpenSlide, not the direct JPEG path
+    try:
+        assert source.slide.concurrent_reads
+        calls = []
+        real = source.slide.read_region
+
+        def spy(location, level, size):
+            calls.append((threading.current_thread().name, size))
+            return real(location, level, size)
+        source.slide.read_region = spy
+        arr = source.read_l0(3, 5, 1403, 1290)
+        assert [size for _, size in calls] == [(1400, 512), (1400, 512), (1400, 261)]
+        assert len({name for name, _ in calls}) >= 2
+        region = real((3 + source.bounds.x, 5 + source.bounds.y), 0, (1400, 1285))
+        one = Image.new("RGB", region.size, source.background)
+        one.paste(region, mask=region)
+        assert np.array_equal(arr, source.srgb_array(one))
+        calls.clear()
+        source.read_l0(0, 0, 1400, 1000)  # under two strips' height: one read
+        assert len(calls) == 1
+    finally:
+        source.close()

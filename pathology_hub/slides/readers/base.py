@@ -46,6 +46,16 @@ class SlideReader(abc.ABC):
     #: JPEG, a third of the pixels to resample and check, and no colour to invent.
     grey: ClassVar[bool] = False
 
+    #: :meth:`read_region` may run on several threads at once, each reading its own region (the
+    #: library is thread-safe and releases the GIL). The tiling source then reads a large region
+    #: as strips in parallel instead of on one core.
+    concurrent_reads: ClassVar[bool] = False
+
+    #: A view of another reader's pixels (one channel of a fluorescence file) whose blocks are
+    #: rendered with that reader's, from the data it decoded (``build_pyramid(companions=...)``):
+    #: its own build finds them stored and should not decode its full resolution again.
+    companion_view: ClassVar[bool] = False
+
     path: str
     #: The detected format (OpenSlide's detect_format value, "kfbio", "dicom"...).
     format: str

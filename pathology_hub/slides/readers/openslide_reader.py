@@ -35,6 +35,9 @@ FORMAT_LABELS = {
 class OpenSlideReader(SlideReader):
     name = "openslide"
     errors = (openslide.OpenSlideError,)
+    #: "OpenSlide is thread-safe" (its API documentation): one handle serves every thread, and
+    #: ctypes releases the GIL for the duration of each read.
+    concurrent_reads = True
 
     def __init__(self, path: str, fmt: str | None = None) -> None:
         self.path = path
