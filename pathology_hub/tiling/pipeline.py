@@ -215,7 +215,14 @@ def build_pyramid(slide_path: str, store: ObjectStore, prefix: str, *, quality: 
     if not 1 <= quality <= 100:
         raise ValueError("quality must be within 1..100")
     workers = max(1, workers or os.cpu_count() or 1)
-    source = SlideSource(slide_path)
+    # What an earlier run stored (a resume) is listed while the slide opens: two independent
+    # waits of ~2 ms each, most of a tiny slide's build before its first PUT.
+    listing = shared_pool("tile-upload", UPLOAD_THREADS).submit(_stored_sizes, store, prefix)
+    try:
+        source = SlideSource(slide_path)
+    except BaseException:
+        listing.cancel()
+        raise
     opened: list[_Companion] = []
     try:
         for path, cprefix in companions:
@@ -226,7 +233,8 @@ def build_pyramid(slide_path: str, store: ObjectStore, prefix: str, *, quality: 
             companion = _Companion(csource, validate_key(cprefix.rstrip("/")), set())
             opened.append(companion)  # (closed below even if the listing fails)
             companion.existing.update(info.key for info in store.list(companion.prefix + "/"))
-        build = _Build(source, store, prefix, quality, workers, progress, checkpoint, started, opened)
+        build = _Build(source, store, prefix, listing.result(), quality, workers, progress, checkpoint, started,
+                       opened)
         if not opened:
             return build.run()
         shared_reads.enable(SHARED_READ_BYTES)
@@ -271,8 +279,14 @@ class _BlockPlan:
     serial: bool                              # rendered in this process, not on the pool
 
 
+def _stored_sizes(store: ObjectStore, prefix: str) -> dict[str, int]:
+    """Size of every object already under ``prefix``, by key."""
+    return {info.key: info.size for info in store.list(prefix + "/")}
+
+
 class _Build:
-    def __init__(self, source: SlideSource, store: ObjectStore, prefix: str, quality: int, workers: int,
+    def __init__(self, source: SlideSource, store: ObjectStore, prefix: str, existing: dict[str, int],
+                 quality: int, workers: int,
                  progress: Callable[[Progress], None] | None, checkpoint: Checkpoint | None,
                  started: float, companions: list[_Companion]) -> None:
         self.source, self.store, self.prefix, self.quality = source, store, prefix, quality
@@ -280,7 +294,7 @@ class _Build:
         self.workers, self.progress_cb, self.started = workers, progress, started
         self.geom = source.geometry
         self.checkpoint = checkpoint if checkpoint is not None else Checkpoint()
-        self.existing = {info.key: info.size for info in store.list(prefix + "/")}
+        self.existing = existing
         if self._stale_layout():
             # A build started by a release with another tile layout (254/1 before 256/0): its packs
             # hold other tiles under the same keys, so resuming would mix two layouts. Start over.
@@ -483,7 +497,7 @@ class _Build:
         img.thumbnail((1024, 1024), Image.LANCZOS)
         buf = io.BytesIO()
         img.save(buf, "JPEG", quality=90)
-        self._put(key, buf.getvalue(), "image/jpeg")
+        self._put_early(key, buf.getvalue(), "image/jpeg")  # stored with the top pack, before the manifest
 
     def _store_extras(self) -> dict:
         thumb_key = layout.thumbnail_key(self.prefix)
@@ -536,7 +550,7 @@ class _Build:
         """Get the block pass going while the preview is made. On a process pool: start the
         workers now, so their start (a fresh interpreter each, ~1-2 s on the first pool of a
         process) overlaps the coarse levels instead of following them. In this process:
-        :meth:`_render_ahead`, unless the coarse levels wait for the blocks anyway."""
+        :meth:`_render_ahead`."""
         self.plan = self._plan_blocks()
         if not self.plan.todo and not self.plan.need_piece:
             return
@@ -544,14 +558,14 @@ class _Build:
             pool = self._pool()
             for _ in range(self.workers):
                 pool.submit(_worker_ready)
-        elif not self.derived and self.plan.todo:
+        elif self.plan.todo:
             self._render_ahead(self.plan.todo)
 
     def _render_ahead(self, todo: list[tuple[int, int, str]]) -> None:
         """For a slide rendered in this process, start its blocks on a thread now, while the coarse
-        levels and the thumbnail are made from the slide's own levels (independent work; OpenSlide,
-        the decoders and LittleCMS release the GIL). The TCGA JPEG 2000 slide spent 1.6 s there
-        with one core idle. Only the rendering runs ahead; storing and bookkeeping stay in
+        levels and the thumbnail are made from the slide's own levels and the label and macro are
+        encoded (independent work; OpenSlide, the decoders and LittleCMS release the GIL). The TCGA
+        JPEG 2000 slide spent 1.6 s there with one core idle. Only the rendering runs ahead; storing and bookkeeping stay in
         :meth:`_build_blocks`, in block order."""
         piece_depth = self.piece_depth if self.mosaic is not None else None
         for bx, by, key in todo:

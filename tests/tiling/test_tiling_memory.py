@@ -103,7 +103,7 @@ def test_thumbnail_from_a_100k_mosaic_needs_about_the_mosaic_again_not_twice():
     pixels[..., 2] = np.add.outer(ramp, ramp)  # wraps mod 256: diagonal bands
     stored = {}
     build = SimpleNamespace(prefix="pyramids/t/v1", existing={},
-                            _put=lambda key, data, content_type: stored.update({key: data}))
+                            _put_early=lambda key, data, content_type: stored.update({key: data}))
     peak = _peak_above_start(lambda: pipeline._Build._store_thumbnail(build, SimpleNamespace(pixels=pixels)))
     assert peak < 1.4 * pixels.nbytes, f"{peak / MB:.0f} MB for a {pixels.nbytes / MB:.0f} MB mosaic"
     (data,) = stored.values()

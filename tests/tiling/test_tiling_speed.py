@@ -145,7 +145,7 @@ def _stub(width: int, height: int, levels: dict[int, int]):
                 best = lv
         return best
     return SimpleNamespace(geometry=Geometry(width, height), scanner_level=scanner_level,
-                           exact_shift=lambda lv: levels.get(lv))
+                           exact_shift=lambda lv: levels.get(lv), slide=SimpleNamespace(companion_view=False))
 
 
 def test_policy_for_a_single_level_100k_slide():

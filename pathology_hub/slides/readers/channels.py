@@ -631,6 +631,7 @@ class ChannelViewReader(SlideReader):
     name = "channel-view"
     errors = (ReaderError, OSError, ValueError)
     grey = True
+    companion_view = True
 
     def __init__(self, path: str, fmt: str = "channel-view") -> None:
         self.path = path
