@@ -479,7 +479,7 @@ def bench_slide(slide: str, url: str, workers: int, names: list[str], label: str
             base = r["wall"]
         ratio = f"{base / r['wall']:.2f}x faster" if base and name != "vips-zip" else ""
         notes = {k: v for k, v in r.items() if k not in ("wall", "rss_mb")}
-        print(f"{name:<12} {r['wall']:8.1f} {tiles / r['wall']:9.0f} {r['rss_mb']:12.0f} {ratio:>17}  "
+        print(f"{name:<12} {r['wall']:8.3f} {tiles / r['wall']:9.0f} {r['rss_mb']:12.0f} {ratio:>17}  "
               f"{json.dumps(notes)}", flush=True)
         RESULTS.append({"slide": label, "contender": name, "wall": r["wall"], "rss_mb": r["rss_mb"],
                         "vs_vips": (base / r["wall"]) if base and name != "vips-zip" else None})
@@ -550,7 +550,7 @@ def main() -> None:
     for r in RESULTS:
         if r["contender"] == "hub":
             vs = f"{r['vs_vips']:.2f}x" if r["vs_vips"] else "n/a"
-            print(f"{r['slide']:<45} hub {r['wall']:7.2f} s  {r['rss_mb']:6.0f} MB  vs vips-zip {vs}")
+            print(f"{r['slide']:<45} hub {r['wall']:7.3f} s  {r['rss_mb']:6.0f} MB  vs vips-zip {vs}")
 
 
 if __name__ == "__main__":
