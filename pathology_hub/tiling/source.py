@@ -17,6 +17,7 @@ import hashlib
 import io
 import math
 import os
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -67,16 +68,20 @@ def _identity_grid() -> np.ndarray:
     return grid
 
 
-#: icc_is_identity's answer per ICC profile (SHA-256 of its bytes): a scanner's embedded profile
-#: comes with every slide it makes.
-_IDENTITY: dict[bytes, bool] = {}
+@dataclass
+class _Profile:
+    """What one ICC profile's sRGB conversion costs to learn, learnt once per process (a scanner's
+    embedded profile comes with every slide it makes): the transform (~2 ms to build, a tenth of a
+    small slide's build) and whether it changes any colour (1-2 ms to check, None until asked). A
+    LittleCMS transform holds no per-call state, so every thread of the process applies the same."""
+    transform: Any
+    identity: bool | None = None
 
-#: The sRGB transform built per ICC profile (SHA-256 of its bytes): building one costs ~2 ms,
-#: a tenth of a small slide's build, for the same profile on every slide of a scanner. A
-#: LittleCMS transform holds no per-call state, so every thread of the process applies the same.
-_TRANSFORMS: dict[bytes, Any] = {}
 
-#: Profiles remembered per process (both caches): a worker sees a few scanners, not thousands.
+#: :class:`_Profile` by the SHA-256 of the profile's bytes.
+_PROFILES: dict[bytes, _Profile] = {}
+
+#: Profiles remembered per process: a worker sees a few scanners, not thousands.
 _PROFILE_CACHE = 64
 
 
@@ -101,11 +106,9 @@ class SlideSource:
         #: Tiles hold one grey sample per pixel (:attr:`SlideReader.grey`); every array is (h, w).
         self.grey = bool(getattr(self.slide, "grey", False))
         self._errors: tuple[type[BaseException], ...] = (*self.slide.errors, ReaderError)
-        self._profile_digest: bytes | None = None
-        self._transform = self._srgb_transform()
+        self._profile = self._srgb_profile()
         self._direct = self.slide.native_level0(self.background) if direct else None
         self._dz: DeepZoomGenerator | None = None
-        self._identity: bool | None = None
         self._thumbnail_read: Image.Image | None = None
 
     @property
@@ -118,10 +121,11 @@ class SlideSource:
 
     @property
     def icc(self) -> bool:
-        return self._transform is not None
+        return self._profile is not None
 
-    def _srgb_transform(self) -> Any:
-        """Built once per slide: building a transform costs far more than applying it."""
+    def _srgb_profile(self) -> _Profile | None:
+        """The slide's ICC profile as a :class:`_Profile`, shared with every slide of the process
+        that carries the same profile; None when the slide declares none (sRGB)."""
         try:
             profile = self.slide.color_profile
         except Exception:  # noqa: BLE001
@@ -129,51 +133,44 @@ class SlideSource:
         if profile is None:
             return None
         try:
-            self._profile_digest = hashlib.sha256(profile.tobytes()).digest()
-        except Exception:  # noqa: BLE001 - no bytes to key the identity cache by: check every time
-            self._profile_digest = None
-        key = self._profile_digest
-        transform = _TRANSFORMS.get(key) if key is not None else None
-        if transform is not None:
-            return transform
+            key: bytes | None = hashlib.sha256(profile.tobytes()).digest()
+        except Exception:  # noqa: BLE001 - no bytes to key the cache by: this slide's own record
+            key = None
+        known = _PROFILES.get(key) if key is not None else None
+        if known is not None:
+            return known
         try:
-            transform = ImageCms.buildTransform(profile, ImageCms.createProfile("sRGB"), "RGB", "RGB")
+            known = _Profile(ImageCms.buildTransform(profile, ImageCms.createProfile("sRGB"), "RGB", "RGB"))
         except ImageCms.PyCMSError as exc:
             raise TilingError(f"the slide's ICC colour profile is unusable ({exc})") from exc
         if key is not None:
-            if len(_TRANSFORMS) >= _PROFILE_CACHE:
-                _TRANSFORMS.clear()
-            _TRANSFORMS[key] = transform
-        return transform
+            if len(_PROFILES) >= _PROFILE_CACHE:
+                _PROFILES.clear()
+            _PROFILES[key] = known
+        return known
 
     def to_srgb(self, img: Image.Image) -> Image.Image:
-        if self._transform is not None:
-            img = ImageCms.applyTransform(img, self._transform)
+        if self._profile is not None:
+            img = ImageCms.applyTransform(img, self._profile.transform)
         return img
 
     def icc_is_identity(self) -> bool:
         """Whether the slide's ICC transform leaves every sampled colour unchanged (an embedded sRGB
         profile, as DICOM WSI files commonly carry): then applying it - 1.3 s per 4096 x 4096 block,
         more than decoding - is skipped. Every colour of :func:`_identity_grid` must map to itself
-        exactly; any difference keeps the transform."""
-        if self._identity is None:
-            key = self._profile_digest
-            known = _IDENTITY.get(key) if key is not None else None
-            if known is None:
-                grid = _identity_grid()
-                known = bool(np.array_equal(np.asarray(self.to_srgb(Image.fromarray(grid))), grid))
-                if key is not None:
-                    if len(_IDENTITY) >= _PROFILE_CACHE:
-                        _IDENTITY.clear()
-                    _IDENTITY[key] = known
-            self._identity = known
-        return self._identity
+        exactly; any difference keeps the transform. A slide without a profile has nothing to change."""
+        if self._profile is None:
+            return True
+        if self._profile.identity is None:
+            grid = _identity_grid()
+            self._profile.identity = bool(np.array_equal(np.asarray(self.to_srgb(Image.fromarray(grid))), grid))
+        return self._profile.identity
 
     @property
     def needs_srgb(self) -> bool:
         """Whether pixels read from the slide must go through its ICC transform (one that exists and
         changes something): the one test every read path uses before converting."""
-        return self._transform is not None and not self.icc_is_identity()
+        return not self.icc_is_identity()
 
     def srgb_array(self, img: Image.Image) -> np.ndarray:
         """``img`` (RGB) in sRGB as an array, without the transform when it changes nothing; a grey
@@ -223,13 +220,17 @@ class SlideSource:
 
     def _read_composited(self, x: int, y: int, w: int, h: int) -> np.ndarray:
         """Level-0 pixels of the reader's region (x, y, w, h), on the background, in sRGB."""
+        return self.srgb_array(self._region((x, y), 0, (w, h)))
+
+    def _region(self, location: tuple[int, int], level: int, size: tuple[int, int]) -> Image.Image:
+        """The reader's region composited on the background (RGB) as DeepZoomGenerator does."""
         try:
-            region = self.slide.read_region((x, y), 0, (w, h))
+            region = self.slide.read_region(location, level, size)
         except self._errors as exc:
             raise TilingError(f"the slide's pixels cannot be read ({exc})") from exc
         img = Image.new("RGB", region.size, self.background)
-        img.paste(region, mask=region)  # the same compositing DeepZoomGenerator does
-        return self.srgb_array(img)
+        img.paste(region, mask=region)
+        return img
 
     def scanner_level(self, depth: int) -> int:
         """The slide level DeepZoomGenerator reads for a 2^depth downsample (0 = full resolution)."""
@@ -272,12 +273,7 @@ class SlideSource:
         """Scanner ``level`` (a 2^shift downsample) pixels of [x0, x1) x [y0, y1) in that level's
         Deep Zoom coordinates, composited on the background as DeepZoomGenerator does."""
         location = ((x0 << shift) + self.bounds.x, (y0 << shift) + self.bounds.y)
-        try:
-            region = self.slide.read_region(location, level, (x1 - x0, y1 - y0))
-        except self._errors as exc:
-            raise TilingError(f"the slide's pixels cannot be read ({exc})") from exc
-        img = Image.new("RGB", region.size, self.background)
-        img.paste(region, mask=region)
+        img = self._region(location, level, (x1 - x0, y1 - y0))
         self.remember_level_read(level, shift, x0, y0, x1, y1, img)
         return self.srgb_array(img)
 
@@ -321,12 +317,7 @@ class SlideSource:
         if cached is not None and cached.size[0] >= size[0] and cached.size[1] >= size[1]:
             img = cached.crop((0, 0, *size))
         else:
-            try:
-                region = self.slide.read_region((b.x, b.y), level, size)
-            except self._errors as exc:
-                raise TilingError(f"the slide's pixels cannot be read ({exc})") from exc
-            img = Image.new("RGB", region.size, self.background)
-            img.paste(region, mask=region)
+            img = self._region((b.x, b.y), level, size)
         img.thumbnail((max_size, max_size), Image.LANCZOS)
         return self.to_srgb(img)
 

@@ -54,7 +54,7 @@ def test_identity_check_is_remembered_per_profile(shared_slides, monkeypatch):
     """A scanner's profile is checked once per process; another profile gets its own answer."""
     from pathology_hub.tiling import source as source_module
 
-    monkeypatch.setattr(source_module, "_IDENTITY", {})
+    monkeypatch.setattr(source_module, "_PROFILES", {})
     answers = []
     for name in ["dicom-boxes_0.dcm", "aperio-jp2k-tcga-cr-7395.svs", "dicom-boxes_0.dcm"]:
         slide = SlideSource(shared_slides / name)
@@ -63,7 +63,7 @@ def test_identity_check_is_remembered_per_profile(shared_slides, monkeypatch):
         finally:
             slide.close()
     assert answers == [True, False, True]  # embedded sRGB, the TCGA scanner's profile, sRGB again
-    assert sorted(source_module._IDENTITY.values()) == [False, True]
+    assert sorted(p.identity for p in source_module._PROFILES.values()) == [False, True]
 
 
 def test_thumbnail_reuses_the_coarse_levels_read_with_the_same_pixels(shared_slides):
@@ -134,13 +134,11 @@ def test_identity_check_sees_a_profile_that_changes_few_colours(tmp_path, monkey
     """A tone curve a hair off sRGB changes about 2 % of all 16.7 M colours by one level: the
     sampled check (ramps and lattice, not the whole cube) must still see it; the same profile
     unchanged maps every colour to itself."""
-    import hashlib
-
     from PIL import Image, ImageCms
 
     from pathology_hub.tiling import source as source_module
 
-    monkeypatch.setattr(source_module, "_IDENTITY", {})
+    monkeypatch.setattr(source_module, "_PROFILES", {})
     path = write_synthetic_slide(tmp_path / "s.svs", 300, 200, levels=1)
     cube = np.stack(np.meshgrid(*[np.arange(256, dtype=np.uint8)] * 3, indexing="ij"), axis=-1).reshape(4096, 4096, 3)
     for step, identity in [(0, True), (780, False)]:
@@ -151,7 +149,7 @@ def test_identity_check_sees_a_profile_that_changes_few_colours(tmp_path, monkey
         assert identity or changed < 0.05 * cube.shape[0] * cube.shape[1]  # a slight change, not a wholesale one
         source = SlideSource(path)
         try:
-            source._transform, source._profile_digest = transform, hashlib.sha256(profile.tobytes()).digest()
+            source._profile = source_module._Profile(transform)
             assert source.icc_is_identity() is identity
         finally:
             source.close()
@@ -163,7 +161,7 @@ def test_srgb_transform_is_built_once_per_profile(shared_slides, monkeypatch):
 
     from pathology_hub.tiling import source as source_module
 
-    monkeypatch.setattr(source_module, "_TRANSFORMS", {})
+    monkeypatch.setattr(source_module, "_PROFILES", {})
     built = []
     real = ImageCms.buildTransform
     monkeypatch.setattr(ImageCms, "buildTransform", lambda *a, **k: built.append(a) or real(*a, **k))
@@ -171,7 +169,7 @@ def test_srgb_transform_is_built_once_per_profile(shared_slides, monkeypatch):
               ["aperio-jp2k-tcga-cr-7395.svs", "aperio-jp2k-tcga-cr-7395.svs", "dicom-boxes_0.dcm"]]
     try:
         assert len(built) == 2
-        assert slides[0]._transform is slides[1]._transform is not slides[2]._transform
+        assert slides[0]._profile.transform is slides[1]._profile.transform is not slides[2]._profile.transform
         pixels = np.random.default_rng(5).integers(0, 256, (64, 64, 3), dtype=np.uint8)
         fresh = real(slides[0].slide.color_profile, ImageCms.createProfile("sRGB"), "RGB", "RGB")
         assert np.array_equal(slides[1].srgb_pixels(pixels),
