@@ -232,7 +232,7 @@ def build_pyramid(slide_path: str, store: ObjectStore, prefix: str, *, quality: 
                 continue
             companion = _Companion(csource, validate_key(cprefix.rstrip("/")), set())
             opened.append(companion)  # (closed below even if the listing fails)
-            companion.existing.update(info.key for info in store.list(companion.prefix + "/"))
+            companion.existing.update(_stored_sizes(store, companion.prefix))
         build = _Build(source, store, prefix, listing.result(), quality, workers, progress, checkpoint, started,
                        opened)
         if not opened:
